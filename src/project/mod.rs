@@ -1,0 +1,2 @@
+//! Reading a project directory: its contexts, their info.edn / VERSION files and Dockerfile references.
+pub mod dockerfile;
