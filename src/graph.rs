@@ -1,0 +1,1 @@
+//! The dependency DAG of a project.
