@@ -1,1 +1,45 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+
+use cip::cli::{Cli, Command};
+use cip::commands;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.kind() == ErrorKind::InvalidSubcommand => {
+            eprint!("{e}");
+            eprintln!("\nValid subcommands:\n{}", subcommand_list());
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("{} {e:#}", console::style("error:").red().bold());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Check { project, json } => commands::check::run(&project, json),
+        Command::Graph { project, format } => commands::graph::run(&project, format),
+    }
+}
+
+/// One line per subcommand, as the original tool printed for an unknown one.
+fn subcommand_list() -> String {
+    let cmd = Cli::command();
+    cmd.get_subcommands()
+        .map(|s| {
+            let about = s.get_about().map(|a| a.to_string()).unwrap_or_default();
+            format!("  {:<34} {about}", s.get_name())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,430 @@
+//! A context's metadata: `info.edn` (`{:version "1.2.3" :platforms #{"linux/amd64"}}`) or, in the older
+//! layout, a `VERSION` file with an optional comma-separated `PLATFORMS_OVERRIDE`.
+use std::ops::Range;
+use std::path::Path;
+
+use clojure_reader::edn::{self, Edn};
+use clojure_reader::error::{Code, Error as EdnError};
+use semver::Version;
+
+use crate::diagnostics::Problem;
+use crate::platform::{self, Platform};
+
+/// What a context declares about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    pub version: Version,
+    /// None: not declared, the run's default platforms apply.
+    pub platforms: Option<Vec<Platform>>,
+}
+
+/// Which file layout a context uses; cascade rewrites the same file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InfoFormat {
+    Edn,
+    VersionFile,
+}
+
+/// 1-based line of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Parses `info.edn` text. Every problem found is returned, each naming `file` and a line.
+pub fn parse_edn(text: &str, file: &Path) -> Result<Info, Vec<Problem>> {
+    let map = read_single_map(text, file).map_err(|p| vec![p])?;
+    let mut problems = Vec::new();
+    let version = version_of(&map, text, file).map_err(|p| problems.push(p)).ok();
+    let platforms = platforms_of(&map, text, file).map_err(|p| problems.extend(p));
+    match (version, platforms) {
+        (Some(version), Ok(platforms)) if problems.is_empty() => Ok(Info { version, platforms }),
+        _ => Err(problems),
+    }
+}
+
+/// Reads exactly one EDN map; anything but whitespace and comments after it is an error.
+fn read_single_map<'a>(text: &'a str, file: &Path) -> Result<Edn<'a>, Problem> {
+    let (form, rest) = edn::read(text).map_err(|e| edn_problem(&e, text, 0, file))?;
+    let offset = text.len() - rest.len();
+    match edn::read(rest) {
+        Err(e) if e.code == Code::UnexpectedEOF && e.line.is_none() => {}
+        Err(e) => return Err(edn_problem(&e, text, offset, file)),
+        Ok(_) => {
+            let at = offset + skip_blank(rest);
+            return Err(Problem::error(
+                "bad-edn",
+                "more than one form: info.edn must hold exactly one map",
+            )
+            .at(file, Some(line_of(text, at)))
+            .hint("remove the text after the closing `}` (or merge it into the map)"));
+        }
+    }
+    match form {
+        Edn::Map(_) => Ok(form),
+        other => Err(Problem::error(
+            "bad-edn",
+            format!("info.edn must be a map, found {}", kind_name(&other)),
+        )
+        .at(file, Some(line_of(text, skip_blank(text))))
+        .hint("write it as {:version \"1.0.0\"}")),
+    }
+}
+
+/// Length of leading whitespace, commas and `;` comments.
+fn skip_blank(s: &str) -> usize {
+    let mut i = 0;
+    let b = s.as_bytes();
+    while i < b.len() {
+        match b[i] {
+            b' ' | b'\t' | b'\r' | b'\n' | b',' => i += 1,
+            b';' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1
+                }
+            }
+            _ => break,
+        }
+    }
+    i
+}
+
+fn edn_problem(e: &EdnError, text: &str, base: usize, file: &Path) -> Problem {
+    // Positions of errors in trailing text are relative to that text: shift them to the file.
+    let (line, column) = match (e.line, e.column) {
+        (Some(l), Some(c)) => {
+            let base_line = line_of(text, base);
+            let base_col = base - text[..base].rfind('\n').map_or(0, |i| i + 1);
+            (Some(base_line + l - 1), Some(if l == 1 { base_col + c } else { c }))
+        }
+        _ => (Some(line_of(text, text.len())), None),
+    };
+    let (what, hint) = match &e.code {
+        Code::UnexpectedEOF => (
+            "unexpected end of file",
+            "close every `{`, `#{`, `[` and `\"`; a map needs a value for each key, e.g. {:version \"1.0.0\"}",
+        ),
+        Code::UnmatchedDelimiter(_) => ("unmatched delimiter", "check the brackets"),
+        Code::HashMapDuplicateKey => ("duplicate key in map", "keep one of the two entries"),
+        Code::SetDuplicateKey => ("duplicate element in set", "list each platform once"),
+        Code::InvalidEscape => (
+            "invalid escape in string",
+            "only \\t \\r \\n \\\\ and \\\" are allowed",
+        ),
+        _ => (
+            "invalid EDN",
+            "info.edn is an EDN map such as {:version \"1.0.0\" :platforms #{\"linux/amd64\"}}",
+        ),
+    };
+    Problem::error("bad-edn", format!("{what} ({:?})", e.code))
+        .at(file, line)
+        .column(column)
+        .hint(hint)
+}
+
+fn kind_name(e: &Edn) -> &'static str {
+    match e {
+        Edn::Vector(_) => "a vector",
+        Edn::Set(_) => "a set",
+        Edn::Map(_) => "a map",
+        Edn::List(_) => "a list",
+        Edn::Key(_) => "a keyword",
+        Edn::Symbol(_) => "a symbol",
+        Edn::Str(_) => "a string",
+        Edn::Int(_) => "an integer",
+        Edn::Nil => "nil",
+        Edn::Bool(_) => "a boolean",
+        _ => "a non-map value",
+    }
+}
+
+fn version_of(map: &Edn, text: &str, file: &Path) -> Result<Version, Problem> {
+    let line = key_line(text, "version");
+    match map.get(&Edn::key("version")) {
+        None => Err(Problem::error("missing-version", "info.edn has no :version")
+            .at(file, Some(1))
+            .hint("add a semantic version, e.g. {:version \"1.0.0\"}")),
+        Some(Edn::Str(s)) => parse_version(s).map_err(|msg| {
+            Problem::error("bad-version", msg)
+                .at(file, line)
+                .hint("use MAJOR.MINOR.PATCH, e.g. \"1.4.0\"")
+        }),
+        Some(other) => Err(Problem::error(
+            "bad-version",
+            format!(":version must be a string, found {}", kind_name(other)),
+        )
+        .at(file, line)
+        .hint("quote it: {:version \"1.0.0\"}")),
+    }
+}
+
+pub fn parse_version(s: &str) -> Result<Version, String> {
+    Version::parse(s.trim()).map_err(|e| format!("version {s:?} is not semver: {e}"))
+}
+
+fn platforms_of(map: &Edn, text: &str, file: &Path) -> Result<Option<Vec<Platform>>, Vec<Problem>> {
+    let items: Vec<&Edn> = match map.get(&Edn::key("platforms")) {
+        None => return Ok(None),
+        Some(Edn::Set(s)) => s.iter().collect(),
+        Some(Edn::Vector(v)) | Some(Edn::List(v)) => v.iter().collect(),
+        Some(other) => {
+            return Err(vec![Problem::error(
+                "bad-platform",
+                format!(":platforms must be a set of strings, found {}", kind_name(other)),
+            )
+            .at(file, key_line(text, "platforms"))
+            .hint("write :platforms #{\"linux/amd64\" \"linux/arm64\"}")])
+        }
+    };
+    let mut problems = Vec::new();
+    let mut out: Vec<Platform> = Vec::new();
+    for item in items {
+        let parsed = match item {
+            Edn::Str(s) => s.parse::<Platform>().map_err(|m| (m, string_line(text, s))),
+            other => Err((
+                format!("platform must be a string, found {}", kind_name(other)),
+                key_line(text, "platforms"),
+            )),
+        };
+        match parsed {
+            Ok(p) if !out.contains(&p) => out.push(p),
+            Ok(_) => {}
+            Err((msg, line)) => problems.push(
+                Problem::error("bad-platform", msg)
+                    .at(file, line)
+                    .hint("platforms look like \"linux/amd64\", \"linux/arm64\" or \"linux/arm/v7\""),
+            ),
+        }
+    }
+    if problems.is_empty() && out.is_empty() {
+        problems.push(
+            Problem::error("bad-platform", ":platforms is empty")
+                .at(file, key_line(text, "platforms"))
+                .hint("list at least one platform, or remove :platforms to use the defaults"),
+        );
+    }
+    out.sort();
+    if problems.is_empty() {
+        Ok(Some(out))
+    } else {
+        Err(problems)
+    }
+}
+
+/// A string literal or keyword in EDN text, outside comments. Enough structure to locate values for
+/// messages and for in-place rewrites without disturbing anything else in the file.
+#[derive(Debug, PartialEq)]
+enum Token<'a> {
+    /// Content of a string literal (between the quotes) and its byte range.
+    Str(&'a str, Range<usize>),
+    Keyword(&'a str),
+}
+
+fn tokens(text: &str) -> Vec<Token<'_>> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b';' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                let end = i.min(b.len());
+                out.push(Token::Str(&text[start..end], start..end));
+                i += 1;
+            }
+            b':' => {
+                let start = i + 1;
+                i += 1;
+                while i < b.len() && !b" \t\r\n,;\"{}[]()#".contains(&b[i]) {
+                    i += 1;
+                }
+                out.push(Token::Keyword(&text[start..i]));
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// Byte range of the string value of the top-level `:version` key (for in-place version bumps).
+pub fn version_span(text: &str) -> Option<Range<usize>> {
+    let toks = tokens(text);
+    toks.windows(2).find_map(|w| match w {
+        [Token::Keyword("version"), Token::Str(_, span)] => Some(span.clone()),
+        _ => None,
+    })
+}
+
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    let needle = format!(":{key}");
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let code = line.split(';').next().unwrap_or("");
+        if let Some(pos) = code.find(&needle) {
+            return Some(line_of(text, offset + pos));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+fn string_line(text: &str, value: &str) -> Option<usize> {
+    tokens(text).into_iter().find_map(|t| match t {
+        Token::Str(s, span) if s == value => Some(line_of(text, span.start)),
+        _ => None,
+    })
+}
+
+/// Parses the older layout: `VERSION` holds the version, `PLATFORMS_OVERRIDE` (optional) a comma list.
+pub fn parse_version_file(
+    version_text: &str,
+    version_file: &Path,
+    platforms: Option<(&str, &Path)>,
+) -> Result<Info, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let version = parse_version(version_text)
+        .map_err(|m| {
+            problems.push(
+                Problem::error("bad-version", m)
+                    .at(version_file, Some(1))
+                    .hint("VERSION holds one semantic version, e.g. 1.4.0"),
+            )
+        })
+        .ok();
+    let platforms = match platforms {
+        None => None,
+        Some((text, path)) => match platform::parse_list(text) {
+            Ok(list) => Some(list),
+            Err(m) => {
+                problems.push(
+                    Problem::error("bad-platform", m)
+                        .at(path, Some(1))
+                        .hint("PLATFORMS_OVERRIDE is a comma-separated list like linux/amd64,linux/arm64"),
+                );
+                None
+            }
+        },
+    };
+    match version {
+        Some(version) if problems.is_empty() => Ok(Info { version, platforms }),
+        _ => Err(problems),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Info, Vec<Problem>> {
+        parse_edn(text, Path::new("contexts/01-x/info.edn"))
+    }
+
+    fn codes_and_lines(text: &str) -> Vec<(&'static str, Option<usize>)> {
+        parse(text)
+            .unwrap_err()
+            .into_iter()
+            .map(|p| (p.code, p.line))
+            .collect()
+    }
+
+    #[test]
+    fn reads_version_and_platforms_and_ignores_other_keys() {
+        let info = parse(
+            ";; comment\n{:version \"1.2.3\"\n :platforms #{\"linux/arm64\" \"linux/amd64\"}\n :owner \"me\"}\n; trailing comment\n",
+        )
+        .unwrap();
+        assert_eq!(info.version, Version::new(1, 2, 3));
+        let p: Vec<String> = info.platforms.unwrap().iter().map(|p| p.to_string()).collect();
+        assert_eq!(p, ["linux/amd64", "linux/arm64"]);
+    }
+
+    #[test]
+    fn platforms_may_be_a_vector_and_are_optional() {
+        let info = parse("{:version \"0.1.0\" :platforms [\"linux/amd64\"]}").unwrap();
+        assert_eq!(info.platforms.unwrap().len(), 1);
+        assert_eq!(parse("{:version \"0.1.0\"}").unwrap().platforms, None);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let errs = parse("{:version \"1.0.0\"\n :platforms #{\"linux/amd64\"\n").unwrap_err();
+        assert_eq!(errs[0].code, "bad-edn");
+        assert_eq!(errs[0].line, Some(3));
+        assert!(errs[0].to_string().contains("contexts/01-x/info.edn:3"));
+    }
+
+    #[test]
+    fn key_without_value_is_an_error() {
+        assert_eq!(codes_and_lines("{:version}")[0].0, "bad-edn");
+    }
+
+    #[test]
+    fn trailing_forms_are_errors_with_their_line() {
+        assert_eq!(
+            codes_and_lines("{:version \"1.0.0\"}\n\n{:other 1}\n"),
+            [("bad-edn", Some(3))]
+        );
+        let errs = codes_and_lines("{:version \"1.0.0\"}\n ; ok\n  {:a\n");
+        assert_eq!(errs, [("bad-edn", Some(3))]);
+    }
+
+    #[test]
+    fn non_map_top_level() {
+        assert_eq!(codes_and_lines("\n[1 2]"), [("bad-edn", Some(2))]);
+        assert_eq!(codes_and_lines(""), [("bad-edn", Some(1))]);
+    }
+
+    #[test]
+    fn missing_and_bad_versions() {
+        assert_eq!(codes_and_lines("{:platforms #{\"linux/amd64\"}}")[0].0, "missing-version");
+        assert_eq!(codes_and_lines("{\n:version \"1.2\"}"), [("bad-version", Some(2))]);
+        assert_eq!(codes_and_lines("{:version 1}"), [("bad-version", Some(1))]);
+    }
+
+    #[test]
+    fn every_bad_platform_is_reported_with_its_line() {
+        let errs = codes_and_lines(
+            "{:version \"x\"\n :platforms #{\"linux/amd64\"\n \"linux/amd46\"\n \"windoze/arm64\"}}",
+        );
+        assert_eq!(
+            errs,
+            [
+                ("bad-version", Some(1)),
+                ("bad-platform", Some(3)),
+                ("bad-platform", Some(4))
+            ]
+        );
+        assert_eq!(codes_and_lines("{:version \"1.0.0\" :platforms #{}}")[0].0, "bad-platform");
+        assert_eq!(codes_and_lines("{:version \"1.0.0\" :platforms \"linux/amd64\"}")[0].0, "bad-platform");
+    }
+
+    #[test]
+    fn version_span_points_at_the_value_not_comments_or_other_keys() {
+        let text = ";; :version \"9.9.9\"\n{:old-version \"0.0.1\" :version  \"1.2.3\" :x \":version\"}";
+        let span = version_span(text).unwrap();
+        assert_eq!(&text[span], "1.2.3");
+    }
+
+    #[test]
+    fn version_file_layout() {
+        let p = Path::new("VERSION");
+        let info = parse_version_file("2.0.1\n", p, Some(("linux/amd64, linux/arm64\n", Path::new("P")))).unwrap();
+        assert_eq!(info.version, Version::new(2, 0, 1));
+        assert_eq!(info.platforms.unwrap().len(), 2);
+        let errs = parse_version_file("two", p, Some(("linux/x", Path::new("P")))).unwrap_err();
+        assert_eq!(errs.len(), 2);
+    }
+}
