@@ -1,0 +1,67 @@
+//! Generated project trees for the benchmarks: `n` contexts with a random (seeded) DAG.
+#![allow(dead_code)]
+use std::fs;
+use std::path::Path;
+
+/// A small deterministic PRNG (xorshift64*), so every run measures the same trees.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.max(1))
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Writes `root/contexts/NNNNN-img-i` for i in 0..n. Context i depends on up to `max_parents` earlier
+/// ones; `width` bounds how far back a parent may be (smaller = deeper graph). Returns parents per image.
+pub fn generate(root: &Path, n: usize, max_parents: usize, width: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut rng = Rng::new(seed);
+    let mut all = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut parents = Vec::new();
+        if i > 0 {
+            for _ in 0..rng.below(max_parents as u64 + 1) {
+                let lo = i.saturating_sub(width);
+                let p = lo + rng.below((i - lo) as u64) as usize;
+                if !parents.contains(&p) {
+                    parents.push(p);
+                }
+            }
+        }
+        write_context(root, i, &parents);
+        all.push(parents);
+    }
+    all
+}
+
+pub fn context_dir(root: &Path, i: usize) -> std::path::PathBuf {
+    root.join("contexts").join(format!("{i:05}-img-{i}"))
+}
+
+fn write_context(root: &Path, i: usize, parents: &[usize]) {
+    let dir = context_dir(root, i);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("info.edn"), "{:version \"1.0.0\" :platforms #{\"linux/amd64\"}}\n").unwrap();
+    let mut df = String::from("# generated\nARG REGISTRY\n");
+    match parents.split_first() {
+        None => df.push_str("FROM scratch\n"),
+        Some((first, rest)) => {
+            df.push_str(&format!("FROM ${{REGISTRY}}/img-{first}:1.0.0 AS base\nARG REGISTRY\n"));
+            for p in rest {
+                df.push_str(&format!("COPY --from=${{REGISTRY}}/img-{p}:1.0.0 /x /x-{p}\n"));
+            }
+        }
+    }
+    df.push_str("COPY payload /payload\n");
+    fs::write(dir.join("Dockerfile"), df).unwrap();
+    fs::write(dir.join("payload"), format!("{i}\n")).unwrap();
+}
