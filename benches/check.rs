@@ -14,7 +14,11 @@ fn time_check(dir: &std::path::Path) -> Duration {
         .output()
         .expect("run cip");
     let took = start.elapsed();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     took
 }
 
@@ -25,7 +29,10 @@ fn main() {
     } else {
         &[100]
     };
-    println!("{:>8}  {:>10}  {:>10}  {:>10}", "contexts", "min ms", "median ms", "max ms");
+    println!(
+        "{:>8}  {:>10}  {:>10}  {:>10}",
+        "contexts", "min ms", "median ms", "max ms"
+    );
     for &n in sizes {
         let dir = tempfile::tempdir().unwrap();
         gen::generate(dir.path(), n, 3, 50, 42 + n as u64);

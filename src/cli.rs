@@ -3,6 +3,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::build::BuilderKind;
+use crate::cascade::Level;
 use crate::platform::{self, Platform};
 
 #[derive(Debug, Parser)]
@@ -64,6 +66,154 @@ pub enum Command {
         #[arg(long, short, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
     },
+    /// Show what publish / publish-locally would build and why, per image and platform (no builds)
+    Plan {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Plan a `publish` to this registry (all platforms); without it, a `publish-locally`
+        #[arg(long, value_name = "REG")]
+        remote_registry: Option<String>,
+        /// The local registry of `publish-locally`
+        #[arg(long, value_name = "REG", default_value = "localhost:5000")]
+        local_registry: String,
+        /// Only the platform of this machine
+        #[arg(long)]
+        only_local_platform: bool,
+        #[arg(long, value_name = "HOST")]
+        insecure_registry: Vec<String>,
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Vec<PathBuf>,
+        /// Consider this image unpublished (as `--force` would)
+        #[arg(long, value_name = "NAME")]
+        force: Vec<String>,
+        /// Print the plan as JSON (see docs/json.md)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move every reference to its parent's current version and bump each image whose references moved
+    CascadeVersionUpdates {
+        #[command(flatten)]
+        project: ProjectArgs,
+        #[command(flatten)]
+        edit: EditArgs,
+    },
+    /// Bump one image's version and cascade the bump to all its descendants
+    Bump {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// The image to bump
+        name: String,
+        /// Which part of the version to bump
+        #[arg(value_enum, default_value_t = Level::Patch)]
+        part: Level,
+        #[command(flatten)]
+        edit: EditArgs,
+    },
+    /// Build every missing image for all its platforms and push it to a remote registry (CD)
+    Publish {
+        #[command(flatten)]
+        build: BuildArgs,
+        /// The registry to publish to, host[:port] (HTTPS)
+        #[arg(long, value_name = "REG")]
+        remote_registry: String,
+        /// Only build the platform of this machine
+        #[arg(long)]
+        only_local_platform: bool,
+    },
+    /// Build every missing image for this machine's platform and push it to the local registry
+    PublishLocally {
+        #[command(flatten)]
+        build: BuildArgs,
+        /// The local registry, host[:port] (plain HTTP on loopback)
+        #[arg(long, value_name = "REG", default_value = "localhost:5000")]
+        local_registry: String,
+    },
+    /// Build missing images for this machine's platform into the builder's local store (no push)
+    Build {
+        #[command(flatten)]
+        build: BuildArgs,
+        /// Registry name the images are tagged with (REGISTRY/name:VERSION); children find parents by it
+        #[arg(long, value_name = "REG", default_value = "localhost:5000")]
+        local_registry: String,
+    },
+}
+
+/// Flags shared by the commands that build.
+#[derive(Debug, Args, Clone)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// Which builder runs the builds
+    #[arg(long, value_enum, default_value_t = BuilderKind::Auto)]
+    pub builder: BuilderKind,
+
+    /// How many builds run at once [default: number of CPUs, at least 2]
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Stop at the first failed build and cancel the running ones (the default)
+    #[arg(long, overrides_with = "keep_going")]
+    pub stop_on_first_error: bool,
+
+    /// Finish every image that does not depend on a failure, then list all failures
+    #[arg(long, overrides_with = "stop_on_first_error")]
+    pub keep_going: bool,
+
+    /// Rebuild and republish this image even if its version is published (repeatable).
+    /// Without it, a published version tag is never overwritten.
+    #[arg(long, value_name = "NAME")]
+    pub force: Vec<String>,
+
+    /// Print what would be built and why, then stop
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Allow plain HTTP to this registry host[:port] (loopback addresses always may)
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+
+    /// Trust this CA certificate (PEM) for the registry, in addition to the system roots
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+
+    /// Where builder logs go, one file per image and platform [default: PROJECT/.cip/logs]
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// Print the final summary as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    /// Extra arguments passed to every builder invocation (after `--`)
+    #[arg(last = true, value_name = "BUILDER_ARGS")]
+    pub builder_args: Vec<String>,
+}
+
+impl BuildArgs {
+    pub fn jobs(&self) -> usize {
+        self.jobs
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map_or(2, |n| n.get())
+                    .max(2)
+            })
+            .max(1)
+    }
+}
+
+/// Flags of the commands that edit the project's files.
+#[derive(Debug, Args, Clone)]
+pub struct EditArgs {
+    /// How descendants are bumped
+    #[arg(long, value_enum, default_value_t = Level::Patch)]
+    pub level: Level,
+    /// Print a unified diff of every planned edit and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep the original of each rewritten file as FILE.bk (as the original tool did)
+    #[arg(long)]
+    pub backup: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

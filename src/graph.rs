@@ -68,11 +68,7 @@ impl Graph {
 
     /// Context indexes, parents before children. Empty if the graph has a cycle.
     pub fn order(&self) -> Vec<usize> {
-        self.topo
-            .iter()
-            .flatten()
-            .map(|&n| self.dag[n])
-            .collect()
+        self.topo.iter().flatten().map(|&n| self.dag[n]).collect()
     }
 
     pub fn parents(&self, ctx: usize) -> Vec<usize> {
@@ -105,7 +101,10 @@ impl Graph {
                 }
             }
         }
-        self.order().into_iter().filter(|c| reach.contains(c)).collect()
+        self.order()
+            .into_iter()
+            .filter(|c| reach.contains(c))
+            .collect()
     }
 
     /// Build batches: layer 0 has no parents, layer k's deepest parent is in layer k-1.
@@ -183,7 +182,11 @@ impl Graph {
             visited: &mut BTreeSet<NodeIndex>,
         ) -> bool {
             let cur = *path.last().expect("path starts non-empty");
-            let mut next: Vec<NodeIndex> = g.dag.neighbors(cur).filter(|n| members.contains(n)).collect();
+            let mut next: Vec<NodeIndex> = g
+                .dag
+                .neighbors(cur)
+                .filter(|n| members.contains(n))
+                .collect();
             next.sort();
             for n in next {
                 if n == start {
@@ -211,7 +214,10 @@ fn stable_toposort(dag: &DiGraph<usize, Edge>) -> Option<Vec<NodeIndex>> {
         .node_indices()
         .map(|n| dag.neighbors_directed(n, Direction::Incoming).count())
         .collect();
-    let mut ready: BTreeSet<NodeIndex> = dag.node_indices().filter(|n| indegree[n.index()] == 0).collect();
+    let mut ready: BTreeSet<NodeIndex> = dag
+        .node_indices()
+        .filter(|n| indegree[n.index()] == 0)
+        .collect();
     let mut out = Vec::with_capacity(dag.node_count());
     while let Some(n) = ready.pop_first() {
         out.push(n);
@@ -241,12 +247,22 @@ pub fn validate(project: &Project, graph: &Graph, default_platforms: &[Platform]
         let parent = &project.contexts[graph.dag[e.source()]];
         let child = &project.contexts[graph.dag[e.target()]];
         problems.extend(order_problem(parent, child, e.weight()));
-        problems.extend(platform_problem(parent, child, e.weight(), default_platforms));
+        problems.extend(platform_problem(
+            parent,
+            child,
+            e.weight(),
+            default_platforms,
+        ));
     }
     problems
 }
 
-fn check_reference(project: &Project, graph: &Graph, ctx: &Context, r: &RegistryRef) -> Vec<Problem> {
+fn check_reference(
+    project: &Project,
+    graph: &Graph,
+    ctx: &Context,
+    r: &RegistryRef,
+) -> Vec<Problem> {
     let mut out = Vec::new();
     let here = |p: Problem| p.at(&ctx.dockerfile, Some(r.line));
     if !r.registry_in_scope {
@@ -264,11 +280,13 @@ fn check_reference(project: &Project, graph: &Graph, ctx: &Context, r: &Registry
     }
     let Some(node) = graph.node(&r.name) else {
         if !project.unreadable.contains(&r.name) {
-            out.push(here(Problem::error(
-                "unknown-image",
-                format!("${{REGISTRY}}/{} is not a context of this project", r.name),
-            ))
-            .hint(unknown_hint(project, &r.name)));
+            out.push(
+                here(Problem::error(
+                    "unknown-image",
+                    format!("${{REGISTRY}}/{} is not a context of this project", r.name),
+                ))
+                .hint(unknown_hint(project, &r.name)),
+            );
         }
         return out;
     };
@@ -278,16 +296,25 @@ fn check_reference(project: &Project, graph: &Graph, ctx: &Context, r: &Registry
     }
     let current = parent.version.to_string();
     match (&r.tag, &r.digest) {
-        (None, None) => out.push(here(Problem::warning(
-            "untagged-reference",
-            format!("{} is referenced without a tag (it means `latest`)", r.name),
-        ))
-        .hint(format!("pin it: ${{REGISTRY}}/{}:{current}", r.name))),
-        (Some(tag), _) if *tag != current => out.push(here(Problem::warning(
-            "stale-reference",
-            format!("refers to {}:{tag} but {} is at version {current}", r.name, parent.dir_name),
-        ))
-        .hint("run `cip cascade-version-updates` to move every reference to the current versions")),
+        (None, None) => out.push(
+            here(Problem::warning(
+                "untagged-reference",
+                format!("{} is referenced without a tag (it means `latest`)", r.name),
+            ))
+            .hint(format!("pin it: ${{REGISTRY}}/{}:{current}", r.name)),
+        ),
+        (Some(tag), _) if *tag != current => out.push(
+            here(Problem::warning(
+                "stale-reference",
+                format!(
+                    "refers to {}:{tag} but {} is at version {current}",
+                    r.name, parent.dir_name
+                ),
+            ))
+            .hint(
+                "run `cip cascade-version-updates` to move every reference to the current versions",
+            ),
+        ),
         _ => {}
     }
     out
@@ -324,7 +351,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for j in 0..b.len() {
             let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != b[j])).min(row[j] + 1).min(cur + 1);
+            row[j + 1] = (prev + usize::from(ca != b[j]))
+                .min(row[j] + 1)
+                .min(cur + 1);
             prev = cur;
         }
     }
@@ -332,12 +361,18 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 fn cycle_problem(project: &Project, cycle: &[usize]) -> Problem {
-    let mut names: Vec<&str> = cycle.iter().map(|&i| project.contexts[i].dir_name.as_str()).collect();
+    let mut names: Vec<&str> = cycle
+        .iter()
+        .map(|&i| project.contexts[i].dir_name.as_str())
+        .collect();
     names.push(names[0]);
     let first = &project.contexts[cycle[0]];
-    Problem::error("cycle", format!("dependency cycle: {}", names.join(" -> ")))
-        .at(&first.dockerfile, None)
-        .hint("an image cannot be built from itself: remove one of these references")
+    Problem::error(
+        "cycle",
+        format!("dependency cycle (parent -> child): {}", names.join(" -> ")),
+    )
+    .at(&first.dockerfile, None)
+    .hint("an image cannot be built from itself: remove one of these references")
 }
 
 fn order_problem(parent: &Context, child: &Context, edge: &Edge) -> Option<Problem> {
@@ -360,7 +395,12 @@ fn order_problem(parent: &Context, child: &Context, edge: &Edge) -> Option<Probl
     })
 }
 
-fn platform_problem(parent: &Context, child: &Context, edge: &Edge, defaults: &[Platform]) -> Option<Problem> {
+fn platform_problem(
+    parent: &Context,
+    child: &Context,
+    edge: &Edge,
+    defaults: &[Platform],
+) -> Option<Problem> {
     let available = parent.platforms_or(defaults);
     let missing: Vec<String> = child
         .platforms_or(defaults)

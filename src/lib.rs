@@ -1,8 +1,17 @@
 //! cip: build, publish and version a monorepo of co-dependent container images.
+// `Problem` is a large value, but it only travels on cold error paths where clarity beats boxing.
+#![allow(clippy::result_large_err)]
+pub mod build;
+pub mod cascade;
 pub mod cli;
 pub mod commands;
 pub mod diagnostics;
 pub mod graph;
 pub mod output;
+pub mod plan;
 pub mod platform;
+pub mod progress;
 pub mod project;
+pub mod publish;
+pub mod registry;
+pub mod schedule;

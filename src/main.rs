@@ -5,6 +5,7 @@ use clap::{CommandFactory, Parser};
 
 use cip::cli::{Cli, Command};
 use cip::commands;
+use cip::commands::publish::{self, Mode};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -29,6 +30,65 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Check { project, json } => commands::check::run(&project, json),
         Command::Graph { project, format } => commands::graph::run(&project, format),
+        Command::CascadeVersionUpdates { project, edit } => {
+            commands::cascade::run(&project, None, &edit)
+        }
+        Command::Bump {
+            project,
+            name,
+            part,
+            edit,
+        } => commands::cascade::run(&project, Some((&name, part)), &edit),
+        Command::Plan {
+            project,
+            remote_registry,
+            local_registry,
+            only_local_platform,
+            insecure_registry,
+            ca_cert,
+            force,
+            json,
+        } => {
+            let mode = match remote_registry {
+                Some(registry) => Mode::Remote {
+                    registry,
+                    only_local_platform,
+                },
+                None => Mode::Local {
+                    registry: local_registry,
+                },
+            };
+            publish::plan(&project, mode, &insecure_registry, &ca_cert, &force, json)
+        }
+        Command::Publish {
+            build,
+            remote_registry,
+            only_local_platform,
+        } => publish::run(
+            &build,
+            Mode::Remote {
+                registry: remote_registry,
+                only_local_platform,
+            },
+        ),
+        Command::PublishLocally {
+            build,
+            local_registry,
+        } => publish::run(
+            &build,
+            Mode::Local {
+                registry: local_registry,
+            },
+        ),
+        Command::Build {
+            build,
+            local_registry,
+        } => publish::run(
+            &build,
+            Mode::Store {
+                registry: local_registry,
+            },
+        ),
     }
 }
 

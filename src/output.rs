@@ -12,3 +12,24 @@ pub fn style_problem(p: &Problem) -> String {
     };
     format!("{head}: {rest}")
 }
+
+/// Left-aligned columns separated by two spaces; the first row is the header.
+pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut width = [0usize; N];
+    for row in rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(console::measure_text_width(cell));
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(width)
+            .map(|(c, w)| console::pad_str(c, w, console::Alignment::Left, None).into_owned())
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

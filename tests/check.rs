@@ -5,7 +5,9 @@ use std::process::Command;
 use serde_json::Value;
 
 fn fixture(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/check").join(case)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/check")
+        .join(case)
 }
 
 fn cip(args: &[&str]) -> (i32, String, String) {
@@ -21,18 +23,24 @@ fn cip(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// A problem as (severity, code, file relative to the fixture, line).
+type Found = (String, String, String, Option<u64>);
+
 /// Runs `cip check --json` on a fixture: exit code and (severity, code, file relative to the fixture, line).
-fn check(case: &str) -> (i32, Vec<(String, String, String, Option<u64>)>, Value) {
+fn check(case: &str) -> (i32, Vec<Found>, Value) {
     let dir = fixture(case);
     let (code, stdout, stderr) = cip(&["check", "--json", "-C", dir.to_str().unwrap()]);
-    let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let doc: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
     let problems = doc["problems"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| {
             let file = p["file"].as_str().unwrap_or("");
-            let rel = Path::new(file).strip_prefix(&dir).map(|r| r.display().to_string());
+            let rel = Path::new(file)
+                .strip_prefix(&dir)
+                .map(|r| r.display().to_string());
             (
                 p["severity"].as_str().unwrap().to_string(),
                 p["code"].as_str().unwrap().to_string(),
@@ -44,7 +52,12 @@ fn check(case: &str) -> (i32, Vec<(String, String, String, Option<u64>)>, Value)
     (code, problems, doc)
 }
 
-fn one(severity: &str, code: &str, file: &str, line: Option<u64>) -> (String, String, String, Option<u64>) {
+fn one(
+    severity: &str,
+    code: &str,
+    file: &str,
+    line: Option<u64>,
+) -> (String, String, String, Option<u64>) {
     (severity.into(), code.into(), file.into(), line)
 }
 
@@ -60,26 +73,55 @@ fn valid_project_has_no_problems() {
 fn edn_syntax_error_names_file_line_and_column() {
     let (code, problems, doc) = check("bad-edn");
     assert_eq!(code, 1);
-    assert_eq!(problems, [one("error", "bad-edn", "contexts/00-base/info.edn", Some(3))]);
-    assert!(doc["problems"][0]["hint"].as_str().unwrap().contains("close"));
+    assert_eq!(
+        problems,
+        [one(
+            "error",
+            "bad-edn",
+            "contexts/00-base/info.edn",
+            Some(3)
+        )]
+    );
+    assert!(doc["problems"][0]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("close"));
 }
 
 #[test]
 fn trailing_form_is_an_error() {
     let (code, problems, _) = check("trailing-form");
     assert_eq!(code, 1);
-    assert_eq!(problems, [one("error", "bad-edn", "contexts/00-base/info.edn", Some(3))]);
+    assert_eq!(
+        problems,
+        [one(
+            "error",
+            "bad-edn",
+            "contexts/00-base/info.edn",
+            Some(3)
+        )]
+    );
 }
 
 #[test]
 fn missing_and_bad_version() {
     assert_eq!(
         check("missing-version").1,
-        [one("error", "missing-version", "contexts/00-base/info.edn", Some(1))]
+        [one(
+            "error",
+            "missing-version",
+            "contexts/00-base/info.edn",
+            Some(1)
+        )]
     );
     assert_eq!(
         check("bad-version").1,
-        [one("error", "bad-version", "contexts/00-base/info.edn", Some(2))]
+        [one(
+            "error",
+            "bad-version",
+            "contexts/00-base/info.edn",
+            Some(2)
+        )]
     );
 }
 
@@ -87,18 +129,36 @@ fn missing_and_bad_version() {
 fn bad_platform_names_its_line() {
     let (code, problems, _) = check("bad-platform");
     assert_eq!(code, 1);
-    assert_eq!(problems, [one("error", "bad-platform", "contexts/00-base/info.edn", Some(3))]);
+    assert_eq!(
+        problems,
+        [one(
+            "error",
+            "bad-platform",
+            "contexts/00-base/info.edn",
+            Some(3)
+        )]
+    );
 }
 
 #[test]
 fn missing_files() {
     assert_eq!(
         check("missing-dockerfile").1,
-        [one("error", "missing-dockerfile", "contexts/00-base/Dockerfile", None)]
+        [one(
+            "error",
+            "missing-dockerfile",
+            "contexts/00-base/Dockerfile",
+            None
+        )]
     );
     assert_eq!(
         check("missing-info").1,
-        [one("error", "missing-info", "contexts/00-base/info.edn", None)]
+        [one(
+            "error",
+            "missing-info",
+            "contexts/00-base/info.edn",
+            None
+        )]
     );
 }
 
@@ -106,7 +166,10 @@ fn missing_files() {
 fn duplicate_image_names() {
     let (code, problems, doc) = check("duplicate-name");
     assert_eq!(code, 1);
-    assert_eq!(problems, [one("error", "duplicate-name", "contexts/01-base", None)]);
+    assert_eq!(
+        problems,
+        [one("error", "duplicate-name", "contexts/01-base", None)]
+    );
     let msg = doc["problems"][0]["message"].as_str().unwrap();
     assert!(msg.contains("00-base") && msg.contains("01-base"), "{msg}");
 }
@@ -115,8 +178,19 @@ fn duplicate_image_names() {
 fn unknown_image_suggests_the_closest_name() {
     let (code, problems, doc) = check("unknown-image");
     assert_eq!(code, 1);
-    assert_eq!(problems, [one("error", "unknown-image", "contexts/01-child/Dockerfile", Some(2))]);
-    assert!(doc["problems"][0]["hint"].as_str().unwrap().contains("\"base\""));
+    assert_eq!(
+        problems,
+        [one(
+            "error",
+            "unknown-image",
+            "contexts/01-child/Dockerfile",
+            Some(2)
+        )]
+    );
+    assert!(doc["problems"][0]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("\"base\""));
 }
 
 #[test]
@@ -134,7 +208,10 @@ fn cycle_names_the_whole_cycle() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(msg.contains("00-a -> 02-c -> 01-b -> 00-a"), "{msg}");
+    assert!(
+        msg.contains("(parent -> child): 00-a -> 01-b -> 02-c -> 00-a"),
+        "{msg}"
+    );
     // The graph cannot be drawn either.
     let (code, _, stderr) = cip(&["graph", "-C", fixture("cycle").to_str().unwrap()]);
     assert_eq!(code, 1);
@@ -145,25 +222,58 @@ fn cycle_names_the_whole_cycle() {
 fn prefix_contradicting_the_graph_names_both_directories() {
     let (code, problems, doc) = check("order");
     assert_eq!(code, 1);
-    assert_eq!(problems, [one("error", "order", "contexts/02-child/Dockerfile", Some(2))]);
+    assert_eq!(
+        problems,
+        [one(
+            "error",
+            "order",
+            "contexts/02-child/Dockerfile",
+            Some(2)
+        )]
+    );
     let msg = doc["problems"][0]["message"].as_str().unwrap();
-    assert!(msg.contains("02-child") && msg.contains("03-parent"), "{msg}");
+    assert!(
+        msg.contains("02-child") && msg.contains("03-parent"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn stale_reference_is_a_warning_with_the_cascade_hint() {
     let (code, problems, doc) = check("stale-reference");
     assert_eq!(code, 0, "warnings do not fail check");
-    assert_eq!(problems, [one("warning", "stale-reference", "contexts/01-child/Dockerfile", Some(2))]);
-    assert!(doc["problems"][0]["hint"].as_str().unwrap().contains("cascade-version-updates"));
+    assert_eq!(
+        problems,
+        [one(
+            "warning",
+            "stale-reference",
+            "contexts/01-child/Dockerfile",
+            Some(2)
+        )]
+    );
+    assert!(doc["problems"][0]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("cascade-version-updates"));
 }
 
 #[test]
 fn registry_not_redeclared_in_stage_is_a_warning() {
     let (code, problems, doc) = check("registry-out-of-scope");
     assert_eq!(code, 0);
-    assert_eq!(problems, [one("warning", "registry-out-of-scope", "contexts/02-app/Dockerfile", Some(3))]);
-    assert!(doc["problems"][0]["hint"].as_str().unwrap().contains("ARG REGISTRY"));
+    assert_eq!(
+        problems,
+        [one(
+            "warning",
+            "registry-out-of-scope",
+            "contexts/02-app/Dockerfile",
+            Some(3)
+        )]
+    );
+    assert!(doc["problems"][0]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("ARG REGISTRY"));
 }
 
 #[test]
@@ -172,7 +282,12 @@ fn child_platform_missing_in_parent() {
     assert_eq!(code, 1);
     assert_eq!(
         problems,
-        [one("error", "platform-missing-in-parent", "contexts/01-child/Dockerfile", Some(2))]
+        [one(
+            "error",
+            "platform-missing-in-parent",
+            "contexts/01-child/Dockerfile",
+            Some(2)
+        )]
     );
 }
 
@@ -189,7 +304,10 @@ fn text_output_has_locations_and_a_summary() {
 fn missing_contexts_dir_is_a_clear_error() {
     let (code, _, stderr) = cip(&["check", "-C", "/nonexistent-project"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("/nonexistent-project/contexts is not a directory"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent-project/contexts is not a directory"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -197,19 +315,42 @@ fn graph_text_shows_batches_and_critical_path() {
     let (code, out, _) = cip(&["graph", "-C", fixture("valid").to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(out.contains("4 images in 3 build batches"), "{out}");
-    assert!(out.contains("batch 0:\n  base 1.0.0 [linux/amd64, linux/arm64]\n"), "{out}");
-    assert!(out.contains("top 0.3.0 [linux/amd64]  <- left, right"), "{out}");
-    assert!(out.contains("critical path (3 images): base -> left -> top"), "{out}");
+    assert!(
+        out.contains("batch 0:\n  base 1.0.0 [linux/amd64, linux/arm64]\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("top 0.3.0 [linux/amd64]  <- left, right"),
+        "{out}"
+    );
+    assert!(
+        out.contains("critical path (3 images): base -> left -> top"),
+        "{out}"
+    );
 }
 
 #[test]
 fn graph_json_is_the_documented_schema() {
-    let (code, out, _) = cip(&["graph", "--format", "json", "-C", fixture("valid").to_str().unwrap()]);
+    let (code, out, _) = cip(&[
+        "graph",
+        "--format",
+        "json",
+        "-C",
+        fixture("valid").to_str().unwrap(),
+    ]);
     assert_eq!(code, 0);
     let doc: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["schema_version"], 1);
-    assert_eq!(doc["layers"], serde_json::json!([["base"], ["left", "right"], ["top"]]));
-    let top = doc["images"].as_array().unwrap().iter().find(|i| i["name"] == "top").unwrap();
+    assert_eq!(
+        doc["layers"],
+        serde_json::json!([["base"], ["left", "right"], ["top"]])
+    );
+    let top = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "top")
+        .unwrap();
     assert_eq!(top["dir"], "02-top");
     assert_eq!(top["order"], 2);
     assert_eq!(top["version"], "0.3.0");
@@ -223,7 +364,10 @@ fn graph_json_is_the_documented_schema() {
             {"name": "right", "tag": "2.1.0", "kind": "copy-from", "line": 4}
         ])
     );
-    assert_eq!(doc["images"][0]["children"], serde_json::json!(["left", "right"]));
+    assert_eq!(
+        doc["images"][0]["children"],
+        serde_json::json!(["left", "right"])
+    );
     assert_eq!(doc["images"][0]["external"], serde_json::json!(["scratch"]));
 }
 
@@ -243,7 +387,10 @@ fn unknown_subcommand_lists_valid_ones_and_exits_2() {
     let (code, _, stderr) = cip(&["frobnicate"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("Valid subcommands:"), "{stderr}");
-    assert!(stderr.contains("check") && stderr.contains("graph"), "{stderr}");
+    assert!(
+        stderr.contains("check") && stderr.contains("graph"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -251,6 +398,9 @@ fn help_lists_subcommands() {
     for args in [&["--help"][..], &["help"][..]] {
         let (code, out, _) = cip(args);
         assert_eq!(code, 0);
-        assert!(out.contains("check") && out.contains("Validate the project"), "{out}");
+        assert!(
+            out.contains("check") && out.contains("Validate the project"),
+            "{out}"
+        );
     }
 }

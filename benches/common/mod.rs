@@ -23,7 +23,13 @@ impl Rng {
 
 /// Writes `root/contexts/NNNNN-img-i` for i in 0..n. Context i depends on up to `max_parents` earlier
 /// ones; `width` bounds how far back a parent may be (smaller = deeper graph). Returns parents per image.
-pub fn generate(root: &Path, n: usize, max_parents: usize, width: usize, seed: u64) -> Vec<Vec<usize>> {
+pub fn generate(
+    root: &Path,
+    n: usize,
+    max_parents: usize,
+    width: usize,
+    seed: u64,
+) -> Vec<Vec<usize>> {
     let mut rng = Rng::new(seed);
     let mut all = Vec::with_capacity(n);
     for i in 0..n {
@@ -50,14 +56,22 @@ pub fn context_dir(root: &Path, i: usize) -> std::path::PathBuf {
 fn write_context(root: &Path, i: usize, parents: &[usize]) {
     let dir = context_dir(root, i);
     fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("info.edn"), "{:version \"1.0.0\" :platforms #{\"linux/amd64\"}}\n").unwrap();
+    fs::write(
+        dir.join("info.edn"),
+        "{:version \"1.0.0\" :platforms #{\"linux/amd64\"}}\n",
+    )
+    .unwrap();
     let mut df = String::from("# generated\nARG REGISTRY\n");
     match parents.split_first() {
         None => df.push_str("FROM scratch\n"),
         Some((first, rest)) => {
-            df.push_str(&format!("FROM ${{REGISTRY}}/img-{first}:1.0.0 AS base\nARG REGISTRY\n"));
+            df.push_str(&format!(
+                "FROM ${{REGISTRY}}/img-{first}:1.0.0 AS base\nARG REGISTRY\n"
+            ));
             for p in rest {
-                df.push_str(&format!("COPY --from=${{REGISTRY}}/img-{p}:1.0.0 /x /x-{p}\n"));
+                df.push_str(&format!(
+                    "COPY --from=${{REGISTRY}}/img-{p}:1.0.0 /x /x-{p}\n"
+                ));
             }
         }
     }

@@ -28,7 +28,10 @@ pub fn run(args: &ProjectArgs, as_json: bool) -> anyhow::Result<i32> {
             (0, w) => format!("ok with {w} warning(s)"),
             (e, w) => format!("{e} error(s), {w} warning(s)"),
         };
-        eprintln!("checked {total} context(s) in {}: {verdict}", args.project_dir.display());
+        eprintln!(
+            "checked {total} context(s) in {}: {verdict}",
+            args.project_dir.display()
+        );
     }
     Ok(if errors > 0 { 1 } else { 0 })
 }

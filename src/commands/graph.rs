@@ -31,7 +31,11 @@ pub fn run(args: &ProjectArgs, format: GraphFormat) -> anyhow::Result<i32> {
 }
 
 fn platforms(ctx: &Context, defaults: &[Platform]) -> String {
-    let list: Vec<String> = ctx.platforms_or(defaults).iter().map(|p| p.to_string()).collect();
+    let list: Vec<String> = ctx
+        .platforms_or(defaults)
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
     list.join(", ")
 }
 
@@ -44,7 +48,12 @@ fn text(l: &Loaded, defaults: &[Platform]) -> String {
         let _ = writeln!(out, "batch {i}:");
         for &c in layer {
             let ctx = &cs[c];
-            let parents: Vec<&str> = l.graph.parents(c).iter().map(|&p| cs[p].name.as_str()).collect();
+            let parents: Vec<&str> = l
+                .graph
+                .parents(c)
+                .iter()
+                .map(|&p| cs[p].name.as_str())
+                .collect();
             let from = if parents.is_empty() {
                 String::new()
             } else {
@@ -61,7 +70,12 @@ fn text(l: &Loaded, defaults: &[Platform]) -> String {
     }
     let (path, _) = l.graph.critical_path(|_| 1.0);
     let names: Vec<&str> = path.iter().map(|&c| cs[c].name.as_str()).collect();
-    let _ = writeln!(out, "critical path ({} images): {}", names.len(), names.join(" -> "));
+    let _ = writeln!(
+        out,
+        "critical path ({} images): {}",
+        names.len(),
+        names.join(" -> ")
+    );
     out
 }
 
@@ -125,7 +139,12 @@ pub fn to_json(l: &Loaded, defaults: &[Platform]) -> Value {
                 .filter(|r| l.graph.node(&r.name).is_some())
                 .map(|r| json!({"name": r.name, "tag": r.tag, "kind": r.kind, "line": r.line}))
                 .collect();
-            let children: Vec<&str> = l.graph.children(c).iter().map(|&k| cs[k].name.as_str()).collect();
+            let children: Vec<&str> = l
+                .graph
+                .children(c)
+                .iter()
+                .map(|&k| cs[k].name.as_str())
+                .collect();
             let external: Vec<&str> = ctx.refs.external.iter().map(|e| e.image.as_str()).collect();
             json!({
                 "name": ctx.name,

@@ -1,6 +1,8 @@
 //! One module per subcommand; each returns the process exit code.
+pub mod cascade;
 pub mod check;
 pub mod graph;
+pub mod publish;
 
 use crate::cli::ProjectArgs;
 use crate::diagnostics::Problem;
@@ -26,5 +28,9 @@ pub fn load(args: &ProjectArgs) -> anyhow::Result<Loaded> {
     let mut problems = project.problems.clone();
     problems.extend(validate(&project, &graph, &args.default_platforms));
     problems.sort_by(|a, b| (&a.file, a.line, a.severity).cmp(&(&b.file, b.line, b.severity)));
-    Ok(Loaded { project, graph, problems })
+    Ok(Loaded {
+        project,
+        graph,
+        problems,
+    })
 }

@@ -39,7 +39,9 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 pub fn parse_edn(text: &str, file: &Path) -> Result<Info, Vec<Problem>> {
     let map = read_single_map(text, file).map_err(|p| vec![p])?;
     let mut problems = Vec::new();
-    let version = version_of(&map, text, file).map_err(|p| problems.push(p)).ok();
+    let version = version_of(&map, text, file)
+        .map_err(|p| problems.push(p))
+        .ok();
     let platforms = platforms_of(&map, text, file).map_err(|p| problems.extend(p));
     match (version, platforms) {
         (Some(version), Ok(platforms)) if problems.is_empty() => Ok(Info { version, platforms }),
@@ -49,20 +51,17 @@ pub fn parse_edn(text: &str, file: &Path) -> Result<Info, Vec<Problem>> {
 
 /// Reads exactly one EDN map; anything but whitespace and comments after it is an error.
 fn read_single_map<'a>(text: &'a str, file: &Path) -> Result<Edn<'a>, Problem> {
-    let (form, rest) = edn::read(text).map_err(|e| edn_problem(&e, text, 0, file))?;
-    let offset = text.len() - rest.len();
-    match edn::read(rest) {
-        Err(e) if e.code == Code::UnexpectedEOF && e.line.is_none() => {}
-        Err(e) => return Err(edn_problem(&e, text, offset, file)),
-        Ok(_) => {
-            let at = offset + skip_blank(rest);
-            return Err(Problem::error(
-                "bad-edn",
-                "more than one form: info.edn must hold exactly one map",
-            )
-            .at(file, Some(line_of(text, at)))
-            .hint("remove the text after the closing `}` (or merge it into the map)"));
-        }
+    let (form, rest) = edn::read(text).map_err(|e| edn_problem(&e, text, file))?;
+    // Anything but blanks and comments after the map is a second form, parseable or not.
+    let trailing = skip_blank(rest);
+    if trailing < rest.len() {
+        let at = text.len() - rest.len() + trailing;
+        return Err(Problem::error(
+            "bad-edn",
+            "more than one form: info.edn must hold exactly one map",
+        )
+        .at(file, Some(line_of(text, at)))
+        .hint("remove the text after the closing `}` (or merge it into the map)"));
     }
     match form {
         Edn::Map(_) => Ok(form),
@@ -93,14 +92,9 @@ fn skip_blank(s: &str) -> usize {
     i
 }
 
-fn edn_problem(e: &EdnError, text: &str, base: usize, file: &Path) -> Problem {
-    // Positions of errors in trailing text are relative to that text: shift them to the file.
+fn edn_problem(e: &EdnError, text: &str, file: &Path) -> Problem {
     let (line, column) = match (e.line, e.column) {
-        (Some(l), Some(c)) => {
-            let base_line = line_of(text, base);
-            let base_col = base - text[..base].rfind('\n').map_or(0, |i| i + 1);
-            (Some(base_line + l - 1), Some(if l == 1 { base_col + c } else { c }))
-        }
+        (Some(l), Some(c)) => (Some(l), Some(c)),
         _ => (Some(line_of(text, text.len())), None),
     };
     let (what, hint) = match &e.code {
@@ -145,9 +139,11 @@ fn kind_name(e: &Edn) -> &'static str {
 fn version_of(map: &Edn, text: &str, file: &Path) -> Result<Version, Problem> {
     let line = key_line(text, "version");
     match map.get(&Edn::key("version")) {
-        None => Err(Problem::error("missing-version", "info.edn has no :version")
-            .at(file, Some(1))
-            .hint("add a semantic version, e.g. {:version \"1.0.0\"}")),
+        None => Err(
+            Problem::error("missing-version", "info.edn has no :version")
+                .at(file, Some(1))
+                .hint("add a semantic version, e.g. {:version \"1.0.0\"}"),
+        ),
         Some(Edn::Str(s)) => parse_version(s).map_err(|msg| {
             Problem::error("bad-version", msg)
                 .at(file, line)
@@ -174,7 +170,10 @@ fn platforms_of(map: &Edn, text: &str, file: &Path) -> Result<Option<Vec<Platfor
         Some(other) => {
             return Err(vec![Problem::error(
                 "bad-platform",
-                format!(":platforms must be a set of strings, found {}", kind_name(other)),
+                format!(
+                    ":platforms must be a set of strings, found {}",
+                    kind_name(other)
+                ),
             )
             .at(file, key_line(text, "platforms"))
             .hint("write :platforms #{\"linux/amd64\" \"linux/arm64\"}")])
@@ -193,11 +192,11 @@ fn platforms_of(map: &Edn, text: &str, file: &Path) -> Result<Option<Vec<Platfor
         match parsed {
             Ok(p) if !out.contains(&p) => out.push(p),
             Ok(_) => {}
-            Err((msg, line)) => problems.push(
-                Problem::error("bad-platform", msg)
-                    .at(file, line)
-                    .hint("platforms look like \"linux/amd64\", \"linux/arm64\" or \"linux/arm/v7\""),
-            ),
+            Err((msg, line)) => {
+                problems.push(Problem::error("bad-platform", msg).at(file, line).hint(
+                    "platforms look like \"linux/amd64\", \"linux/arm64\" or \"linux/arm/v7\"",
+                ))
+            }
         }
     }
     if problems.is_empty() && out.is_empty() {
@@ -309,11 +308,9 @@ pub fn parse_version_file(
         Some((text, path)) => match platform::parse_list(text) {
             Ok(list) => Some(list),
             Err(m) => {
-                problems.push(
-                    Problem::error("bad-platform", m)
-                        .at(path, Some(1))
-                        .hint("PLATFORMS_OVERRIDE is a comma-separated list like linux/amd64,linux/arm64"),
-                );
+                problems.push(Problem::error("bad-platform", m).at(path, Some(1)).hint(
+                    "PLATFORMS_OVERRIDE is a comma-separated list like linux/amd64,linux/arm64",
+                ));
                 None
             }
         },
@@ -347,7 +344,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(info.version, Version::new(1, 2, 3));
-        let p: Vec<String> = info.platforms.unwrap().iter().map(|p| p.to_string()).collect();
+        let p: Vec<String> = info
+            .platforms
+            .unwrap()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
         assert_eq!(p, ["linux/amd64", "linux/arm64"]);
     }
 
@@ -389,8 +391,14 @@ mod tests {
 
     #[test]
     fn missing_and_bad_versions() {
-        assert_eq!(codes_and_lines("{:platforms #{\"linux/amd64\"}}")[0].0, "missing-version");
-        assert_eq!(codes_and_lines("{\n:version \"1.2\"}"), [("bad-version", Some(2))]);
+        assert_eq!(
+            codes_and_lines("{:platforms #{\"linux/amd64\"}}")[0].0,
+            "missing-version"
+        );
+        assert_eq!(
+            codes_and_lines("{\n:version \"1.2\"}"),
+            [("bad-version", Some(2))]
+        );
         assert_eq!(codes_and_lines("{:version 1}"), [("bad-version", Some(1))]);
     }
 
@@ -407,13 +415,20 @@ mod tests {
                 ("bad-platform", Some(4))
             ]
         );
-        assert_eq!(codes_and_lines("{:version \"1.0.0\" :platforms #{}}")[0].0, "bad-platform");
-        assert_eq!(codes_and_lines("{:version \"1.0.0\" :platforms \"linux/amd64\"}")[0].0, "bad-platform");
+        assert_eq!(
+            codes_and_lines("{:version \"1.0.0\" :platforms #{}}")[0].0,
+            "bad-platform"
+        );
+        assert_eq!(
+            codes_and_lines("{:version \"1.0.0\" :platforms \"linux/amd64\"}")[0].0,
+            "bad-platform"
+        );
     }
 
     #[test]
     fn version_span_points_at_the_value_not_comments_or_other_keys() {
-        let text = ";; :version \"9.9.9\"\n{:old-version \"0.0.1\" :version  \"1.2.3\" :x \":version\"}";
+        let text =
+            ";; :version \"9.9.9\"\n{:old-version \"0.0.1\" :version  \"1.2.3\" :x \":version\"}";
         let span = version_span(text).unwrap();
         assert_eq!(&text[span], "1.2.3");
     }
@@ -421,7 +436,12 @@ mod tests {
     #[test]
     fn version_file_layout() {
         let p = Path::new("VERSION");
-        let info = parse_version_file("2.0.1\n", p, Some(("linux/amd64, linux/arm64\n", Path::new("P")))).unwrap();
+        let info = parse_version_file(
+            "2.0.1\n",
+            p,
+            Some(("linux/amd64, linux/arm64\n", Path::new("P"))),
+        )
+        .unwrap();
         assert_eq!(info.version, Version::new(2, 0, 1));
         assert_eq!(info.platforms.unwrap().len(), 2);
         let errs = parse_version_file("two", p, Some(("linux/x", Path::new("P")))).unwrap_err();

@@ -66,7 +66,10 @@ pub fn scan(root: &Path) -> anyhow::Result<Project> {
         );
     }
     let mut dirs = Vec::new();
-    for entry in walkdir::WalkDir::new(&contexts_dir).min_depth(1).max_depth(1) {
+    for entry in walkdir::WalkDir::new(&contexts_dir)
+        .min_depth(1)
+        .max_depth(1)
+    {
         let entry = entry.with_context(|| format!("cannot list {}", contexts_dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         // Files (a README) and hidden entries are not contexts; symlinked directories are.
@@ -77,7 +80,7 @@ pub fn scan(root: &Path) -> anyhow::Result<Project> {
     }
     dirs.sort();
 
-    let results: Vec<(String, Result<Context, Vec<Problem>>, Vec<Problem>)> = dirs
+    let results: Vec<Scanned> = dirs
         .into_par_iter()
         .map(|(dir_name, dir)| {
             let (name, result, warnings) = read_context(&dir_name, &dir);
@@ -105,8 +108,11 @@ pub fn scan(root: &Path) -> anyhow::Result<Project> {
     Ok(project)
 }
 
-/// Reads one context directory. Returns its image name, the context or its errors, and warnings.
-fn read_context(dir_name: &str, dir: &Path) -> (String, Result<Context, Vec<Problem>>, Vec<Problem>) {
+/// One context as read: its image name, the context or its errors, and warnings.
+type Scanned = (String, Result<Context, Vec<Problem>>, Vec<Problem>);
+
+/// Reads one context directory.
+fn read_context(dir_name: &str, dir: &Path) -> Scanned {
     let (order, name) = context::split_dir_name(dir_name);
     let name = name.to_string();
     let mut errors = Vec::new();
@@ -126,14 +132,19 @@ fn read_context(dir_name: &str, dir: &Path) -> (String, Result<Context, Vec<Prob
         Ok(bytes) => Some(dockerfile::scan(&String::from_utf8_lossy(&bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             errors.push(
-                Problem::error("missing-dockerfile", format!("context {dir_name} has no Dockerfile"))
-                    .at(&dockerfile, None)
-                    .hint("add a Dockerfile, or move the directory out of contexts/"),
+                Problem::error(
+                    "missing-dockerfile",
+                    format!("context {dir_name} has no Dockerfile"),
+                )
+                .at(&dockerfile, None)
+                .hint("add a Dockerfile, or move the directory out of contexts/"),
             );
             None
         }
         Err(e) => {
-            errors.push(Problem::error("unreadable", format!("cannot read: {e}")).at(&dockerfile, None));
+            errors.push(
+                Problem::error("unreadable", format!("cannot read: {e}")).at(&dockerfile, None),
+            );
             None
         }
     };
@@ -173,9 +184,12 @@ fn read_info(dir: &Path, dir_name: &str, warnings: &mut Vec<Problem>) -> InfoRes
     if edn_path.exists() {
         if version_path.exists() {
             warnings.push(
-                Problem::warning("both-info-files", "both info.edn and VERSION exist; VERSION is ignored")
-                    .at(&version_path, None)
-                    .hint("delete VERSION (and PLATFORMS_OVERRIDE): info.edn is the current layout"),
+                Problem::warning(
+                    "both-info-files",
+                    "both info.edn and VERSION exist; VERSION is ignored",
+                )
+                .at(&version_path, None)
+                .hint("delete VERSION (and PLATFORMS_OVERRIDE): info.edn is the current layout"),
             );
         }
         let text = read_text(&edn_path)?;
@@ -203,10 +217,14 @@ fn read_info(dir: &Path, dir_name: &str, warnings: &mut Vec<Problem>) -> InfoRes
 }
 
 fn read_text(path: &Path) -> Result<String, Vec<Problem>> {
-    let bytes = fs::read(path)
-        .map_err(|e| vec![Problem::error("unreadable", format!("cannot read: {e}")).at(path, None)])?;
+    let bytes = fs::read(path).map_err(|e| {
+        vec![Problem::error("unreadable", format!("cannot read: {e}")).at(path, None)]
+    })?;
     String::from_utf8(bytes).map_err(|e| {
-        let line = info::line_of(&String::from_utf8_lossy(e.as_bytes()), e.utf8_error().valid_up_to());
+        let line = info::line_of(
+            &String::from_utf8_lossy(e.as_bytes()),
+            e.utf8_error().valid_up_to(),
+        );
         vec![Problem::error("bad-encoding", "file is not valid UTF-8")
             .at(path, Some(line))
             .hint("save the file as UTF-8")]

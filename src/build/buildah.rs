@@ -1,0 +1,197 @@
+//! buildah and podman: the same engine (containers/buildah and containers/storage), the same flags.
+//!
+//! Verified with buildah 1.28.2 on Debian 12:
+//! - `STORAGE_DRIVER` is only honoured when a `storage.conf` exists; cip passes it as `--storage-driver`.
+//! - `BUILDAH_ISOLATION=chroot` is honoured (needed where the default OCI runtime fails on cgroups).
+//! - `FROM ${REGISTRY}/parent:1.0.0` from a plain-HTTP registry needs `--tls-verify=false` on `bud`.
+//! - With `--platform`, an image of another platform under the same name in the store is not
+//!   reused: the right one is pulled.
+//! - `push TAG oci:DIR` writes an OCI layout whose `index.json` lists the one manifest (gzip layers).
+use std::path::Path;
+
+use super::process::{find_program, Invocation};
+use super::{probe, BuildJob, Builder, Engine, NodeEnv, NotUsable, RegistryAccess, PROBE_TIMEOUT};
+use super::{BUILDAH_GLOBAL_ARGS_ENV, PODMAN_GLOBAL_ARGS_ENV};
+use crate::platform::Platform;
+
+pub(super) fn detect(engine: Engine, env: NodeEnv) -> Result<Builder, NotUsable> {
+    let name = engine.name();
+    let hint = match engine {
+        Engine::Podman => {
+            "Install it with `apt-get install -y podman` (Debian/Ubuntu) or `dnf install -y podman` \
+             (Fedora/RHEL)"
+        }
+        _ => {
+            "Install it with `apt-get install -y buildah` (Debian/Ubuntu) or `dnf install -y buildah` \
+             (Fedora/RHEL)"
+        }
+    };
+    let not_usable = |reason: String| NotUsable {
+        program: name,
+        reason,
+        hint,
+    };
+    let program = find_program(name, env.get("PATH").as_deref())
+        .ok_or_else(|| not_usable("not found on PATH".to_string()))?;
+    let out = probe(&program, &["--version"], &env, PROBE_TIMEOUT).map_err(not_usable)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(not_usable(format!(
+            "`{name} --version` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let version = parse_version(&text).unwrap_or_else(|| text.trim().to_string());
+    let global_args = global_args(engine, &env);
+    Ok(Builder {
+        engine,
+        program,
+        version,
+        global_args,
+        env,
+        native: vec![Platform::host()],
+        buildx: false,
+        docker_host: None,
+        host_network: false,
+    })
+}
+
+/// `buildah version 1.28.2 (image-spec ..)` / `podman version 4.3.1` -> `1.28.2`.
+fn parse_version(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let i = words.iter().position(|w| *w == "version")?;
+    words
+        .get(i + 1)
+        .map(|v| v.trim_end_matches(',').to_string())
+}
+
+/// `$CIP_BUILDAH_GLOBAL_ARGS` (or `$CIP_PODMAN_GLOBAL_ARGS`), and `--storage-driver $STORAGE_DRIVER`
+/// unless those already choose a driver.
+fn global_args(engine: Engine, env: &NodeEnv) -> Vec<String> {
+    let var = match engine {
+        Engine::Podman => PODMAN_GLOBAL_ARGS_ENV,
+        _ => BUILDAH_GLOBAL_ARGS_ENV,
+    };
+    let mut args: Vec<String> = env
+        .get(var)
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let has_driver = args
+        .iter()
+        .any(|a| a == "--storage-driver" || a.starts_with("--storage-driver="));
+    if let (false, Some(driver)) = (has_driver, env.get("STORAGE_DRIVER")) {
+        args.insert(0, format!("--storage-driver={}", driver.trim()));
+    }
+    args
+}
+
+fn registry_flags(access: &RegistryAccess) -> Vec<String> {
+    let mut args = Vec::new();
+    if access.insecure {
+        args.push("--tls-verify=false".to_string());
+    }
+    if let Some(dir) = &access.cert_dir {
+        args.push(format!("--cert-dir={}", dir.display()));
+    }
+    args
+}
+
+/// `buildah bud` / `podman build`: platform, build args, Dockerfile, tag, registry access, the
+/// user's extra arguments, then the context directory.
+pub(super) fn build(b: &Builder, job: &BuildJob) -> Invocation {
+    let sub = match b.engine {
+        Engine::Podman => "build",
+        _ => "bud",
+    };
+    let mut inv = b
+        .invocation()
+        .arg(sub)
+        .arg(format!("--platform={}", job.platform));
+    for (k, v) in &job.build_args {
+        inv = inv.arg("--build-arg").arg(format!("{k}={v}"));
+    }
+    inv.arg("-f")
+        .arg(&job.dockerfile)
+        .arg("-t")
+        .arg(&job.tag)
+        .args(registry_flags(&job.registry))
+        .args(&job.extra_args)
+        .arg(&job.context_dir)
+}
+
+pub(super) fn export(b: &Builder, tag: &str, dir: &Path) -> Invocation {
+    let mut dest = std::ffi::OsString::from("oci:");
+    dest.push(dir);
+    b.invocation().args(["push", "--quiet", tag]).arg(dest)
+}
+
+pub(super) fn image_exists(b: &Builder, tag: &str) -> Invocation {
+    match b.engine {
+        Engine::Podman => b.invocation().args(["image", "exists", tag]),
+        _ => b.invocation().args([
+            "inspect",
+            "--type",
+            "image",
+            "--format",
+            "{{.FromImageID}}",
+            tag,
+        ]),
+    }
+}
+
+pub(super) fn remove(b: &Builder, tag: &str) -> Invocation {
+    b.invocation().args(["rmi", tag])
+}
+
+pub(super) fn tag(b: &Builder, src: &str, dst: &str) -> Invocation {
+    b.invocation().args(["tag", src, dst])
+}
+
+pub(super) fn pull(
+    b: &Builder,
+    reference: &str,
+    platform: Option<&Platform>,
+    access: &RegistryAccess,
+) -> Invocation {
+    let mut inv = b.invocation().args(["pull", "--quiet"]);
+    if let Some(p) = platform {
+        inv = inv.arg(format!("--platform={p}"));
+    }
+    inv.args(registry_flags(access)).arg(reference)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            parse_version(
+                "buildah version 1.28.2 (image-spec 1.1.0-rc2, runtime-spec 1.0.2-dev)\n"
+            )
+            .as_deref(),
+            Some("1.28.2")
+        );
+        assert_eq!(
+            parse_version("podman version 4.3.1\n").as_deref(),
+            Some("4.3.1")
+        );
+    }
+
+    #[test]
+    fn storage_driver_becomes_a_flag_unless_given() {
+        let env = NodeEnv::new()
+            .set("STORAGE_DRIVER", "vfs")
+            .set(BUILDAH_GLOBAL_ARGS_ENV, "--root /a  --runroot /b");
+        assert_eq!(
+            global_args(Engine::Buildah, &env),
+            ["--storage-driver=vfs", "--root", "/a", "--runroot", "/b"]
+        );
+        let env = env.set(BUILDAH_GLOBAL_ARGS_ENV, "--storage-driver overlay");
+        assert_eq!(
+            global_args(Engine::Buildah, &env),
+            ["--storage-driver", "overlay"]
+        );
+    }
+}

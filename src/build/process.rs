@@ -1,0 +1,570 @@
+//! Running builder programs: each in its own process group, with its output appended to a log or
+//! captured, and the whole group terminated when the future running it is dropped (the scheduler
+//! cancels builds that way on `--stop-on-first-error`).
+//!
+//! Cancellation sends SIGTERM to the group first, so buildah can remove its working container, and
+//! SIGKILL after [`TERM_GRACE`]. That happens on a helper thread, since `Drop` cannot wait;
+//! [`wait_for_cancelled`] lets a process that is about to exit give those threads time to finish.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context as _};
+
+/// How long a cancelled process group gets between SIGTERM and SIGKILL.
+pub const TERM_GRACE: Duration = Duration::from_secs(5);
+/// How long the group may take to vanish after SIGKILL before the helper thread gives up.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+/// How many lines of the log an error message quotes.
+pub const TAIL_LINES: usize = 20;
+/// Longest command line quoted in an error message.
+const SHORT_COMMAND_CHARS: usize = 400;
+
+/// A program with its arguments and environment overrides, runnable several ways.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    program: OsString,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+}
+
+impl Invocation {
+    pub fn new(program: impl Into<OsString>) -> Self {
+        Invocation {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_os_string());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_os_string(), value.as_ref().to_os_string()));
+        self
+    }
+
+    pub fn envs<'a, I>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = &'a (String, String)>,
+    {
+        for (k, v) in vars {
+            self = self.env(k, v);
+        }
+        self
+    }
+
+    /// The command line, shortened for error messages.
+    pub fn short(&self) -> String {
+        let full = self.to_string();
+        if full.chars().count() <= SHORT_COMMAND_CHARS {
+            return full;
+        }
+        let mut s: String = full.chars().take(SHORT_COMMAND_CHARS).collect();
+        s.push_str(" ...");
+        s
+    }
+
+    fn command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            // Its own group: a terminal's Ctrl-C does not reach it directly, and cancelling
+            // reaches the builder's helpers (buildah-chroot-runtime, the RUN command) as well.
+            .process_group(0);
+        cmd
+    }
+
+    /// Runs to completion with stdout and stderr appended to `log` (parent directories are
+    /// created), preceded by a `$ command` line. A non-zero exit is an error quoting the command
+    /// and the last [`TAIL_LINES`] lines this run wrote.
+    pub async fn run_logged(&self, log: &Path) -> anyhow::Result<()> {
+        if let Some(parent) = log.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create the log directory {}", parent.display()))?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("cannot open the build log {}", log.display()))?;
+        writeln!(file, "$ {self}")
+            .with_context(|| format!("cannot write the build log {}", log.display()))?;
+        let start = file.seek(SeekFrom::End(0)).unwrap_or(0);
+        let stderr = file
+            .try_clone()
+            .with_context(|| format!("cannot open the build log {}", log.display()))?;
+
+        let mut cmd = self.command();
+        cmd.stdout(Stdio::from(file)).stderr(Stdio::from(stderr));
+        let status = self.spawn_and_wait(cmd).await?;
+        if status.success() {
+            return Ok(());
+        }
+        let tail = read_tail(log, start, TAIL_LINES);
+        Err(anyhow!(
+            "`{}` failed ({}); last lines of {}:\n{}",
+            self.short(),
+            describe_status(status),
+            log.display(),
+            indent(&tail)
+        ))
+    }
+
+    /// Runs to completion capturing stdout and stderr; a non-zero exit is not an error here.
+    pub async fn run_captured(&self) -> anyhow::Result<Captured> {
+        let mut cmd = self.command();
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.spawn(&mut cmd)?;
+        let guard = GroupGuard::new(&child);
+        let mut out = child.stdout.take().expect("piped stdout");
+        let mut err = child.stderr.take().expect("piped stderr");
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let (r1, r2, status) = tokio::join!(
+            tokio::io::AsyncReadExt::read_to_end(&mut out, &mut stdout),
+            tokio::io::AsyncReadExt::read_to_end(&mut err, &mut stderr),
+            child.wait()
+        );
+        let status = status.with_context(|| format!("cannot wait for `{}`", self.short()))?;
+        guard.disarm();
+        r1.and(r2)
+            .with_context(|| format!("cannot read the output of `{}`", self.short()))?;
+        Ok(Captured {
+            command: self.short(),
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+
+    /// [`run_captured`](Self::run_captured), with a non-zero exit as an error quoting stderr.
+    pub async fn run_ok(&self) -> anyhow::Result<Captured> {
+        let out = self.run_captured().await?;
+        out.check()?;
+        Ok(out)
+    }
+
+    fn spawn(&self, cmd: &mut tokio::process::Command) -> anyhow::Result<tokio::process::Child> {
+        cmd.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                anyhow!(
+                    "cannot run `{}`: {} is not installed (not found on PATH)",
+                    self.short(),
+                    self.program.to_string_lossy()
+                )
+            } else {
+                anyhow!(e).context(format!("cannot run `{}`", self.short()))
+            }
+        })
+    }
+
+    async fn spawn_and_wait(&self, mut cmd: tokio::process::Command) -> anyhow::Result<ExitStatus> {
+        let mut child = self.spawn(&mut cmd)?;
+        let guard = GroupGuard::new(&child);
+        let status = child
+            .wait()
+            .await
+            .with_context(|| format!("cannot wait for `{}`", self.short()))?;
+        guard.disarm();
+        Ok(status)
+    }
+}
+
+impl fmt::Display for Invocation {
+    /// The command line, arguments quoted where the shell would need it (the program by its file
+    /// name, environment omitted).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let program = Path::new(&self.program)
+            .file_name()
+            .unwrap_or(&self.program);
+        write!(f, "{}", quote(program))?;
+        for a in &self.args {
+            write!(f, " {}", quote(a))?;
+        }
+        Ok(())
+    }
+}
+
+fn quote(s: &OsStr) -> String {
+    let s = s.to_string_lossy();
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c));
+    if plain {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The outcome of [`Invocation::run_captured`].
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub command: String,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Captured {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// An error quoting the command and the end of its stderr (or stdout) when it failed.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.success() {
+            return Ok(());
+        }
+        let text = if self.stderr.trim().is_empty() {
+            &self.stdout
+        } else {
+            &self.stderr
+        };
+        Err(anyhow!(
+            "`{}` failed ({}):\n{}",
+            self.command,
+            describe_status(self.status),
+            indent(&last_lines(text, TAIL_LINES))
+        ))
+    }
+}
+
+fn describe_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => status.to_string(),
+    }
+}
+
+fn indent(text: &str) -> String {
+    if text.trim().is_empty() {
+        return "  (no output)".to_string();
+    }
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The last `n` non-empty lines of `text`; progress lines redrawn with `\r` keep their last state.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| l.rsplit('\r').find(|p| !p.trim().is_empty()).unwrap_or(""))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let from = lines.len().saturating_sub(n);
+    lines[from..]
+        .iter()
+        .map(|l| truncate_line(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn truncate_line(line: &str) -> String {
+    const MAX: usize = 400;
+    if line.chars().count() <= MAX {
+        line.to_string()
+    } else {
+        let mut s: String = line.chars().take(MAX).collect();
+        s.push_str(" ...");
+        s
+    }
+}
+
+/// The last `n` lines written to `log` after byte offset `start` (at most the last 64 KiB).
+fn read_tail(log: &Path, start: u64, n: usize) -> String {
+    const WINDOW: u64 = 64 * 1024;
+    let Ok(mut f) = File::open(log) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = start.max(len.saturating_sub(WINDOW));
+    if f.seek(SeekFrom::Start(from)).is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    last_lines(&String::from_utf8_lossy(&buf), n)
+}
+
+/// Terminates the child's process group when dropped while still armed, i.e. when the future
+/// waiting for the child was dropped before the child exited.
+struct GroupGuard {
+    pgid: Option<libc::pid_t>,
+}
+
+impl GroupGuard {
+    fn new(child: &tokio::process::Child) -> Self {
+        GroupGuard {
+            pgid: child.id().and_then(|id| libc::pid_t::try_from(id).ok()),
+        }
+    }
+
+    /// The child exited normally: nothing to clean up.
+    fn disarm(mut self) {
+        self.pgid = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            terminate_group(pgid);
+        }
+    }
+}
+
+/// Process groups being terminated by helper threads.
+static PENDING: Mutex<usize> = Mutex::new(0);
+static PENDING_DONE: Condvar = Condvar::new();
+
+/// SIGTERM to the group now; a helper thread reaps the leader, sends SIGKILL after
+/// [`TERM_GRACE`] if anything of the group is left, and returns when the group is gone.
+fn terminate_group(pgid: libc::pid_t) {
+    // SAFETY: kill(2) with a negative pid signals the process group; no memory is involved.
+    unsafe {
+        libc::kill(-pgid, libc::SIGTERM);
+    }
+    *PENDING.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    let spawned = std::thread::Builder::new()
+        .name(format!("cip-kill-{pgid}"))
+        .spawn(move || {
+            reap_group(pgid);
+            finish_pending();
+        });
+    if spawned.is_err() {
+        // No thread: do not leave the group running.
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+        finish_pending();
+    }
+}
+
+fn finish_pending() {
+    let mut n = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    *n = n.saturating_sub(1);
+    PENDING_DONE.notify_all();
+}
+
+fn reap_group(pgid: libc::pid_t) {
+    let started = Instant::now();
+    let mut killed_at: Option<Instant> = None;
+    loop {
+        // The leader is our child: reap it so its zombie does not keep the group alive. tokio
+        // may reap it first (its orphan queue); then waitpid fails with ECHILD, which is fine.
+        let mut status = 0;
+        // SAFETY: plain syscalls on a pid we spawned.
+        unsafe {
+            libc::waitpid(pgid, &mut status, libc::WNOHANG);
+        }
+        if !group_alive(pgid) {
+            return;
+        }
+        match killed_at {
+            None if started.elapsed() >= TERM_GRACE => {
+                // SAFETY: as above.
+                unsafe {
+                    libc::kill(-pgid, libc::SIGKILL);
+                }
+                killed_at = Some(Instant::now());
+            }
+            Some(at) if at.elapsed() >= KILL_WAIT => return,
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether a process of group `pgid` still runs. Zombies do not count: once the leader is reaped,
+/// its orphaned helpers belong to init, which reaps them when it gets to it.
+fn group_alive(pgid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks whether any process of the group exists.
+    if unsafe { libc::kill(-pgid, 0) } != 0 {
+        return false;
+    }
+    let Ok(proc_dir) = fs::read_dir("/proc") else {
+        return true;
+    };
+    proc_dir.filter_map(Result::ok).any(|e| {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return false;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // pid (comm) state ppid pgrp ...; comm may contain spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<libc::pid_t>().ok());
+        pgrp == Some(pgid) && state != "Z" && state != "X"
+    })
+}
+
+/// Waits (up to `timeout`) until every builder process group cancelled by dropping its future is
+/// gone. Call it before exiting after a cancellation, so no builder outlives cip. Returns whether
+/// all were gone in time.
+pub fn wait_for_cancelled(timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut n = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    while *n > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        n = PENDING_DONE
+            .wait_timeout(n, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    true
+}
+
+/// Finds `program` on `path` (a `PATH` value; or checks it when it contains a `/`).
+pub fn find_program(program: &str, path: Option<&str>) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return is_executable(&p).then_some(p);
+    }
+    std::env::split_paths(path?)
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
+}
+
+/// Every `program` on `path`, in `PATH` order, each file once.
+pub fn find_all_programs(program: &str, path: Option<&str>) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    let mut seen = Vec::new();
+    for dir in path
+        .map(|p| std::env::split_paths(p).collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        let candidate = dir.join(program);
+        if is_executable(&candidate) {
+            let real = fs::canonicalize(&candidate).unwrap_or_else(|_| candidate.clone());
+            if !seen.contains(&real) {
+                seen.push(real);
+                found.push(candidate);
+            }
+        }
+    }
+    found
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_lines_keeps_the_end() {
+        let text = (1..=30).map(|i| format!("line {i}\n")).collect::<String>();
+        let tail = last_lines(&text, 3);
+        assert_eq!(tail, "line 28\nline 29\nline 30");
+        assert_eq!(
+            last_lines("a\r\n\nprogress 1\rprogress 2\n", 5),
+            "a\nprogress 2"
+        );
+    }
+
+    #[test]
+    fn display_quotes_what_needs_it() {
+        let inv = Invocation::new("buildah")
+            .args(["bud", "--build-arg", "A=b c", "-t", "localhost/x:1"])
+            .arg("it's");
+        assert_eq!(
+            inv.to_string(),
+            r"buildah bud --build-arg 'A=b c' -t localhost/x:1 'it'\''s'"
+        );
+        let long = Invocation::new("x").args(std::iter::repeat_n("abcdefghij", 100));
+        assert!(long.short().ends_with(" ..."));
+        assert!(long.short().len() < 450);
+    }
+
+    #[tokio::test]
+    async fn logged_failure_quotes_this_runs_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("sub/dir/x.log");
+        fs::create_dir_all(log.parent().unwrap()).unwrap();
+        fs::write(&log, "old run\n").unwrap();
+        let inv = Invocation::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]);
+        let err = inv.run_logged(&log).await.unwrap_err().to_string();
+        assert!(err.contains("exit status 3"), "{err}");
+        assert!(err.contains("sh -c"), "{err}");
+        assert!(err.contains("out") && err.contains("err"), "{err}");
+        assert!(!err.contains("old run"), "{err}");
+        let text = fs::read_to_string(&log).unwrap();
+        assert!(text.starts_with("old run\n$ sh -c"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_named() {
+        let err = Invocation::new("cip-no-such-program-xyz")
+            .run_captured()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cip-no-such-program-xyz"), "{err}");
+        assert!(err.contains("not installed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_future_kills_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("pid");
+        // The shell's child (sleep) is what must die too: it is in the same group.
+        let script = format!("sleep 30 & echo $! > {}; wait", marker.display());
+        let inv = Invocation::new("sh").args(["-c", &script]);
+        let log = dir.path().join("log");
+        let fut = inv.run_logged(&log);
+        let res = tokio::time::timeout(Duration::from_millis(500), fut).await;
+        assert!(res.is_err(), "the command should still run");
+        let pid: i32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+        assert!(wait_for_cancelled(Duration::from_secs(10)));
+        let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for a reaper that is not us.
+        assert!(
+            state.is_empty() || state.contains(") Z "),
+            "sleep {pid} still runs: {state}"
+        );
+    }
+}

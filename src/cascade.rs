@@ -1,0 +1,378 @@
+//! Version cascade: move every reference to its parent's current (or newly bumped) version and bump each
+//! image whose references moved, once, parents first. Edits touch only version tokens; all edits are
+//! computed first and written all-or-nothing through temporary files renamed into place.
+use std::collections::BTreeMap;
+use std::fs;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use semver::Version;
+
+use crate::diagnostics::Problem;
+use crate::graph::Graph;
+use crate::project::dockerfile;
+use crate::project::info::{self, InfoFormat};
+use crate::project::{Context, Project};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Level {
+    Patch,
+    Minor,
+    Major,
+}
+
+pub fn bump(v: &Version, level: Level) -> Version {
+    match level {
+        Level::Patch => Version::new(v.major, v.minor, v.patch + 1),
+        Level::Minor => Version::new(v.major, v.minor + 1, 0),
+        Level::Major => Version::new(v.major + 1, 0, 0),
+    }
+}
+
+/// Why an image's version moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    /// Asked for (`cip bump NAME`, `cip bump --changed`).
+    Requested,
+    /// These parents moved to these versions.
+    ParentsMoved(Vec<(String, String)>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Bump {
+    pub ctx: usize,
+    pub name: String,
+    pub from: Version,
+    pub to: Version,
+    pub why: Why,
+}
+
+/// Every file to rewrite, with its old and new content, and every version bump.
+#[derive(Debug, Default)]
+pub struct Cascade {
+    pub bumps: Vec<Bump>,
+    /// Path -> (original, rewritten). Ordered for stable output.
+    pub files: BTreeMap<PathBuf, (String, String)>,
+}
+
+impl Cascade {
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+/// Computes the cascade. `requested` bumps these contexts first (by index). Returns every problem that
+/// prevents an edit; then nothing may be written.
+pub fn compute(
+    project: &Project,
+    graph: &Graph,
+    requested: &[usize],
+    level: Level,
+) -> Result<Cascade, Vec<Problem>> {
+    compute_with(project, graph, requested, level, level)
+}
+
+/// As `compute`, with the requested images bumped by `requested_level` and their descendants by `level`.
+pub fn compute_with(
+    project: &Project,
+    graph: &Graph,
+    requested: &[usize],
+    requested_level: Level,
+    level: Level,
+) -> Result<Cascade, Vec<Problem>> {
+    let mut new_version: Vec<Version> =
+        project.contexts.iter().map(|c| c.version.clone()).collect();
+    let mut edits: BTreeMap<PathBuf, Vec<(Range<usize>, String)>> = BTreeMap::new();
+    let mut texts: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let mut bumps = Vec::new();
+    let mut problems = Vec::new();
+
+    for c in graph.order() {
+        let ctx = &project.contexts[c];
+        let mut moved = Vec::new();
+        match reference_edits(project, graph, ctx, &new_version) {
+            Ok((text, ref_edits)) => {
+                for (span, to, parent) in ref_edits {
+                    moved.push((parent, to.clone()));
+                    edits
+                        .entry(ctx.dockerfile.clone())
+                        .or_default()
+                        .push((span, to));
+                }
+                texts.insert(ctx.dockerfile.clone(), text);
+            }
+            Err(mut p) => problems.append(&mut p),
+        }
+        moved.sort();
+        moved.dedup();
+        let why = if requested.contains(&c) {
+            Why::Requested
+        } else if !moved.is_empty() {
+            Why::ParentsMoved(moved)
+        } else {
+            continue;
+        };
+        let to = bump(
+            &ctx.version,
+            if why == Why::Requested {
+                requested_level
+            } else {
+                level
+            },
+        );
+        match version_edit(ctx) {
+            Ok((text, span)) => {
+                edits
+                    .entry(ctx.info_file.clone())
+                    .or_default()
+                    .push((span, to.to_string()));
+                texts.insert(ctx.info_file.clone(), text);
+            }
+            Err(p) => problems.push(p),
+        }
+        new_version[c] = to.clone();
+        bumps.push(Bump {
+            ctx: c,
+            name: ctx.name.clone(),
+            from: ctx.version.clone(),
+            to,
+            why,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let files = edits
+        .into_iter()
+        .map(|(path, mut e)| {
+            let original = texts.remove(&path).unwrap_or_default();
+            e.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
+            let mut text = original.clone();
+            for (span, replacement) in e {
+                text.replace_range(span, &replacement);
+            }
+            (path, (original, text))
+        })
+        .filter(|(_, (a, b))| a != b)
+        .collect();
+    Ok(Cascade { bumps, files })
+}
+
+type RefEdit = (Range<usize>, String, String);
+
+/// The edits moving `ctx`'s references to their parents' new versions, and the Dockerfile text they
+/// apply to (read afresh, so the spans match the bytes on disk).
+fn reference_edits(
+    project: &Project,
+    graph: &Graph,
+    ctx: &Context,
+    new_version: &[Version],
+) -> Result<(String, Vec<RefEdit>), Vec<Problem>> {
+    let text = read_utf8(&ctx.dockerfile).map_err(|p| vec![p])?;
+    let refs = dockerfile::scan(&text);
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for r in &refs.registry_refs {
+        let Some(node) = graph.node(&r.name) else {
+            continue;
+        };
+        let parent = graph.dag[node];
+        if project.contexts[parent].name == ctx.name {
+            continue; // a self-reference is a cycle, reported by check
+        }
+        let want = new_version[parent].to_string();
+        if r.tag.as_deref() == Some(want.as_str()) && r.digest.is_none() {
+            continue;
+        }
+        let here = |msg: String, hint: &str| {
+            Problem::error("cannot-rewrite", msg)
+                .at(&ctx.dockerfile, Some(r.line))
+                .hint(hint.to_string())
+        };
+        let written = r.tag.as_deref().unwrap_or("");
+        if let Some(d) = &r.digest {
+            problems.push(here(
+                format!(
+                    "{} is pinned by digest ({d}); cip cannot move it to {want}",
+                    r.name
+                ),
+                "remove the @digest (or update it by hand), then run the cascade again",
+            ));
+        } else if r
+            .tag
+            .as_deref()
+            .map(info::parse_version)
+            .is_some_and(|v| v.is_err())
+        {
+            problems.push(here(
+                format!(
+                    "tag {written:?} of {} is not a version; cip cannot move it to {want}",
+                    r.name
+                ),
+                "pin the reference to a semantic version, e.g. ${REGISTRY}/NAME:1.0.0",
+            ));
+        } else if let (Some(span), Some(_)) = (r.tag_span.clone(), &r.tag) {
+            out.push((span, want, r.name.clone()));
+        } else {
+            problems.push(here(
+                format!("the reference to {} has no literal tag to rewrite", r.name),
+                "write the tag in the Dockerfile: ${REGISTRY}/NAME:VERSION",
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok((text, out))
+    } else {
+        Err(problems)
+    }
+}
+
+/// The span of the version in the context's info file, and that file's text.
+fn version_edit(ctx: &Context) -> Result<(String, Range<usize>), Problem> {
+    let text = read_utf8(&ctx.info_file)?;
+    let span = match ctx.info_format {
+        InfoFormat::Edn => info::version_span(&text),
+        InfoFormat::VersionFile => {
+            let first = text.lines().next().unwrap_or("");
+            let start = first.len() - first.trim_start().len();
+            Some(start..start + first.trim().len())
+        }
+    };
+    match span {
+        Some(span) if !span.is_empty() || ctx.info_format == InfoFormat::VersionFile => {
+            Ok((text, span))
+        }
+        _ => Err(
+            Problem::error("cannot-rewrite", "no :version string to rewrite")
+                .at(&ctx.info_file, None)
+                .hint("write the version as :version \"1.0.0\""),
+        ),
+    }
+}
+
+fn read_utf8(path: &Path) -> Result<String, Problem> {
+    let bytes = fs::read(path)
+        .map_err(|e| Problem::error("unreadable", format!("cannot read: {e}")).at(path, None))?;
+    String::from_utf8(bytes).map_err(|_| {
+        Problem::error(
+            "bad-encoding",
+            "file is not valid UTF-8; cip will not rewrite it",
+        )
+        .at(path, None)
+        .hint("save it as UTF-8")
+    })
+}
+
+/// Writes every file of the cascade, or none: each new content goes to a temporary file in the same
+/// directory first; only when all are written are they renamed over the originals. If a rename fails,
+/// the files already replaced get their original content back.
+pub fn write(cascade: &Cascade, backup: bool) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let mut staged = Vec::new();
+    for (path, (original, new)) in &cascade.files {
+        // Dropping `staged` on error removes every temporary file: nothing was changed.
+        let tmp = stage(path, new)
+            .with_context(|| format!("cannot write {}; no file was changed", path.display()))?;
+        let bk = if backup {
+            Some(stage(path, original).with_context(|| {
+                format!(
+                    "cannot write a backup of {}; no file was changed",
+                    path.display()
+                )
+            })?)
+        } else {
+            None
+        };
+        staged.push((path, tmp, bk));
+    }
+    let mut replaced: Vec<&PathBuf> = Vec::new();
+    let mut backups = Vec::new();
+    for (path, tmp, bk) in staged {
+        if let Err(e) = tmp.persist(path) {
+            let restored = restore(cascade, &replaced);
+            return Err(anyhow::Error::new(e.error).context(format!(
+                "cannot replace {}; {}",
+                path.display(),
+                restored
+            )));
+        }
+        replaced.push(path);
+        backups.extend(bk.map(|b| (path, b)));
+    }
+    for (path, b) in backups {
+        let mut name = path.clone().into_os_string();
+        name.push(".bk");
+        b.persist(PathBuf::from(name))
+            .map_err(|e| e.error)
+            .context("cannot write a .bk copy")?;
+    }
+    Ok(())
+}
+
+/// A temporary file next to `path` holding `content`, with `path`'s permissions.
+fn stage(path: &Path, content: &str) -> anyhow::Result<tempfile::NamedTempFile> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".cip-").tempfile_in(dir)?;
+    tmp.write_all(content.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    if let Ok(meta) = fs::metadata(path) {
+        fs::set_permissions(tmp.path(), meta.permissions())?;
+    }
+    Ok(tmp)
+}
+
+/// Puts the original content back into files already replaced; says how that went.
+fn restore(cascade: &Cascade, replaced: &[&PathBuf]) -> String {
+    let failed: Vec<String> = replaced
+        .iter()
+        .filter(|p| {
+            let original = &cascade.files[**p].0;
+            stage(p, original)
+                .and_then(|t| t.persist(p).map_err(|e| e.error.into()))
+                .is_err()
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    if failed.is_empty() {
+        "every file was left as it was".to_string()
+    } else {
+        format!(
+            "could not restore {}: check them by hand",
+            failed.join(", ")
+        )
+    }
+}
+
+/// A unified diff of every planned edit, paths as given.
+pub fn diff(cascade: &Cascade) -> String {
+    let mut out = String::new();
+    for (path, (old, new)) in &cascade.files {
+        let p = path.display().to_string();
+        let d = similar::TextDiff::from_lines(old, new);
+        out.push_str(
+            &d.unified_diff()
+                .context_radius(2)
+                .header(&format!("a/{p}"), &format!("b/{p}"))
+                .to_string(),
+        );
+    }
+    out
+}
+
+/// One line per bump: `name 1.0.0 -> 1.0.1 (busybox -> 1.1.0)`.
+pub fn summary(cascade: &Cascade) -> String {
+    let mut out = String::new();
+    for b in &cascade.bumps {
+        let why = match &b.why {
+            Why::Requested => "requested".to_string(),
+            Why::ParentsMoved(ps) => ps
+                .iter()
+                .map(|(n, v)| format!("{n} -> {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        out.push_str(&format!("{} {} -> {} ({why})\n", b.name, b.from, b.to));
+    }
+    out
+}

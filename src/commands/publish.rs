@@ -1,0 +1,191 @@
+//! `cip publish`, `cip publish-locally`, `cip build` and `cip plan`: plan against the target, then build
+//! what is missing.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use oci_client::secrets::RegistryAuth;
+
+use super::{load, Loaded};
+use crate::build::{emulation, Builder, RegistryAccess};
+use crate::cli::{BuildArgs, ProjectArgs};
+use crate::output::style_problem;
+use crate::plan::{self, PlatformScope, Target};
+use crate::platform::Platform;
+use crate::publish::{render_summary, summary_json, Runner};
+use crate::registry::{self, Endpoint, Registry};
+
+/// Where a run publishes.
+pub enum Mode {
+    /// `publish`: a remote registry, every declared platform (or only the local one).
+    Remote {
+        registry: String,
+        only_local_platform: bool,
+    },
+    /// `publish-locally`: a local registry, the local platform.
+    Local { registry: String },
+    /// `build`: the builder's local store, the local platform.
+    Store { registry: String },
+}
+
+impl Mode {
+    fn registry(&self) -> &str {
+        match self {
+            Mode::Remote { registry, .. } | Mode::Local { registry } | Mode::Store { registry } => {
+                registry
+            }
+        }
+    }
+
+    fn scope(&self, project: &ProjectArgs) -> PlatformScope {
+        match self {
+            Mode::Remote {
+                only_local_platform: false,
+                ..
+            } => PlatformScope::Declared(project.default_platforms.0.clone()),
+            _ => PlatformScope::Only(Platform::host()),
+        }
+    }
+}
+
+/// Loads the project and refuses to go on if it has errors (warnings are shown).
+fn load_valid(args: &ProjectArgs) -> anyhow::Result<Loaded> {
+    let loaded = load(args)?;
+    for p in &loaded.problems {
+        eprintln!("{}", style_problem(p));
+    }
+    if loaded.errors() > 0 {
+        bail!(
+            "{} error(s) in the project (see above; `cip check` lists them)",
+            loaded.errors()
+        );
+    }
+    Ok(loaded)
+}
+
+/// Credentials of a run: CIP_USERNAME / CIP_PASSWORD if both are set, else anonymous.
+fn auth_from_env() -> RegistryAuth {
+    match (std::env::var("CIP_USERNAME"), std::env::var("CIP_PASSWORD")) {
+        (Ok(u), Ok(p)) if !u.is_empty() => RegistryAuth::Basic(u, p),
+        _ => RegistryAuth::Anonymous,
+    }
+}
+
+fn endpoint(host: &str, insecure: &[String], ca_certs: &[PathBuf]) -> anyhow::Result<Endpoint> {
+    registry::validate_host(host)?;
+    let mut e = Endpoint::new(host);
+    e.insecure_hosts = insecure.to_vec();
+    e.ca_certs = ca_certs.to_vec();
+    if let Ok(f) = std::env::var("SSL_CERT_FILE") {
+        e.ca_certs.push(PathBuf::from(f));
+    }
+    Ok(e)
+}
+
+/// Copies the CA files into a directory as `*.crt`, the form buildah's `--cert-dir` reads.
+fn cert_dir(ca_certs: &[PathBuf]) -> anyhow::Result<Option<tempfile::TempDir>> {
+    if ca_certs.is_empty() {
+        return Ok(None);
+    }
+    let dir = tempfile::Builder::new().prefix("cip-certs-").tempdir()?;
+    for (i, c) in ca_certs.iter().enumerate() {
+        std::fs::copy(c, dir.path().join(format!("ca-{i}.crt")))
+            .with_context(|| format!("cannot read CA certificate {}", c.display()))?;
+    }
+    Ok(Some(dir))
+}
+
+pub fn plan(
+    project: &ProjectArgs,
+    mode: Mode,
+    insecure: &[String],
+    ca_certs: &[PathBuf],
+    force: &[String],
+    json: bool,
+) -> anyhow::Result<i32> {
+    let loaded = load_valid(project)?;
+    let ep = endpoint(mode.registry(), insecure, ca_certs)?;
+    let rt = runtime()?;
+    let target = Target::Registry(Arc::new(
+        rt.block_on(Registry::connect(ep, auth_from_env()))?,
+    ));
+    let plans = rt.block_on(plan::make(&loaded, &target, &mode.scope(project), force))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan::to_json(&loaded, &target, &plans))?
+        );
+    } else {
+        print!("{}", plan::render(&loaded, &plans));
+    }
+    Ok(0)
+}
+
+pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
+    let loaded = load_valid(&args.project)?;
+    let ep = endpoint(mode.registry(), &args.insecure_registry, &args.ca_cert)?;
+    let builder = Arc::new(Builder::detect(args.builder)?);
+    let rt = runtime()?;
+    let (target, plain_http) = match &mode {
+        Mode::Store { registry } => {
+            let target = Target::LocalStore {
+                builder: builder.clone(),
+                registry: registry.clone(),
+            };
+            (target, ep.plain_http())
+        }
+        _ => {
+            let reg = rt.block_on(Registry::connect(ep, auth_from_env()))?;
+            let plain = reg.plain_http();
+            (Target::Registry(Arc::new(reg)), plain)
+        }
+    };
+    let plans = rt.block_on(plan::make(
+        &loaded,
+        &target,
+        &mode.scope(&args.project),
+        &args.force,
+    ))?;
+    if args.dry_run {
+        print!("{}", plan::render(&loaded, &plans));
+        return Ok(0);
+    }
+    let needed: Vec<Platform> = plans.iter().flat_map(|p| p.to_build()).collect();
+    emulation::check(&needed, &builder.native_platforms()).map_err(anyhow::Error::msg)?;
+
+    let certs = cert_dir(&args.ca_cert)?;
+    let runner = Runner {
+        builder,
+        target: target.clone(),
+        access: RegistryAccess {
+            insecure: plain_http,
+            cert_dir: certs.as_ref().map(|d| d.path().to_path_buf()),
+        },
+        jobs: args.jobs(),
+        keep_going: args.keep_going,
+        log_dir: args
+            .log_dir
+            .clone()
+            .unwrap_or_else(|| args.project.project_dir.join(".cip/logs")),
+        builder_args: args.builder_args.clone(),
+    };
+    let (results, ok) = rt.block_on(runner.run(&loaded, &plans))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary_json(target.registry_name(), &results))?
+        );
+    }
+    eprint!("{}", render_summary(&results));
+    if !ok {
+        eprintln!("logs: {}", runner.log_dir.display());
+    }
+    Ok(if ok { 0 } else { 1 })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}

@@ -1,0 +1,291 @@
+//! What a run must build and why: per image and platform, published, missing, forced, or waiting for a
+//! parent that is rebuilt in the same run.
+use std::sync::Arc;
+
+use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::build::Builder;
+use crate::commands::Loaded;
+use crate::platform::Platform;
+use crate::registry::{Published, Registry};
+
+/// Where a run's images live.
+#[derive(Clone)]
+pub enum Target {
+    Registry(Arc<Registry>),
+    /// The builder's local store (`cip build`), images tagged `REGISTRY/name:VERSION`.
+    LocalStore {
+        builder: Arc<Builder>,
+        registry: String,
+    },
+}
+
+impl Target {
+    pub fn registry_name(&self) -> &str {
+        match self {
+            Target::Registry(r) => r.host(),
+            Target::LocalStore { registry, .. } => registry,
+        }
+    }
+}
+
+/// Which platforms a run builds.
+#[derive(Debug, Clone)]
+pub enum PlatformScope {
+    /// Each image's declared platforms (or the defaults).
+    Declared(Vec<Platform>),
+    /// Only this platform, for the images that declare it.
+    Only(Platform),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Published,
+    Missing,
+    Forced,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImagePlan {
+    /// Index into `Project::contexts`.
+    pub ctx: usize,
+    pub name: String,
+    pub version: String,
+    /// The platforms this run is responsible for.
+    pub wanted: Vec<Platform>,
+    /// Declared platforms left out by the scope (e.g. arm64 in a publish-locally on amd64).
+    pub out_of_scope: Vec<Platform>,
+    /// What the version tag holds now.
+    pub published: Option<Published>,
+    pub forced: bool,
+    /// Parents (context indexes) rebuilt in this run: this image's builds wait for them.
+    pub waits_for: Vec<usize>,
+}
+
+impl ImagePlan {
+    pub fn status(&self, p: &Platform) -> Status {
+        if self.forced {
+            Status::Forced
+        } else if self
+            .published
+            .as_ref()
+            .is_some_and(|pb| pb.platforms().contains(p))
+        {
+            Status::Published
+        } else {
+            Status::Missing
+        }
+    }
+
+    /// The platforms to build in this run.
+    pub fn to_build(&self) -> Vec<Platform> {
+        self.wanted
+            .iter()
+            .filter(|p| self.status(p) != Status::Published)
+            .cloned()
+            .collect()
+    }
+
+    pub fn needs_build(&self) -> bool {
+        !self.to_build().is_empty()
+    }
+}
+
+/// Asks the target, for all images at once (bounded concurrency), what is there already.
+pub async fn make(
+    loaded: &Loaded,
+    target: &Target,
+    scope: &PlatformScope,
+    force: &[String],
+) -> anyhow::Result<Vec<ImagePlan>> {
+    for name in force {
+        if loaded.graph.node(name).is_none() {
+            anyhow::bail!("--force {name}: no context produces an image named {name:?}");
+        }
+    }
+    let order = loaded.graph.order();
+    let lookups = order.iter().map(|&c| {
+        let ctx = &loaded.project.contexts[c];
+        let (wanted, out_of_scope) = scope_platforms(scope, ctx);
+        let target = target.clone();
+        let (name, version) = (ctx.name.clone(), ctx.version.to_string());
+        async move {
+            let published = if wanted.is_empty() {
+                None
+            } else {
+                lookup(&target, &name, &version, &wanted).await?
+            };
+            anyhow::Ok((c, wanted, out_of_scope, published))
+        }
+    });
+    let mut found: Vec<_> = stream::iter(lookups).buffer_unordered(32).collect().await;
+    found.sort_by_key(|r| {
+        r.as_ref()
+            .map(|x| order.iter().position(|&c| c == x.0))
+            .ok()
+    });
+    let mut plans: Vec<ImagePlan> = Vec::with_capacity(found.len());
+    for r in found {
+        let (c, wanted, out_of_scope, published) = r?;
+        let ctx = &loaded.project.contexts[c];
+        plans.push(ImagePlan {
+            ctx: c,
+            name: ctx.name.clone(),
+            version: ctx.version.to_string(),
+            wanted,
+            out_of_scope,
+            published,
+            forced: force.contains(&ctx.name),
+            waits_for: Vec::new(),
+        });
+    }
+    // Parents come first in `order`, so their needs are known when a child is looked at.
+    for i in 0..plans.len() {
+        let waits: Vec<usize> = loaded
+            .graph
+            .parents(plans[i].ctx)
+            .into_iter()
+            .filter(|p| plans.iter().any(|pl| pl.ctx == *p && pl.needs_build()))
+            .collect();
+        plans[i].waits_for = waits;
+    }
+    Ok(plans)
+}
+
+fn scope_platforms(
+    scope: &PlatformScope,
+    ctx: &crate::project::Context,
+) -> (Vec<Platform>, Vec<Platform>) {
+    match scope {
+        PlatformScope::Declared(defaults) => (ctx.platforms_or(defaults).to_vec(), Vec::new()),
+        PlatformScope::Only(p) => {
+            let declared = ctx.platforms.clone().unwrap_or_else(|| vec![p.clone()]);
+            declared.into_iter().partition(|d| d == p)
+        }
+    }
+}
+
+async fn lookup(
+    target: &Target,
+    name: &str,
+    version: &str,
+    wanted: &[Platform],
+) -> anyhow::Result<Option<Published>> {
+    match target {
+        Target::Registry(reg) => reg.published(name, version).await,
+        Target::LocalStore { builder, registry } => {
+            let tag = format!("{registry}/{name}:{version}");
+            // The local store holds one platform per tag: the one this run builds.
+            Ok(builder.image_exists(&tag).await?.then(|| Published {
+                digest: String::new(),
+                is_index: false,
+                entries: wanted
+                    .iter()
+                    .map(|p| crate::registry::index::new_entry(p, "", 0, ""))
+                    .collect(),
+                annotations: Default::default(),
+            }))
+        }
+    }
+}
+
+/// Human-readable plan: one line per image and platform.
+pub fn render(loaded: &Loaded, plans: &[ImagePlan]) -> String {
+    let mut rows = vec![[
+        "IMAGE".to_string(),
+        "VERSION".into(),
+        "PLATFORM".into(),
+        "STATUS".into(),
+    ]];
+    for plan in plans {
+        for p in &plan.wanted {
+            rows.push([
+                plan.name.clone(),
+                plan.version.clone(),
+                p.to_string(),
+                reason(loaded, plan, p),
+            ]);
+        }
+        for p in &plan.out_of_scope {
+            rows.push([
+                plan.name.clone(),
+                plan.version.clone(),
+                p.to_string(),
+                "not in this run's platforms".into(),
+            ]);
+        }
+        if plan.wanted.is_empty() && plan.out_of_scope.is_empty() {
+            rows.push([
+                plan.name.clone(),
+                plan.version.clone(),
+                "-".into(),
+                "no platform".into(),
+            ]);
+        }
+    }
+    let build = plans.iter().map(|p| p.to_build().len()).sum::<usize>();
+    let images = plans.iter().filter(|p| p.needs_build()).count();
+    let mut out = crate::output::table(&rows);
+    out.push_str(&format!("{build} build(s) of {images} image(s) needed\n"));
+    out
+}
+
+fn reason(loaded: &Loaded, plan: &ImagePlan, p: &Platform) -> String {
+    let waits: Vec<&str> = plan
+        .waits_for
+        .iter()
+        .map(|&c| loaded.project.contexts[c].name.as_str())
+        .collect();
+    let after = if waits.is_empty() {
+        String::new()
+    } else {
+        format!(", after {}", waits.join(", "))
+    };
+    match plan.status(p) {
+        Status::Published => "published".into(),
+        Status::Forced => format!("forced rebuild{after}"),
+        Status::Missing if plan.published.is_some() => {
+            format!("missing from the published index: build{after}")
+        }
+        Status::Missing => format!("missing: build{after}"),
+    }
+}
+
+/// The plan as the JSON documented in docs/json.md.
+pub fn to_json(loaded: &Loaded, target: &Target, plans: &[ImagePlan]) -> Value {
+    let images: Vec<Value> = plans
+        .iter()
+        .map(|plan| {
+            let ctx = &loaded.project.contexts[plan.ctx];
+            let warnings: Vec<&str> = loaded
+                .problems
+                .iter()
+                .filter(|pr| pr.file.as_deref() == Some(ctx.dockerfile.as_path()) && !pr.is_error())
+                .map(|pr| pr.message.as_str())
+                .collect();
+            let platforms: Vec<Value> = plan
+                .wanted
+                .iter()
+                .map(|p| json!({"platform": p, "status": plan.status(p), "reason": reason(loaded, plan, p)}))
+                .collect();
+            json!({
+                "name": plan.name,
+                "version": plan.version,
+                "published_digest": plan.published.as_ref().map(|p| p.digest.clone()),
+                "platforms": platforms,
+                "out_of_scope": plan.out_of_scope,
+                "waits_for": plan.waits_for.iter().map(|&c| &loaded.project.contexts[c].name).collect::<Vec<_>>(),
+                "warnings": warnings,
+            })
+        })
+        .collect();
+    json!({
+        "schema_version": 1,
+        "registry": target.registry_name(),
+        "images": images,
+        "builds_needed": plans.iter().map(|p| p.to_build().len()).sum::<usize>(),
+    })
+}

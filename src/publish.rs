@@ -1,0 +1,422 @@
+//! Runs a plan: builds every missing (image, platform) in dependency order, pushes each platform by
+//! digest, then assembles and tags the image index (VERSION and latest). Used by `publish`,
+//! `publish-locally` and `build`.
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use serde_json::{json, Value};
+
+use crate::build::{BuildJob, Builder, RegistryAccess};
+use crate::commands::Loaded;
+use crate::plan::{ImagePlan, Target};
+use crate::platform::Platform;
+use crate::progress::Progress;
+use crate::registry::index::{self, Entry};
+use crate::registry::push::push_layout;
+use crate::registry::Registry;
+use crate::schedule::{self, Outcome, Task};
+
+/// How a run builds and where its results go.
+pub struct Runner {
+    pub builder: Arc<Builder>,
+    pub target: Target,
+    /// How builders reach the registry their parents come from.
+    pub access: RegistryAccess,
+    pub jobs: usize,
+    pub keep_going: bool,
+    pub log_dir: PathBuf,
+    pub builder_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Build { plan: usize, platform: usize },
+    Assemble { plan: usize },
+}
+
+/// What happened to one image.
+#[derive(Debug, Clone)]
+pub struct ImageResult {
+    pub name: String,
+    pub version: String,
+    pub built: Vec<Platform>,
+    pub kept: Vec<Platform>,
+    pub result: String,
+    pub error: Option<String>,
+    pub duration: Duration,
+}
+
+/// Shared state of a run: new index entries per plan and timings.
+#[derive(Default)]
+struct Shared {
+    entries: HashMap<usize, Vec<Entry>>,
+    durations: HashMap<usize, Duration>,
+}
+
+impl Runner {
+    /// Builds what the plans say; returns one result per image and whether everything succeeded.
+    pub async fn run(
+        &self,
+        loaded: &Loaded,
+        plans: &[ImagePlan],
+    ) -> anyhow::Result<(Vec<ImageResult>, bool)> {
+        let (steps, tasks) = self.tasks(plans);
+        let builds = steps
+            .iter()
+            .filter(|s| matches!(s, Step::Build { .. }))
+            .count();
+        let progress = Arc::new(Progress::new(builds as u64));
+        progress.println(&format!(
+            "{builds} build(s) with {}, {} at a time, into {}",
+            self.builder.describe(),
+            self.jobs,
+            self.target.registry_name()
+        ));
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let ctx = Arc::new(RunContext {
+            builder: self.builder.clone(),
+            target: self.target.clone(),
+            access: self.access.clone(),
+            log_dir: self.log_dir.clone(),
+            builder_args: self.builder_args.clone(),
+            plans: plans.to_vec(),
+            dirs: plans
+                .iter()
+                .map(|p| {
+                    let c = &loaded.project.contexts[p.ctx];
+                    (c.dir.clone(), c.dockerfile.clone())
+                })
+                .collect(),
+            shared: shared.clone(),
+            progress: progress.clone(),
+        });
+        let opts = schedule::Options {
+            jobs: self.jobs,
+            keep_going: self.keep_going,
+        };
+        let steps2 = steps.clone();
+        let outcomes = schedule::run(&tasks, opts, move |i| {
+            let ctx = ctx.clone();
+            let step = steps2[i];
+            async move { ctx.execute(step).await }
+        })
+        .await;
+        progress.done();
+        let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let results = summarize(plans, &steps, &outcomes, &shared);
+        let ok = outcomes.iter().all(|o| *o == Outcome::Succeeded);
+        Ok((results, ok))
+    }
+
+    fn tasks(&self, plans: &[ImagePlan]) -> (Vec<Step>, Vec<Task>) {
+        let mut steps = Vec::new();
+        let mut tasks = Vec::new();
+        let mut assemble_of: HashMap<usize, usize> = HashMap::new(); // ctx -> task index
+        for (pi, plan) in plans.iter().enumerate() {
+            if !plan.needs_build() {
+                continue;
+            }
+            let parent_deps: Vec<usize> = plan
+                .waits_for
+                .iter()
+                .filter_map(|c| assemble_of.get(c).copied())
+                .collect();
+            let mut builds = Vec::new();
+            for (k, _) in plan.to_build().iter().enumerate() {
+                builds.push(tasks.len());
+                steps.push(Step::Build {
+                    plan: pi,
+                    platform: k,
+                });
+                tasks.push(Task {
+                    deps: parent_deps.clone(),
+                    uses_slot: true,
+                    cost: 1.0,
+                });
+            }
+            assemble_of.insert(plan.ctx, tasks.len());
+            steps.push(Step::Assemble { plan: pi });
+            tasks.push(Task {
+                deps: builds,
+                uses_slot: false,
+                cost: 0.01,
+            });
+        }
+        (steps, tasks)
+    }
+}
+
+struct RunContext {
+    builder: Arc<Builder>,
+    target: Target,
+    access: RegistryAccess,
+    log_dir: PathBuf,
+    builder_args: Vec<String>,
+    plans: Vec<ImagePlan>,
+    /// Context dir and Dockerfile per plan.
+    dirs: Vec<(PathBuf, PathBuf)>,
+    shared: Arc<Mutex<Shared>>,
+    progress: Arc<Progress>,
+}
+
+fn slug(p: &Platform) -> String {
+    p.to_string().replace('/', "-")
+}
+
+impl RunContext {
+    async fn execute(&self, step: Step) -> anyhow::Result<()> {
+        let (plan_idx, label) = match step {
+            Step::Build { plan, platform } => {
+                let p = &self.plans[plan];
+                (
+                    plan,
+                    format!("build {}:{} {}", p.name, p.version, p.to_build()[platform]),
+                )
+            }
+            Step::Assemble { plan } => {
+                let p = &self.plans[plan];
+                (plan, format!("tag {}:{}", p.name, p.version))
+            }
+        };
+        let line = self.progress.start(&label);
+        let started = Instant::now();
+        let result = match step {
+            Step::Build { plan, platform } => self.build(plan, platform).await,
+            Step::Assemble { plan } => self.assemble(plan).await,
+        };
+        {
+            let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            *s.durations.entry(plan_idx).or_default() += started.elapsed();
+        }
+        let counts = matches!(step, Step::Build { .. });
+        match &result {
+            Ok(()) => self.progress.finish(line, "done", counts),
+            Err(e) => self
+                .progress
+                .finish(line, &format!("FAILED: {e:#}"), counts),
+        }
+        result
+    }
+
+    async fn build(&self, plan_idx: usize, platform_idx: usize) -> anyhow::Result<()> {
+        let plan = &self.plans[plan_idx];
+        let platform = plan.to_build()[platform_idx].clone();
+        let (context_dir, dockerfile) = self.dirs[plan_idx].clone();
+        let registry = self.target.registry_name().to_string();
+        let tag = match &self.target {
+            Target::Registry(_) => format!(
+                "cip.local/{}:{}-{}",
+                plan.name,
+                plan.version,
+                slug(&platform)
+            ),
+            Target::LocalStore { .. } => format!("{registry}/{}:{}", plan.name, plan.version),
+        };
+        let job = BuildJob {
+            context_dir,
+            dockerfile,
+            platform: platform.clone(),
+            build_args: vec![("REGISTRY".into(), registry.clone())],
+            tag: tag.clone(),
+            extra_args: self.builder_args.clone(),
+            log: self.log_dir.join(format!(
+                "{}-{}-{}.log",
+                plan.name,
+                plan.version,
+                slug(&platform)
+            )),
+            registry: self.access.clone(),
+        };
+        self.builder.build(&job).await?;
+        match &self.target {
+            Target::Registry(reg) => {
+                let entry = self.push(reg, &plan.name, &tag, &platform).await;
+                // The private tag is only a hand-over to the push: never leave it behind.
+                let _ = self.builder.remove_image(&tag).await;
+                let entry = entry?;
+                let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+                s.entries.entry(plan_idx).or_default().push(entry);
+            }
+            Target::LocalStore { .. } => {
+                self.builder
+                    .tag_image(&tag, &format!("{registry}/{}:latest", plan.name))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn push(
+        &self,
+        reg: &Registry,
+        name: &str,
+        tag: &str,
+        platform: &Platform,
+    ) -> anyhow::Result<Entry> {
+        let dir = tempfile::Builder::new()
+            .prefix("cip-layout-")
+            .tempdir()
+            .context("cannot create a temporary directory for the image layout")?;
+        let layout = dir.path().join("image");
+        self.builder.export_oci_layout(tag, &layout).await?;
+        let pushed = push_layout(reg, name, &layout, platform).await?;
+        Ok(pushed.entry)
+    }
+
+    /// Tags the index of all platforms as VERSION and latest, keeping the platforms published before.
+    async fn assemble(&self, plan_idx: usize) -> anyhow::Result<()> {
+        let Target::Registry(reg) = &self.target else {
+            return Ok(()); // local store images are tagged by their build
+        };
+        let plan = &self.plans[plan_idx];
+        let new = {
+            let s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            s.entries.get(&plan_idx).cloned().unwrap_or_default()
+        };
+        // Refuse to replace a tag that moved since the plan was made (another publisher raced us).
+        let now = reg.published(&plan.name, &plan.version).await?;
+        let before = plan.published.as_ref().map(|p| p.digest.as_str());
+        if !plan.forced && now.as_ref().map(|p| p.digest.as_str()) != before {
+            bail!(
+                "{}:{} changed on {} while building; not overwriting it (rerun, or use --force {})",
+                plan.name,
+                plan.version,
+                reg.host(),
+                plan.name
+            );
+        }
+        let keep = if plan.forced { None } else { now.as_ref() };
+        let entries = index::merge(keep, new);
+        let mut annotations = BTreeMap::new();
+        annotations.insert(
+            "org.opencontainers.image.version".to_string(),
+            plan.version.clone(),
+        );
+        let (bytes, _digest) = index::build_index(&entries, &annotations);
+        for tag in [plan.version.as_str(), "latest"] {
+            reg.put_manifest(
+                &reg.tag_ref(&plan.name, tag),
+                bytes.clone(),
+                index::OCI_INDEX,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+fn summarize(
+    plans: &[ImagePlan],
+    steps: &[Step],
+    outcomes: &[Outcome],
+    shared: &Shared,
+) -> Vec<ImageResult> {
+    plans
+        .iter()
+        .enumerate()
+        .map(|(pi, plan)| {
+            let mine: Vec<(Step, &Outcome)> = steps
+                .iter()
+                .zip(outcomes)
+                .filter(|(s, _)| matches!(s, Step::Build { plan, .. } | Step::Assemble { plan } if *plan == pi))
+                .map(|(s, o)| (*s, o))
+                .collect();
+            let to_build = plan.to_build();
+            let built: Vec<Platform> = mine
+                .iter()
+                .filter_map(|(s, o)| match (s, o) {
+                    (Step::Build { platform, .. }, Outcome::Succeeded) => Some(to_build[*platform].clone()),
+                    _ => None,
+                })
+                .collect();
+            let kept = plan.wanted.iter().filter(|p| !to_build.contains(p)).cloned().collect();
+            let failed = mine.iter().find_map(|(_, o)| match o {
+                Outcome::Failed(m) => Some(m.clone()),
+                _ => None,
+            });
+            let (result, error) = if mine.is_empty() {
+                ("up to date".to_string(), None)
+            } else if let Some(m) = failed {
+                ("failed".to_string(), Some(m))
+            } else if mine.iter().any(|(_, o)| matches!(o, Outcome::Skipped { .. })) {
+                ("skipped: a parent failed".to_string(), None)
+            } else if mine.iter().any(|(_, o)| **o == Outcome::Cancelled) {
+                ("cancelled".to_string(), None)
+            } else {
+                ("built".to_string(), None)
+            };
+            ImageResult {
+                name: plan.name.clone(),
+                version: plan.version.clone(),
+                built,
+                kept,
+                result,
+                error,
+                duration: shared.durations.get(&pi).copied().unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+fn list(ps: &[Platform]) -> String {
+    if ps.is_empty() {
+        "-".into()
+    } else {
+        ps.iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The summary table printed at the end of a run.
+pub fn render_summary(results: &[ImageResult]) -> String {
+    let mut rows = vec![[
+        "IMAGE".to_string(),
+        "VERSION".into(),
+        "BUILT".into(),
+        "ALREADY PUBLISHED".into(),
+        "RESULT".into(),
+        "TIME".into(),
+    ]];
+    for r in results {
+        rows.push([
+            r.name.clone(),
+            r.version.clone(),
+            list(&r.built),
+            list(&r.kept),
+            r.result.clone(),
+            format!("{:.1}s", r.duration.as_secs_f64()),
+        ]);
+    }
+    let mut out = crate::output::table(&rows);
+    let failures: Vec<&ImageResult> = results.iter().filter(|r| r.error.is_some()).collect();
+    for f in &failures {
+        out.push_str(&format!(
+            "\nFAILED {}:{}: {}\n",
+            f.name,
+            f.version,
+            f.error.as_deref().unwrap_or("")
+        ));
+    }
+    out
+}
+
+pub fn summary_json(registry: &str, results: &[ImageResult]) -> Value {
+    json!({
+        "schema_version": 1,
+        "registry": registry,
+        "images": results.iter().map(|r| json!({
+            "name": r.name,
+            "version": r.version,
+            "built": r.built,
+            "already_published": r.kept,
+            "result": r.result,
+            "error": r.error,
+            "duration_seconds": r.duration.as_secs_f64(),
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,264 @@
+//! `cip cascade-version-updates` and `cip bump` on fixture trees: rewritten files equal the expected
+//! ones byte for byte, a second run changes nothing, and failures leave every file untouched.
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cascade")
+}
+
+fn cip(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cip"))
+        .args(args)
+        .arg("-C")
+        .arg(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run cip");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every file below `dir`, by relative path.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(dir).into_iter().map(Result::unwrap) {
+        if e.file_type().is_file() {
+            let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+            out.insert(rel, fs::read(e.path()).unwrap());
+        }
+    }
+    out
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for (rel, bytes) in snapshot(from) {
+        let dest = to.join(rel);
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::write(dest, bytes).unwrap();
+    }
+}
+
+fn assert_same(actual: &BTreeMap<String, Vec<u8>>, expected: &BTreeMap<String, Vec<u8>>) {
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in expected {
+        assert_eq!(
+            String::from_utf8_lossy(&actual[k]),
+            String::from_utf8_lossy(v),
+            "{k} differs from the expected file"
+        );
+    }
+}
+
+fn run_case(case: &str) {
+    let base = fixtures().join(case);
+    let command = fs::read_to_string(base.join("command")).unwrap();
+    let args: Vec<&str> = command.split_whitespace().collect();
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&base.join("before"), tmp.path());
+
+    let (code, stdout, stderr) = cip(tmp.path(), &args);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_same(&snapshot(tmp.path()), &snapshot(&base.join("expected")));
+
+    // Idempotent: nothing left to do.
+    let (code, _, stderr) = cip(tmp.path(), &["cascade-version-updates"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("nothing to change"), "{stderr}");
+    assert_same(&snapshot(tmp.path()), &snapshot(&base.join("expected")));
+    // And the result is a valid project without stale references.
+    let (code, _, stderr) = cip(tmp.path(), &["check"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("stale-reference"), "{stderr}");
+}
+
+#[test]
+fn chain() {
+    run_case("chain");
+}
+
+#[test]
+fn diamond_bumps_the_shared_descendant_once() {
+    run_case("diamond");
+}
+
+#[test]
+fn multi_stage_copy_from_and_mount_from() {
+    run_case("multi-stage");
+}
+
+#[test]
+fn version_file_layout() {
+    run_case("version-file");
+}
+
+#[test]
+fn formatting_comments_and_crlf_survive() {
+    run_case("formatting");
+}
+
+#[test]
+fn summary_says_who_moved_and_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("diamond/before"), tmp.path());
+    let (code, stdout, _) = cip(tmp.path(), &["bump", "base", "minor"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("base 1.0.0 -> 1.1.0 (requested)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("left 0.1.0 -> 0.1.1 (base -> 1.1.0)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("top 1.1.1 -> 1.1.2 (left -> 0.1.1, right -> 3.0.1)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("top ").count(),
+        1,
+        "top is bumped exactly once: {stdout}"
+    );
+}
+
+#[test]
+fn dry_run_prints_a_diff_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("chain/before"), tmp.path());
+    let before = snapshot(tmp.path());
+    let (code, stdout, stderr) = cip(tmp.path(), &["bump", "a", "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("-FROM ${REGISTRY}/a:1.0.0\n+FROM ${REGISTRY}/a:1.0.1\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-{:version \"2.3.4\"\n+{:version \"2.3.5\"\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("--- a/"), "{stdout}");
+    assert!(stderr.contains("c 2.3.4 -> 2.3.5 (b -> 1.0.1)"), "{stderr}");
+    assert!(
+        stderr.contains("dry run: 5 file(s) would change"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(tmp.path()), before);
+}
+
+#[test]
+fn backup_writes_bk_copies() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("chain/before"), tmp.path());
+    let before = snapshot(tmp.path());
+    let (code, _, stderr) = cip(tmp.path(), &["bump", "a", "--backup"]);
+    assert_eq!(code, 0, "{stderr}");
+    let after = snapshot(tmp.path());
+    let key = "contexts/01-b/Dockerfile";
+    assert_eq!(after[&format!("{key}.bk")], before[key]);
+    assert_ne!(after[key], before[key]);
+}
+
+#[test]
+fn unrewritable_references_are_all_reported_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("diamond/before"), tmp.path());
+    let left = tmp.path().join("contexts/01-left/Dockerfile");
+    fs::write(&left, "ARG REGISTRY\nFROM ${REGISTRY}/base:1.0.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n").unwrap();
+    let right = tmp.path().join("contexts/01-right/Dockerfile");
+    fs::write(&right, "ARG REGISTRY\nFROM ${REGISTRY}/base:stable\n").unwrap();
+    let before = snapshot(tmp.path());
+    let (code, _, stderr) = cip(tmp.path(), &["bump", "base"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("01-left/Dockerfile:2") && stderr.contains("pinned by digest"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("01-right/Dockerfile:2")
+            && stderr.contains("\"stable\" of base is not a version"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no file was changed"), "{stderr}");
+    assert_eq!(snapshot(tmp.path()), before);
+}
+
+/// Makes a path immutable (even for root) for the life of the guard.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn new(p: &Path) -> Immutable {
+        let ok = Command::new("chattr")
+            .arg("+i")
+            .arg(p)
+            .status()
+            .expect("chattr (e2fsprogs)")
+            .success();
+        assert!(
+            ok,
+            "chattr +i {} failed: the test directory must be on ext4",
+            p.display()
+        );
+        Immutable(p.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_directory_that_cannot_be_written_leaves_every_file_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("chain/before"), tmp.path());
+    let before = snapshot(tmp.path());
+    let (code, _, stderr) = {
+        let _guard = Immutable::new(&tmp.path().join("contexts/02-c"));
+        cip(tmp.path(), &["bump", "a"])
+    };
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("02-c") && stderr.contains("no file was changed"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(tmp.path()), before);
+}
+
+#[test]
+fn a_failed_rename_puts_back_the_files_already_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("chain/before"), tmp.path());
+    let before = snapshot(tmp.path());
+    // Files are replaced in path order; 02-c's info.edn comes after 00-a's and 01-b's files.
+    let (code, _, stderr) = {
+        let _guard = Immutable::new(&tmp.path().join("contexts/02-c/info.edn"));
+        cip(tmp.path(), &["bump", "a"])
+    };
+    assert_eq!(code, 1);
+    assert!(stderr.contains("every file was left as it was"), "{stderr}");
+    let after = snapshot(tmp.path());
+    assert_eq!(
+        after, before,
+        "no temporary file left behind, every original restored"
+    );
+}
+
+#[test]
+fn bump_of_unknown_image_is_a_clear_error() {
+    let (code, _, stderr) = cip(&fixtures().join("chain/before"), &["bump", "nope"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("no context produces an image named \"nope\""),
+        "{stderr}"
+    );
+}

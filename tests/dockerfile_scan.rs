@@ -1,0 +1,293 @@
+//! Property tests of the Dockerfile reference scanner: it never panics, its tag spans always point at
+//! the tag, and in generated Dockerfiles it finds exactly the references that were put in.
+use cip::project::dockerfile::{scan, DockerfileRefs, RefKind};
+use proptest::prelude::*;
+
+/// Every tag span is a valid range of `text` holding exactly the tag.
+fn check_spans(text: &str, refs: &DockerfileRefs) -> Result<(), TestCaseError> {
+    for r in &refs.registry_refs {
+        prop_assert!(r.line >= 1);
+        if let Some(span) = &r.tag_span {
+            prop_assert_eq!(text.get(span.clone()), r.tag.as_deref(), "{:?}", r);
+        }
+    }
+    Ok(())
+}
+
+/// Pieces of Dockerfile syntax, so that random text often reaches the interesting paths.
+fn vocabulary() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just("FROM "),
+            Just("from "),
+            Just("ARG "),
+            Just("COPY "),
+            Just("RUN "),
+            Just("ADD "),
+            Just(" AS s"),
+            Just("${REGISTRY}"),
+            Just("$REGISTRY"),
+            Just("${REGISTRY:-r:1}"),
+            Just("${B}"),
+            Just("B="),
+            Just("REGISTRY"),
+            Just("/"),
+            Just(":"),
+            Just("@sha256:"),
+            Just("1.2"),
+            Just("é"),
+            Just("\u{fffd}"),
+            Just("\\"),
+            Just("`"),
+            Just("\n"),
+            Just("\r\n"),
+            Just("\r"),
+            Just(" "),
+            Just("\t"),
+            Just("#"),
+            Just("# escape=`\n"),
+            Just("<<EOF"),
+            Just("<<-'EOF'"),
+            Just("EOF"),
+            Just("\tEOF"),
+            Just("--from="),
+            Just("--mount=type=bind,from="),
+            Just(","),
+            Just("\""),
+            Just("'"),
+            Just("$"),
+            Just("${"),
+            Just("{"),
+            Just("}"),
+            Just(":-"),
+            Just("0"),
+        ],
+        0..60,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_strings_never_panic(text in any::<String>()) {
+        let refs = scan(&text);
+        check_spans(&text, &refs)?;
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let text = String::from_utf8_lossy(&bytes);
+        let refs = scan(&text);
+        check_spans(&text, &refs)?;
+    }
+
+    #[test]
+    fn dockerfile_like_text_never_panics(text in vocabulary()) {
+        let refs = scan(&text);
+        check_spans(&text, &refs)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generated Dockerfiles with known references
+// ---------------------------------------------------------------------------------------------
+
+/// A reference the generator put in: (kind, name, tag, 1-based line).
+type Expected = (RefKind, String, String, usize);
+
+/// One piece of a generated Dockerfile.
+#[derive(Debug, Clone)]
+enum Fragment {
+    Blank,
+    Comment(String),
+    /// A RUN, possibly continued over two lines with a comment line in between.
+    Run {
+        continued: bool,
+    },
+    /// A heredoc (style 0..4) whose body holds decoy references.
+    Heredoc {
+        style: u8,
+        body: Vec<String>,
+    },
+    /// `FROM ${REGISTRY}/name:tag` in one of several forms.
+    From {
+        form: u8,
+        name: String,
+        tag: String,
+    },
+    CopyFrom {
+        name: String,
+        tag: String,
+    },
+    Mount {
+        name: String,
+        tag: String,
+    },
+}
+
+fn name() -> impl Strategy<Value = String> {
+    "[a-z][a-z0-9-]{0,8}(/[a-z][a-z0-9_.-]{0,6})?"
+}
+
+fn tag() -> impl Strategy<Value = String> {
+    "[0-9]{1,2}\\.[0-9]{1,2}\\.[0-9]{1,2}(-[a-z0-9]{1,4})?"
+}
+
+fn fragment() -> impl Strategy<Value = Fragment> {
+    prop_oneof![
+        Just(Fragment::Blank),
+        "[^\r\n]{0,30}".prop_map(Fragment::Comment),
+        any::<bool>().prop_map(|continued| Fragment::Run { continued }),
+        (
+            0u8..4,
+            prop::collection::vec("x[a-zA-Z0-9 ${}/:#=`\\\\-]{0,20}", 0..3)
+        )
+            .prop_map(|(style, body)| Fragment::Heredoc { style, body }),
+        (0u8..4, name(), tag()).prop_map(|(form, name, tag)| Fragment::From { form, name, tag }),
+        (name(), tag()).prop_map(|(name, tag)| Fragment::CopyFrom { name, tag }),
+        (name(), tag()).prop_map(|(name, tag)| Fragment::Mount { name, tag }),
+    ]
+}
+
+/// Writes Dockerfiles, tracking line numbers and the references put in.
+struct Writer {
+    lines: Vec<String>,
+    expected: Vec<Expected>,
+    escape: char,
+}
+
+impl Writer {
+    fn line(&mut self, s: impl Into<String>) {
+        self.lines.push(s.into());
+    }
+
+    /// Records a reference on the next line to be written.
+    fn expect(&mut self, kind: RefKind, name: &str, tag: &str) {
+        self.expected.push((
+            kind,
+            name.to_string(),
+            tag.to_string(),
+            self.lines.len() + 1,
+        ));
+    }
+
+    fn fragment(&mut self, f: &Fragment) {
+        let e = self.escape;
+        match f {
+            Fragment::Blank => self.line(""),
+            Fragment::Comment(text) => self.line(format!("#{text}")),
+            Fragment::Run { continued: false } => self.line("RUN echo hello"),
+            Fragment::Run { continued: true } => {
+                self.line(format!("RUN echo a {e} "));
+                self.line("# FROM ${REGISTRY}/decoy:9.9.9");
+                self.line("  && echo b");
+            }
+            Fragment::Heredoc { style, body } => {
+                let (open, close) = match style {
+                    0 => ("RUN <<EOF", "EOF"),
+                    1 => ("RUN <<-EOF cat", "\t\tEOF"),
+                    2 => ("COPY <<\"END\" /dst", "END"),
+                    _ => ("RUN <<'X' sh", "X"),
+                };
+                self.line(open);
+                self.line("FROM ${REGISTRY}/decoy:9.9.9");
+                self.line("COPY --from=${REGISTRY}/decoy:9.9.9 / /");
+                for b in body {
+                    self.line(b.clone());
+                }
+                self.line(close);
+            }
+            Fragment::From { form, name, tag } => match form {
+                0 => {
+                    self.expect(RefKind::From, name, tag);
+                    self.line(format!("FROM ${{REGISTRY}}/{name}:{tag}"));
+                }
+                1 => {
+                    self.expect(RefKind::From, name, tag);
+                    self.line(format!("from $REGISTRY/{name}:{tag} AS stage"));
+                }
+                2 => {
+                    self.line(format!("FROM --platform=linux/amd64 {e} \t"));
+                    self.line("# a comment in the middle");
+                    self.expect(RefKind::From, name, tag);
+                    self.line(format!("    ${{REGISTRY}}/{name}:{tag} {e}"));
+                    self.line("    AS other");
+                }
+                _ => {
+                    self.expect(RefKind::From, name, tag);
+                    self.line(format!(
+                        "FROM ${{REGISTRY:-localhost:5000}}/{name}:{tag}@sha256:0123"
+                    ));
+                }
+            },
+            Fragment::CopyFrom { name, tag } => {
+                self.line(format!("COPY --chown=1:1 {e}"));
+                self.expect(RefKind::CopyFrom, name, tag);
+                self.line(format!("  --from=${{REGISTRY}}/{name}:{tag} /a /b"));
+            }
+            Fragment::Mount { name, tag } => {
+                self.expect(RefKind::MountFrom, name, tag);
+                self.line(format!(
+                    "RUN --mount=type=bind,target=/x,from=${{REGISTRY}}/{name}:{tag} true"
+                ));
+            }
+        }
+    }
+}
+
+/// A Dockerfile: a prologue (directives, then an instruction so that no random comment can be read as
+/// a directive), an optional global ARG holding a reference, then the fragments.
+fn dockerfile() -> impl Strategy<Value = (String, Vec<Expected>)> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of((name(), tag())),
+        prop::collection::vec(fragment(), 0..25),
+    )
+        .prop_map(|(backtick, crlf, base, fragments)| {
+            let escape = if backtick { '`' } else { '\\' };
+            let mut w = Writer {
+                lines: Vec::new(),
+                expected: Vec::new(),
+                escape,
+            };
+            w.line("# syntax=docker/dockerfile:1");
+            if backtick {
+                w.line("# escape=`");
+            }
+            w.line("ARG REGISTRY");
+            if let Some((name, tag)) = &base {
+                w.expect(RefKind::From, name, tag);
+                w.line(format!("ARG OTHER=1 BASE=\"${{REGISTRY}}/{name}:{tag}\""));
+                w.line("FROM ${BASE} AS base");
+            }
+            for f in &fragments {
+                w.fragment(f);
+            }
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut text = w.lines.join(eol);
+            text.push_str(eol);
+            (text, w.expected)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn generated_dockerfiles_yield_their_references((text, expected) in dockerfile()) {
+        let refs = scan(&text);
+        check_spans(&text, &refs)?;
+        let found: Vec<Expected> = refs
+            .registry_refs
+            .iter()
+            .map(|r| (r.kind, r.name.clone(), r.tag.clone().unwrap_or_default(), r.line))
+            .collect();
+        prop_assert_eq!(&found, &expected, "in:\n{}", text);
+        for r in &refs.registry_refs {
+            prop_assert!(r.tag_span.is_some(), "{:?}", r);
+        }
+    }
+}
