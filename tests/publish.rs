@@ -1,0 +1,540 @@
+//! `cip publish-locally`, `publish`, `build` and `plan` against real registry processes and real buildah
+//! builds (arm64 under QEMU emulation).
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{Buildah, RegistryOptions, TestRegistry};
+use serde_json::Value;
+
+/// A private copy of a fixture project, a private buildah store, and a `buildah` on PATH that records
+/// each invocation before running the real one (so tests can tell whether cip built anything).
+struct Workspace {
+    dir: tempfile::TempDir,
+    store: Buildah,
+}
+
+impl Workspace {
+    fn new(fixture: &Path) -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(fixture, &dir.path().join("project"));
+        let bin = dir.path().join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let wrapper = bin.join("buildah");
+        fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> {}\nexec /usr/bin/buildah \"$@\"\n",
+                dir.path().join("buildah-calls.log").display()
+            ),
+        )
+        .unwrap();
+        Command::new("chmod")
+            .arg("+x")
+            .arg(&wrapper)
+            .status()
+            .unwrap();
+        Workspace {
+            dir,
+            store: Buildah::new(),
+        }
+    }
+
+    fn demo() -> Workspace {
+        common::busybox_path("amd64");
+        common::busybox_path("arm64");
+        Workspace::new(&common::demo_fixture())
+    }
+
+    fn project(&self) -> PathBuf {
+        self.dir.path().join("project")
+    }
+
+    fn context(&self, dir: &str) -> PathBuf {
+        self.project().join("contexts").join(dir)
+    }
+
+    /// How many builds (`buildah bud`) ran so far.
+    fn builds(&self) -> usize {
+        fs::read_to_string(self.dir.path().join("buildah-calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.split_whitespace().any(|w| w == "bud" || w == "build"))
+            .count()
+    }
+
+    fn cip(&self, args: &[&str]) -> Output {
+        self.cip_env(args, &[])
+    }
+
+    fn cip_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let path = format!(
+            "{}:{}",
+            self.dir.path().join("bin").display(),
+            std::env::var("PATH").unwrap()
+        );
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cip"));
+        cmd.args(args)
+            .arg("--project-dir")
+            .arg(self.project())
+            .env("PATH", path)
+            .env("NO_COLOR", "1")
+            .env(
+                "CIP_BUILDAH_GLOBAL_ARGS",
+                self.store.storage_args().join(" "),
+            )
+            .env("BUILDAH_ISOLATION", "chroot")
+            .env("TMPDIR", self.dir.path())
+            .env_remove("STORAGE_DRIVER");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run cip")
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from).into_iter().map(Result::unwrap) {
+        let dest = to.join(e.path().strip_prefix(from).unwrap());
+        if e.file_type().is_dir() {
+            fs::create_dir_all(&dest).unwrap();
+        } else {
+            fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Parses the `--json` run summary into (name, result, built platforms).
+fn results(o: &Output) -> Vec<(String, String, Vec<String>)> {
+    let doc: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)));
+    doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let built = i["built"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap().to_string())
+                .collect();
+            (
+                i["name"].as_str().unwrap().into(),
+                i["result"].as_str().unwrap().into(),
+                built,
+            )
+        })
+        .collect()
+}
+
+fn result_of<'a>(
+    r: &'a [(String, String, Vec<String>)],
+    name: &str,
+) -> &'a (String, String, Vec<String>) {
+    r.iter()
+        .find(|x| x.0 == name)
+        .unwrap_or_else(|| panic!("{name} not in {r:?}"))
+}
+
+fn set_info(ws: &Workspace, dir: &str, content: &str) {
+    fs::write(ws.context(dir).join("info.edn"), content).unwrap();
+}
+
+/// The raw manifest or index a tag points to, read with skopeo.
+fn raw(reg: &TestRegistry, image: &str) -> Value {
+    let mut args = vec!["inspect", "--raw"];
+    let cert_dir = reg.cert_dir().map(|d| d.display().to_string());
+    match &cert_dir {
+        Some(d) => args.extend(["--cert-dir", d.as_str()]),
+        None => args.push("--tls-verify=false"),
+    }
+    let r = reg.docker_ref(image);
+    args.push(&r);
+    serde_json::from_str(&common::skopeo(&args)).unwrap()
+}
+
+fn platforms(index: &Value) -> Vec<String> {
+    let mut v: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn publish_locally_builds_what_is_missing_and_nothing_else() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let args = ["publish-locally", "--local-registry", &reg.addr(), "--json"];
+
+    let first = ws.cip(&args);
+    assert!(first.status.success(), "{}", text(&first));
+    let r = results(&first);
+    assert_eq!(r.len(), 4);
+    assert!(
+        r.iter().all(|x| x.1 == "built" && x.2 == ["linux/amd64"]),
+        "{r:?}"
+    );
+    assert_eq!(ws.builds(), 4);
+    for image in [
+        "busybox:1.0.0",
+        "hello:1.0.0",
+        "tools:1.0.0",
+        "app:1.0.0",
+        "app:latest",
+    ] {
+        let index = raw(&reg, image);
+        assert_eq!(
+            index["mediaType"], "application/vnd.oci.image.index.v1+json",
+            "{image}"
+        );
+        assert_eq!(platforms(&index), ["linux/amd64"], "{image}");
+    }
+    // The app really was built on its parents: its file combines both.
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        stderr.contains("IMAGE") && stderr.contains("built"),
+        "summary table: {stderr}"
+    );
+
+    let second = ws.cip(&args);
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        results(&second).iter().all(|x| x.1 == "up to date"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(ws.builds(), 4, "a second run invokes no build");
+
+    set_info(
+        &ws,
+        "02-app",
+        "{:version \"1.0.1\" :platforms #{\"linux/amd64\" \"linux/arm64\"}}\n",
+    );
+    let third = ws.cip(&args);
+    assert!(third.status.success(), "{}", text(&third));
+    let r = results(&third);
+    assert_eq!(result_of(&r, "app").1, "built");
+    assert!(
+        r.iter()
+            .filter(|x| x.0 != "app")
+            .all(|x| x.1 == "up to date"),
+        "{r:?}"
+    );
+    assert_eq!(ws.builds(), 5, "only the bumped leaf was built");
+    assert_eq!(platforms(&raw(&reg, "app:1.0.1")), ["linux/amd64"]);
+    assert_eq!(
+        platforms(&raw(&reg, "app:1.0.0")),
+        ["linux/amd64"],
+        "the old version stays"
+    );
+}
+
+#[test]
+fn publish_multi_arch_to_tls_registry_and_add_a_platform_later() {
+    let reg = TestRegistry::start_with(RegistryOptions {
+        tls: true,
+        auth: None,
+    });
+    let ws = Workspace::demo();
+    // app starts as amd64 only.
+    set_info(
+        &ws,
+        "02-app",
+        "{:version \"1.0.0\" :platforms #{\"linux/amd64\"}}\n",
+    );
+    let ca = reg.ca_cert_path().unwrap();
+    let args = [
+        "publish",
+        "--remote-registry",
+        &reg.addr(),
+        "--ca-cert",
+        ca.to_str().unwrap(),
+        "--json",
+    ];
+
+    let first = ws.cip(&args);
+    assert!(first.status.success(), "{}", text(&first));
+    for image in ["busybox:1.0.0", "hello:1.0.0", "tools:1.0.0"] {
+        assert_eq!(
+            platforms(&raw(&reg, image)),
+            ["linux/amd64", "linux/arm64"],
+            "{image}"
+        );
+    }
+    let app_before = raw(&reg, "app:1.0.0");
+    assert_eq!(platforms(&app_before), ["linux/amd64"]);
+    // skopeo agrees on the architecture of the arm64 image's config.
+    let cert_dir = reg.cert_dir().unwrap();
+    let config: Value = serde_json::from_str(&common::skopeo(&[
+        "--override-arch",
+        "arm64",
+        "inspect",
+        "--config",
+        "--cert-dir",
+        cert_dir.to_str().unwrap(),
+        &reg.docker_ref("tools:1.0.0"),
+    ]))
+    .unwrap();
+    assert_eq!(config["architecture"], "arm64");
+    assert_eq!(config["os"], "linux");
+
+    // Add arm64 to app: only that platform is built and the index keeps amd64 as it was.
+    set_info(
+        &ws,
+        "02-app",
+        "{:version \"1.0.0\" :platforms #{\"linux/amd64\" \"linux/arm64\"}}\n",
+    );
+    let builds_before = ws.builds();
+    let second = ws.cip(&args);
+    assert!(second.status.success(), "{}", text(&second));
+    let r = results(&second);
+    assert_eq!(result_of(&r, "app").2, ["linux/arm64"], "{r:?}");
+    assert_eq!(ws.builds(), builds_before + 1);
+    let app_after = raw(&reg, "app:1.0.0");
+    assert_eq!(platforms(&app_after), ["linux/amd64", "linux/arm64"]);
+    let amd64 = |v: &Value| {
+        v["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["platform"]["architecture"] == "amd64")
+            .unwrap()["digest"]
+            .clone()
+    };
+    assert_eq!(
+        amd64(&app_before),
+        amd64(&app_after),
+        "the published amd64 image is kept"
+    );
+}
+
+#[test]
+fn keep_going_publishes_independent_images_and_skips_descendants() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    fs::write(
+        ws.context("01-tools").join("Dockerfile"),
+        "ARG REGISTRY\nFROM ${REGISTRY}/busybox:1.0.0\nRUN exit 3\n",
+    )
+    .unwrap();
+    let out = ws.cip(&[
+        "publish-locally",
+        "--local-registry",
+        &reg.addr(),
+        "--keep-going",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let r = results(&out);
+    assert_eq!(result_of(&r, "busybox").1, "built");
+    assert_eq!(result_of(&r, "hello").1, "built");
+    assert_eq!(result_of(&r, "tools").1, "failed");
+    assert_eq!(result_of(&r, "app").1, "skipped: a parent failed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("FAILED tools:1.0.0"), "{stderr}");
+    assert!(
+        stderr.contains("exit 3") || stderr.contains("exit status 3"),
+        "the log tail is shown: {stderr}"
+    );
+    assert_eq!(platforms(&raw(&reg, "hello:1.0.0")), ["linux/amd64"]);
+    let missing = common::skopeo_output(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &reg.docker_ref("tools:1.0.0"),
+    ]);
+    assert!(
+        !missing.status.success(),
+        "nothing half-published is tagged"
+    );
+    assert!(ws
+        .project()
+        .join(".cip/logs/tools-1.0.0-linux-amd64.log")
+        .exists());
+}
+
+#[test]
+fn first_error_cancels_running_builds() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    fs::write(
+        ws.context("01-hello").join("Dockerfile"),
+        "ARG REGISTRY\nFROM ${REGISTRY}/busybox:1.0.0\nRUN sleep 120\n",
+    )
+    .unwrap();
+    fs::write(
+        ws.context("01-tools").join("Dockerfile"),
+        "ARG REGISTRY\nFROM ${REGISTRY}/busybox:1.0.0\nRUN sleep 3; exit 3\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = ws.cip(&["publish-locally", "--local-registry", &reg.addr(), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        started.elapsed().as_secs() < 100,
+        "the sleeping build was not waited for"
+    );
+    let r = results(&out);
+    assert_eq!(result_of(&r, "tools").1, "failed");
+    assert_eq!(result_of(&r, "hello").1, "cancelled");
+    assert_eq!(result_of(&r, "app").1, "cancelled");
+    let sleepers = Command::new("pgrep")
+        .args(["-f", "sleep 120"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&sleepers.stdout).trim().is_empty(),
+        "the cancelled build was killed"
+    );
+    let missing = common::skopeo_output(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &reg.docker_ref("hello:1.0.0"),
+    ]);
+    assert!(!missing.status.success());
+}
+
+#[test]
+fn missing_emulator_is_reported_before_any_build() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let empty = tempfile::tempdir().unwrap();
+    let out = ws.cip_env(
+        &["publish", "--remote-registry", &reg.addr()],
+        &[("CIP_BINFMT_DIR", empty.path().to_str().unwrap())],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("linux/arm64") && stderr.contains("qemu-user-static"),
+        "{stderr}"
+    );
+    assert_eq!(ws.builds(), 0, "no build started");
+}
+
+#[test]
+fn published_versions_are_not_rebuilt_unless_forced() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let args = ["publish-locally", "--local-registry", &reg.addr(), "--json"];
+    assert!(ws.cip(&args).status.success());
+    let before = raw(&reg, "hello:1.0.0");
+    // Change hello without bumping: the published tag is not overwritten.
+    fs::write(
+        ws.context("01-hello").join("Dockerfile"),
+        "ARG REGISTRY\nFROM ${REGISTRY}/busybox:1.0.0\nRUN echo changed > /hello.txt\n",
+    )
+    .unwrap();
+    let again = ws.cip(&args);
+    assert!(
+        results(&again).iter().all(|x| x.1 == "up to date"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(raw(&reg, "hello:1.0.0"), before);
+    // --force NAME rebuilds it on purpose.
+    let forced = ws.cip(&[
+        "publish-locally",
+        "--local-registry",
+        &reg.addr(),
+        "--json",
+        "--force",
+        "hello",
+    ]);
+    assert!(forced.status.success(), "{}", text(&forced));
+    assert_eq!(result_of(&results(&forced), "hello").1, "built");
+    assert_ne!(raw(&reg, "hello:1.0.0"), before);
+    // Forcing an unknown image is an error.
+    let bad = ws.cip(&[
+        "publish-locally",
+        "--local-registry",
+        &reg.addr(),
+        "--force",
+        "nope",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--force nope"));
+}
+
+#[test]
+fn plan_explains_per_image_and_platform() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let plan = ws.cip(&["plan", "--local-registry", &reg.addr(), "--json"]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(doc["builds_needed"], 4);
+    let app = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "app")
+        .unwrap();
+    assert_eq!(app["platforms"][0]["status"], "missing");
+    assert_eq!(app["waits_for"], serde_json::json!(["hello", "tools"]));
+    assert_eq!(app["out_of_scope"], serde_json::json!(["linux/arm64"]));
+    assert!(ws
+        .cip(&["publish-locally", "--local-registry", &reg.addr()])
+        .status
+        .success());
+    let plan = ws.cip(&["plan", "--local-registry", &reg.addr()]);
+    let out = String::from_utf8_lossy(&plan.stdout);
+    assert!(out.contains("0 build(s) of 0 image(s) needed"), "{out}");
+    // A remote plan covers every declared platform; amd64 is published, arm64 is missing.
+    let remote = ws.cip(&["plan", "--remote-registry", &reg.addr(), "--json"]);
+    let doc: Value = serde_json::from_slice(&remote.stdout).unwrap();
+    assert_eq!(doc["builds_needed"], 4, "{}", text(&remote));
+    let dry = ws.cip(&["publish", "--remote-registry", &reg.addr(), "--dry-run"]);
+    assert!(
+        String::from_utf8_lossy(&dry.stdout).contains("missing from the published index"),
+        "{}",
+        text(&dry)
+    );
+    assert_eq!(ws.builds(), 4, "plan and --dry-run build nothing");
+}
+
+#[test]
+fn build_into_the_local_store() {
+    let ws = Workspace::demo();
+    let out = ws.cip(&["build", "--local-registry", "localhost:5999", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(results(&out).iter().all(|x| x.1 == "built"));
+    let images = ws.store.run(&["images", "--format", "{{.Name}}:{{.Tag}}"]);
+    for want in [
+        "localhost:5999/app:1.0.0",
+        "localhost:5999/app:latest",
+        "localhost:5999/busybox:1.0.0",
+    ] {
+        assert!(images.contains(want), "{want} in {images}");
+    }
+    let again = ws.cip(&["build", "--local-registry", "localhost:5999", "--json"]);
+    assert!(
+        results(&again).iter().all(|x| x.1 == "up to date"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(ws.builds(), 4);
+}
