@@ -70,23 +70,22 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         project: ProjectArgs,
-        /// Plan a `publish` to this registry (all platforms); without it, a `publish-locally`
-        #[arg(long, value_name = "REG")]
-        remote_registry: Option<String>,
-        /// The local registry of `publish-locally`
-        #[arg(long, value_name = "REG", default_value = "localhost:5000")]
-        local_registry: String,
-        /// Only the platform of this machine
-        #[arg(long)]
-        only_local_platform: bool,
-        #[arg(long, value_name = "HOST")]
-        insecure_registry: Vec<String>,
-        #[arg(long, value_name = "FILE")]
-        ca_cert: Vec<PathBuf>,
+        #[command(flatten)]
+        target: TargetArgs,
         /// Consider this image unpublished (as `--force` would)
         #[arg(long, value_name = "NAME")]
         force: Vec<String>,
         /// Print the plan as JSON (see docs/json.md)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per image: version, what the registry holds, and whether the context drifted since it was published
+    Status {
+        #[command(flatten)]
+        project: ProjectArgs,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Print as JSON (the plan document, see docs/json.md)
         #[arg(long)]
         json: bool,
     },
@@ -102,10 +101,16 @@ pub enum Command {
         #[command(flatten)]
         project: ProjectArgs,
         /// The image to bump
-        name: String,
+        #[arg(required_unless_present = "changed", conflicts_with = "changed")]
+        name: Option<String>,
         /// Which part of the version to bump
         #[arg(value_enum, default_value_t = Level::Patch)]
         part: Level,
+        /// Bump every image whose context changed since its version was published (asks the registry)
+        #[arg(long)]
+        changed: bool,
+        #[command(flatten)]
+        target: TargetArgs,
         #[command(flatten)]
         edit: EditArgs,
     },
@@ -169,6 +174,10 @@ pub struct BuildArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Publish even if a published version's context changed without a version bump
+    #[arg(long)]
+    pub allow_drift: bool,
+
     /// Allow plain HTTP to this registry host[:port] (loopback addresses always may)
     #[arg(long, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
@@ -200,6 +209,26 @@ impl BuildArgs {
             })
             .max(1)
     }
+}
+
+/// Which registry a read-only command asks, as `publish` (remote) or `publish-locally` would.
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// Ask this registry, as `publish` would (all platforms); without it, the local registry
+    #[arg(long, value_name = "REG")]
+    pub remote_registry: Option<String>,
+    /// The local registry of `publish-locally`
+    #[arg(long, value_name = "REG", default_value = "localhost:5000")]
+    pub local_registry: String,
+    /// Only the platform of this machine
+    #[arg(long)]
+    pub only_local_platform: bool,
+    /// Allow plain HTTP to this registry host[:port] (loopback addresses always may)
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Trust this CA certificate (PEM) for the registry
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
 }
 
 /// Flags of the commands that edit the project's files.

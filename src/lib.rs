@@ -6,6 +6,7 @@ pub mod cascade;
 pub mod cli;
 pub mod commands;
 pub mod diagnostics;
+pub mod digest;
 pub mod graph;
 pub mod output;
 pub mod plan;

@@ -37,29 +37,24 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             project,
             name,
             part,
+            changed,
+            target,
             edit,
-        } => commands::cascade::run(&project, Some((&name, part)), &edit),
+        } => match name {
+            Some(name) if !changed => commands::cascade::run(&project, Some((&name, part)), &edit),
+            _ => publish::bump_changed(&project, &target, &edit),
+        },
         Command::Plan {
             project,
-            remote_registry,
-            local_registry,
-            only_local_platform,
-            insecure_registry,
-            ca_cert,
+            target,
             force,
             json,
-        } => {
-            let mode = match remote_registry {
-                Some(registry) => Mode::Remote {
-                    registry,
-                    only_local_platform,
-                },
-                None => Mode::Local {
-                    registry: local_registry,
-                },
-            };
-            publish::plan(&project, mode, &insecure_registry, &ca_cert, &force, json)
-        }
+        } => publish::plan(&project, &target, &force, json, false),
+        Command::Status {
+            project,
+            target,
+            json,
+        } => publish::plan(&project, &target, &[], json, true),
         Command::Publish {
             build,
             remote_registry,

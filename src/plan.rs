@@ -63,6 +63,11 @@ pub struct ImagePlan {
     pub forced: bool,
     /// Parents (context indexes) rebuilt in this run: this image's builds wait for them.
     pub waits_for: Vec<usize>,
+    /// What the context looks like now (see `digest`).
+    pub context_digest: String,
+    /// The context digest recorded when this version was published, if it differs from the current one:
+    /// the context changed without a version bump.
+    pub drift: Option<String>,
 }
 
 impl ImagePlan {
@@ -106,6 +111,7 @@ pub async fn make(
             anyhow::bail!("--force {name}: no context produces an image named {name:?}");
         }
     }
+    let digests = crate::digest::context_digests(&loaded.project, &loaded.graph)?;
     let order = loaded.graph.order();
     let lookups = order.iter().map(|&c| {
         let ctx = &loaded.project.contexts[c];
@@ -131,6 +137,10 @@ pub async fn make(
     for r in found {
         let (c, wanted, out_of_scope, published) = r?;
         let ctx = &loaded.project.contexts[c];
+        let recorded = published
+            .as_ref()
+            .and_then(|p| p.annotations.get(crate::digest::ANNOTATION).cloned());
+        let drift = recorded.filter(|r| *r != digests[c]);
         plans.push(ImagePlan {
             ctx: c,
             name: ctx.name.clone(),
@@ -140,6 +150,8 @@ pub async fn make(
             published,
             forced: force.contains(&ctx.name),
             waits_for: Vec::new(),
+            context_digest: digests[c].clone(),
+            drift,
         });
     }
     // Parents come first in `order`, so their needs are known when a child is looked at.
@@ -229,6 +241,7 @@ pub fn render(loaded: &Loaded, plans: &[ImagePlan]) -> String {
     let build = plans.iter().map(|p| p.to_build().len()).sum::<usize>();
     let images = plans.iter().filter(|p| p.needs_build()).count();
     let mut out = crate::output::table(&rows);
+    out.push_str(&drift_report(plans));
     out.push_str(&format!("{build} build(s) of {images} image(s) needed\n"));
     out
 }
@@ -252,6 +265,54 @@ fn reason(loaded: &Loaded, plan: &ImagePlan, p: &Platform) -> String {
         }
         Status::Missing => format!("missing: build{after}"),
     }
+}
+
+/// One line per drifted image, with the way out; empty if none drifted.
+pub fn drift_report(plans: &[ImagePlan]) -> String {
+    let drifted: Vec<&ImagePlan> = plans.iter().filter(|p| p.drift.is_some()).collect();
+    if drifted.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    for p in &drifted {
+        out.push_str(&format!(
+            "drift: {} changed since {} was published, version not bumped\n",
+            p.name, p.version
+        ));
+    }
+    out.push_str("  fix: `cip bump --changed` bumps them and their descendants (or publish with --allow-drift)\n");
+    out
+}
+
+/// Per image: version, published platforms, drift (`cip status`).
+pub fn render_status(plans: &[ImagePlan]) -> String {
+    let mut rows = vec![[
+        "IMAGE".to_string(),
+        "VERSION".into(),
+        "PUBLISHED".into(),
+        "STATE".into(),
+    ]];
+    for p in plans {
+        let published = p.published.as_ref().map(|pb| {
+            let list: Vec<String> = pb.platforms().iter().map(|x| x.to_string()).collect();
+            list.join(",")
+        });
+        let missing = p.to_build().len();
+        let state = if p.drift.is_some() {
+            "changed since published, version not bumped".to_string()
+        } else if missing == 0 {
+            "up to date".to_string()
+        } else {
+            format!("{missing} platform(s) to build")
+        };
+        rows.push([
+            p.name.clone(),
+            p.version.clone(),
+            published.unwrap_or_else(|| "-".into()),
+            state,
+        ]);
+    }
+    crate::output::table(&rows)
 }
 
 /// The plan as the JSON documented in docs/json.md.
@@ -278,6 +339,9 @@ pub fn to_json(loaded: &Loaded, target: &Target, plans: &[ImagePlan]) -> Value {
                 "platforms": platforms,
                 "out_of_scope": plan.out_of_scope,
                 "waits_for": plan.waits_for.iter().map(|&c| &loaded.project.contexts[c].name).collect::<Vec<_>>(),
+                "context_digest": plan.context_digest,
+                "drift": plan.drift.is_some(),
+                "published_context_digest": plan.published.as_ref().and_then(|p| p.annotations.get(crate::digest::ANNOTATION)),
                 "warnings": warnings,
             })
         })

@@ -295,6 +295,11 @@ impl RunContext {
             "org.opencontainers.image.version".to_string(),
             plan.version.clone(),
         );
+        // Lets later runs tell a context changed without a version bump (see `digest`).
+        annotations.insert(
+            crate::digest::ANNOTATION.to_string(),
+            plan.context_digest.clone(),
+        );
         let (bytes, _digest) = index::build_index(&entries, &annotations);
         for tag in [plan.version.as_str(), "latest"] {
             reg.put_manifest(

@@ -40,10 +40,8 @@ fn check(text: &str) {
             for p in problems {
                 assert_eq!(p.file.as_deref(), Some(file));
                 let line = p.line.expect("every info.edn problem has a line");
-                assert!(
-                    line >= 1 && line <= text.lines().count().max(1) + 1,
-                    "line {line} of {text:?}"
-                );
+                let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
+                assert!(line >= 1 && line <= lines, "line {line} of {text:?}");
             }
         }
     }

@@ -24,98 +24,21 @@ struct Arch {
     machine: u16,
 }
 
+#[rustfmt::skip]
 const ARCHS: &[Arch] = &[
-    Arch {
-        oci: "amd64",
-        qemu: "x86_64",
-        class: 2,
-        little_endian: true,
-        machine: 0x3e,
-    },
-    Arch {
-        oci: "arm64",
-        qemu: "aarch64",
-        class: 2,
-        little_endian: true,
-        machine: 0xb7,
-    },
-    Arch {
-        oci: "arm",
-        qemu: "arm",
-        class: 1,
-        little_endian: true,
-        machine: 0x28,
-    },
-    Arch {
-        oci: "386",
-        qemu: "i386",
-        class: 1,
-        little_endian: true,
-        machine: 0x03,
-    },
-    Arch {
-        oci: "ppc64le",
-        qemu: "ppc64le",
-        class: 2,
-        little_endian: true,
-        machine: 0x15,
-    },
-    Arch {
-        oci: "ppc64",
-        qemu: "ppc64",
-        class: 2,
-        little_endian: false,
-        machine: 0x15,
-    },
-    Arch {
-        oci: "s390x",
-        qemu: "s390x",
-        class: 2,
-        little_endian: false,
-        machine: 0x16,
-    },
-    Arch {
-        oci: "riscv64",
-        qemu: "riscv64",
-        class: 2,
-        little_endian: true,
-        machine: 0xf3,
-    },
-    Arch {
-        oci: "mips64le",
-        qemu: "mips64el",
-        class: 2,
-        little_endian: true,
-        machine: 0x08,
-    },
-    Arch {
-        oci: "mips64",
-        qemu: "mips64",
-        class: 2,
-        little_endian: false,
-        machine: 0x08,
-    },
-    Arch {
-        oci: "mipsle",
-        qemu: "mipsel",
-        class: 1,
-        little_endian: true,
-        machine: 0x08,
-    },
-    Arch {
-        oci: "mips",
-        qemu: "mips",
-        class: 1,
-        little_endian: false,
-        machine: 0x08,
-    },
-    Arch {
-        oci: "loong64",
-        qemu: "loongarch64",
-        class: 2,
-        little_endian: true,
-        machine: 0x102,
-    },
+    Arch { oci: "amd64", qemu: "x86_64", class: 2, little_endian: true, machine: 0x3e },
+    Arch { oci: "arm64", qemu: "aarch64", class: 2, little_endian: true, machine: 0xb7 },
+    Arch { oci: "arm", qemu: "arm", class: 1, little_endian: true, machine: 0x28 },
+    Arch { oci: "386", qemu: "i386", class: 1, little_endian: true, machine: 0x03 },
+    Arch { oci: "ppc64le", qemu: "ppc64le", class: 2, little_endian: true, machine: 0x15 },
+    Arch { oci: "ppc64", qemu: "ppc64", class: 2, little_endian: false, machine: 0x15 },
+    Arch { oci: "s390x", qemu: "s390x", class: 2, little_endian: false, machine: 0x16 },
+    Arch { oci: "riscv64", qemu: "riscv64", class: 2, little_endian: true, machine: 0xf3 },
+    Arch { oci: "mips64le", qemu: "mips64el", class: 2, little_endian: true, machine: 0x08 },
+    Arch { oci: "mips64", qemu: "mips64", class: 2, little_endian: false, machine: 0x08 },
+    Arch { oci: "mipsle", qemu: "mipsel", class: 1, little_endian: true, machine: 0x08 },
+    Arch { oci: "mips", qemu: "mips", class: 1, little_endian: false, machine: 0x08 },
+    Arch { oci: "loong64", qemu: "loongarch64", class: 2, little_endian: true, machine: 0x102 },
 ];
 
 fn arch_info(oci: &str) -> Option<&'static Arch> {
@@ -165,8 +88,14 @@ pub fn check_in(dir: &Path, platforms: &[Platform], native: &[Platform]) -> Resu
         .map(|s| s.trim() == "disabled")
         .unwrap_or(false);
 
+    let mut unique: Vec<&Platform> = Vec::new();
     for p in platforms {
-        if runs_natively(p, native) || missing.contains(&p) {
+        if !unique.contains(&p) {
+            unique.push(p);
+        }
+    }
+    for p in unique {
+        if runs_natively(p, native) {
             continue;
         }
         if !native.iter().any(|n| n.os == p.os) {
@@ -226,6 +155,7 @@ fn list<'a>(ps: impl Iterator<Item = &'a Platform>) -> String {
 fn missing_text(dir: &Path, missing: &[&Platform], native_text: &str) -> String {
     let qemus: Vec<&str> = {
         let mut q: Vec<&str> = missing.iter().map(|p| qemu_arch(&p.arch)).collect();
+        q.sort_unstable();
         q.dedup();
         q
     };
@@ -255,6 +185,7 @@ fn missing_text(dir: &Path, missing: &[&Platform], native_text: &str) -> String 
     }
     let docker_archs: Vec<&str> = {
         let mut a: Vec<&str> = missing.iter().map(|p| p.arch.as_str()).collect();
+        a.sort_unstable();
         a.dedup();
         a
     };

@@ -12,7 +12,9 @@
 //!
 //! # Environment
 //! - `BUILDAH_ISOLATION` (e.g. `chroot`), `BUILDAH_LAYERS`, `CONTAINERS_STORAGE_CONF`,
-//!   `REGISTRY_AUTH_FILE`: read by buildah/podman themselves.
+//!   `REGISTRY_AUTH_FILE`: read by buildah/podman themselves. cip does not pass `--layers`: buildah's
+//!   default (no cache of intermediate layers) is kept, since with the vfs driver every cached layer
+//!   is a full copy of the root filesystem; `BUILDAH_LAYERS=true` turns the cache on.
 //! - `STORAGE_DRIVER`: buildah documents it, but 1.28 ignores it unless a `storage.conf` exists (there
 //!   is none on a plain Debian 12), so cip passes it as `--storage-driver` itself.
 //! - `CIP_BUILDAH_GLOBAL_ARGS` / `CIP_PODMAN_GLOBAL_ARGS`: whitespace-separated options inserted before

@@ -85,6 +85,16 @@ impl Invocation {
         s
     }
 
+    /// The command line preceded by the environment overrides, as a shell would take it.
+    pub fn with_env(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in &self.env {
+            s.push_str(&format!("{}={} ", k.to_string_lossy(), quote(v)));
+        }
+        s.push_str(&self.to_string());
+        s
+    }
+
     fn command(&self) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.program);
         cmd.args(&self.args)
@@ -109,7 +119,7 @@ impl Invocation {
             .append(true)
             .open(log)
             .with_context(|| format!("cannot open the build log {}", log.display()))?;
-        writeln!(file, "$ {self}")
+        writeln!(file, "$ {}", self.with_env())
             .with_context(|| format!("cannot write the build log {}", log.display()))?;
         let start = file.seek(SeekFrom::End(0)).unwrap_or(0);
         let stderr = file

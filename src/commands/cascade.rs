@@ -1,7 +1,7 @@
 //! `cip cascade-version-updates` and `cip bump`: compute the cascade, show it, write it all or nothing.
 use anyhow::bail;
 
-use super::load;
+use super::{load, Loaded};
 use crate::cascade::{self, Level};
 use crate::cli::{EditArgs, ProjectArgs};
 use crate::output::style_problem;
@@ -13,30 +13,42 @@ pub fn run(
     edit: &EditArgs,
 ) -> anyhow::Result<i32> {
     let loaded = load(args)?;
-    let errors: Vec<_> = loaded.problems.iter().filter(|p| p.is_error()).collect();
-    if !errors.is_empty() {
-        for p in &errors {
-            eprintln!("{}", style_problem(p));
+    refuse_errors(&loaded)?;
+    let (requested, part) = match bump {
+        Some((name, part)) => {
+            let Some(node) = loaded.graph.node(name) else {
+                bail!("no context produces an image named {name:?} (see `cip graph`)");
+            };
+            (vec![loaded.graph.dag[node]], part)
         }
+        None => (Vec::new(), edit.level),
+    };
+    apply(&loaded, &requested, part, edit)
+}
+
+pub fn refuse_errors(loaded: &Loaded) -> anyhow::Result<()> {
+    let errors: Vec<_> = loaded.problems.iter().filter(|p| p.is_error()).collect();
+    for p in &errors {
+        eprintln!("{}", style_problem(p));
+    }
+    if !errors.is_empty() {
         bail!(
             "{} error(s) in the project: fix them before rewriting versions",
             errors.len()
         );
     }
-    let mut requested = Vec::new();
-    if let Some((name, _)) = bump {
-        let Some(node) = loaded.graph.node(name) else {
-            bail!("no context produces an image named {name:?} (see `cip graph`)");
-        };
-        requested.push(loaded.graph.dag[node]);
-    }
-    let computed = match bump {
-        // The named image moves by `part`; its descendants by `--level`.
-        Some((_, part)) => {
-            cascade::compute_with(&loaded.project, &loaded.graph, &requested, part, edit.level)
-        }
-        None => cascade::compute_with(&loaded.project, &loaded.graph, &[], edit.level, edit.level),
-    };
+    Ok(())
+}
+
+/// Bumps `requested` (context indexes) by `part`, cascades with `edit.level`, and shows or writes it.
+pub fn apply(
+    loaded: &Loaded,
+    requested: &[usize],
+    part: Level,
+    edit: &EditArgs,
+) -> anyhow::Result<i32> {
+    let computed =
+        cascade::compute_with(&loaded.project, &loaded.graph, requested, part, edit.level);
     let plan = match computed {
         Ok(c) => c,
         Err(problems) => {

@@ -8,9 +8,9 @@ use oci_client::secrets::RegistryAuth;
 
 use super::{load, Loaded};
 use crate::build::{emulation, Builder, RegistryAccess};
-use crate::cli::{BuildArgs, ProjectArgs};
+use crate::cli::{BuildArgs, EditArgs, ProjectArgs, TargetArgs};
 use crate::output::style_problem;
-use crate::plan::{self, PlatformScope, Target};
+use crate::plan::{self, ImagePlan, PlatformScope, Target};
 use crate::platform::Platform;
 use crate::publish::{render_summary, summary_json, Runner};
 use crate::registry::{self, Endpoint, Registry};
@@ -95,30 +95,76 @@ fn cert_dir(ca_certs: &[PathBuf]) -> anyhow::Result<Option<tempfile::TempDir>> {
     Ok(Some(dir))
 }
 
-pub fn plan(
+impl Mode {
+    /// The mode whose registry and platforms a read-only command asks about.
+    pub fn of(t: &TargetArgs) -> Mode {
+        match &t.remote_registry {
+            Some(registry) => Mode::Remote {
+                registry: registry.clone(),
+                only_local_platform: t.only_local_platform,
+            },
+            None => Mode::Local {
+                registry: t.local_registry.clone(),
+            },
+        }
+    }
+}
+
+/// Plans against the target without building.
+fn plan_only(
+    loaded: &Loaded,
     project: &ProjectArgs,
-    mode: Mode,
-    insecure: &[String],
-    ca_certs: &[PathBuf],
+    t: &TargetArgs,
     force: &[String],
-    json: bool,
-) -> anyhow::Result<i32> {
-    let loaded = load_valid(project)?;
-    let ep = endpoint(mode.registry(), insecure, ca_certs)?;
+) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
+    let mode = Mode::of(t);
+    let ep = endpoint(mode.registry(), &t.insecure_registry, &t.ca_cert)?;
     let rt = runtime()?;
     let target = Target::Registry(Arc::new(
         rt.block_on(Registry::connect(ep, auth_from_env()))?,
     ));
-    let plans = rt.block_on(plan::make(&loaded, &target, &mode.scope(project), force))?;
+    let plans = rt.block_on(plan::make(loaded, &target, &mode.scope(project), force))?;
+    Ok((target, plans))
+}
+
+/// `cip plan` (what would be built and why) and `cip status` (per image state and drift).
+pub fn plan(
+    project: &ProjectArgs,
+    t: &TargetArgs,
+    force: &[String],
+    json: bool,
+    status: bool,
+) -> anyhow::Result<i32> {
+    let loaded = load_valid(project)?;
+    let (target, plans) = plan_only(&loaded, project, t, force)?;
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&plan::to_json(&loaded, &target, &plans))?
         );
+    } else if status {
+        print!("{}", plan::render_status(&plans));
+        print!("{}", plan::drift_report(&plans));
     } else {
         print!("{}", plan::render(&loaded, &plans));
     }
     Ok(0)
+}
+
+/// `cip bump --changed`: bump every drifted image and cascade.
+pub fn bump_changed(project: &ProjectArgs, t: &TargetArgs, edit: &EditArgs) -> anyhow::Result<i32> {
+    let loaded = load_valid(project)?;
+    let (_, plans) = plan_only(&loaded, project, t, &[])?;
+    let drifted: Vec<usize> = plans
+        .iter()
+        .filter(|p| p.drift.is_some())
+        .map(|p| p.ctx)
+        .collect();
+    if drifted.is_empty() {
+        eprintln!("no published version differs from its context: nothing to bump");
+        return Ok(0);
+    }
+    super::cascade::apply(&loaded, &drifted, edit.level, edit)
 }
 
 pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
@@ -150,6 +196,10 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
         print!("{}", plan::render(&loaded, &plans));
         return Ok(0);
     }
+    if !args.allow_drift && plans.iter().any(|p| p.drift.is_some()) {
+        eprint!("{}", plan::drift_report(&plans));
+        bail!("published versions differ from their contexts: bump them, or pass --allow-drift");
+    }
     let needed: Vec<Platform> = plans.iter().flat_map(|p| p.to_build()).collect();
     emulation::check(&needed, &builder.native_platforms()).map_err(anyhow::Error::msg)?;
 
@@ -170,6 +220,8 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
         builder_args: args.builder_args.clone(),
     };
     let (results, ok) = rt.block_on(runner.run(&loaded, &plans))?;
+    // Cancelled builders get SIGKILL from a helper thread after a grace period: let that happen.
+    crate::build::wait_for_cancelled(std::time::Duration::from_secs(10));
     if args.json {
         println!(
             "{}",

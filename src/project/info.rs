@@ -93,9 +93,17 @@ fn skip_blank(s: &str) -> usize {
 }
 
 fn edn_problem(e: &EdnError, text: &str, file: &Path) -> Problem {
-    let (line, column) = match (e.line, e.column) {
-        (Some(l), Some(c)) => (Some(l), Some(c)),
-        _ => (Some(line_of(text, text.len())), None),
+    // Locate by byte offset, counting lines as editors do (the reader also breaks lines at a lone CR).
+    let (line, column) = match e.ptr.map(|p| p.min(text.len())) {
+        Some(mut p) => {
+            while !text.is_char_boundary(p) {
+                p -= 1;
+            }
+            let start = text[..p].rfind('\n').map_or(0, |i| i + 1);
+            let col = text.get(start..p).map_or(1, |s| s.chars().count() + 1);
+            (Some(line_of(text, p)), Some(col))
+        }
+        None => (Some(line_of(text, text.len())), None),
     };
     let (what, hint) = match &e.code {
         Code::UnexpectedEOF => (

@@ -1,6 +1,7 @@
 //! Reading a project directory: its contexts, their info.edn / VERSION files and Dockerfile references.
 pub mod context;
 pub mod dockerfile;
+pub mod dockerignore;
 pub mod info;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod workspace;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,389 @@
+//! Benchmarks of issue 3, printed as figures (run `cargo bench --bench publish`; needs scripts/setup-env):
+//! 1. no-op `publish-locally` of 1000 contexts all published in a local registry, against one
+//!    `skopeo inspect` after another for the same images;
+//! 2. scheduling: a generated DAG of tasks that each sleep a known time, wall time against the
+//!    critical path with --jobs >= the width;
+//! 3. cip's overhead over one raw buildah build (and build + push) of the same context.
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cip::registry::index::{build_index, new_entry, sha256_digest, OCI_INDEX};
+use cip::registry::{Endpoint, Registry};
+use cip::schedule::{self, Task};
+use oci_client::secrets::RegistryAuth;
+
+struct RegistryProcess {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RegistryProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_registry() -> RegistryProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("config.yml");
+    fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker-registry (run scripts/setup-env)");
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    RegistryProcess {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+/// Pushes one tiny single-layer image as `name:1.0.0` under every name (an index, like cip publishes).
+async fn seed(addr: &str, names: &[String]) {
+    let reg = Arc::new(
+        Registry::connect(Endpoint::new(addr), RegistryAuth::Anonymous)
+            .await
+            .unwrap(),
+    );
+    let layer = b"tiny layer".to_vec();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256_digest(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256_digest(&layer), "size": layer.len()}],
+    }))
+    .unwrap();
+    let platform = cip::platform::Platform::host();
+    let entry = new_entry(
+        &platform,
+        &sha256_digest(&manifest),
+        manifest.len() as u64,
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    let (index, _) = build_index(&[entry], &BTreeMap::new());
+    let blobs_dir = tempfile::tempdir().unwrap();
+    for (bytes, d) in [
+        (&layer, sha256_digest(&layer)),
+        (&config, sha256_digest(&config)),
+    ] {
+        fs::write(blobs_dir.path().join(d.replace(':', "-")), bytes).unwrap();
+    }
+    let tasks = names.iter().map(|name| {
+        let (reg, manifest, index, layer, config) = (
+            reg.clone(),
+            manifest.clone(),
+            index.clone(),
+            layer.clone(),
+            config.clone(),
+        );
+        let dir = blobs_dir.path().to_path_buf();
+        let name = name.clone();
+        async move {
+            for (bytes, d) in [
+                (&layer, sha256_digest(&layer)),
+                (&config, sha256_digest(&config)),
+            ] {
+                let path = dir.join(d.replace(':', "-"));
+                cip::registry::push::upload_blob(&reg, &name, &path, &d, bytes.len() as u64)
+                    .await
+                    .unwrap();
+            }
+            let digest = sha256_digest(&manifest);
+            reg.put_manifest(
+                &reg.digest_ref(&name, &digest),
+                manifest.into(),
+                "application/vnd.oci.image.manifest.v1+json",
+            )
+            .await
+            .unwrap();
+            reg.put_manifest(&reg.tag_ref(&name, "1.0.0"), index, OCI_INDEX)
+                .await
+                .unwrap();
+        }
+    });
+    futures_util::stream::iter(tasks)
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+use futures_util::StreamExt;
+
+fn noop_publish(n: usize) {
+    let reg = start_registry();
+    let dir = tempfile::tempdir().unwrap();
+    common::generate(dir.path(), n, 3, 50, 7);
+    let names: Vec<String> = (0..n).map(|i| format!("img-{i}")).collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let t = Instant::now();
+    rt.block_on(seed(&reg.addr, &names));
+    println!("seeded {n} images in {:.1}s", t.elapsed().as_secs_f64());
+
+    let run_cip = || {
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_cip"))
+            .args([
+                "publish-locally",
+                "--builder",
+                "buildah",
+                "--local-registry",
+                &reg.addr,
+                "-C",
+            ])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("up to date"));
+        t.elapsed()
+    };
+    run_cip();
+    let mut cip_runs: Vec<Duration> = (0..5).map(|_| run_cip()).collect();
+    cip_runs.sort();
+    let cip_median = cip_runs[2].as_secs_f64();
+
+    let t = Instant::now();
+    for name in &names {
+        let out = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}/{name}:1.0.0", reg.addr))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    let skopeo = t.elapsed().as_secs_f64();
+    println!("no-op publish-locally, {n} contexts, all published:");
+    println!(
+        "  cip publish-locally (median of 5): {:>8.3} s   (goal < 1 s)",
+        cip_median
+    );
+    println!("  sequential skopeo inspect:         {:>8.3} s", skopeo);
+    println!(
+        "  ratio skopeo / cip:                {:>8.1}x",
+        skopeo / cip_median
+    );
+}
+
+fn scheduling(n: usize) {
+    // A random DAG; each task sleeps a random known time between 50 and 300 ms.
+    let dir = tempfile::tempdir().unwrap();
+    let parents = common::generate(dir.path(), n, 3, 40, 11);
+    let mut rng = common::Rng::new(99);
+    let cost: Vec<f64> = (0..n)
+        .map(|_| 0.05 + rng.below(250) as f64 / 1000.0)
+        .collect();
+    let tasks: Vec<Task> = parents
+        .iter()
+        .enumerate()
+        .map(|(i, ps)| Task {
+            deps: ps.clone(),
+            uses_slot: true,
+            cost: cost[i],
+        })
+        .collect();
+    // Critical path: the heaviest chain.
+    let mut finish = vec![0.0f64; n];
+    for i in 0..n {
+        finish[i] = cost[i] + parents[i].iter().map(|&p| finish[p]).fold(0.0, f64::max);
+    }
+    let critical = finish.iter().cloned().fold(0.0, f64::max);
+    let width = max_width(&parents, &cost);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let t = Instant::now();
+    let costs = cost.clone();
+    let outcomes = rt.block_on(schedule::run(
+        &tasks,
+        schedule::Options {
+            jobs: width,
+            keep_going: false,
+        },
+        move |i| {
+            let d = Duration::from_secs_f64(costs[i]);
+            async move {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+        },
+    ));
+    let wall = t.elapsed().as_secs_f64();
+    assert!(outcomes.iter().all(|o| *o == schedule::Outcome::Succeeded));
+    println!("scheduling, {n} tasks, --jobs {width} (the most tasks ever runnable at once):");
+    println!("  critical path: {critical:>8.3} s");
+    println!(
+        "  wall time:     {wall:>8.3} s   ratio {:.3} (goal <= 1.15)",
+        wall / critical
+    );
+}
+
+/// The most tasks that run at once in an unbounded as-soon-as-possible schedule.
+fn max_width(parents: &[Vec<usize>], cost: &[f64]) -> usize {
+    let n = parents.len();
+    let mut start = vec![0.0f64; n];
+    let mut end = vec![0.0f64; n];
+    for i in 0..n {
+        start[i] = parents[i].iter().map(|&p| end[p]).fold(0.0, f64::max);
+        end[i] = start[i] + cost[i];
+    }
+    (0..n)
+        .map(|i| {
+            (0..n)
+                .filter(|&j| start[j] <= start[i] && start[i] < end[j])
+                .count()
+        })
+        .max()
+        .unwrap_or(1)
+}
+
+fn overhead() {
+    let busybox = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/contexts/00-busybox");
+    assert!(
+        busybox.join("busybox-amd64").exists(),
+        "run scripts/setup-env first"
+    );
+    let reg = start_registry();
+    let store = tempfile::tempdir().unwrap();
+    let global = format!(
+        "--storage-driver vfs --root {} --runroot {}",
+        store.path().join("root").display(),
+        store.path().join("runroot").display()
+    );
+    let project = tempfile::tempdir().unwrap();
+    let ctx = project.path().join("contexts/00-busybox");
+    fs::create_dir_all(&ctx).unwrap();
+    for f in ["Dockerfile", "busybox-amd64", "busybox-arm64"] {
+        fs::copy(busybox.join(f), ctx.join(f)).unwrap();
+    }
+    fs::write(
+        ctx.join("info.edn"),
+        "{:version \"1.0.0\" :platforms #{\"linux/amd64\"}}\n",
+    )
+    .unwrap();
+    let buildah = |args: &[&str]| {
+        let mut cmd = Command::new("buildah");
+        cmd.args(global.split_whitespace())
+            .args(args)
+            .env("BUILDAH_ISOLATION", "chroot");
+        let t = Instant::now();
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t.elapsed().as_secs_f64()
+    };
+    let cip = |args: &[&str]| {
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_cip"))
+            .args(args)
+            .args(["--builder", "buildah", "-C"])
+            .arg(project.path())
+            .env("CIP_BUILDAH_GLOBAL_ARGS", &global)
+            .env("BUILDAH_ISOLATION", "chroot")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t.elapsed().as_secs_f64()
+    };
+    let ctx_s = ctx.to_str().unwrap();
+    let runs = 3;
+    let (mut raw_build, mut raw_push, mut cip_build, mut cip_publish) = (0.0, 0.0, 0.0, 0.0);
+    for i in 0..runs {
+        let tag = format!("{}/raw:{i}", reg.addr);
+        raw_build += buildah(&[
+            "bud",
+            "--layers=false",
+            "--platform",
+            "linux/amd64",
+            "-t",
+            &tag,
+            ctx_s,
+        ]);
+        raw_push += buildah(&[
+            "push",
+            "--tls-verify=false",
+            &tag,
+            &format!("docker://{tag}"),
+        ]);
+        buildah(&["rmi", "-a", "-f"]);
+        fs::write(
+            ctx.join("info.edn"),
+            format!("{{:version \"1.0.{i}\" :platforms #{{\"linux/amd64\"}}}}\n"),
+        )
+        .unwrap();
+        cip_build += cip(&["build", "--local-registry", "bench.local"]);
+        buildah(&["rmi", "-a", "-f"]);
+        cip_publish += cip(&["publish-locally", "--local-registry", &reg.addr]);
+    }
+    let r = runs as f64;
+    println!("overhead over a raw buildah build of one context (mean of {runs}):");
+    println!("  buildah bud:                  {:>7.3} s", raw_build / r);
+    println!(
+        "  cip build:                    {:>7.3} s   ratio {:.2}",
+        cip_build / r,
+        cip_build / raw_build
+    );
+    println!(
+        "  buildah bud + buildah push:   {:>7.3} s",
+        (raw_build + raw_push) / r
+    );
+    println!(
+        "  cip publish-locally:          {:>7.3} s   ratio {:.2}",
+        cip_publish / r,
+        cip_publish / (raw_build + raw_push)
+    );
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    if full {
+        noop_publish(1000);
+        scheduling(300);
+        overhead();
+    } else {
+        // `cargo test --benches`: a quick smoke run of each part.
+        noop_publish(20);
+        scheduling(30);
+    }
+}
