@@ -269,7 +269,10 @@ fn reason(loaded: &Loaded, plan: &ImagePlan, p: &Platform) -> String {
 
 /// One line per drifted image, with the way out; empty if none drifted.
 pub fn drift_report(plans: &[ImagePlan]) -> String {
-    let drifted: Vec<&ImagePlan> = plans.iter().filter(|p| p.drift.is_some()).collect();
+    let drifted: Vec<&ImagePlan> = plans
+        .iter()
+        .filter(|p| p.drift.is_some() && !p.forced)
+        .collect();
     if drifted.is_empty() {
         return String::new();
     }

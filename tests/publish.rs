@@ -299,13 +299,13 @@ fn published_versions_are_not_rebuilt_unless_forced() {
     let args = ["publish-locally", "--local-registry", &reg.addr(), "--json"];
     assert!(ws.cip(&args).status.success());
     let before = raw(&reg, "hello:1.0.0");
-    // Change hello without bumping: the published tag is not overwritten.
+    // Change hello without bumping: even when the drift is allowed, the published tag is not overwritten.
     fs::write(
         ws.context("01-hello").join("Dockerfile"),
         "ARG REGISTRY\nFROM ${REGISTRY}/busybox:1.0.0\nRUN echo changed > /hello.txt\n",
     )
     .unwrap();
-    let again = ws.cip(&args);
+    let again = ws.cip(&[&args[..], &["--allow-drift"]].concat());
     assert!(
         results(&again).iter().all(|x| x.1 == "up to date"),
         "{}",
@@ -320,6 +320,7 @@ fn published_versions_are_not_rebuilt_unless_forced() {
         "--json",
         "--force",
         "hello",
+        "--allow-drift",
     ]);
     assert!(forced.status.success(), "{}", text(&forced));
     assert_eq!(result_of(&results(&forced), "hello").1, "built");

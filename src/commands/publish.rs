@@ -196,7 +196,8 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
         print!("{}", plan::render(&loaded, &plans));
         return Ok(0);
     }
-    if !args.allow_drift && plans.iter().any(|p| p.drift.is_some()) {
+    // A forced image is rebuilt from its current context, so its drift does not matter.
+    if !args.allow_drift && plans.iter().any(|p| p.drift.is_some() && !p.forced) {
         eprint!("{}", plan::drift_report(&plans));
         bail!("published versions differ from their contexts: bump them, or pass --allow-drift");
     }
