@@ -178,6 +178,15 @@ fn noop_publish(n: usize) {
     let mut cip_runs: Vec<Duration> = (0..5).map(|_| run_cip()).collect();
     cip_runs.sort();
     let cip_median = cip_runs[2].as_secs_f64();
+    // Where the time goes: the same project checked (no registry) and planned (no builder).
+    let timed = |args: &[&str]| {
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_cip")).args(args).arg("-C").arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        t.elapsed().as_secs_f64()
+    };
+    let check = timed(&["check"]);
+    let plan = timed(&["plan", "--local-registry", &reg.addr]);
 
     let t = Instant::now();
     for name in &names {
@@ -377,10 +386,18 @@ fn overhead() {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
+    // CIP_BENCH_PARTS=noop,schedule,overhead runs a subset.
+    let parts = std::env::var("CIP_BENCH_PARTS").unwrap_or_else(|_| "noop,schedule,overhead".into());
     if full {
-        noop_publish(1000);
-        scheduling(300);
-        overhead();
+        if parts.contains("noop") {
+            noop_publish(1000);
+        }
+        if parts.contains("schedule") {
+            scheduling(300);
+        }
+        if parts.contains("overhead") {
+            overhead();
+        }
     } else {
         // `cargo test --benches`: a quick smoke run of each part.
         noop_publish(20);

@@ -133,6 +133,43 @@ pub enum Command {
         #[arg(long, value_name = "REG", default_value = "localhost:5000")]
         local_registry: String,
     },
+    /// Copy every context's current version (all platforms) from a remote registry to the local one
+    UploadAllToLocalRegistry {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// The registry to copy from, host[:port]
+        #[arg(long, value_name = "REG")]
+        remote_registry: String,
+        /// The registry to copy to
+        #[arg(long, value_name = "REG", default_value = "localhost:5000")]
+        local_registry: String,
+        #[command(flatten)]
+        mirror: MirrorArgs,
+    },
+    /// Pull each context's current version from the local registry into the builder's store, tag it latest
+    PullLatestFromLocalRegistry {
+        #[command(flatten)]
+        project: ProjectArgs,
+        #[arg(long, value_name = "REG", default_value = "localhost:5000")]
+        local_registry: String,
+        /// Whose local store receives the images
+        #[arg(long, value_enum, default_value_t = BuilderKind::Auto)]
+        builder: BuilderKind,
+        #[command(flatten)]
+        mirror: MirrorArgs,
+    },
+    /// Pull each context's current version from a remote registry into the builder's store, tag it latest
+    PullLatestFromRemoteRegistry {
+        #[command(flatten)]
+        project: ProjectArgs,
+        #[arg(long, value_name = "REG")]
+        remote_registry: String,
+        /// Whose local store receives the images
+        #[arg(long, value_enum, default_value_t = BuilderKind::Auto)]
+        builder: BuilderKind,
+        #[command(flatten)]
+        mirror: MirrorArgs,
+    },
     /// Build missing images for this machine's platform into the builder's local store (no push)
     Build {
         #[command(flatten)]
@@ -186,6 +223,10 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Vec<PathBuf>,
 
+    /// Access the registry anonymously (ignore configured credentials)
+    #[arg(long)]
+    pub no_login: bool,
+
     /// Where builder logs go, one file per image and platform [default: PROJECT/.cip/logs]
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
@@ -229,6 +270,26 @@ pub struct TargetArgs {
     /// Trust this CA certificate (PEM) for the registry
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Vec<PathBuf>,
+    /// Access the registry anonymously (ignore configured credentials)
+    #[arg(long)]
+    pub no_login: bool,
+}
+
+/// Flags of the mirroring commands.
+#[derive(Debug, Args, Clone)]
+pub struct MirrorArgs {
+    /// Allow plain HTTP to this registry host[:port] (loopback addresses always may)
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Trust this CA certificate (PEM), in addition to the system roots
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+    /// Access the registries anonymously (ignore configured credentials)
+    #[arg(long)]
+    pub no_login: bool,
+    /// Fail (exit 1) when an image version is missing on the source registry
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Flags of the commands that edit the project's files.

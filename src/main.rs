@@ -75,6 +75,24 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 registry: local_registry,
             },
         ),
+        Command::UploadAllToLocalRegistry {
+            project,
+            remote_registry,
+            local_registry,
+            mirror,
+        } => { let _ = (&project, &remote_registry, &local_registry, &mirror); anyhow::bail!("pending") },
+        Command::PullLatestFromLocalRegistry {
+            project,
+            local_registry,
+            builder,
+            mirror,
+        } => { let _ = (&project, &local_registry, builder, &mirror); anyhow::bail!("pending") },
+        Command::PullLatestFromRemoteRegistry {
+            project,
+            remote_registry,
+            builder,
+            mirror,
+        } => { let _ = (&project, &remote_registry, builder, &mirror); anyhow::bail!("pending") },
         Command::Build {
             build,
             local_registry,

@@ -2,6 +2,7 @@
 pub mod cascade;
 pub mod check;
 pub mod graph;
+// pub mod mirror; (wired once the registry retry layer lands)
 pub mod publish;
 
 use crate::cli::ProjectArgs;

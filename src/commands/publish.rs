@@ -64,11 +64,17 @@ fn load_valid(args: &ProjectArgs) -> anyhow::Result<Loaded> {
 }
 
 /// Credentials of a run: CIP_USERNAME / CIP_PASSWORD if both are set, else anonymous.
-fn auth_from_env() -> RegistryAuth {
+fn auth_from_env(no_login: bool) -> RegistryAuth {
     match (std::env::var("CIP_USERNAME"), std::env::var("CIP_PASSWORD")) {
-        (Ok(u), Ok(p)) if !u.is_empty() => RegistryAuth::Basic(u, p),
+        (Ok(u), Ok(p)) if !u.is_empty() && !no_login => RegistryAuth::Basic(u, p),
         _ => RegistryAuth::Anonymous,
     }
+}
+
+/// Connects to `host` with the run's TLS settings and credentials.
+pub async fn connect(host: &str, insecure: &[String], ca_certs: &[PathBuf], no_login: bool) -> anyhow::Result<Registry> {
+    let ep = endpoint(host, insecure, ca_certs)?;
+    Registry::connect(ep, auth_from_env(no_login)).await
 }
 
 fn endpoint(host: &str, insecure: &[String], ca_certs: &[PathBuf]) -> anyhow::Result<Endpoint> {
@@ -83,7 +89,7 @@ fn endpoint(host: &str, insecure: &[String], ca_certs: &[PathBuf]) -> anyhow::Re
 }
 
 /// Copies the CA files into a directory as `*.crt`, the form buildah's `--cert-dir` reads.
-fn cert_dir(ca_certs: &[PathBuf]) -> anyhow::Result<Option<tempfile::TempDir>> {
+pub fn cert_dir(ca_certs: &[PathBuf]) -> anyhow::Result<Option<tempfile::TempDir>> {
     if ca_certs.is_empty() {
         return Ok(None);
     }
@@ -118,11 +124,9 @@ fn plan_only(
     force: &[String],
 ) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
     let mode = Mode::of(t);
-    let ep = endpoint(mode.registry(), &t.insecure_registry, &t.ca_cert)?;
     let rt = runtime()?;
-    let target = Target::Registry(Arc::new(
-        rt.block_on(Registry::connect(ep, auth_from_env()))?,
-    ));
+    let reg = rt.block_on(connect(mode.registry(), &t.insecure_registry, &t.ca_cert, t.no_login))?;
+    let target = Target::Registry(Arc::new(reg));
     let plans = rt.block_on(plan::make(loaded, &target, &mode.scope(project), force))?;
     Ok((target, plans))
 }
@@ -181,7 +185,7 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
             (target, ep.plain_http())
         }
         _ => {
-            let reg = rt.block_on(Registry::connect(ep, auth_from_env()))?;
+            let reg = rt.block_on(Registry::connect(ep, auth_from_env(args.no_login)))?;
             let plain = reg.plain_http();
             (Target::Registry(Arc::new(reg)), plain)
         }
@@ -236,7 +240,7 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     Ok(if ok { 0 } else { 1 })
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,5 +1,6 @@
 //! Talking to an OCI registry (oci-client over tokio): what is published, pushing single-platform images
 //! from an OCI layout, and assembling image indexes (manifest lists).
+pub mod auth;
 pub mod index;
 pub mod push;
 

@@ -1,0 +1,143 @@
+//! The original tool's mirroring commands, without a Docker daemon in the middle:
+//! `upload-all-to-local-registry` copies registry to registry; `pull-latest-from-*-registry` pulls each
+//! context's current version into the builder's local store and tags it latest.
+use std::sync::Arc;
+
+use anyhow::bail;
+use futures_util::StreamExt;
+
+use super::publish::{connect, runtime};
+use super::{load, Loaded};
+use crate::build::{Builder, BuilderKind, RegistryAccess};
+use crate::cli::{MirrorArgs, ProjectArgs};
+use crate::output::style_problem;
+use crate::platform::Platform;
+use crate::registry::copy::{copy_image, Copied, MountIndex};
+
+/// Images copied at once.
+const IMAGE_CONCURRENCY: usize = 4;
+
+fn load_valid(args: &ProjectArgs) -> anyhow::Result<Loaded> {
+    let loaded = load(args)?;
+    let errors: Vec<_> = loaded.problems.iter().filter(|p| p.is_error()).collect();
+    for p in &errors {
+        eprintln!("{}", style_problem(p));
+    }
+    if !errors.is_empty() {
+        bail!("{} error(s) in the project (`cip check` lists them)", errors.len());
+    }
+    Ok(loaded)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// `cip upload-all-to-local-registry`.
+pub fn upload_all(project: &ProjectArgs, remote: &str, local: &str, m: &MirrorArgs) -> anyhow::Result<i32> {
+    let loaded = load_valid(project)?;
+    let rt = runtime()?;
+    let src = Arc::new(rt.block_on(connect(remote, &m.insecure_registry, &m.ca_cert, m.no_login))?);
+    let dst = Arc::new(rt.block_on(connect(local, &m.insecure_registry, &m.ca_cert, m.no_login))?);
+    let mounts = Arc::new(MountIndex::default());
+    let images: Vec<(String, String)> = loaded
+        .project
+        .contexts
+        .iter()
+        .map(|c| (c.name.clone(), c.version.to_string()))
+        .collect();
+    let jobs = images.into_iter().map(|(name, version)| {
+        let (src, dst, mounts) = (src.clone(), dst.clone(), mounts.clone());
+        async move {
+            let r = copy_image(&src, &dst, &name, &version, &["latest"], &mounts).await;
+            (name, version, r)
+        }
+    });
+    let mut results: Vec<_> = rt.block_on(
+        futures_util::stream::iter(jobs)
+            .buffer_unordered(IMAGE_CONCURRENCY)
+            .collect::<Vec<_>>(),
+    );
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let mut rows = vec![["IMAGE".to_string(), "VERSION".into(), "RESULT".into()]];
+    let (mut missing, mut failed) = (0, 0);
+    for (name, version, r) in &results {
+        let what = match r {
+            Ok(Copied::AlreadyThere) => "already there".to_string(),
+            Ok(Copied::MissingOnSource) => {
+                missing += 1;
+                format!("missing on {remote}")
+            }
+            Ok(Copied::Copied(s)) => format!(
+                "copied: {} blob(s), {}; {} skipped, {} mounted",
+                s.blobs_copied,
+                mib(s.bytes_copied),
+                s.blobs_skipped,
+                s.blobs_mounted
+            ),
+            Err(e) => {
+                failed += 1;
+                format!("FAILED: {e:#}")
+            }
+        };
+        rows.push([name.clone(), version.clone(), what]);
+    }
+    print!("{}", crate::output::table(&rows));
+    finish(missing, failed, m.strict, remote)
+}
+
+fn finish(missing: usize, failed: usize, strict: bool, registry: &str) -> anyhow::Result<i32> {
+    if missing > 0 {
+        eprintln!("{missing} image version(s) missing on {registry}");
+    }
+    if failed > 0 || (strict && missing > 0) {
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// `cip pull-latest-from-local-registry` and `cip pull-latest-from-remote-registry`.
+pub fn pull_latest(project: &ProjectArgs, registry: &str, builder: BuilderKind, m: &MirrorArgs) -> anyhow::Result<i32> {
+    let loaded = load_valid(project)?;
+    let rt = runtime()?;
+    let reg = Arc::new(rt.block_on(connect(registry, &m.insecure_registry, &m.ca_cert, m.no_login))?);
+    let builder = Arc::new(Builder::detect(builder)?);
+    eprintln!("pulling into the local store of {}", builder.describe());
+    let certs = super::publish::cert_dir(&m.ca_cert)?;
+    let access = RegistryAccess {
+        insecure: reg.plain_http(),
+        cert_dir: certs.as_ref().map(|d| d.path().to_path_buf()),
+    };
+    let host = Platform::host();
+    let mut rows = vec![["IMAGE".to_string(), "VERSION".into(), "RESULT".into()]];
+    let (mut missing, mut failed) = (0, 0);
+    for ctx in &loaded.project.contexts {
+        let version = ctx.version.to_string();
+        let reference = format!("{registry}/{}:{version}", ctx.name);
+        let result = rt.block_on(async {
+            if reg.published(&ctx.name, &version).await?.is_none() {
+                return Ok(None);
+            }
+            builder.pull(&reference, Some(&host), &access).await?;
+            builder
+                .tag_image(&reference, &format!("{registry}/{}:latest", ctx.name))
+                .await?;
+            anyhow::Ok(Some(()))
+        });
+        let what = match result {
+            Ok(Some(())) => format!("pulled, tagged {registry}/{}:latest", ctx.name),
+            Ok(None) => {
+                missing += 1;
+                format!("missing on {registry}")
+            }
+            Err(e) => {
+                failed += 1;
+                format!("FAILED: {e:#}")
+            }
+        };
+        rows.push([ctx.name.clone(), version, what]);
+    }
+    print!("{}", crate::output::table(&rows));
+    finish(missing, failed, m.strict, registry)
+}
