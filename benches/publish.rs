@@ -181,10 +181,38 @@ fn noop_publish(n: usize) {
     // Where the time goes: the same project checked (no registry) and planned (no builder).
     let timed = |args: &[&str]| {
         let t = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_cip")).args(args).arg("-C").arg(dir.path()).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(env!("CARGO_BIN_EXE_cip"))
+            .args(args)
+            .arg("-C")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         t.elapsed().as_secs_f64()
     };
+    let phases = Command::new(env!("CARGO_BIN_EXE_cip"))
+        .args([
+            "publish-locally",
+            "--builder",
+            "buildah",
+            "--local-registry",
+            &reg.addr,
+            "-C",
+        ])
+        .arg(dir.path())
+        .env("CIP_TIMINGS", "1")
+        .output()
+        .unwrap();
+    for line in String::from_utf8_lossy(&phases.stderr)
+        .lines()
+        .filter(|l| l.starts_with("timing:"))
+    {
+        println!("    {line}");
+    }
     let check = timed(&["check"]);
     let plan = timed(&["plan", "--local-registry", &reg.addr]);
 
@@ -203,6 +231,7 @@ fn noop_publish(n: usize) {
         "  cip publish-locally (median of 5): {:>8.3} s   (goal < 1 s)",
         cip_median
     );
+    println!("    for comparison: cip check {check:.3} s (scan, graph), cip plan {plan:.3} s (+ digests, registry)");
     println!("  sequential skopeo inspect:         {:>8.3} s", skopeo);
     println!(
         "  ratio skopeo / cip:                {:>8.1}x",
@@ -387,7 +416,8 @@ fn overhead() {
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     // CIP_BENCH_PARTS=noop,schedule,overhead runs a subset.
-    let parts = std::env::var("CIP_BENCH_PARTS").unwrap_or_else(|_| "noop,schedule,overhead".into());
+    let parts =
+        std::env::var("CIP_BENCH_PARTS").unwrap_or_else(|_| "noop,schedule,overhead".into());
     if full {
         if parts.contains("noop") {
             noop_publish(1000);

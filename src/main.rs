@@ -80,19 +80,19 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             remote_registry,
             local_registry,
             mirror,
-        } => { let _ = (&project, &remote_registry, &local_registry, &mirror); anyhow::bail!("pending") },
+        } => commands::mirror::upload_all(&project, &remote_registry, &local_registry, &mirror),
         Command::PullLatestFromLocalRegistry {
             project,
             local_registry,
             builder,
             mirror,
-        } => { let _ = (&project, &local_registry, builder, &mirror); anyhow::bail!("pending") },
+        } => commands::mirror::pull_latest(&project, &local_registry, builder, &mirror),
         Command::PullLatestFromRemoteRegistry {
             project,
             remote_registry,
             builder,
             mirror,
-        } => { let _ = (&project, &remote_registry, builder, &mirror); anyhow::bail!("pending") },
+        } => commands::mirror::pull_latest(&project, &remote_registry, builder, &mirror),
         Command::Build {
             build,
             local_registry,

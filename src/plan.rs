@@ -111,7 +111,9 @@ pub async fn make(
             anyhow::bail!("--force {name}: no context produces an image named {name:?}");
         }
     }
+    let started = std::time::Instant::now();
     let digests = crate::digest::context_digests(&loaded.project, &loaded.graph)?;
+    crate::output::timing("context digests", started);
     let order = loaded.graph.order();
     let lookups = order.iter().map(|&c| {
         let ctx = &loaded.project.contexts[c];
@@ -127,7 +129,9 @@ pub async fn make(
             anyhow::Ok((c, wanted, out_of_scope, published))
         }
     });
+    let started = std::time::Instant::now();
     let mut found: Vec<_> = stream::iter(lookups).buffer_unordered(32).collect().await;
+    crate::output::timing("registry queries", started);
     found.sort_by_key(|r| {
         r.as_ref()
             .map(|x| order.iter().position(|&c| c == x.0))

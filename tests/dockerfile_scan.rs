@@ -1,15 +1,48 @@
-//! Property tests of the Dockerfile reference scanner: it never panics, its tag spans always point at
-//! the tag, and in generated Dockerfiles it finds exactly the references that were put in.
+//! Property tests of the Dockerfile reference scanner: it never panics, its tag and image spans always
+//! point at the tag and the image, and in generated Dockerfiles it finds exactly the references that
+//! were put in; their BuildKit translation changes exactly those references.
+use std::collections::BTreeSet;
+
+use cip::build::buildkit::translate;
 use cip::project::dockerfile::{scan, DockerfileRefs, RefKind};
 use proptest::prelude::*;
 
-/// Every tag span is a valid range of `text` holding exactly the tag.
+/// Every tag span is a valid range of `text` holding exactly the tag; every image span one holding
+/// the image as written: `${REGISTRY}` first, the tag or digest last. Stage indexes are digits.
 fn check_spans(text: &str, refs: &DockerfileRefs) -> Result<(), TestCaseError> {
     for r in &refs.registry_refs {
         prop_assert!(r.line >= 1);
         if let Some(span) = &r.tag_span {
             prop_assert_eq!(text.get(span.clone()), r.tag.as_deref(), "{:?}", r);
         }
+        if let Some(span) = &r.image_span {
+            let image = text.get(span.clone());
+            prop_assert!(image.is_some(), "{:?}", r);
+            let image = image.unwrap_or_default();
+            prop_assert!(
+                image.starts_with('$') && image.contains("REGISTRY"),
+                "{:?}: {:?}",
+                r,
+                image
+            );
+            if let Some(end) = r.digest.as_ref().or(r.tag.as_ref()) {
+                prop_assert!(image.ends_with(end.as_str()), "{:?}: {:?}", r, image);
+            }
+            if let Some(tag) = r.tag_span.as_ref().filter(|_| r.digest.is_none()) {
+                prop_assert_eq!(tag.end, span.end, "{:?}", r);
+            }
+        }
+    }
+    for span in &refs.stage_indexes {
+        let index = text.get(span.clone()).unwrap_or_default();
+        prop_assert!(!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()));
+    }
+    if let Some(at) = refs.first_from {
+        prop_assert!(
+            at == 0 || at == 3 || text[..at].ends_with(['\n', '\r']),
+            "{}",
+            at
+        );
     }
     Ok(())
 }
@@ -94,8 +127,9 @@ proptest! {
 // Generated Dockerfiles with known references
 // ---------------------------------------------------------------------------------------------
 
-/// A reference the generator put in: (kind, name, tag, 1-based line).
-type Expected = (RefKind, String, String, usize);
+/// A reference the generator put in: (kind, name, tag, 1-based line, image text as written if it is
+/// written in one piece).
+type Expected = (RefKind, String, String, usize, Option<String>);
 
 /// One piece of a generated Dockerfile.
 #[derive(Debug, Clone)]
@@ -125,6 +159,10 @@ enum Fragment {
         name: String,
         tag: String,
     },
+    /// `ARG REGISTRY`, which brings REGISTRY into the current stage.
+    StageArg,
+    /// `COPY --from=N`: a stage index.
+    CopyIndex(u8),
 }
 
 fn name() -> impl Strategy<Value = String> {
@@ -148,6 +186,8 @@ fn fragment() -> impl Strategy<Value = Fragment> {
         (0u8..4, name(), tag()).prop_map(|(form, name, tag)| Fragment::From { form, name, tag }),
         (name(), tag()).prop_map(|(name, tag)| Fragment::CopyFrom { name, tag }),
         (name(), tag()).prop_map(|(name, tag)| Fragment::Mount { name, tag }),
+        Just(Fragment::StageArg),
+        (0u8..3).prop_map(Fragment::CopyIndex),
     ]
 }
 
@@ -163,13 +203,14 @@ impl Writer {
         self.lines.push(s.into());
     }
 
-    /// Records a reference on the next line to be written.
-    fn expect(&mut self, kind: RefKind, name: &str, tag: &str) {
+    /// Records a reference on the next line to be written, with its image text.
+    fn expect(&mut self, kind: RefKind, name: &str, tag: &str, image: Option<String>) {
         self.expected.push((
             kind,
             name.to_string(),
             tag.to_string(),
             self.lines.len() + 1,
+            image,
         ));
     }
 
@@ -201,38 +242,44 @@ impl Writer {
             }
             Fragment::From { form, name, tag } => match form {
                 0 => {
-                    self.expect(RefKind::From, name, tag);
-                    self.line(format!("FROM ${{REGISTRY}}/{name}:{tag}"));
+                    let image = format!("${{REGISTRY}}/{name}:{tag}");
+                    self.expect(RefKind::From, name, tag, Some(image.clone()));
+                    self.line(format!("FROM {image}"));
                 }
                 1 => {
-                    self.expect(RefKind::From, name, tag);
-                    self.line(format!("from $REGISTRY/{name}:{tag} AS stage"));
+                    let image = format!("$REGISTRY/{name}:{tag}");
+                    self.expect(RefKind::From, name, tag, Some(image.clone()));
+                    self.line(format!("from {image} AS stage"));
                 }
                 2 => {
                     self.line(format!("FROM --platform=linux/amd64 {e} \t"));
                     self.line("# a comment in the middle");
-                    self.expect(RefKind::From, name, tag);
-                    self.line(format!("    ${{REGISTRY}}/{name}:{tag} {e}"));
+                    let image = format!("${{REGISTRY}}/{name}:{tag}");
+                    self.expect(RefKind::From, name, tag, Some(image.clone()));
+                    self.line(format!("    {image} {e}"));
                     self.line("    AS other");
                 }
                 _ => {
-                    self.expect(RefKind::From, name, tag);
-                    self.line(format!(
-                        "FROM ${{REGISTRY:-localhost:5000}}/{name}:{tag}@sha256:0123"
-                    ));
+                    let image = format!("${{REGISTRY:-localhost:5000}}/{name}:{tag}@sha256:0123");
+                    self.expect(RefKind::From, name, tag, Some(image.clone()));
+                    self.line(format!("FROM \"{image}\""));
                 }
             },
             Fragment::CopyFrom { name, tag } => {
                 self.line(format!("COPY --chown=1:1 {e}"));
-                self.expect(RefKind::CopyFrom, name, tag);
-                self.line(format!("  --from=${{REGISTRY}}/{name}:{tag} /a /b"));
+                let image = format!("${{REGISTRY}}/{name}:{tag}");
+                self.expect(RefKind::CopyFrom, name, tag, Some(image.clone()));
+                self.line(format!("  --from={image} /a /b"));
             }
             Fragment::Mount { name, tag } => {
-                self.expect(RefKind::MountFrom, name, tag);
+                let image = format!("${{REGISTRY}}/{name}:{tag}");
+                self.expect(RefKind::MountFrom, name, tag, Some(image.clone()));
                 self.line(format!(
-                    "RUN --mount=type=bind,target=/x,from=${{REGISTRY}}/{name}:{tag} true"
+                    "RUN --mount=type=bind,target=/x,\"from={image}\" true"
                 ));
             }
+            Fragment::StageArg => self.line("ARG REGISTRY"),
+            Fragment::CopyIndex(n) => self.line(format!("COPY --from={n} /i /i")),
         }
     }
 }
@@ -259,7 +306,8 @@ fn dockerfile() -> impl Strategy<Value = (String, Vec<Expected>)> {
             }
             w.line("ARG REGISTRY");
             if let Some((name, tag)) = &base {
-                w.expect(RefKind::From, name, tag);
+                // From a global ARG default: not written in the FROM itself.
+                w.expect(RefKind::From, name, tag, None);
                 w.line(format!("ARG OTHER=1 BASE=\"${{REGISTRY}}/{name}:{tag}\""));
                 w.line("FROM ${BASE} AS base");
             }
@@ -283,11 +331,66 @@ proptest! {
         let found: Vec<Expected> = refs
             .registry_refs
             .iter()
-            .map(|r| (r.kind, r.name.clone(), r.tag.clone().unwrap_or_default(), r.line))
+            .map(|r| {
+                (
+                    r.kind,
+                    r.name.clone(),
+                    r.tag.clone().unwrap_or_default(),
+                    r.line,
+                    r.image_span.clone().map(|s| text[s].to_string()),
+                )
+            })
             .collect();
         prop_assert_eq!(&found, &expected, "in:\n{}", text);
         for r in &refs.registry_refs {
             prop_assert!(r.tag_span.is_some(), "{:?}", r);
         }
+    }
+
+    #[test]
+    fn translations_replace_exactly_the_from_references((text, _) in dockerfile()) {
+        let registry = "registry.example:5000";
+        let refs = scan(&text);
+        let is_target = |r: &cip::project::dockerfile::RegistryRef| {
+            r.kind != RefKind::From && r.registry_in_scope && r.image_span.is_some()
+        };
+        let images: BTreeSet<String> = refs
+            .registry_refs
+            .iter()
+            .filter(|r| is_target(r))
+            .map(|r| format!("{registry}/{}:{}", r.name, r.tag.clone().unwrap_or_default()))
+            .collect();
+        let Some(out) = translate(&text, registry) else {
+            prop_assert!(images.is_empty(), "no translation of:\n{}", text);
+            return Ok(());
+        };
+        prop_assert!(!images.is_empty());
+        let after = scan(&out);
+        check_spans(&out, &after)?;
+        // One stage per distinct image, declared in the line before the first FROM.
+        prop_assert_eq!(after.stages, refs.stages + images.len());
+        prop_assert_eq!(out.lines().count(), text.lines().count() + images.len());
+        let declared: BTreeSet<String> = after
+            .external
+            .iter()
+            .filter(|e| e.kind == RefKind::From && e.image.starts_with(registry))
+            .map(|e| e.image.clone())
+            .collect();
+        prop_assert_eq!(&declared, &images);
+        // Every other reference is still there, heredoc decoys included.
+        let key = |r: &cip::project::dockerfile::RegistryRef| {
+            (r.kind, r.name.clone(), r.tag.clone(), r.registry_in_scope)
+        };
+        let kept: Vec<_> = refs.registry_refs.iter().filter(|r| !is_target(r)).map(key).collect();
+        let left: Vec<_> = after.registry_refs.iter().map(key).collect();
+        prop_assert_eq!(left, kept, "out:\n{}", out);
+        prop_assert_eq!(out.matches("decoy:9.9.9").count(), text.matches("decoy:9.9.9").count());
+        // Stage indexes moved by the number of stages declared before them.
+        let indexes = |t: &str, r: &DockerfileRefs| -> Vec<usize> {
+            r.stage_indexes.iter().map(|s| t[s.clone()].parse().unwrap()).collect()
+        };
+        let shifted: Vec<usize> = indexes(&text, &refs).iter().map(|n| n + images.len()).collect();
+        prop_assert_eq!(indexes(&out, &after), shifted);
+        prop_assert_eq!(translate(&out, registry), None);
     }
 }

@@ -10,10 +10,19 @@
 //! Verified with dockerd 20.10.24 (Debian 12, `--storage-driver vfs --iptables=false --bridge=none`):
 //! Debian's client builds with `DOCKER_BUILDKIT=1 docker build --platform linux/arm64` under qemu;
 //! a docker 28 client without buildx refuses `DOCKER_BUILDKIT=1`, so detection skips such clients.
-use std::path::Path;
+//!
+//! BuildKit does not expand variables in `COPY --from=${REGISTRY}/...` (nor `RUN --mount=from=`), so a
+//! Dockerfile using them is built through its translation (see [`super::buildkit`]), written next to
+//! the build log as `NAME-VERSION-PLATFORM.HASH.Dockerfile` (content-addressed, so concurrent runs
+//! never build each other's); the log says so in a `cip:` line before the command.
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
+use sha2::{Digest as _, Sha256};
 
+use super::buildkit;
 use super::process::{find_all_programs, find_program, Invocation};
 use super::{probe, BuildJob, Builder, Engine, NodeEnv, NotUsable, PROBE_TIMEOUT};
 use crate::platform::Platform;
@@ -155,11 +164,118 @@ pub(super) fn build(b: &Builder, job: &BuildJob) -> Invocation {
         inv = inv.arg("--network=host");
     }
     inv.arg("-f")
-        .arg(&job.dockerfile)
+        .arg(dockerfile_for_buildkit(job))
         .arg("-t")
         .arg(&job.tag)
         .args(&job.extra_args)
         .arg(&job.context_dir)
+}
+
+/// The Dockerfile BuildKit builds for `job`: its own, or its translation when it has `--from` /
+/// `from=` references to `${REGISTRY}` images (BuildKit does not expand them). The translation is
+/// written next to the log, and a line of the log tells which file is built and why. When it cannot
+/// be written, the job's Dockerfile is built as it is (and BuildKit's error follows that line).
+fn dockerfile_for_buildkit(job: &BuildJob) -> PathBuf {
+    let original = job.dockerfile.clone();
+    let Some((_, registry)) = job.build_args.iter().find(|(k, _)| k == "REGISTRY") else {
+        return original;
+    };
+    // An unreadable Dockerfile is the builder's to report.
+    let Ok(text) = fs::read_to_string(&job.dockerfile) else {
+        return original;
+    };
+    let Some(t) = buildkit::translation(&text, registry) else {
+        return original;
+    };
+    let path = translation_path(&job.log, &t.dockerfile);
+    let declared = t
+        .stages
+        .iter()
+        .map(|(name, image)| format!("FROM {image} AS {name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (note, dockerfile) = match write_translation(job, &path, &t.dockerfile) {
+        Ok(()) => (
+            format!(
+                "cip: BuildKit does not expand variables in --from, so this builds {}: {} with \
+                 `{declared}` declared before its first FROM and those stage names as the \
+                 --from/from= values naming these images",
+                path.display(),
+                job.dockerfile.display()
+            ),
+            path,
+        ),
+        Err(e) => (
+            format!(
+                "cip: BuildKit does not expand variables in --from, but the translation of {} \
+                 cannot be written ({e:#}): building it as it is",
+                job.dockerfile.display()
+            ),
+            original,
+        ),
+    };
+    // Best effort: the build itself reports a log that cannot be written.
+    if let Some(parent) = job.log.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let _ = fs::create_dir_all(parent);
+    }
+    if let Ok(mut log) = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&job.log)
+    {
+        let _ = writeln!(log, "{note}");
+    }
+    dockerfile
+}
+
+/// `DIR/NAME.HASH.Dockerfile` for the log `DIR/NAME.log`, HASH from `content`.
+fn translation_path(log: &Path, content: &str) -> PathBuf {
+    let name = log
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".log").unwrap_or(&name);
+    let hash = hex::encode(Sha256::digest(content.as_bytes()));
+    log.with_file_name(format!("{stem}.{}.Dockerfile", &hash[..12]))
+}
+
+/// Writes the translated Dockerfile atomically (a reader never sees a partial file), with a copy of
+/// the job's `Dockerfile.dockerignore` if there is one (BuildKit reads it next to the Dockerfile).
+fn write_translation(job: &BuildJob, path: &Path, content: &str) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let write = |path: &Path, content: &[u8]| -> anyhow::Result<()> {
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        tmp.write_all(content)
+            .with_context(|| format!("cannot write {}", tmp.path().display()))?;
+        // Readable like the logs next to it (a temporary file is created private).
+        let _ = tmp
+            .as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        tmp.persist(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    };
+    let mut ignore = job.dockerfile.clone().into_os_string();
+    ignore.push(".dockerignore");
+    let mut copy = path.to_path_buf().into_os_string();
+    copy.push(".dockerignore");
+    match fs::read(&ignore) {
+        Ok(rules) => write(Path::new(&copy), &rules)?,
+        // Not one left from a run when there was one.
+        Err(_) => match fs::remove_file(&copy) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot remove {}", Path::new(&copy).display())))
+            }
+            _ => {}
+        },
+    }
+    write(path, content.as_bytes())
 }
 
 /// `skopeo copy docker-daemon:TAG oci:DIR`, layers compressed as a registry push would have them.
@@ -232,5 +348,91 @@ mod tests {
             "localhost:5000/app:1.0"
         );
         assert_eq!(daemon_ref("app@sha256:abc"), "app@sha256:abc");
+    }
+
+    fn job(dir: &Path, dockerfile: &str) -> BuildJob {
+        let ctx = dir.join("ctx");
+        fs::create_dir_all(&ctx).unwrap();
+        fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+        BuildJob {
+            context_dir: ctx.clone(),
+            dockerfile: ctx.join("Dockerfile"),
+            platform: Platform::host(),
+            build_args: vec![("REGISTRY".into(), "127.0.0.1:5000".into())],
+            tag: "cip.local/app:1.0.0-linux-amd64".into(),
+            extra_args: Vec::new(),
+            log: dir.join("logs/app-1.0.0-linux-amd64.log"),
+            registry: super::super::RegistryAccess::default(),
+        }
+    }
+
+    #[test]
+    fn copy_from_registry_builds_a_translation_next_to_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "ARG REGISTRY\nFROM ${REGISTRY}/hello:1.0.0\nARG REGISTRY\n\
+                    COPY --from=${REGISTRY}/tools:1.0.0 /t /t\n";
+        let job = job(dir.path(), text);
+        fs::write(dir.path().join("ctx/Dockerfile.dockerignore"), "*.md\n").unwrap();
+        let used = dockerfile_for_buildkit(&job);
+        assert_eq!(used.parent(), Some(dir.path().join("logs").as_path()));
+        let name = used.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("app-1.0.0-linux-amd64.") && name.ends_with(".Dockerfile"),
+            "{name}"
+        );
+        let expected = buildkit::translate(text, "127.0.0.1:5000").unwrap();
+        assert_eq!(fs::read_to_string(&used).unwrap(), expected);
+        let mut ignore = used.clone().into_os_string();
+        ignore.push(".dockerignore");
+        assert_eq!(fs::read_to_string(&ignore).unwrap(), "*.md\n");
+        fs::remove_file(dir.path().join("ctx/Dockerfile.dockerignore")).unwrap();
+        assert_eq!(dockerfile_for_buildkit(&job), used);
+        assert!(!Path::new(&ignore).exists());
+        fs::remove_file(&job.log).unwrap();
+        fs::write(dir.path().join("ctx/Dockerfile.dockerignore"), "*.md\n").unwrap();
+        let log = fs::read_to_string(&job.log).unwrap();
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(log.starts_with("cip: BuildKit does not expand"), "{log}");
+        assert!(log.contains(&used.display().to_string()), "{log}");
+        assert!(
+            log.contains("FROM 127.0.0.1:5000/tools:1.0.0 AS cip-from-1"),
+            "{log}"
+        );
+        // The same content lands in the same file; the command line names it.
+        assert_eq!(dockerfile_for_buildkit(&job), used);
+        let b = Builder {
+            engine: Engine::Docker,
+            program: PathBuf::from("docker"),
+            version: "20.10.24".into(),
+            global_args: Vec::new(),
+            env: NodeEnv::new(),
+            native: vec![Platform::host()],
+            buildx: false,
+            docker_host: None,
+            host_network: false,
+        };
+        let command = build(&b, &job).to_string();
+        assert!(
+            command.contains(&format!("-f {}", used.display())),
+            "{command}"
+        );
+        assert!(
+            command.contains("--build-arg REGISTRY=127.0.0.1:5000"),
+            "{command}"
+        );
+    }
+
+    #[test]
+    fn other_dockerfiles_are_built_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = job(
+            dir.path(),
+            "ARG REGISTRY\nFROM ${REGISTRY}/hello:1.0.0\nCOPY --from=0 / /\n",
+        );
+        assert_eq!(dockerfile_for_buildkit(&job), job.dockerfile);
+        assert!(!dir.path().join("logs").exists());
+        let mut missing = job.clone();
+        missing.dockerfile = dir.path().join("nope/Dockerfile");
+        assert_eq!(dockerfile_for_buildkit(&missing), missing.dockerfile);
     }
 }

@@ -31,6 +31,7 @@ use anyhow::{anyhow, bail, Context as _};
 use crate::platform::Platform;
 
 mod buildah;
+pub mod buildkit;
 mod docker;
 pub mod emulation;
 pub mod process;

@@ -24,7 +24,10 @@ fn load_valid(args: &ProjectArgs) -> anyhow::Result<Loaded> {
         eprintln!("{}", style_problem(p));
     }
     if !errors.is_empty() {
-        bail!("{} error(s) in the project (`cip check` lists them)", errors.len());
+        bail!(
+            "{} error(s) in the project (`cip check` lists them)",
+            errors.len()
+        );
     }
     Ok(loaded)
 }
@@ -34,11 +37,22 @@ fn mib(bytes: u64) -> String {
 }
 
 /// `cip upload-all-to-local-registry`.
-pub fn upload_all(project: &ProjectArgs, remote: &str, local: &str, m: &MirrorArgs) -> anyhow::Result<i32> {
+pub fn upload_all(
+    project: &ProjectArgs,
+    remote: &str,
+    local: &str,
+    m: &MirrorArgs,
+) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
     let rt = runtime()?;
-    let src = Arc::new(rt.block_on(connect(remote, &m.insecure_registry, &m.ca_cert, m.no_login))?);
-    let dst = Arc::new(rt.block_on(connect(local, &m.insecure_registry, &m.ca_cert, m.no_login))?);
+    let src = Arc::new(rt.block_on(connect(
+        remote,
+        &m.insecure_registry,
+        &m.ca_cert,
+        m.no_login,
+    ))?);
+    let dst =
+        Arc::new(rt.block_on(connect(local, &m.insecure_registry, &m.ca_cert, m.no_login))?);
     let mounts = Arc::new(MountIndex::default());
     let images: Vec<(String, String)> = loaded
         .project
@@ -98,10 +112,20 @@ fn finish(missing: usize, failed: usize, strict: bool, registry: &str) -> anyhow
 }
 
 /// `cip pull-latest-from-local-registry` and `cip pull-latest-from-remote-registry`.
-pub fn pull_latest(project: &ProjectArgs, registry: &str, builder: BuilderKind, m: &MirrorArgs) -> anyhow::Result<i32> {
+pub fn pull_latest(
+    project: &ProjectArgs,
+    registry: &str,
+    builder: BuilderKind,
+    m: &MirrorArgs,
+) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
     let rt = runtime()?;
-    let reg = Arc::new(rt.block_on(connect(registry, &m.insecure_registry, &m.ca_cert, m.no_login))?);
+    let reg = Arc::new(rt.block_on(connect(
+        registry,
+        &m.insecure_registry,
+        &m.ca_cert,
+        m.no_login,
+    ))?);
     let builder = Arc::new(Builder::detect(builder)?);
     eprintln!("pulling into the local store of {}", builder.describe());
     let certs = super::publish::cert_dir(&m.ca_cert)?;

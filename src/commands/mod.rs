@@ -2,7 +2,7 @@
 pub mod cascade;
 pub mod check;
 pub mod graph;
-// pub mod mirror; (wired once the registry retry layer lands)
+pub mod mirror;
 pub mod publish;
 
 use crate::cli::ProjectArgs;
@@ -24,11 +24,13 @@ impl Loaded {
 }
 
 pub fn load(args: &ProjectArgs) -> anyhow::Result<Loaded> {
+    let started = std::time::Instant::now();
     let project = project::scan(&args.project_dir)?;
     let graph = Graph::build(&project);
     let mut problems = project.problems.clone();
     problems.extend(validate(&project, &graph, &args.default_platforms));
     problems.sort_by(|a, b| (&a.file, a.line, a.severity).cmp(&(&b.file, b.line, b.severity)));
+    crate::output::timing("scan and validation", started);
     Ok(Loaded {
         project,
         graph,

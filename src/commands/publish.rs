@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
-use oci_client::secrets::RegistryAuth;
 
 use super::{load, Loaded};
 use crate::build::{emulation, Builder, RegistryAccess};
@@ -13,7 +12,7 @@ use crate::output::style_problem;
 use crate::plan::{self, ImagePlan, PlatformScope, Target};
 use crate::platform::Platform;
 use crate::publish::{render_summary, summary_json, Runner};
-use crate::registry::{self, Endpoint, Registry};
+use crate::registry::{self, auth, Endpoint, Registry};
 
 /// Where a run publishes.
 pub enum Mode {
@@ -63,18 +62,17 @@ fn load_valid(args: &ProjectArgs) -> anyhow::Result<Loaded> {
     Ok(loaded)
 }
 
-/// Credentials of a run: CIP_USERNAME / CIP_PASSWORD if both are set, else anonymous.
-fn auth_from_env(no_login: bool) -> RegistryAuth {
-    match (std::env::var("CIP_USERNAME"), std::env::var("CIP_PASSWORD")) {
-        (Ok(u), Ok(p)) if !u.is_empty() && !no_login => RegistryAuth::Basic(u, p),
-        _ => RegistryAuth::Anonymous,
-    }
-}
-
 /// Connects to `host` with the run's TLS settings and credentials.
-pub async fn connect(host: &str, insecure: &[String], ca_certs: &[PathBuf], no_login: bool) -> anyhow::Result<Registry> {
+pub async fn connect(
+    host: &str,
+    insecure: &[String],
+    ca_certs: &[PathBuf],
+    no_login: bool,
+) -> anyhow::Result<Registry> {
     let ep = endpoint(host, insecure, ca_certs)?;
-    Registry::connect(ep, auth_from_env(no_login)).await
+    let creds = auth::resolve(host, &auth::Options { no_login })?;
+    eprintln!("registry {host}: {}", creds.describe_source());
+    Registry::connect(ep, creds.auth).await
 }
 
 fn endpoint(host: &str, insecure: &[String], ca_certs: &[PathBuf]) -> anyhow::Result<Endpoint> {
@@ -125,7 +123,12 @@ fn plan_only(
 ) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
     let mode = Mode::of(t);
     let rt = runtime()?;
-    let reg = rt.block_on(connect(mode.registry(), &t.insecure_registry, &t.ca_cert, t.no_login))?;
+    let reg = rt.block_on(connect(
+        mode.registry(),
+        &t.insecure_registry,
+        &t.ca_cert,
+        t.no_login,
+    ))?;
     let target = Target::Registry(Arc::new(reg));
     let plans = rt.block_on(plan::make(loaded, &target, &mode.scope(project), force))?;
     Ok((target, plans))
@@ -174,7 +177,9 @@ pub fn bump_changed(project: &ProjectArgs, t: &TargetArgs, edit: &EditArgs) -> a
 pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     let loaded = load_valid(&args.project)?;
     let ep = endpoint(mode.registry(), &args.insecure_registry, &args.ca_cert)?;
+    let started = std::time::Instant::now();
     let builder = Arc::new(Builder::detect(args.builder)?);
+    crate::output::timing("builder detection", started);
     let rt = runtime()?;
     let (target, plain_http) = match &mode {
         Mode::Store { registry } => {
@@ -185,7 +190,12 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
             (target, ep.plain_http())
         }
         _ => {
-            let reg = rt.block_on(Registry::connect(ep, auth_from_env(args.no_login)))?;
+            let reg = rt.block_on(connect(
+                mode.registry(),
+                &args.insecure_registry,
+                &args.ca_cert,
+                args.no_login,
+            ))?;
             let plain = reg.plain_http();
             (Target::Registry(Arc::new(reg)), plain)
         }

@@ -36,6 +36,12 @@ pub struct RegistryRef {
     /// Byte range of the tag text in the whole file (for in-place rewrites); None if no tag is written
     /// literally in the file (absent, or produced by another ARG).
     pub tag_span: Option<Range<usize>>,
+    /// Byte range of the whole image text as written in the file, from the `$` of `${REGISTRY}` to the
+    /// end of the tag or digest (e.g. `${REGISTRY}/tools:1.0.0` of `--from=${REGISTRY}/tools:1.0.0`;
+    /// without the quotes of a quoted value), so that the reference can be replaced as a whole. None
+    /// when that text is not written there in one piece: the value comes from an ARG, a continuation
+    /// splits it, or quotes, escapes or `${VAR:-default}` forms sit inside it.
+    pub image_span: Option<Range<usize>>,
     /// False when `${REGISTRY}` is used in a stage (COPY --from / RUN --mount after FROM) that did not
     /// redeclare `ARG REGISTRY`, or in a FROM with no global `ARG REGISTRY` before it: builders expand it
     /// to an empty string there.
@@ -58,6 +64,12 @@ pub struct DockerfileRefs {
     pub external: Vec<ExternalRef>,
     /// Number of `FROM` instructions (stages).
     pub stages: usize,
+    /// Byte offset of the start of the line where the first `FROM` instruction begins: stages can be
+    /// declared before all the others there (after the parser directives and the global ARGs).
+    pub first_from: Option<usize>,
+    /// Byte ranges of the stage indexes written as `COPY --from=N` / `ADD --from=N` /
+    /// `RUN --mount=...,from=N` (digits only, without quotes, in one piece).
+    pub stage_indexes: Vec<Range<usize>>,
 }
 
 /// Scan Dockerfile text. Never panics, whatever the input; unparseable lines are skipped.
@@ -153,6 +165,35 @@ impl Logical {
 
     fn word(&self, range: &Range<usize>) -> &str {
         self.text.get(range.clone()).unwrap_or("")
+    }
+
+    /// The file range of `range` of the joined text, if it is not empty and lies in one piece.
+    fn file_range(&self, range: &Range<usize>) -> Option<Range<usize>> {
+        if range.is_empty() || range.end > self.text.len() {
+            return None;
+        }
+        let segment = |offset: usize| {
+            self.segments
+                .partition_point(|&(start, _)| start <= offset)
+                .saturating_sub(1)
+        };
+        if segment(range.start) != segment(range.end - 1) {
+            return None;
+        }
+        let start = self.file_offset(range.start);
+        Some(start..start + range.len())
+    }
+
+    /// The file range of a written value (a flag value, a mount field value, a FROM image), without
+    /// the double quotes around it if it is quoted as a whole.
+    fn value_range(&self, range: &Range<usize>) -> Option<Range<usize>> {
+        let w = self.word(range);
+        let range = if w.len() >= 2 && w.starts_with('"') && w.ends_with('"') {
+            range.start + 1..range.end - 1
+        } else {
+            range.clone()
+        };
+        self.file_range(&range)
     }
 }
 
@@ -569,6 +610,50 @@ impl Expander<'_> {
     }
 }
 
+/// Whether the expanded image `pieces` (starting with the `${REGISTRY}` piece) are exactly the text
+/// `written` of `text`: the `${REGISTRY}` reference at its start, then every other character at the
+/// byte following the previous one, up to its end. Quotes, escapes, `${A:-default}` and values of
+/// other ARGs all break that chain.
+fn image_written_as(text: &str, written: &Range<usize>, pieces: &[Piece]) -> bool {
+    let [registry, rest @ ..] = pieces else {
+        return false;
+    };
+    let (Some(first), Some(last)) = (rest.first(), rest.last()) else {
+        return false;
+    };
+    let contiguous = rest
+        .windows(2)
+        .all(|w| w[1].src == w[0].src + w[0].ch.len_utf8());
+    registry.src == written.start
+        && variable_end(text, registry.src) == Some(first.src)
+        && contiguous
+        && rest.iter().all(|p| p.word == registry.word)
+        && last.src + last.ch.len_utf8() == written.end
+}
+
+/// The end of the variable reference (`$NAME`, `${...}` with nested braces) starting at `start`.
+fn variable_end(text: &str, start: usize) -> Option<usize> {
+    let rest = text.get(start..)?.strip_prefix('$')?;
+    if let Some(body) = rest.strip_prefix('{') {
+        let mut depth = 1usize;
+        for (i, c) in body.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(start + 2 + i + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        return None;
+    }
+    let len = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
+    (len > 0).then_some(start + 1 + len)
+}
+
 fn is_name_char(c: char) -> bool {
     c == '_' || c.is_ascii_alphanumeric()
 }
@@ -640,7 +725,11 @@ impl<'a> Scanner<'a> {
                 continue;
             }
             let (ins, next) = self.read_instruction(i);
+            let stages = self.out.stages;
             let delimiters = self.instruction(&ins);
+            if stages == 0 && self.out.stages == 1 {
+                self.out.first_from = Some(line.start);
+            }
             i = self.skip_heredoc_bodies(next, &delimiters);
         }
         self.out
@@ -746,7 +835,7 @@ impl<'a> Scanner<'a> {
         let rest = &args[flags(ins, args).count()..];
         if let Some(image) = rest.first() {
             let pieces = self.expand(ins, image.clone(), false);
-            self.record(RefKind::From, &pieces);
+            self.record(RefKind::From, &pieces, ins.value_range(image));
         }
         if let [_, as_kw, name, ..] = rest {
             if ins.word(as_kw).eq_ignore_ascii_case("as") {
@@ -761,8 +850,9 @@ impl<'a> Scanner<'a> {
     fn copy(&mut self, ins: &Logical, args: &[Range<usize>]) {
         for flag in flags(ins, args) {
             if let Some(value) = flag_value(ins, flag, "--from") {
+                let written = ins.value_range(&value);
                 let pieces = self.expand(ins, value, true);
-                self.record(RefKind::CopyFrom, &pieces);
+                self.record(RefKind::CopyFrom, &pieces, written);
             }
         }
     }
@@ -783,8 +873,10 @@ impl<'a> Scanner<'a> {
                 let f = ins.word(&field);
                 let Some(eq) = f.find('=') else { continue };
                 if f[..eq].trim().eq_ignore_ascii_case("from") {
-                    let pieces = self.expand(ins, field.start + eq + 1..field.end, true);
-                    self.record(RefKind::MountFrom, &pieces);
+                    let value = field.start + eq + 1..field.end;
+                    let written = ins.value_range(&value);
+                    let pieces = self.expand(ins, value, true);
+                    self.record(RefKind::MountFrom, &pieces, written);
                 }
             }
         }
@@ -806,11 +898,18 @@ impl<'a> Scanner<'a> {
     }
 
     /// Records an expanded image string: a registry reference, an external image, or nothing for
-    /// a stage name or index.
-    fn record(&mut self, kind: RefKind, pieces: &[Piece]) {
-        if let Some(r) = self.registry_ref(kind, pieces) {
+    /// a stage name or index. `written` is the file range of the value as written, if in one piece.
+    fn record(&mut self, kind: RefKind, pieces: &[Piece], written: Option<Range<usize>>) {
+        if let Some(r) = self.registry_ref(kind, pieces, written.clone()) {
             self.out.registry_refs.push(r);
             return;
+        }
+        if let Some(span) = written.filter(|_| kind != RefKind::From) {
+            // A stage index as builders that do not expand `--from` (BuildKit) see it.
+            let digits = self.text.get(span.clone()).unwrap_or("");
+            if digits.bytes().all(|b| b.is_ascii_digit()) {
+                self.out.stage_indexes.push(span);
+            }
         }
         let image = render(pieces);
         let is_index = kind != RefKind::From && image.bytes().all(|b| b.is_ascii_digit());
@@ -823,7 +922,12 @@ impl<'a> Scanner<'a> {
     }
 
     /// `${REGISTRY}/name[:tag][@digest]`, if that is what `pieces` are.
-    fn registry_ref(&self, kind: RefKind, pieces: &[Piece]) -> Option<RegistryRef> {
+    fn registry_ref(
+        &self,
+        kind: RefKind,
+        pieces: &[Piece],
+        written: Option<Range<usize>>,
+    ) -> Option<RegistryRef> {
         let [registry, slash, rest @ ..] = pieces else {
             return None;
         };
@@ -851,6 +955,12 @@ impl<'a> Scanner<'a> {
         if name.is_empty() {
             return None;
         }
+        // `name:` / `name@` with nothing after: no image text ends with a tag or digest here.
+        let complete = match (digest, tag) {
+            (Some(d), _) => !d.is_empty(),
+            (None, Some(t)) => !t.is_empty(),
+            (None, None) => true,
+        };
         let tag = tag.filter(|t| !t.is_empty());
         Some(RegistryRef {
             kind,
@@ -859,6 +969,7 @@ impl<'a> Scanner<'a> {
             tag: tag.map(render),
             digest: digest.filter(|d| !d.is_empty()).map(render),
             tag_span: tag.and_then(|t| self.literal_span(t, registry.word)),
+            image_span: written.filter(|w| complete && image_written_as(self.text, w, pieces)),
             registry_in_scope: in_scope,
         })
     }
@@ -887,12 +998,21 @@ impl<'a> Scanner<'a> {
 mod tests {
     use super::*;
 
-    /// The registry refs of `text` as (name, tag, line), checking the tag_span invariant on the way.
+    /// The registry refs of `text` as (name, tag, line), checking the span invariants on the way.
     fn refs(text: &str) -> Vec<(String, Option<String>, usize)> {
         let out = scan(text);
         for r in &out.registry_refs {
             if let Some(span) = &r.tag_span {
                 assert_eq!(Some(&text[span.clone()]), r.tag.as_deref(), "{r:?}");
+            }
+            if let Some(span) = &r.image_span {
+                let image = &text[span.clone()];
+                assert!(
+                    image.starts_with('$') && image.contains("REGISTRY"),
+                    "{r:?}"
+                );
+                let end = r.digest.as_ref().or(r.tag.as_ref()).unwrap_or(&r.name);
+                assert!(image.ends_with(end.as_str()), "{r:?}");
             }
         }
         out.registry_refs
@@ -1288,6 +1408,110 @@ mod tests {
             ("é/ü", Some("1.0-ß"), 3)
         );
         assert_eq!(&text[r.tag_span.unwrap()], "1.0-ß");
+    }
+
+    /// The image spans of `text`'s registry refs, as text.
+    fn image_spans(text: &str) -> Vec<Option<&str>> {
+        refs(text);
+        scan(text)
+            .registry_refs
+            .into_iter()
+            .map(|r| r.image_span.map(|s| &text[s]))
+            .collect()
+    }
+
+    #[test]
+    fn image_spans_of_written_images() {
+        let text = "ARG REGISTRY\nFROM ${REGISTRY}/a:1 AS a\nFROM scratch\nARG REGISTRY\n\
+                    COPY --from=${REGISTRY}/tools:1.0.0 /x /x\n\
+                    COPY --link --from=\"$REGISTRY/q:2@sha256:ab\" / /\n\
+                    RUN --mount=type=bind,\"from=${REGISTRY}/x:1\",target=/x true\n\
+                    RUN --mount=type=bind,from=\"${REGISTRY:-r:5}/y:2\",target=/y \\\n\
+                    \x20   --mount=FROM=${REGISTRY}/team/é:1.0-ß,target=/z true\n\
+                    COPY --from=${REGISTRY}/d / /\nADD --from=${REGISTRY}/e@sha256:ef / /\n";
+        assert_eq!(
+            image_spans(text),
+            [
+                Some("${REGISTRY}/a:1"),
+                Some("${REGISTRY}/tools:1.0.0"),
+                Some("$REGISTRY/q:2@sha256:ab"),
+                Some("${REGISTRY}/x:1"),
+                Some("${REGISTRY:-r:5}/y:2"),
+                Some("${REGISTRY}/team/é:1.0-ß"),
+                Some("${REGISTRY}/d"),
+                Some("${REGISTRY}/e@sha256:ef"),
+            ]
+        );
+        // Continuations around the word, CRLF and a backtick escape do not matter.
+        let text = "# escape=`\r\nARG REGISTRY\r\nFROM `\r\n  ${REGISTRY}/a:1.0 `\r\n  AS a\r\n\
+                    ARG REGISTRY\r\nCOPY --chown=1:1 `\r\n  --from=${REGISTRY}/b:2.0 `\r\n /x /y\r\n";
+        assert_eq!(
+            image_spans(text),
+            [Some("${REGISTRY}/a:1.0"), Some("${REGISTRY}/b:2.0")]
+        );
+        // An unknown build argument is written text too.
+        let text = "FROM scratch\nARG REGISTRY\nARG V\nCOPY --from=${REGISTRY}/u:${V} / /\n";
+        assert_eq!(image_spans(text), [Some("${REGISTRY}/u:${V}")]);
+    }
+
+    #[test]
+    fn image_spans_absent_when_not_written_in_one_piece() {
+        let text = "ARG REGISTRY\nARG T=${REGISTRY}/t:1\nARG P=${REGISTRY}\nFROM $T\nFROM $P/p:1\n\
+                    FROM scratch\nARG REGISTRY\nARG V=2\nARG EMPTY=\nARG T\n\
+                    COPY --from=$T / /\n\
+                    COPY --from=${REGISTRY}/v:${V} / /\n\
+                    COPY --from=${REGISTRY}/c:\\3 / /\n\
+                    COPY --from=${REGISTRY}/s:1.\\\n2 / /\n\
+                    COPY --from=\"${REGISTRY}\"/q:1 / /\n\
+                    COPY --from=${REGISTRY}/q:\"1\" / /\n\
+                    COPY --from=${X:-${REGISTRY}/n:1} / /\n\
+                    COPY --from=${REGISTRY}/n:${X:-1} / /\n\
+                    COPY --from=${REGISTRY}${EMPTY}/e:1 / /\n\
+                    COPY --from=${REGISTRY}\"\"/e:1 / /\n\
+                    COPY --from=${REGISTRY}/\\\nsplit:1 / /\n\
+                    COPY --from=${REGISTRY}/x: / /\nCOPY --from=${REGISTRY}/y:1@ / /\n";
+        let out = scan(text);
+        let got: Vec<_> = out
+            .registry_refs
+            .iter()
+            .map(|r| (r.name.as_str(), r.image_span.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("t", None),
+                ("p", None),
+                ("t", None),
+                ("v", None),
+                ("c", None),
+                ("s", None),
+                ("q", None),
+                ("q", None),
+                ("n", None),
+                ("n", None),
+                ("e", None),
+                ("e", None),
+                ("split", None),
+                ("x", None),
+                ("y", None),
+            ]
+        );
+        refs(text);
+    }
+
+    #[test]
+    fn first_from_and_stage_indexes() {
+        let text = "# syntax=docker/dockerfile:1\nARG REGISTRY\n# comment\n  from scratch AS s\n\
+                    COPY --from=0 / /\nCOPY --from=\"1\" / /\nRUN --mount=type=bind,from=2,target=/t true\n\
+                    COPY --from=s / /\nCOPY --from=$I / /\nCOPY --from=1\\\n0 / /\nFROM scratch\n\
+                    RUN <<EOF\nCOPY --from=3 / /\nEOF\n";
+        let out = scan(text);
+        assert_eq!(out.first_from, Some(text.find("  from").unwrap()));
+        let indexes: Vec<_> = out.stage_indexes.iter().map(|s| &text[s.clone()]).collect();
+        assert_eq!(indexes, ["0", "1", "2"]);
+        assert_eq!(scan("ARG A\nRUN true\n").first_from, None);
+        assert_eq!(scan("\u{feff}FROM scratch\n").first_from, Some(3));
+        assert_eq!(scan("FROM \\\n scratch\nFROM a\n").first_from, Some(0));
     }
 
     #[test]

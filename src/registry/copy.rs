@@ -45,7 +45,8 @@ impl MountIndex {
 
     fn record(&self, digest: &str, repo: &str) {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(digest.to_string()).or_insert_with(|| repo.to_string());
+        m.entry(digest.to_string())
+            .or_insert_with(|| repo.to_string());
     }
 }
 
@@ -93,7 +94,8 @@ pub async fn copy_image(
     for t in std::iter::once(tag).chain(also_tag.iter().copied()) {
         let current = dst.manifest_raw(&dst.tag_ref(repo, t)).await?;
         if current.is_none_or(|(_, d)| d != digest) {
-            dst.put_manifest(&dst.tag_ref(repo, t), top.clone(), &top_type).await?;
+            dst.put_manifest(&dst.tag_ref(repo, t), top.clone(), &top_type)
+                .await?;
         }
     }
     Ok(result)
@@ -111,7 +113,12 @@ async fn copy_manifest(
     let (raw, _) = src
         .manifest_raw(&src.digest_ref(repo, digest))
         .await?
-        .with_context(|| format!("{repo}@{digest} is listed in the index but missing on {}", src.host()))?;
+        .with_context(|| {
+            format!(
+                "{repo}@{digest} is listed in the index but missing on {}",
+                src.host()
+            )
+        })?;
     let doc: Value = serde_json::from_slice(&raw)?;
     let mut blobs: Vec<(String, u64)> = Vec::new();
     for d in std::iter::once(&doc["config"]).chain(doc["layers"].as_array().into_iter().flatten()) {
@@ -134,8 +141,12 @@ async fn copy_manifest(
             }
         }
     }
-    dst.put_manifest(&dst.digest_ref(repo, digest), Bytes::from(raw.to_vec()), &media_type_of(&raw)?)
-        .await?;
+    dst.put_manifest(
+        &dst.digest_ref(repo, digest),
+        Bytes::from(raw.to_vec()),
+        &media_type_of(&raw)?,
+    )
+    .await?;
     stats.manifests += 1;
     Ok(())
 }
@@ -165,15 +176,22 @@ async fn copy_blob(
     }
     let (src_ref, dst_ref) = (src.digest_ref(repo, digest), dst.digest_ref(repo, digest));
     // One attempt = a fresh download streamed into a fresh upload, so a failure midway restarts cleanly.
-    dst.retrying(&format!("copy blob {digest} to {}/{repo}", dst.host()), || {
-        let (src_ref, dst_ref) = (src_ref.clone(), dst_ref.clone());
-        async move {
-            let body = src.client().pull_blob_stream(&src_ref, digest).await?;
-            let stream = body.stream.map_err(oci_client::errors::OciDistributionError::from);
-            dst.client().push_blob_stream(&dst_ref, stream, digest, Some(size)).await?;
-            Ok(())
-        }
-    })
+    dst.retrying(
+        &format!("copy blob {digest} to {}/{repo}", dst.host()),
+        || {
+            let (src_ref, dst_ref) = (src_ref.clone(), dst_ref.clone());
+            async move {
+                let body = src.client().pull_blob_stream(&src_ref, digest).await?;
+                let stream = body
+                    .stream
+                    .map_err(oci_client::errors::OciDistributionError::from);
+                dst.client()
+                    .push_blob_stream(&dst_ref, stream, digest, Some(size))
+                    .await?;
+                Ok(())
+            }
+        },
+    )
     .await?;
     mounts.record(digest, repo);
     Ok(BlobCopy::Copied(size))

@@ -1,20 +1,29 @@
 //! Talking to an OCI registry (oci-client over tokio): what is published, pushing single-platform images
 //! from an OCI layout, and assembling image indexes (manifest lists).
+//!
+//! Every request a [`Registry`] makes is idempotent and goes through [`Registry::retrying`]: connection
+//! errors, timeouts, 429 and 5xx answers are retried with backoff as [`retry`] describes (bounded by
+//! `CIP_RETRY_ATTEMPTS` / `CIP_RETRY_MAX_SECONDS`); 400, 401, 403 and 404 never are.
 pub mod auth;
+pub mod copy;
 pub mod index;
 pub mod push;
+pub mod retry;
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
+use futures_util::{Stream, TryStreamExt};
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 pub use index::{Entry, Published};
+pub use retry::RetryPolicy;
 
 /// Media types cip reads when it asks what a tag points to.
 pub const MANIFEST_TYPES: &[&str] = &[
@@ -66,26 +75,41 @@ pub struct Registry {
     auth: RegistryAuth,
     /// Whether this connection speaks plain HTTP (decided by `connect`).
     plain_http: bool,
+    /// How failed requests are retried.
+    retry: RetryPolicy,
 }
 
 impl Registry {
     /// Connects over HTTPS; where plain HTTP is allowed (loopback, `--insecure-registry`), HTTPS is
     /// tried first and HTTP used only if the registry does not speak TLS, as docker does.
+    /// Requests are retried as the `CIP_RETRY_*` environment says ([`RetryPolicy::from_env`]); the
+    /// HTTPS probe itself is a single request, never retried.
     pub async fn connect(endpoint: Endpoint, auth: RegistryAuth) -> anyhow::Result<Registry> {
-        let https = Registry::with_protocol(endpoint.clone(), auth.clone(), false)?;
+        let retry = RetryPolicy::from_env()?;
+        let mut https = Registry::with_protocol(endpoint.clone(), auth.clone(), false)?;
         if !endpoint.plain_http() || https.speaks_https().await {
+            https.retry = retry;
             return Ok(https);
         }
-        Registry::with_protocol(endpoint, auth, true)
+        let mut http = Registry::with_protocol(endpoint, auth, true)?;
+        http.retry = retry;
+        Ok(http)
     }
 
+    /// One `HEAD` of a blob, sent before any credential is stored in the client (so without the
+    /// `GET /v2/` an authenticated request starts with). Any HTTP answer over TLS (404, 401, ...)
+    /// proves HTTPS; only a transport error disproves it.
     async fn speaks_https(&self) -> bool {
-        let probe = self.tag_ref("cip-probe", "probe");
-        // Any HTTP answer over TLS (404, 401, ...) proves HTTPS; only a transport error disproves it.
-        !matches!(
-            self.client.fetch_manifest_digest(&probe, &self.auth).await,
-            Err(OciDistributionError::RequestError(_))
-        )
+        let probe = self.digest_ref("cip-probe", &format!("sha256:{}", "0".repeat(64)));
+        match self
+            .client
+            .blob_exists(&probe, probe.digest().unwrap_or(""))
+            .await
+        {
+            Ok(_) => true,
+            Err(OciDistributionError::RequestError(e)) => e.status().is_some(),
+            Err(_) => true,
+        }
     }
 
     pub fn plain_http(&self) -> bool {
@@ -126,7 +150,18 @@ impl Registry {
             endpoint,
             auth,
             plain_http,
+            retry: RetryPolicy::no_retry(),
         })
+    }
+
+    /// How this connection retries failed requests.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Replaces the retry policy (e.g. to send retry lines to a progress display, or in tests).
+    pub fn set_retry_policy(&mut self, policy: RetryPolicy) {
+        self.retry = policy;
     }
 
     pub fn host(&self) -> &str {
@@ -155,21 +190,78 @@ impl Registry {
             .await;
     }
 
+    /// Runs the request `f` makes, retrying it as [`Self::retry_policy`] says when it fails in a way
+    /// that may go away (connection errors, timeouts, 429, 5xx; see [`retry`]). `what` names the
+    /// request in retry lines and errors, e.g. `GET manifest localhost:5000/app:1.0.0`; it must not
+    /// contain credentials. `f` is called once per attempt and must start the request from scratch
+    /// (reopen files, restart streams); the client's credentials are stored before the first one, so
+    /// `f` may use the client directly. The last error is explained ([`Self::explain`]) and, when
+    /// retries were made or allowed, says so: `after 5 attempts over 12.3s: ...`.
+    pub async fn retrying<T, F, Fut>(&self, what: &str, f: F) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, OciDistributionError>>,
+    {
+        self.ready().await;
+        self.run_retrying(what, what, f).await
+    }
+
+    /// [`Self::retrying`] for a request about `reference`: `verb reference` in retry lines, the
+    /// reference in the explained error.
+    pub(crate) async fn request<T, F, Fut>(
+        &self,
+        verb: &str,
+        reference: &Reference,
+        f: F,
+    ) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, OciDistributionError>>,
+    {
+        self.ready().await;
+        self.run_retrying(&format!("{verb} {reference}"), &reference.to_string(), f)
+            .await
+    }
+
+    async fn run_retrying<T, F, Fut>(&self, what: &str, subject: &str, f: F) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, OciDistributionError>>,
+    {
+        match self
+            .retry
+            .run(what, retry::is_transient, retry::reason, f)
+            .await
+        {
+            Ok(v) => Ok(v),
+            Err(failure) => {
+                let mention = failure.worth_mentioning().then(|| failure.exhausted());
+                let e = self.explain_subject(failure.error, subject);
+                Err(match mention {
+                    Some(exhausted) => e.context(exhausted),
+                    None => e,
+                })
+            }
+        }
+    }
+
     /// The raw manifest (or index) a tag points to, with its digest; None if the tag does not exist.
     pub async fn manifest_raw(
         &self,
         reference: &Reference,
     ) -> anyhow::Result<Option<(Bytes, String)>> {
-        self.ready().await;
-        match self
-            .client
-            .pull_manifest_raw(reference, &self.auth, MANIFEST_TYPES)
-            .await
-        {
-            Ok(found) => Ok(Some(found)),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(self.explain(e, reference)),
-        }
+        self.request("GET manifest", reference, || async {
+            match self
+                .client
+                .pull_manifest_raw(reference, &self.auth, MANIFEST_TYPES)
+                .await
+            {
+                Ok(found) => Ok(Some(found)),
+                Err(e) if is_not_found(&e) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     /// What `repo:tag` holds: which platforms, by which manifests. None if the tag does not exist.
@@ -193,24 +285,76 @@ impl Registry {
         Ok(Some(published))
     }
 
+    /// A whole blob in memory (small blobs: configs). Each attempt downloads it from the start.
     pub async fn blob_bytes(&self, repo: &str, digest: &str) -> anyhow::Result<Vec<u8>> {
-        self.ready().await;
         let reference = self.digest_ref(repo, digest);
-        let mut out = Vec::new();
-        self.client
-            .pull_blob(&reference, digest, &mut out)
-            .await
-            .map_err(|e| self.explain(e, &reference))?;
-        Ok(out)
+        self.request("GET blob", &reference, || async {
+            let mut out = Vec::new();
+            self.client.pull_blob(&reference, digest, &mut out).await?;
+            Ok(out)
+        })
+        .await
     }
 
     pub async fn blob_exists(&self, repo: &str, digest: &str) -> anyhow::Result<bool> {
-        self.ready().await;
         let reference = self.digest_ref(repo, digest);
-        self.client
-            .blob_exists(&reference, digest)
-            .await
-            .map_err(|e| self.explain(e, &reference))
+        self.request("HEAD blob", &reference, || {
+            self.client.blob_exists(&reference, digest)
+        })
+        .await
+    }
+
+    /// Mounts blob `digest` from `from_repo` into `repo` of this registry (a cross-repository mount:
+    /// no data moves). Returns false when the registry did not mount it (it lacks the blob in
+    /// `from_repo`, or does not mount across repositories): it then answers 202 with an upload
+    /// session, which is left to expire, and the caller uploads the blob instead.
+    pub async fn mount_blob(
+        &self,
+        repo: &str,
+        from_repo: &str,
+        digest: &str,
+    ) -> anyhow::Result<bool> {
+        let target = self.digest_ref(repo, digest);
+        let source = self.digest_ref(from_repo, digest);
+        let what = format!("POST mount {target} from {from_repo}");
+        self.ready().await;
+        self.run_retrying(&what, &target.to_string(), || async {
+            match self.client.mount_blob(&target, &source, digest).await {
+                Ok(()) => Ok(true),
+                // oci-client expects 201 Created; 202 Accepted is the upload session of a refused mount.
+                Err(OciDistributionError::SpecViolationError(m)) if m.contains("202") => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    /// Starts downloading blob `digest` of `repo`: its size (from `Content-Length`) and its bytes as
+    /// a stream, verified against the digest as it ends (a mismatch is the stream's last item, an
+    /// error). Starting the download is retried; the stream itself is not (an error midway is an
+    /// item): to copy a blob robustly, restart the download and the upload together, e.g. inside
+    /// [`Self::retrying`] (the stream's items are client errors, ready for `push_blob_stream`).
+    pub async fn blob_stream(
+        &self,
+        repo: &str,
+        digest: &str,
+    ) -> anyhow::Result<(
+        u64,
+        impl Stream<Item = Result<Bytes, OciDistributionError>> + Send + 'static,
+    )> {
+        let reference = self.digest_ref(repo, digest);
+        let sized = self
+            .request("GET blob", &reference, || {
+                self.client.pull_blob_stream(&reference, digest)
+            })
+            .await?;
+        let size = sized.content_length.with_context(|| {
+            format!(
+                "registry {} sent blob {reference} without its size (Content-Length)",
+                self.endpoint.host
+            )
+        })?;
+        Ok((size, sized.stream.map_err(OciDistributionError::from)))
     }
 
     /// Pushes manifest bytes as they are (their digest is the digest of exactly these bytes).
@@ -220,12 +364,12 @@ impl Registry {
         body: Bytes,
         media_type: &str,
     ) -> anyhow::Result<()> {
-        self.ready().await;
         let content_type = media_type.parse().context("invalid media type")?;
-        self.client
-            .push_manifest_raw(reference, body, content_type)
-            .await
-            .map_err(|e| self.explain(e, reference))?;
+        self.request("PUT manifest", reference, || {
+            self.client
+                .push_manifest_raw(reference, body.clone(), Clone::clone(&content_type))
+        })
+        .await?;
         Ok(())
     }
 
@@ -235,12 +379,24 @@ impl Registry {
 
     /// Turns a client error into one that names the registry and says what to do.
     pub fn explain(&self, e: OciDistributionError, reference: &Reference) -> anyhow::Error {
+        self.explain_subject(e, &reference.to_string())
+    }
+
+    /// [`Self::explain`] for a request about `subject` (a reference, or a description of the request).
+    fn explain_subject(&self, e: OciDistributionError, subject: &str) -> anyhow::Error {
         let host = &self.endpoint.host;
-        let what = match &e {
+        let refused = match &e {
             OciDistributionError::UnauthorizedError { .. }
-            | OciDistributionError::AuthenticationFailure(_) => {
+            | OciDistributionError::AuthenticationFailure(_) => true,
+            OciDistributionError::RequestError(re) => {
+                re.status().is_some_and(|s| matches!(s.as_u16(), 401 | 403))
+            }
+            _ => false,
+        };
+        let what = match &e {
+            _ if refused => {
                 format!(
-                    "registry {host} refused access to {reference} ({}): check your credentials",
+                    "registry {host} refused access to {subject} ({}): check your credentials",
                     match self.auth {
                         RegistryAuth::Anonymous => "tried anonymously",
                         RegistryAuth::Basic(..) => "tried a username and password",
@@ -252,7 +408,10 @@ impl Registry {
                 let scheme = if self.plain_http { "http" } else { "https" };
                 format!("cannot reach registry {host} over {scheme}: is it running and is the address right?")
             }
-            _ => format!("registry {host}: {reference}"),
+            OciDistributionError::RequestError(re) if re.status().is_none() => {
+                format!("the connection to registry {host} broke during {subject}")
+            }
+            _ => format!("registry {host}: {subject}"),
         };
         anyhow::Error::new(e).context(what)
     }

@@ -102,7 +102,9 @@ pub async fn push_layout(
     Ok(pushed)
 }
 
-/// Streams one blob file to the registry, chunk by chunk.
+/// Streams one blob file to the registry, chunk by chunk. Each attempt (see [`Registry::retrying`])
+/// reopens the file and uploads it from its first byte in a new upload session, so an upload that
+/// failed midway restarts cleanly.
 pub async fn upload_blob(
     registry: &Registry,
     repo: &str,
@@ -110,10 +112,36 @@ pub async fn upload_blob(
     digest: &str,
     size: u64,
 ) -> anyhow::Result<()> {
-    let file = tokio::fs::File::open(path)
+    // Fail early, with the path, when the file cannot be read at all (a local error, never retried).
+    drop(
+        tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("cannot open blob {}", path.display()))?,
+    );
+    let reference = registry.digest_ref(repo, digest);
+    registry
+        .request("PUT blob", &reference, || {
+            let reference = reference.clone();
+            let path = path.to_path_buf();
+            async move {
+                let file = tokio::fs::File::open(&path).await?;
+                registry
+                    .client()
+                    .push_blob_stream(&reference, file_chunks(file), digest, Some(size))
+                    .await?;
+                Ok(())
+            }
+        })
         .await
-        .with_context(|| format!("cannot open blob {}", path.display()))?;
-    let body = stream::unfold(file, |mut file| async move {
+}
+
+/// The contents of `file` from its current position, [`CHUNK`] bytes at a time.
+fn file_chunks(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = Result<Bytes, oci_client::errors::OciDistributionError>>
+       + Send
+       + 'static {
+    stream::unfold(file, |mut file| async move {
         let mut buf = vec![0u8; CHUNK];
         match file.read(&mut buf).await {
             Ok(0) => None,
@@ -123,12 +151,5 @@ pub async fn upload_blob(
             }
             Err(e) => Some((Err(e.into()), file)),
         }
-    });
-    let reference = registry.digest_ref(repo, digest);
-    registry
-        .client()
-        .push_blob_stream(&reference, body, digest, Some(size))
-        .await
-        .map_err(|e| registry.explain(e, &reference))?;
-    Ok(())
+    })
 }

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod faultproxy;
 pub mod workspace;
 
 use std::fs;

@@ -1,0 +1,219 @@
+//! upload-all-to-local-registry and pull-latest-from-*-registry against two real registries: a "remote"
+//! one with TLS and htpasswd authentication, and a plain local one.
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use base64::Engine;
+use common::docker::TestDockerd;
+use common::workspace::{text, Workspace};
+use common::{RegistryOptions, TestRegistry};
+use serde_json::Value;
+
+const USER: &str = "mirror-user";
+const PASSWORD: &str = "s3cret-Mirror-pw";
+
+/// A docker config.json holding the remote's credentials.
+fn docker_config(dir: &Path, host: &str, password: &str) {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"));
+    fs::create_dir_all(dir).unwrap();
+    fs::write(
+        dir.join("config.json"),
+        serde_json::json!({"auths": {host: {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+}
+
+/// The digest of the index a tag points to (the exact bytes the registry serves).
+fn digest(reg: &TestRegistry, image: &str) -> String {
+    let cert_dir = reg.cert_dir().map(|d| d.display().to_string());
+    let creds = reg.creds();
+    let mut args = vec!["inspect", "--raw"];
+    match &cert_dir {
+        Some(d) => args.extend(["--cert-dir", d.as_str()]),
+        None => args.push("--tls-verify=false"),
+    }
+    if let Some(c) = &creds {
+        args.extend(["--creds", c.as_str()]);
+    }
+    let r = reg.docker_ref(image);
+    args.push(&r);
+    let raw = common::skopeo(&args);
+    let index: Value = serde_json::from_str(&raw).unwrap();
+    assert!(index["manifests"].is_array(), "{image} is an index");
+    cip::registry::index::sha256_digest(raw.as_bytes())
+}
+
+#[test]
+fn upload_all_copies_every_platform_then_nothing_and_pull_latest_fills_local_stores() {
+    let remote = TestRegistry::start_with(RegistryOptions::tls_auth(USER, PASSWORD));
+    let local = TestRegistry::start();
+    let ws = Workspace::demo();
+    let config = ws.project().join("../docker-config");
+    docker_config(&config, &remote.addr(), PASSWORD);
+    let ca = remote.ca_cert_path().unwrap();
+    let ca = ca.to_str().unwrap();
+    let env = [("DOCKER_CONFIG", config.to_str().unwrap())];
+
+    let published = ws.cip_env(
+        &[
+            "publish",
+            "--remote-registry",
+            &remote.addr(),
+            "--ca-cert",
+            ca,
+        ],
+        &env,
+    );
+    assert!(published.status.success(), "{}", text(&published));
+    let stderr = String::from_utf8_lossy(&published.stderr);
+    assert!(
+        stderr.contains("config.json"),
+        "the credential source is named: {stderr}"
+    );
+
+    let upload = [
+        "upload-all-to-local-registry",
+        "--remote-registry",
+        &remote.addr(),
+        "--local-registry",
+        &local.addr(),
+        "--ca-cert",
+        ca,
+    ];
+    let first = ws.cip_env(&upload, &env);
+    assert!(first.status.success(), "{}", text(&first));
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(out.matches("copied:").count(), 4, "{out}");
+    for image in ["busybox", "hello", "tools", "app"] {
+        for tag in ["1.0.0", "latest"] {
+            let r = format!("{image}:{tag}");
+            assert_eq!(
+                digest(&remote, &format!("{image}:1.0.0")),
+                digest(&local, &r),
+                "{r}"
+            );
+        }
+    }
+    // Blobs shared between repositories were mounted, not copied again.
+    assert!(out.contains("mounted"), "{out}");
+
+    let second = ws.cip_env(&upload, &env);
+    assert!(second.status.success(), "{}", text(&second));
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert_eq!(
+        out.matches("already there").count(),
+        4,
+        "the second run copies no blob: {out}"
+    );
+    assert!(!out.contains("copied:"), "{out}");
+
+    // pull-latest-from-local-registry into buildah's store.
+    let pulled = ws.cip(&[
+        "pull-latest-from-local-registry",
+        "--local-registry",
+        &local.addr(),
+        "--builder",
+        "buildah",
+    ]);
+    assert!(pulled.status.success(), "{}", text(&pulled));
+    let images = ws.store.run(&["images", "--format", "{{.Name}}:{{.Tag}}"]);
+    for image in ["busybox", "hello", "tools", "app"] {
+        for tag in ["1.0.0", "latest"] {
+            let want = format!("{}/{image}:{tag}", local.addr());
+            assert!(images.contains(&want), "{want} in {images}");
+        }
+    }
+
+    // pull-latest-from-remote-registry into docker's store (a private dockerd; it trusts the CA
+    // through its certs.d directory, as docker users configure it).
+    let dockerd = TestDockerd::start();
+    let certs_d = Path::new("/etc/docker/certs.d").join(remote.addr());
+    fs::create_dir_all(&certs_d).unwrap();
+    fs::copy(remote.ca_cert_path().unwrap(), certs_d.join("ca.crt")).unwrap();
+    let host = dockerd.host();
+    let docker_env = [
+        ("DOCKER_CONFIG", config.to_str().unwrap()),
+        ("DOCKER_HOST", host.as_str()),
+    ];
+    let pulled = ws.cip_env(
+        &[
+            "pull-latest-from-remote-registry",
+            "--remote-registry",
+            &remote.addr(),
+            "--ca-cert",
+            ca,
+            "--builder",
+            "docker",
+        ],
+        &docker_env,
+    );
+    let _ = fs::remove_dir_all(&certs_d);
+    assert!(
+        pulled.status.success(),
+        "{}\n{}",
+        text(&pulled),
+        dockerd.log()
+    );
+    let listed = std::process::Command::new("docker")
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .env("DOCKER_HOST", &host)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for tag in ["1.0.0", "latest"] {
+        let want = format!("{}/app:{tag}", remote.addr());
+        assert!(listed.contains(&want), "{want} in {listed}");
+    }
+    for out in [&published, &first, &second, &pulled] {
+        assert!(
+            !text(out).contains(PASSWORD),
+            "the password never appears in output"
+        );
+    }
+}
+
+#[test]
+fn wrong_credentials_and_missing_images_are_clear() {
+    let remote = TestRegistry::start_with(RegistryOptions::tls_auth(USER, PASSWORD));
+    let local = TestRegistry::start();
+    let ws = Workspace::demo();
+    let config = ws.project().join("../docker-config");
+    docker_config(&config, &remote.addr(), "wrong-password-123");
+    let ca = remote.ca_cert_path().unwrap();
+    let env = [("DOCKER_CONFIG", config.to_str().unwrap())];
+    let upload = [
+        "upload-all-to-local-registry",
+        "--remote-registry",
+        &remote.addr(),
+        "--local-registry",
+        &local.addr(),
+        "--ca-cert",
+        ca.to_str().unwrap(),
+    ];
+    let out = ws.cip_env(&upload, &env);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains(&remote.addr()) && all.contains("config.json"),
+        "{all}"
+    );
+    assert!(all.contains("credentials"), "{all}");
+    assert!(!all.contains("wrong-password-123"), "{all}");
+
+    // Right credentials, nothing published: every image is listed as missing, not fatal unless --strict.
+    docker_config(&config, &remote.addr(), PASSWORD);
+    let out = ws.cip_env(&upload, &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("missing on")
+            .count(),
+        4,
+        "{}",
+        text(&out)
+    );
+    let strict = ws.cip_env(&[&upload[..], &["--strict"]].concat(), &env);
+    assert_eq!(strict.status.code(), Some(1), "{}", text(&strict));
+}
