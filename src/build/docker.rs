@@ -388,8 +388,10 @@ mod tests {
         fs::remove_file(dir.path().join("ctx/Dockerfile.dockerignore")).unwrap();
         assert_eq!(dockerfile_for_buildkit(&job), used);
         assert!(!Path::new(&ignore).exists());
-        fs::remove_file(&job.log).unwrap();
         fs::write(dir.path().join("ctx/Dockerfile.dockerignore"), "*.md\n").unwrap();
+        fs::remove_file(&job.log).unwrap();
+        assert_eq!(dockerfile_for_buildkit(&job), used);
+        assert!(Path::new(&ignore).exists());
         let log = fs::read_to_string(&job.log).unwrap();
         assert_eq!(log.lines().count(), 1, "{log}");
         assert!(log.starts_with("cip: BuildKit does not expand"), "{log}");
