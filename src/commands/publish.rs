@@ -72,7 +72,7 @@ pub async fn connect(
     let ep = endpoint(host, insecure, ca_certs)?;
     let creds = auth::resolve(host, &auth::Options { no_login })?;
     eprintln!("registry {host}: {}", creds.describe_source());
-    Registry::connect(ep, creds.auth).await
+    Registry::connect_with(ep, creds).await
 }
 
 fn endpoint(host: &str, insecure: &[String], ca_certs: &[PathBuf]) -> anyhow::Result<Endpoint> {

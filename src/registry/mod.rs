@@ -20,7 +20,7 @@ use futures_util::{Stream, TryStreamExt};
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
+use oci_client::{Client, Reference, RegistryOperation};
 
 pub use index::{Entry, Published};
 pub use retry::RetryPolicy;
@@ -77,6 +77,8 @@ pub struct Registry {
     plain_http: bool,
     /// How failed requests are retried.
     retry: RetryPolicy,
+    /// Where the credentials came from, for messages (never the secret itself).
+    auth_source: String,
 }
 
 impl Registry {
@@ -86,14 +88,56 @@ impl Registry {
     /// HTTPS probe itself is a single request, never retried.
     pub async fn connect(endpoint: Endpoint, auth: RegistryAuth) -> anyhow::Result<Registry> {
         let retry = RetryPolicy::from_env()?;
-        let mut https = Registry::with_protocol(endpoint.clone(), auth.clone(), false)?;
-        if !endpoint.plain_http() || https.speaks_https().await {
-            https.retry = retry;
-            return Ok(https);
+        let https = Registry::with_protocol(endpoint.clone(), auth.clone(), false)?;
+        let mut reg = if !endpoint.plain_http() || https.speaks_https().await {
+            https
+        } else {
+            Registry::with_protocol(endpoint, auth, true)?
+        };
+        reg.retry = retry;
+        reg.skip_anonymous_handshake().await;
+        Ok(reg)
+    }
+
+    /// Connects with resolved credentials; messages about refused access name their source.
+    pub async fn connect_with(
+        endpoint: Endpoint,
+        creds: auth::Credentials,
+    ) -> anyhow::Result<Registry> {
+        let source = creds.describe_source();
+        let mut reg = Registry::connect(endpoint, creds.auth).await?;
+        reg.auth_source = source;
+        Ok(reg)
+    }
+
+    /// oci-client asks `GET /v2/` before every anonymous request, because it caches no token for
+    /// "anonymous". When that handshake yields no token (an open registry, like a local one), an empty
+    /// bearer token, which is cached and which such registries ignore, saves one round trip per request
+    /// (half of the requests of a no-op publish of many images). Registries that hand out anonymous
+    /// tokens keep the normal flow.
+    async fn skip_anonymous_handshake(&mut self) {
+        if !matches!(self.auth, RegistryAuth::Anonymous) {
+            return;
         }
-        let mut http = Registry::with_protocol(endpoint, auth, true)?;
-        http.retry = retry;
-        Ok(http)
+        // A throwaway client: the first credential a client sees sticks, and this one must not.
+        let Ok(prober) = Registry::with_protocol(
+            self.endpoint.clone(),
+            RegistryAuth::Anonymous,
+            self.plain_http,
+        ) else {
+            return;
+        };
+        let probe = self.tag_ref("cip-probe", "probe");
+        let open = matches!(
+            prober
+                .client
+                .auth(&probe, &RegistryAuth::Anonymous, RegistryOperation::Pull)
+                .await,
+            Ok(None)
+        );
+        if open {
+            self.auth = RegistryAuth::Bearer(String::new());
+        }
     }
 
     /// One `HEAD` of a blob, sent before any credential is stored in the client (so without the
@@ -151,6 +195,7 @@ impl Registry {
             auth,
             plain_http,
             retry: RetryPolicy::no_retry(),
+            auth_source: String::new(),
         })
     }
 
@@ -395,13 +440,14 @@ impl Registry {
         };
         let what = match &e {
             _ if refused => {
+                let tried = match &self.auth {
+                    _ if !self.auth_source.is_empty() => format!("tried {}", self.auth_source),
+                    RegistryAuth::Basic(..) => "tried a username and password".to_string(),
+                    RegistryAuth::Bearer(t) if !t.is_empty() => "tried a bearer token".to_string(),
+                    _ => "tried anonymously".to_string(),
+                };
                 format!(
-                    "registry {host} refused access to {subject} ({}): check your credentials",
-                    match self.auth {
-                        RegistryAuth::Anonymous => "tried anonymously",
-                        RegistryAuth::Basic(..) => "tried a username and password",
-                        RegistryAuth::Bearer(_) => "tried a bearer token",
-                    }
+                    "registry {host} refused access to {subject} ({tried}): check your credentials"
                 )
             }
             OciDistributionError::RequestError(re) if re.is_connect() || re.is_timeout() => {
