@@ -396,3 +396,41 @@ fn build_into_the_local_store() {
     );
     assert_eq!(ws.builds(), 4);
 }
+
+#[test]
+fn credentials_from_the_environment_reach_the_builder_and_never_the_output() {
+    let password = "env-Secret-42";
+    let reg = TestRegistry::start_with(RegistryOptions::tls_auth("builder", password));
+    let ws = Workspace::demo();
+    let ca = reg.ca_cert_path().unwrap();
+    let args = [
+        "publish-locally",
+        "--local-registry",
+        &reg.addr(),
+        "--ca-cert",
+        ca.to_str().unwrap(),
+        "--json",
+    ];
+    let env = [("CIP_USERNAME", "builder"), ("CIP_PASSWORD", password)];
+    let out = ws.cip_env(&args, &env);
+    // Children pull their parents from the authenticated registry through the builder.
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(results(&out).iter().all(|r| r.1 == "built"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CIP_USERNAME/CIP_PASSWORD"));
+    assert!(!text(&out).contains(password));
+    for log in fs::read_dir(ws.project().join(".cip/logs")).unwrap() {
+        let log = fs::read_to_string(log.unwrap().path()).unwrap();
+        assert!(
+            !log.contains(password),
+            "a builder log shows the password: {log}"
+        );
+    }
+    // Without credentials the registry refuses, and the error says what was tried.
+    let anon = ws.cip(&args);
+    assert_eq!(anon.status.code(), Some(1), "{}", text(&anon));
+    let err = String::from_utf8_lossy(&anon.stderr);
+    assert!(
+        err.contains("refused access") && err.contains("anonymous"),
+        "{err}"
+    );
+}

@@ -105,6 +105,7 @@ pub(super) fn build(b: &Builder, job: &BuildJob) -> Invocation {
     };
     let mut inv = b
         .invocation()
+        .envs_owned(job.registry.env())
         .arg(sub)
         .arg(format!("--platform={}", job.platform));
     for (k, v) in &job.build_args {
@@ -153,7 +154,10 @@ pub(super) fn pull(
     platform: Option<&Platform>,
     access: &RegistryAccess,
 ) -> Invocation {
-    let mut inv = b.invocation().args(["pull", "--quiet"]);
+    let mut inv = b
+        .invocation()
+        .envs_owned(access.env())
+        .args(["pull", "--quiet"]);
     if let Some(p) = platform {
         inv = inv.arg(format!("--platform={p}"));
     }

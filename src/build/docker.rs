@@ -145,10 +145,11 @@ fn output_of(program: &Path, args: &[&str], env: &NodeEnv) -> String {
 }
 
 pub(super) fn build(b: &Builder, job: &BuildJob) -> Invocation {
+    let base = b.invocation().envs_owned(job.registry.env());
     let mut inv = if b.buildx {
-        b.invocation().args(["buildx", "build", "--load"])
+        base.args(["buildx", "build", "--load"])
     } else {
-        b.invocation().env("DOCKER_BUILDKIT", "1").arg("build")
+        base.env("DOCKER_BUILDKIT", "1").arg("build")
     };
     inv = inv
         .arg("--progress=plain")

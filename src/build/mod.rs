@@ -56,6 +56,23 @@ pub struct RegistryAccess {
     pub insecure: bool,
     /// A directory with `*.crt` CA files (buildah/podman `--cert-dir`).
     pub cert_dir: Option<PathBuf>,
+    /// A directory holding a `config.json` with the run's credentials (when they came from the
+    /// environment, where builders cannot see them): buildah/podman read it as `REGISTRY_AUTH_FILE`,
+    /// docker as `DOCKER_CONFIG`. Keeps secrets off command lines and out of logs.
+    pub auth_dir: Option<PathBuf>,
+}
+
+impl RegistryAccess {
+    /// Environment for a builder process that pulls from the registry.
+    pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
+        match &self.auth_dir {
+            Some(d) => vec![
+                ("REGISTRY_AUTH_FILE", d.join("config.json")),
+                ("DOCKER_CONFIG", d.clone()),
+            ],
+            None => Vec::new(),
+        }
+    }
 }
 
 /// One platform of one image.
@@ -329,7 +346,7 @@ impl Builder {
     ) -> anyhow::Result<()> {
         let inv = match self.engine {
             Engine::Buildah | Engine::Podman => buildah::pull(self, reference, platform, access),
-            Engine::Docker => docker::pull(self, reference, platform),
+            Engine::Docker => docker::pull(self, reference, platform).envs_owned(access.env()),
         };
         inv.run_ok()
             .await

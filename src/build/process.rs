@@ -74,6 +74,14 @@ impl Invocation {
         self
     }
 
+    /// Adds variables whose values are paths (or anything else owned).
+    pub fn envs_owned<K: AsRef<OsStr>, V: AsRef<OsStr>>(mut self, vars: Vec<(K, V)>) -> Self {
+        for (k, v) in vars {
+            self = self.env(k, v);
+        }
+        self
+    }
+
     /// The command line, shortened for error messages.
     pub fn short(&self) -> String {
         let full = self.to_string();

@@ -129,9 +129,11 @@ pub fn pull_latest(
     let builder = Arc::new(Builder::detect(builder)?);
     eprintln!("pulling into the local store of {}", builder.describe());
     let certs = super::publish::cert_dir(&m.ca_cert)?;
+    let auth_dir = super::publish::builder_auth_dir(registry, m.no_login)?;
     let access = RegistryAccess {
         insecure: reg.plain_http(),
         cert_dir: certs.as_ref().map(|d| d.path().to_path_buf()),
+        auth_dir: auth_dir.as_ref().map(|d| d.path().to_path_buf()),
     };
     let host = Platform::host();
     let mut rows = vec![["IMAGE".to_string(), "VERSION".into(), "RESULT".into()]];

@@ -86,6 +86,28 @@ fn endpoint(host: &str, insecure: &[String], ca_certs: &[PathBuf]) -> anyhow::Re
     Ok(e)
 }
 
+/// Credentials given in the environment, written where builders look for them (see
+/// `RegistryAccess::auth_dir`), readable by the owner only. None when builders find them on their own.
+pub fn builder_auth_dir(host: &str, no_login: bool) -> anyhow::Result<Option<tempfile::TempDir>> {
+    use base64::Engine as _;
+    use std::os::unix::fs::PermissionsExt;
+    let creds = auth::resolve(host, &auth::Options { no_login })?;
+    let (auth::Source::Env, oci_client::secrets::RegistryAuth::Basic(user, password)) =
+        (&creds.source, &creds.auth)
+    else {
+        return Ok(None);
+    };
+    let dir = tempfile::Builder::new().prefix("cip-auth-").tempdir()?;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let path = dir.path().join("config.json");
+    std::fs::write(
+        &path,
+        serde_json::json!({"auths": {host: {"auth": token}}}).to_string(),
+    )?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(Some(dir))
+}
+
 /// Copies the CA files into a directory as `*.crt`, the form buildah's `--cert-dir` reads.
 pub fn cert_dir(ca_certs: &[PathBuf]) -> anyhow::Result<Option<tempfile::TempDir>> {
     if ca_certs.is_empty() {
@@ -219,12 +241,14 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     emulation::check(&needed, &builder.native_platforms()).map_err(anyhow::Error::msg)?;
 
     let certs = cert_dir(&args.ca_cert)?;
+    let auth_dir = builder_auth_dir(mode.registry(), args.no_login)?;
     let runner = Runner {
         builder,
         target: target.clone(),
         access: RegistryAccess {
             insecure: plain_http,
             cert_dir: certs.as_ref().map(|d| d.path().to_path_buf()),
+            auth_dir: auth_dir.as_ref().map(|d| d.path().to_path_buf()),
         },
         jobs: args.jobs(),
         keep_going: args.keep_going,

@@ -9,6 +9,7 @@
 
 pub mod docker;
 pub mod faultproxy;
+pub mod tokenserver;
 pub mod workspace;
 
 use std::fs;
@@ -129,6 +130,29 @@ impl RegistryOptions {
     }
 }
 
+/// Bearer-token authentication of a [`TestRegistry`] (`auth.token` of its config): clients get
+/// their tokens from `realm` (see [`tokenserver::TokenServer`]).
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    /// PEM certificates whose keys sign the tokens.
+    pub root_cert_bundle: PathBuf,
+}
+
+impl TokenAuth {
+    /// The token authentication `server` hands out tokens for.
+    pub fn of(server: &tokenserver::TokenServer) -> TokenAuth {
+        TokenAuth {
+            realm: server.realm(),
+            service: server.service().to_string(),
+            issuer: server.issuer().to_string(),
+            root_cert_bundle: server.root_cert_bundle(),
+        }
+    }
+}
+
 /// A `docker-registry serve` process on a free loopback port with its own storage directory.
 /// The process is killed (and the directory removed) when the value is dropped; if that happens
 /// while the test panics, the registry's log is printed.
@@ -136,6 +160,7 @@ pub struct TestRegistry {
     child: Child,
     port: u16,
     options: RegistryOptions,
+    token: Option<TokenAuth>,
     dir: TempDir,
 }
 
@@ -147,6 +172,24 @@ impl TestRegistry {
 
     /// A registry served as `options` says.
     pub fn start_with(options: RegistryOptions) -> TestRegistry {
+        TestRegistry::start_inner(options, None)
+    }
+
+    /// A registry that wants bearer tokens from `server` (the Docker Hub / Harbor scheme), served
+    /// with TLS when `options.tls`. `options.auth` must be None: the token server checks the
+    /// credentials ([`tokenserver::TokenServer::creds`]).
+    pub fn start_with_token(
+        options: RegistryOptions,
+        server: &tokenserver::TokenServer,
+    ) -> TestRegistry {
+        assert!(
+            options.auth.is_none(),
+            "a token registry checks no password itself: give it to the token server"
+        );
+        TestRegistry::start_inner(options, Some(TokenAuth::of(server)))
+    }
+
+    fn start_inner(options: RegistryOptions, token: Option<TokenAuth>) -> TestRegistry {
         require_program("docker-registry");
         let dir = tempfile::Builder::new()
             .prefix("cip-registry-")
@@ -163,7 +206,7 @@ impl TestRegistry {
         let mut last_error = String::new();
         for _ in 0..REGISTRY_START_ATTEMPTS {
             let port = free_port();
-            write_config(dir.path(), port, &options);
+            write_config(dir.path(), port, &options, token.as_ref());
             let log_path = dir.path().join("registry.log");
             let log = fs::File::create(&log_path).expect("create registry log");
             let mut child = Command::new("docker-registry")
@@ -180,6 +223,7 @@ impl TestRegistry {
                         child,
                         port,
                         options,
+                        token,
                         dir,
                     }
                 }
@@ -216,6 +260,11 @@ impl TestRegistry {
 
     pub fn options(&self) -> &RegistryOptions {
         &self.options
+    }
+
+    /// The bearer-token authentication, for a registry started with [`Self::start_with_token`].
+    pub fn token_auth(&self) -> Option<&TokenAuth> {
+        self.token.as_ref()
     }
 
     pub fn is_tls(&self) -> bool {
@@ -382,7 +431,7 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
-fn write_config(dir: &Path, port: u16, options: &RegistryOptions) {
+fn write_config(dir: &Path, port: u16, options: &RegistryOptions, token: Option<&TokenAuth>) {
     let mut config = format!(
         "version: 0.1\n\
          log:\n  level: warn\n  accesslog:\n    disabled: true\n\
@@ -401,6 +450,15 @@ fn write_config(dir: &Path, port: u16, options: &RegistryOptions) {
         config.push_str(&format!(
             "auth:\n  htpasswd:\n    realm: cip-test\n    path: {}\n",
             dir.join("htpasswd").display()
+        ));
+    }
+    if let Some(token) = token {
+        config.push_str(&format!(
+            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            token.realm,
+            token.service,
+            token.issuer,
+            token.root_cert_bundle.display()
         ));
     }
     fs::write(dir.join("config.yml"), config).expect("write registry config");
