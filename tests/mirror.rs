@@ -217,3 +217,50 @@ fn wrong_credentials_and_missing_images_are_clear() {
     let strict = ws.cip_env(&[&upload[..], &["--strict"]].concat(), &env);
     assert_eq!(strict.status.code(), Some(1), "{}", text(&strict));
 }
+
+#[test]
+fn upload_all_completes_through_resets_and_503s() {
+    use common::faultproxy::{Fault, FaultProxy};
+    let remote = TestRegistry::start();
+    let local = TestRegistry::start();
+    let ws = Workspace::demo();
+    let published = ws.cip(&["publish-locally", "--local-registry", &remote.addr()]);
+    assert!(published.status.success(), "{}", text(&published));
+    // Faults on both sides of the copy: the source's downloads and the target's uploads.
+    let faults = || {
+        vec![
+            Fault::Reset,
+            Fault::Status503,
+            Fault::Reset,
+            Fault::Status503,
+            Fault::ResetAfter(200),
+        ]
+    };
+    let src = FaultProxy::start(&remote.addr(), faults());
+    let dst = FaultProxy::start(&local.addr(), faults());
+    let env = [("CIP_RETRY_ATTEMPTS", "10"), ("CIP_RETRY_BASE_MS", "50")];
+    let out = ws.cip_env(
+        &[
+            "upload-all-to-local-registry",
+            "--remote-registry",
+            &src.addr(),
+            "--local-registry",
+            &dst.addr(),
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("retry:"),
+        "retries are logged: {}",
+        text(&out)
+    );
+    assert!(src.fault_count() >= 4 && dst.fault_count() >= 4);
+    for image in ["busybox", "hello", "tools", "app"] {
+        assert_eq!(
+            digest(&remote, &format!("{image}:1.0.0")),
+            digest(&local, &format!("{image}:latest")),
+            "{image}"
+        );
+    }
+}
