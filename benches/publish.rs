@@ -142,6 +142,18 @@ async fn seed(addr: &str, names: &[String]) {
 
 use futures_util::StreamExt;
 
+/// User plus system CPU seconds of all children waited for so far.
+fn children_cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct we pass; no other memory is touched.
+    let u = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);
+        u
+    };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
 fn noop_publish(n: usize) {
     let reg = start_registry();
     let dir = tempfile::tempdir().unwrap();
@@ -212,6 +224,26 @@ fn noop_publish(n: usize) {
         .filter(|l| l.starts_with("timing:"))
     {
         println!("    {line}");
+    }
+    let cpu_before = children_cpu_seconds();
+    run_cip();
+    println!(
+        "    cpu time of one no-op run (user + system): {:.3} s",
+        children_cpu_seconds() - cpu_before
+    );
+    for c in ["8", "16", "64", "128"] {
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_cip"))
+            .args(["plan", "--local-registry", &reg.addr, "-C"])
+            .arg(dir.path())
+            .env("CIP_QUERY_CONCURRENCY", c)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        println!(
+            "    cip plan with {c:>3} concurrent lookups: {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
     }
     let check = timed(&["check"]);
     let plan = timed(&["plan", "--local-registry", &reg.addr]);

@@ -99,6 +99,16 @@ impl ImagePlan {
     }
 }
 
+/// How many registry lookups run at once: enough to keep a registry busy, few enough not to
+/// exhaust its connections. `CIP_QUERY_CONCURRENCY` overrides it.
+fn query_concurrency() -> usize {
+    std::env::var("CIP_QUERY_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(32)
+}
+
 /// Asks the target, for all images at once (bounded concurrency), what is there already.
 pub async fn make(
     loaded: &Loaded,
@@ -130,7 +140,10 @@ pub async fn make(
         }
     });
     let started = std::time::Instant::now();
-    let mut found: Vec<_> = stream::iter(lookups).buffer_unordered(32).collect().await;
+    let mut found: Vec<_> = stream::iter(lookups)
+        .buffer_unordered(query_concurrency())
+        .collect()
+        .await;
     crate::output::timing("registry queries", started);
     found.sort_by_key(|r| {
         r.as_ref()

@@ -400,7 +400,7 @@ async fn child_pulls_its_parent_from_a_plain_http_registry() {
 
     child.registry = RegistryAccess {
         insecure: true,
-        cert_dir: None,
+        ..RegistryAccess::default()
     };
     builder.build(&child).await.unwrap();
     assert!(builder.image_exists(&child.tag).await.unwrap());
@@ -502,52 +502,22 @@ fn detection_errors_name_what_was_looked_for() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// emulation::check reads CIP_BINFMT_DIR. The variable is only set in a child process running the
-// ignored test below, so no test changes this process's environment while others run.
+// emulation: the check against a binfmt_misc directory (CIP_BINFMT_DIR, read by `emulation::check`,
+// is covered end to end by tests/publish.rs `missing_emulator_is_reported_before_any_build`).
 // ---------------------------------------------------------------------------------------------
 
-fn run_emulation_probe(binfmt_dir: &Path) -> (bool, String) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "emulation_probe_in_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("CIP_BINFMT_DIR", binfmt_dir)
-        .env("CIP_TEST_EMULATION_PROBE", "1")
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        text.contains("emulation-probe:"),
-        "the probe did not run: {text}"
-    );
-    (text.contains("emulation-probe: ok"), text)
-}
-
-#[test]
-#[ignore = "run by emulation_check_reads_cip_binfmt_dir in a child process"]
-fn emulation_probe_in_child() {
-    if std::env::var_os("CIP_TEST_EMULATION_PROBE").is_none() {
-        return;
-    }
-    match emulation::check(
+fn probe(dir: &Path) -> Result<(), String> {
+    emulation::check_in(
+        dir,
         &[platform("linux/amd64"), platform("linux/arm64")],
         &[platform("linux/amd64")],
-    ) {
-        Ok(()) => println!("emulation-probe: ok"),
-        Err(e) => println!("emulation-probe: error\n{e}"),
-    }
+    )
 }
 
 #[test]
-fn emulation_check_reads_cip_binfmt_dir() {
+fn emulation_check_reads_binfmt_entries() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, text) = run_emulation_probe(dir.path());
-    assert!(!ok, "{text}");
+    let text = probe(dir.path()).unwrap_err();
     for needle in [
         "linux/arm64",
         "qemu-user-static",
@@ -563,16 +533,15 @@ fn emulation_check_reads_cip_binfmt_dir() {
         "enabled\ninterpreter /usr/bin/qemu-aarch64-static\n",
     )
     .unwrap();
-    let (ok, text) = run_emulation_probe(dir.path());
-    assert!(ok, "{text}");
+    probe(dir.path()).unwrap();
 
     fs::write(
         dir.path().join("qemu-aarch64"),
         "disabled\ninterpreter /usr/bin/qemu-aarch64-static\n",
     )
     .unwrap();
-    let (ok, text) = run_emulation_probe(dir.path());
-    assert!(!ok && text.contains("disabled"), "{text}");
+    let text = probe(dir.path()).unwrap_err();
+    assert!(text.contains("disabled"), "{text}");
 }
 
 #[test]

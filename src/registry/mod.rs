@@ -368,6 +368,9 @@ impl Registry {
                 Ok(()) => Ok(true),
                 // oci-client expects 201 Created; 202 Accepted is the upload session of a refused mount.
                 Err(OciDistributionError::SpecViolationError(m)) if m.contains("202") => Ok(false),
+                // A token registry may refuse the mount because the token only covers the target
+                // repository (oci-client asks for no scope on the source): upload instead.
+                Err(e) if is_refused(&e) => Ok(false),
                 Err(e) => Err(e),
             }
         })
@@ -430,14 +433,7 @@ impl Registry {
     /// [`Self::explain`] for a request about `subject` (a reference, or a description of the request).
     fn explain_subject(&self, e: OciDistributionError, subject: &str) -> anyhow::Error {
         let host = &self.endpoint.host;
-        let refused = match &e {
-            OciDistributionError::UnauthorizedError { .. }
-            | OciDistributionError::AuthenticationFailure(_) => true,
-            OciDistributionError::RequestError(re) => {
-                re.status().is_some_and(|s| matches!(s.as_u16(), 401 | 403))
-            }
-            _ => false,
-        };
+        let refused = is_refused(&e);
         let what = match &e {
             _ if refused => {
                 let tried = match &self.auth {
@@ -460,6 +456,24 @@ impl Registry {
             _ => format!("registry {host}: {subject}"),
         };
         anyhow::Error::new(e).context(what)
+    }
+}
+
+/// Whether the registry (or its token server) refused the credentials or their permissions.
+fn is_refused(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_) => true,
+        OciDistributionError::RequestError(re) => {
+            re.status().is_some_and(|s| matches!(s.as_u16(), 401 | 403))
+        }
+        // oci-client reports some refusals (e.g. of a blob upload) as plain server errors.
+        OciDistributionError::ServerError { code, .. } => matches!(code, 401 | 403),
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|er| matches!(er.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)),
+        _ => false,
     }
 }
 

@@ -52,6 +52,8 @@ const MAX_HEAD: usize = 64 * 1024;
 pub struct TokenRequest {
     /// `METHOD /path` (without the query).
     pub request: String,
+    /// The `User-Agent` header: tells oci-client (cip) from containers/image (buildah, skopeo).
+    pub user_agent: String,
     /// The Basic username given, if any (the password is never kept).
     pub user: Option<String>,
     /// Whether the user and password were right.
@@ -311,10 +313,17 @@ fn answer(head: &str, shared: &Shared) -> (TokenRequest, Response) {
     let method = request_line.next().unwrap_or("").to_string();
     let target = request_line.next().unwrap_or("");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let authorization = lines
+    let headers: Vec<(&str, &str)> = lines
         .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("authorization"))
-        .map(|(_, value)| value.trim().to_string());
+        .map(|(name, value)| (name.trim(), value.trim()))
+        .collect();
+    let header = |wanted: &str| {
+        headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+            .map(|(_, value)| value.to_string())
+    };
+    let authorization = header("authorization");
 
     let params: Vec<(String, String)> = query
         .split('&')
@@ -344,11 +353,16 @@ fn answer(head: &str, shared: &Shared) -> (TokenRequest, Response) {
                 let error = (!ok).then_some("invalid username or password");
                 (Some(user), ok, error)
             }
-            None => (None, false, Some("only HTTP Basic credentials are accepted")),
+            None => (
+                None,
+                false,
+                Some("only HTTP Basic credentials are accepted"),
+            ),
         },
     };
     let mut entry = TokenRequest {
         request: format!("{method} {path}"),
+        user_agent: header("user-agent").unwrap_or_default(),
         user,
         authenticated,
         service: service.clone(),
