@@ -215,17 +215,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub allow_drift: bool,
 
-    /// Allow plain HTTP to this registry host[:port] (loopback addresses always may)
-    #[arg(long, value_name = "HOST")]
-    pub insecure_registry: Vec<String>,
-
-    /// Trust this CA certificate (PEM) for the registry, in addition to the system roots
-    #[arg(long, value_name = "FILE")]
-    pub ca_cert: Vec<PathBuf>,
-
-    /// Access the registry anonymously (ignore configured credentials)
-    #[arg(long)]
-    pub no_login: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 
     /// Where builder logs go, one file per image and platform [default: PROJECT/.cip/logs]
     #[arg(long, value_name = "DIR")]
@@ -264,13 +255,20 @@ pub struct TargetArgs {
     /// Only the platform of this machine
     #[arg(long)]
     pub only_local_platform: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// How to reach registries: TLS trust, plain HTTP, credentials.
+#[derive(Debug, Args, Clone)]
+pub struct ConnectArgs {
     /// Allow plain HTTP to this registry host[:port] (loopback addresses always may)
     #[arg(long, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
-    /// Trust this CA certificate (PEM) for the registry
+    /// Trust this CA certificate (PEM), in addition to the system roots and SSL_CERT_FILE
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Vec<PathBuf>,
-    /// Access the registry anonymously (ignore configured credentials)
+    /// Access registries anonymously (ignore configured credentials)
     #[arg(long)]
     pub no_login: bool,
 }
@@ -278,15 +276,8 @@ pub struct TargetArgs {
 /// Flags of the mirroring commands.
 #[derive(Debug, Args, Clone)]
 pub struct MirrorArgs {
-    /// Allow plain HTTP to this registry host[:port] (loopback addresses always may)
-    #[arg(long, value_name = "HOST")]
-    pub insecure_registry: Vec<String>,
-    /// Trust this CA certificate (PEM), in addition to the system roots
-    #[arg(long, value_name = "FILE")]
-    pub ca_cert: Vec<PathBuf>,
-    /// Access the registries anonymously (ignore configured credentials)
-    #[arg(long)]
-    pub no_login: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Fail (exit 1) when an image version is missing on the source registry
     #[arg(long)]
     pub strict: bool,

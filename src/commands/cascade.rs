@@ -1,7 +1,7 @@
 //! `cip cascade-version-updates` and `cip bump`: compute the cascade, show it, write it all or nothing.
 use anyhow::bail;
 
-use super::{load, Loaded};
+use super::{load_valid, Loaded};
 use crate::cascade::{self, Level};
 use crate::cli::{EditArgs, ProjectArgs};
 use crate::output::style_problem;
@@ -12,8 +12,7 @@ pub fn run(
     bump: Option<(&str, Level)>,
     edit: &EditArgs,
 ) -> anyhow::Result<i32> {
-    let loaded = load(args)?;
-    refuse_errors(&loaded)?;
+    let loaded = load_valid(args)?;
     let (requested, part) = match bump {
         Some((name, part)) => {
             let Some(node) = loaded.graph.node(name) else {
@@ -24,20 +23,6 @@ pub fn run(
         None => (Vec::new(), edit.level),
     };
     apply(&loaded, &requested, part, edit)
-}
-
-pub fn refuse_errors(loaded: &Loaded) -> anyhow::Result<()> {
-    let errors: Vec<_> = loaded.problems.iter().filter(|p| p.is_error()).collect();
-    for p in &errors {
-        eprintln!("{}", style_problem(p));
-    }
-    if !errors.is_empty() {
-        bail!(
-            "{} error(s) in the project: fix them before rewriting versions",
-            errors.len()
-        );
-    }
-    Ok(())
 }
 
 /// Bumps `requested` (context indexes) by `part`, cascades with `edit.level`, and shows or writes it.

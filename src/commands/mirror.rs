@@ -3,34 +3,17 @@
 //! context's current version into the builder's local store and tags it latest.
 use std::sync::Arc;
 
-use anyhow::bail;
 use futures_util::StreamExt;
 
+use super::load_valid;
 use super::publish::{connect, runtime};
-use super::{load, Loaded};
 use crate::build::{Builder, BuilderKind, RegistryAccess};
 use crate::cli::{MirrorArgs, ProjectArgs};
-use crate::output::style_problem;
 use crate::platform::Platform;
 use crate::registry::copy::{copy_image, Copied, MountIndex};
 
 /// Images copied at once.
 const IMAGE_CONCURRENCY: usize = 4;
-
-fn load_valid(args: &ProjectArgs) -> anyhow::Result<Loaded> {
-    let loaded = load(args)?;
-    let errors: Vec<_> = loaded.problems.iter().filter(|p| p.is_error()).collect();
-    for p in &errors {
-        eprintln!("{}", style_problem(p));
-    }
-    if !errors.is_empty() {
-        bail!(
-            "{} error(s) in the project (`cip check` lists them)",
-            errors.len()
-        );
-    }
-    Ok(loaded)
-}
 
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
@@ -45,14 +28,8 @@ pub fn upload_all(
 ) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
     let rt = runtime()?;
-    let src = Arc::new(rt.block_on(connect(
-        remote,
-        &m.insecure_registry,
-        &m.ca_cert,
-        m.no_login,
-    ))?);
-    let dst =
-        Arc::new(rt.block_on(connect(local, &m.insecure_registry, &m.ca_cert, m.no_login))?);
+    let src = Arc::new(rt.block_on(connect(remote, &m.connect))?);
+    let dst = Arc::new(rt.block_on(connect(local, &m.connect))?);
     let mounts = Arc::new(MountIndex::default());
     let images: Vec<(String, String)> = loaded
         .project
@@ -120,16 +97,11 @@ pub fn pull_latest(
 ) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
     let rt = runtime()?;
-    let reg = Arc::new(rt.block_on(connect(
-        registry,
-        &m.insecure_registry,
-        &m.ca_cert,
-        m.no_login,
-    ))?);
+    let reg = Arc::new(rt.block_on(connect(registry, &m.connect))?);
     let builder = Arc::new(Builder::detect(builder)?);
     eprintln!("pulling into the local store of {}", builder.describe());
-    let certs = super::publish::cert_dir(&m.ca_cert)?;
-    let auth_dir = super::publish::builder_auth_dir(registry, m.no_login)?;
+    let certs = super::publish::cert_dir(&m.connect.ca_cert)?;
+    let auth_dir = super::publish::builder_auth_dir(registry, m.connect.no_login)?;
     let access = RegistryAccess {
         insecure: reg.plain_http(),
         cert_dir: certs.as_ref().map(|d| d.path().to_path_buf()),

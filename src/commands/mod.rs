@@ -8,6 +8,7 @@ pub mod publish;
 use crate::cli::ProjectArgs;
 use crate::diagnostics::Problem;
 use crate::graph::{validate, Graph};
+use crate::output::style_problem;
 use crate::project::{self, Project};
 
 /// A scanned and validated project: the graph and every problem (scan and graph) sorted by location.
@@ -36,4 +37,20 @@ pub fn load(args: &ProjectArgs) -> anyhow::Result<Loaded> {
         graph,
         problems,
     })
+}
+
+/// Loads the project for a command that acts on it: shows every problem, and refuses to go on if one
+/// is an error (warnings only inform).
+pub fn load_valid(args: &ProjectArgs) -> anyhow::Result<Loaded> {
+    let loaded = load(args)?;
+    for p in &loaded.problems {
+        eprintln!("{}", style_problem(p));
+    }
+    if loaded.errors() > 0 {
+        anyhow::bail!(
+            "{} error(s) in the project (see above; `cip check` lists them)",
+            loaded.errors()
+        );
+    }
+    Ok(loaded)
 }

@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 
-use super::{load, Loaded};
+use super::{load_valid, Loaded};
 use crate::build::{emulation, Builder, RegistryAccess};
-use crate::cli::{BuildArgs, EditArgs, ProjectArgs, TargetArgs};
-use crate::output::style_problem;
+use crate::cli::{BuildArgs, ConnectArgs, EditArgs, ProjectArgs, TargetArgs};
 use crate::plan::{self, ImagePlan, PlatformScope, Target};
 use crate::platform::Platform;
 use crate::publish::{render_summary, summary_json, Runner};
@@ -47,39 +46,24 @@ impl Mode {
     }
 }
 
-/// Loads the project and refuses to go on if it has errors (warnings are shown).
-fn load_valid(args: &ProjectArgs) -> anyhow::Result<Loaded> {
-    let loaded = load(args)?;
-    for p in &loaded.problems {
-        eprintln!("{}", style_problem(p));
-    }
-    if loaded.errors() > 0 {
-        bail!(
-            "{} error(s) in the project (see above; `cip check` lists them)",
-            loaded.errors()
-        );
-    }
-    Ok(loaded)
-}
-
 /// Connects to `host` with the run's TLS settings and credentials.
-pub async fn connect(
-    host: &str,
-    insecure: &[String],
-    ca_certs: &[PathBuf],
-    no_login: bool,
-) -> anyhow::Result<Registry> {
-    let ep = endpoint(host, insecure, ca_certs)?;
-    let creds = auth::resolve(host, &auth::Options { no_login })?;
+pub async fn connect(host: &str, c: &ConnectArgs) -> anyhow::Result<Registry> {
+    let ep = endpoint(host, c)?;
+    let creds = auth::resolve(
+        host,
+        &auth::Options {
+            no_login: c.no_login,
+        },
+    )?;
     eprintln!("registry {host}: {}", creds.describe_source());
     Registry::connect_with(ep, creds).await
 }
 
-fn endpoint(host: &str, insecure: &[String], ca_certs: &[PathBuf]) -> anyhow::Result<Endpoint> {
+fn endpoint(host: &str, c: &ConnectArgs) -> anyhow::Result<Endpoint> {
     registry::validate_host(host)?;
     let mut e = Endpoint::new(host);
-    e.insecure_hosts = insecure.to_vec();
-    e.ca_certs = ca_certs.to_vec();
+    e.insecure_hosts = c.insecure_registry.clone();
+    e.ca_certs = c.ca_cert.clone();
     if let Ok(f) = std::env::var("SSL_CERT_FILE") {
         e.ca_certs.push(PathBuf::from(f));
     }
@@ -145,12 +129,7 @@ fn plan_only(
 ) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
     let mode = Mode::of(t);
     let rt = runtime()?;
-    let reg = rt.block_on(connect(
-        mode.registry(),
-        &t.insecure_registry,
-        &t.ca_cert,
-        t.no_login,
-    ))?;
+    let reg = rt.block_on(connect(mode.registry(), &t.connect))?;
     let target = Target::Registry(Arc::new(reg));
     let plans = rt.block_on(plan::make(loaded, &target, &mode.scope(project), force))?;
     Ok((target, plans))
@@ -198,7 +177,7 @@ pub fn bump_changed(project: &ProjectArgs, t: &TargetArgs, edit: &EditArgs) -> a
 
 pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     let loaded = load_valid(&args.project)?;
-    let ep = endpoint(mode.registry(), &args.insecure_registry, &args.ca_cert)?;
+    let ep = endpoint(mode.registry(), &args.connect)?;
     let started = std::time::Instant::now();
     let builder = Arc::new(Builder::detect(args.builder)?);
     crate::output::timing("builder detection", started);
@@ -212,12 +191,7 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
             (target, ep.plain_http())
         }
         _ => {
-            let reg = rt.block_on(connect(
-                mode.registry(),
-                &args.insecure_registry,
-                &args.ca_cert,
-                args.no_login,
-            ))?;
+            let reg = rt.block_on(connect(mode.registry(), &args.connect))?;
             let plain = reg.plain_http();
             (Target::Registry(Arc::new(reg)), plain)
         }
@@ -240,8 +214,8 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     let needed: Vec<Platform> = plans.iter().flat_map(|p| p.to_build()).collect();
     emulation::check(&needed, &builder.native_platforms()).map_err(anyhow::Error::msg)?;
 
-    let certs = cert_dir(&args.ca_cert)?;
-    let auth_dir = builder_auth_dir(mode.registry(), args.no_login)?;
+    let certs = cert_dir(&args.connect.ca_cert)?;
+    let auth_dir = builder_auth_dir(mode.registry(), args.connect.no_login)?;
     let runner = Runner {
         builder,
         target: target.clone(),
