@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use cip::registry::index::{build_index, new_entry, sha256_digest, OCI_INDEX};
 use cip::registry::push::upload_blob;
@@ -15,55 +15,8 @@ use cip::registry::{Endpoint, Registry};
 use oci_client::secrets::RegistryAuth;
 use sha2::{Digest, Sha256};
 
-struct RegistryProcess {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for RegistryProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_registry(root: &Path) -> RegistryProcess {
-    let dir = tempfile::tempdir_in(root).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.path().join("config.yml");
-    fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry (run scripts/setup-env)");
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    RegistryProcess {
-        child,
-        addr,
-        _dir: dir,
-    }
-}
+mod common;
+use common::start_registry;
 
 /// Writes `size` bytes of random data to `path` and returns its digest.
 fn random_blob(path: &Path, size: u64) -> String {
@@ -142,9 +95,9 @@ fn main() {
     // `cargo test --benches` runs a small version.
     let big: u64 = if full { 1 << 30 } else { 8 << 20 };
     let work = tempfile::tempdir().unwrap();
-    let src = start_registry(work.path());
-    let dst_cip = start_registry(work.path());
-    let dst_skopeo = start_registry(work.path());
+    let src = start_registry(Some(work.path()));
+    let dst_cip = start_registry(Some(work.path()));
+    let dst_skopeo = start_registry(Some(work.path()));
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     // Images: base (4 small layers + the big one), and three children sharing base's layers plus 2 own.

@@ -5,11 +5,12 @@
 //!    critical path with --jobs >= the width;
 //! 3. cip's overhead over one raw buildah build (and build + push) of the same context.
 mod common;
+use common::start_registry;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,56 +18,6 @@ use cip::registry::index::{build_index, new_entry, sha256_digest, OCI_INDEX};
 use cip::registry::{Endpoint, Registry};
 use cip::schedule::{self, Task};
 use oci_client::secrets::RegistryAuth;
-
-struct RegistryProcess {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for RegistryProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_registry() -> RegistryProcess {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.path().join("config.yml");
-    fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry (run scripts/setup-env)");
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    RegistryProcess {
-        child,
-        addr,
-        _dir: dir,
-    }
-}
 
 /// Pushes one tiny single-layer image as `name:1.0.0` under every name (an index, like cip publishes).
 async fn seed(addr: &str, names: &[String]) {
@@ -155,7 +106,7 @@ fn children_cpu_seconds() -> f64 {
 }
 
 fn noop_publish(n: usize) {
-    let reg = start_registry();
+    let reg = start_registry(None);
     let dir = tempfile::tempdir().unwrap();
     common::generate(dir.path(), n, 3, 50, 7);
     let names: Vec<String> = (0..n).map(|i| format!("img-{i}")).collect();
@@ -347,7 +298,7 @@ fn overhead() {
         busybox.join("busybox-amd64").exists(),
         "run scripts/setup-env first"
     );
-    let reg = start_registry();
+    let reg = start_registry(None);
     let store = tempfile::tempdir().unwrap();
     let global = format!(
         "--storage-driver vfs --root {} --runroot {}",

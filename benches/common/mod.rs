@@ -1,7 +1,10 @@
-//! Generated project trees for the benchmarks: `n` contexts with a random (seeded) DAG.
+//! Shared pieces of the benchmarks: generated project trees (`n` contexts with a random, seeded DAG)
+//! and a real registry process.
 #![allow(dead_code)]
 use std::fs;
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// A small deterministic PRNG (xorshift64*), so every run measures the same trees.
 pub struct Rng(u64);
@@ -78,4 +81,59 @@ fn write_context(root: &Path, i: usize, parents: &[usize]) {
     df.push_str("COPY payload /payload\n");
     fs::write(dir.join("Dockerfile"), df).unwrap();
     fs::write(dir.join("payload"), format!("{i}\n")).unwrap();
+}
+
+/// A real registry process on a free loopback port, stopped when dropped.
+pub struct RegistryProcess {
+    child: Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RegistryProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `docker-registry serve` with its storage in a temporary directory (under `root` if given).
+pub fn start_registry(root: Option<&Path>) -> RegistryProcess {
+    let dir = match root {
+        Some(r) => tempfile::tempdir_in(r).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("config.yml");
+    fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker-registry (run scripts/setup-env)");
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    RegistryProcess {
+        child,
+        addr,
+        _dir: dir,
+    }
 }
