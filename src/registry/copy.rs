@@ -3,7 +3,7 @@
 //! already copied to another repository of the target are mounted, and manifests keep their exact bytes
 //! (so digests match).
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -33,20 +33,16 @@ pub enum Copied {
     Copied(CopyStats),
 }
 
-/// Where in the target each blob is known to be, so other repositories can mount it.
+/// Where in the target each blob is, so other repositories mount it instead of copying it again.
+/// Each digest has its own lock: when several images share a layer, one copies it while the others
+/// wait, then mount it.
 #[derive(Default)]
-pub struct MountIndex(Mutex<HashMap<String, String>>);
+pub struct MountIndex(Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<String>>>>>);
 
 impl MountIndex {
-    fn find(&self, digest: &str, not_in: &str) -> Option<String> {
-        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(digest).filter(|repo| *repo != not_in).cloned()
-    }
-
-    fn record(&self, digest: &str, repo: &str) {
+    fn slot(&self, digest: &str) -> Arc<tokio::sync::Mutex<Option<String>>> {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(digest.to_string())
-            .or_insert_with(|| repo.to_string());
+        m.entry(digest.to_string()).or_default().clone()
     }
 }
 
@@ -165,11 +161,14 @@ async fn copy_blob(
     size: u64,
     mounts: &MountIndex,
 ) -> anyhow::Result<BlobCopy> {
+    let slot = mounts.slot(digest);
+    // Held while this blob is copied, so a concurrent copy of the same blob waits and then mounts.
+    let mut known = slot.lock().await;
     if dst.blob_exists(repo, digest).await? {
-        mounts.record(digest, repo);
+        known.get_or_insert_with(|| repo.to_string());
         return Ok(BlobCopy::Skipped);
     }
-    if let Some(from) = mounts.find(digest, repo) {
+    if let Some(from) = known.clone() {
         if dst.mount_blob(repo, &from, digest).await? {
             return Ok(BlobCopy::Mounted);
         }
@@ -193,6 +192,6 @@ async fn copy_blob(
         },
     )
     .await?;
-    mounts.record(digest, repo);
+    *known = Some(repo.to_string());
     Ok(BlobCopy::Copied(size))
 }
