@@ -264,3 +264,68 @@ fn upload_all_completes_through_resets_and_503s() {
         );
     }
 }
+
+#[test]
+fn credential_helper_and_ssl_cert_file_end_to_end() {
+    let remote = TestRegistry::start_with(RegistryOptions::tls_auth(USER, PASSWORD));
+    let ws = Workspace::demo();
+    // A docker credential helper on PATH, named in config.json's credHelpers.
+    let bin = ws.project().join("../helper-bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-citest");
+    fs::write(
+        &helper,
+        format!("#!/bin/sh\nread host\necho '{{\"ServerURL\":\"'$host'\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n"),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&helper)
+        .status()
+        .unwrap();
+    let config = ws.project().join("../helper-config");
+    fs::create_dir_all(&config).unwrap();
+    fs::write(
+        config.join("config.json"),
+        serde_json::json!({"credHelpers": {remote.addr(): "citest"}}).to_string(),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let ca = remote.ca_cert_path().unwrap();
+    // The CA comes from SSL_CERT_FILE this time, not --ca-cert.
+    let env = [
+        ("DOCKER_CONFIG", config.to_str().unwrap()),
+        ("PATH", path.as_str()),
+        ("SSL_CERT_FILE", ca.to_str().unwrap()),
+    ];
+    let out = ws.cip_env(
+        &["plan", "--remote-registry", &remote.addr(), "--json"],
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("credential helper docker-credential-citest"),
+        "{stderr}"
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["builds_needed"], 8,
+        "an authenticated, verified look at an empty registry"
+    );
+    assert!(!text(&out).contains(PASSWORD));
+    // Without the CA the TLS certificate is not trusted: a clear error, not a fallback to HTTP.
+    let untrusted = ws.cip_env(
+        &["plan", "--remote-registry", &remote.addr()],
+        &[
+            ("DOCKER_CONFIG", config.to_str().unwrap()),
+            ("PATH", path.as_str()),
+        ],
+    );
+    assert_eq!(untrusted.status.code(), Some(1), "{}", text(&untrusted));
+    let err = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        err.contains("not trusted") && err.contains("--ca-cert"),
+        "{err}"
+    );
+}

@@ -97,7 +97,8 @@ impl Drop for RegistryProcess {
     }
 }
 
-/// Starts `docker-registry serve` with its storage in a temporary directory (under `root` if given).
+/// Starts `docker-registry serve` with its storage in a temporary directory (under `root` if given),
+/// configured as Debian's packaged default (in-memory blob descriptor cache), without access log.
 pub fn start_registry(root: Option<&Path>) -> RegistryProcess {
     let dir = match root {
         Some(r) => tempfile::tempdir_in(r).unwrap(),
@@ -112,7 +113,7 @@ pub fn start_registry(root: Option<&Path>) -> RegistryProcess {
     fs::write(
         &config,
         format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  cache:\n    blobdescriptor: inmemory\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         ),
     )

@@ -363,26 +363,105 @@ static PENDING_DONE: Condvar = Condvar::new();
 
 /// SIGTERM to the group now; a helper thread reaps the leader, sends SIGKILL after
 /// [`TERM_GRACE`] if anything of the group is left, and returns when the group is gone.
+/// Descendants that left the group (buildah runs a RUN step in a session of its own) are recorded
+/// first and get the same treatment, so none outlives a cancelled build.
 fn terminate_group(pgid: libc::pid_t) {
+    let strays = descendants(pgid);
     // SAFETY: kill(2) with a negative pid signals the process group; no memory is involved.
     unsafe {
         libc::kill(-pgid, libc::SIGTERM);
     }
     *PENDING.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    let strays2 = strays.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("cip-kill-{pgid}"))
         .spawn(move || {
-            reap_group(pgid);
+            reap_group(pgid, &strays2);
             finish_pending();
         });
     if spawned.is_err() {
         // No thread: do not leave the group running.
-        // SAFETY: as above.
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-        }
+        kill_all(pgid, &strays);
         finish_pending();
     }
+}
+
+/// SIGKILL to the group and to the recorded descendants that still run.
+fn kill_all(pgid: libc::pid_t, strays: &[Proc]) {
+    // SAFETY: kill(2) on a process group and on pids checked to be the processes we recorded.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+    for p in strays.iter().filter(|p| p.alive()) {
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(p.pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// A process, identified by pid and start time (so a reused pid is never mistaken for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Proc {
+    pid: libc::pid_t,
+    start: u64,
+}
+
+impl Proc {
+    fn alive(&self) -> bool {
+        stat_of(self.pid).is_some_and(|s| s.start == self.start && s.state != 'Z' && s.state != 'X')
+    }
+}
+
+/// The fields of /proc/PID/stat that matter here.
+struct Stat {
+    state: char,
+    ppid: libc::pid_t,
+    pgrp: libc::pid_t,
+    start: u64,
+}
+
+fn stat_of(pid: libc::pid_t) -> Option<Stat> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+    // cutime cstime priority nice threads itrealvalue starttime ...; comm may contain spaces.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        state: f.first()?.chars().next()?,
+        ppid: f.get(1)?.parse().ok()?,
+        pgrp: f.get(2)?.parse().ok()?,
+        start: f.get(19)?.parse().ok()?,
+    })
+}
+
+fn all_pids() -> Vec<libc::pid_t> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Every live descendant of `root`, whatever its process group.
+fn descendants(root: libc::pid_t) -> Vec<Proc> {
+    let procs: Vec<(libc::pid_t, Stat)> = all_pids()
+        .into_iter()
+        .filter_map(|p| Some((p, stat_of(p)?)))
+        .collect();
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for (pid, st) in procs.iter().filter(|(_, st)| st.ppid == parent) {
+            out.push(Proc {
+                pid: *pid,
+                start: st.start,
+            });
+            frontier.push(*pid);
+        }
+    }
+    out
 }
 
 fn finish_pending() {
@@ -391,7 +470,7 @@ fn finish_pending() {
     PENDING_DONE.notify_all();
 }
 
-fn reap_group(pgid: libc::pid_t) {
+fn reap_group(pgid: libc::pid_t, strays: &[Proc]) {
     let started = Instant::now();
     let mut killed_at: Option<Instant> = None;
     loop {
@@ -402,15 +481,12 @@ fn reap_group(pgid: libc::pid_t) {
         unsafe {
             libc::waitpid(pgid, &mut status, libc::WNOHANG);
         }
-        if !group_alive(pgid) {
+        if !group_alive(pgid) && !strays.iter().any(Proc::alive) {
             return;
         }
         match killed_at {
             None if started.elapsed() >= TERM_GRACE => {
-                // SAFETY: as above.
-                unsafe {
-                    libc::kill(-pgid, libc::SIGKILL);
-                }
+                kill_all(pgid, strays);
                 killed_at = Some(Instant::now());
             }
             Some(at) if at.elapsed() >= KILL_WAIT => return,
@@ -427,29 +503,9 @@ fn group_alive(pgid: libc::pid_t) -> bool {
     if unsafe { libc::kill(-pgid, 0) } != 0 {
         return false;
     }
-    let Ok(proc_dir) = fs::read_dir("/proc") else {
-        return true;
-    };
-    proc_dir.filter_map(Result::ok).any(|e| {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            return false;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        // pid (comm) state ppid pgrp ...; comm may contain spaces and parentheses.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("");
-        let pgrp = fields.nth(1).and_then(|f| f.parse::<libc::pid_t>().ok());
-        pgrp == Some(pgid) && state != "Z" && state != "X"
-    })
+    all_pids()
+        .into_iter()
+        .any(|p| stat_of(p).is_some_and(|st| st.pgrp == pgid && st.state != 'Z' && st.state != 'X'))
 }
 
 /// Waits (up to `timeout`) until every builder process group cancelled by dropping its future is

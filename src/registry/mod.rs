@@ -151,7 +151,10 @@ impl Registry {
             .await
         {
             Ok(_) => true,
-            Err(OciDistributionError::RequestError(e)) => e.status().is_some(),
+            // A certificate we do not trust still proves TLS: keep HTTPS and say so later.
+            Err(OciDistributionError::RequestError(e)) => {
+                e.status().is_some() || is_certificate_error(&e)
+            }
             Err(_) => true,
         }
     }
@@ -446,6 +449,12 @@ impl Registry {
                     "registry {host} refused access to {subject} ({tried}): check your credentials"
                 )
             }
+            OciDistributionError::RequestError(re) if is_certificate_error(re) => {
+                format!(
+                    "registry {host} presented a TLS certificate that is not trusted: pass its CA with \
+                     --ca-cert FILE (or SSL_CERT_FILE), or use --insecure-registry {host} for plain HTTP"
+                )
+            }
             OciDistributionError::RequestError(re) if re.is_connect() || re.is_timeout() => {
                 let scheme = if self.plain_http { "http" } else { "https" };
                 format!("cannot reach registry {host} over {scheme}: is it running and is the address right?")
@@ -457,6 +466,18 @@ impl Registry {
         };
         anyhow::Error::new(e).context(what)
     }
+}
+
+/// Whether a transport error is about the server's TLS certificate (untrusted, expired, wrong name).
+fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.to_string().to_ascii_lowercase().contains("certificate") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Whether the registry (or its token server) refused the credentials or their permissions.
