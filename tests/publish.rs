@@ -257,13 +257,20 @@ fn first_error_cancels_running_builds() {
     assert_eq!(result_of(&r, "tools").1, "failed");
     assert_eq!(result_of(&r, "hello").1, "cancelled");
     assert_eq!(result_of(&r, "app").1, "cancelled");
-    let sleepers = Command::new("pgrep")
-        .args(["-f", "sleep 120"])
+    // cip waits for cancelled builders before it exits: none may be left running.
+    let sleepers = Command::new("ps")
+        .args(["-eo", "pid,ppid,pgid,sid,stat,args"])
         .output()
         .unwrap();
+    let sleepers: Vec<String> = String::from_utf8_lossy(&sleepers.stdout)
+        .lines()
+        .filter(|l| l.contains("sleep 120"))
+        .map(str::to_string)
+        .collect();
     assert!(
-        String::from_utf8_lossy(&sleepers.stdout).trim().is_empty(),
-        "the cancelled build was killed"
+        sleepers.is_empty(),
+        "the cancelled build was not killed: {sleepers:#?}\n{}",
+        text(&out)
     );
     let missing = common::skopeo_output(&[
         "inspect",

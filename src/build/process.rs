@@ -372,11 +372,11 @@ fn terminate_group(pgid: libc::pid_t) {
         libc::kill(-pgid, libc::SIGTERM);
     }
     *PENDING.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-    let strays2 = strays.clone();
+    let mut strays2 = strays.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("cip-kill-{pgid}"))
         .spawn(move || {
-            reap_group(pgid, &strays2);
+            reap_group(pgid, &mut strays2);
             finish_pending();
         });
     if spawned.is_err() {
@@ -444,6 +444,20 @@ fn all_pids() -> Vec<libc::pid_t> {
         .collect()
 }
 
+/// Adds the descendants of the leader and of the recorded processes that are not recorded yet.
+fn record_descendants(leader: libc::pid_t, strays: &mut Vec<Proc>) {
+    let roots: Vec<libc::pid_t> = std::iter::once(leader)
+        .chain(strays.iter().filter(|p| p.alive()).map(|p| p.pid))
+        .collect();
+    for root in roots {
+        for p in descendants(root) {
+            if !strays.contains(&p) {
+                strays.push(p);
+            }
+        }
+    }
+}
+
 /// Every live descendant of `root`, whatever its process group.
 fn descendants(root: libc::pid_t) -> Vec<Proc> {
     let procs: Vec<(libc::pid_t, Stat)> = all_pids()
@@ -470,10 +484,15 @@ fn finish_pending() {
     PENDING_DONE.notify_all();
 }
 
-fn reap_group(pgid: libc::pid_t, strays: &[Proc]) {
+fn reap_group(pgid: libc::pid_t, strays: &mut Vec<Proc>) {
     let started = Instant::now();
     let mut killed_at: Option<Instant> = None;
     loop {
+        // A builder still busy when it got SIGTERM may start processes meanwhile (a RUN step in a
+        // session of its own): keep recording descendants until the SIGKILL.
+        if killed_at.is_none() {
+            record_descendants(pgid, strays);
+        }
         // The leader is our child: reap it so its zombie does not keep the group alive. tokio
         // may reap it first (its orphan queue); then waitpid fails with ECHILD, which is fine.
         let mut status = 0;
