@@ -6,6 +6,19 @@ use std::time::{Duration, Instant};
 use console::Term;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// The live display, if one is running: messages from elsewhere (retry lines) go through it, so
+/// they do not tear the progress bars.
+static LIVE: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Prints a line to stderr above the live progress bars, or plainly when there are none.
+pub fn eprint_line(msg: &str) {
+    let live = LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match live {
+        Some(m) => m.suspend(|| eprintln!("{msg}")),
+        None => eprintln!("{msg}"),
+    }
+}
+
 pub struct Progress {
     started: Instant,
     live: Option<Live>,
@@ -103,6 +116,7 @@ impl Progress {
     pub fn done(&self) {
         if let Some(l) = &self.live {
             l.total.finish_and_clear();
+            *LIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
     }
 }
