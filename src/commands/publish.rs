@@ -56,7 +56,10 @@ pub async fn connect(host: &str, c: &ConnectArgs) -> anyhow::Result<Registry> {
         },
     )?;
     eprintln!("registry {host}: {}", creds.describe_source());
-    Registry::connect_with(ep, creds).await
+    let started = std::time::Instant::now();
+    let reg = Registry::connect_with(ep, creds).await;
+    crate::output::timing("registry connection", started);
+    reg
 }
 
 fn endpoint(host: &str, c: &ConnectArgs) -> anyhow::Result<Endpoint> {
