@@ -199,6 +199,36 @@ fn noop_publish(n: usize) {
     let check = timed(&["check"]);
     let plan = timed(&["plan", "--local-registry", &reg.addr]);
 
+    // The floor: the same 1000 manifest GETs by a minimal HTTP client (curl, 32 in parallel).
+    let urls = dir.path().join("urls.txt");
+    let accept = "Accept: application/vnd.oci.image.index.v1+json";
+    let config: String = names
+        .iter()
+        .map(|n| {
+            format!(
+                "url = \"http://{}/v2/{n}/manifests/1.0.0\"\noutput = \"/dev/null\"\n",
+                reg.addr
+            )
+        })
+        .collect();
+    fs::write(&urls, config).unwrap();
+    let t = Instant::now();
+    let curl = Command::new("curl")
+        .args([
+            "-s",
+            "--parallel",
+            "--parallel-max",
+            "32",
+            "-H",
+            accept,
+            "-K",
+        ])
+        .arg(&urls)
+        .status()
+        .unwrap();
+    let floor = t.elapsed().as_secs_f64();
+    assert!(curl.success());
+
     let t = Instant::now();
     for name in &names {
         let out = Command::new("skopeo")
@@ -215,6 +245,7 @@ fn noop_publish(n: usize) {
         cip_median
     );
     println!("    for comparison: cip check {check:.3} s (scan, graph), cip plan {plan:.3} s (+ digests, registry)");
+    println!("  the same GETs by curl --parallel:  {floor:>8.3} s   (the registry's floor on this machine)");
     println!("  sequential skopeo inspect:         {:>8.3} s", skopeo);
     println!(
         "  ratio skopeo / cip:                {:>8.1}x",

@@ -152,7 +152,7 @@ impl RetryPolicy {
     fn log_line(&self, line: &str) {
         match &self.log {
             Some(sink) => sink(line),
-            None => crate::progress::eprint_line(&line),
+            None => crate::progress::eprint_line(line),
         }
     }
 
