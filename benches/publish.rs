@@ -216,6 +216,7 @@ fn noop_publish(n: usize) {
     let curl = Command::new("curl")
         .args([
             "-s",
+            "--no-progress-meter",
             "--parallel",
             "--parallel-max",
             "32",
