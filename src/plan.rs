@@ -140,16 +140,12 @@ pub async fn make(
         }
     });
     let started = std::time::Instant::now();
-    let mut found: Vec<_> = stream::iter(lookups)
-        .buffer_unordered(query_concurrency())
+    // `buffered` runs the lookups concurrently but yields them in build order.
+    let found: Vec<_> = stream::iter(lookups)
+        .buffered(query_concurrency())
         .collect()
         .await;
     crate::output::timing("registry queries", started);
-    found.sort_by_key(|r| {
-        r.as_ref()
-            .map(|x| order.iter().position(|&c| c == x.0))
-            .ok()
-    });
     let mut plans: Vec<ImagePlan> = Vec::with_capacity(found.len());
     for r in found {
         let (c, wanted, out_of_scope, published) = r?;
