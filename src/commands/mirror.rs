@@ -97,11 +97,10 @@ pub fn pull_latest(
 ) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
     let rt = runtime()?;
-    let reg = Arc::new(rt.block_on(connect(registry, &m.connect))?);
+    let (reg, auth_dir) = rt.block_on(super::publish::connect_for_builds(registry, &m.connect))?;
     let builder = Arc::new(Builder::detect(builder)?);
     eprintln!("pulling into the local store of {}", builder.describe());
     let certs = super::publish::cert_dir(&m.connect.ca_cert)?;
-    let auth_dir = super::publish::builder_auth_dir(registry, m.connect.no_login)?;
     let access = RegistryAccess {
         insecure: reg.plain_http(),
         cert_dir: certs.as_ref().map(|d| d.path().to_path_buf()),

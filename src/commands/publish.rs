@@ -48,14 +48,36 @@ impl Mode {
 
 /// Connects to `host` with the run's TLS settings and credentials.
 pub async fn connect(host: &str, c: &ConnectArgs) -> anyhow::Result<Registry> {
-    let ep = endpoint(host, c)?;
-    let creds = auth::resolve(
-        host,
-        &auth::Options {
-            no_login: c.no_login,
-        },
-    )?;
+    connect_as(host, c, credentials(host, c)?).await
+}
+
+/// Connects as `connect` does, and also hands the credentials to builders that will pull from `host`
+/// (see `builder_auth_dir`); the credentials are resolved once for both.
+pub async fn connect_for_builds(
+    host: &str,
+    c: &ConnectArgs,
+) -> anyhow::Result<(Registry, Option<tempfile::TempDir>)> {
+    let creds = credentials(host, c)?;
+    let auth_dir = builder_auth_dir(host, &creds)?;
+    Ok((connect_as(host, c, creds).await?, auth_dir))
+}
+
+/// The credentials for `host`; says where they come from (never what they are).
+fn credentials(host: &str, c: &ConnectArgs) -> anyhow::Result<auth::Credentials> {
+    let options = auth::Options {
+        no_login: c.no_login,
+    };
+    let creds = auth::resolve(host, &options)?;
     eprintln!("registry {host}: {}", creds.describe_source());
+    Ok(creds)
+}
+
+async fn connect_as(
+    host: &str,
+    c: &ConnectArgs,
+    creds: auth::Credentials,
+) -> anyhow::Result<Registry> {
+    let ep = endpoint(host, c)?;
     let started = std::time::Instant::now();
     let reg = Registry::connect_with(ep, creds).await;
     crate::output::timing("registry connection", started);
@@ -75,10 +97,12 @@ fn endpoint(host: &str, c: &ConnectArgs) -> anyhow::Result<Endpoint> {
 
 /// Credentials given in the environment, written where builders look for them (see
 /// `RegistryAccess::auth_dir`), readable by the owner only. None when builders find them on their own.
-pub fn builder_auth_dir(host: &str, no_login: bool) -> anyhow::Result<Option<tempfile::TempDir>> {
+fn builder_auth_dir(
+    host: &str,
+    creds: &auth::Credentials,
+) -> anyhow::Result<Option<tempfile::TempDir>> {
     use base64::Engine as _;
     use std::os::unix::fs::PermissionsExt;
-    let creds = auth::resolve(host, &auth::Options { no_login })?;
     let (auth::Source::Env, oci_client::secrets::RegistryAuth::Basic(user, password)) =
         (&creds.source, &creds.auth)
     else {
@@ -185,18 +209,19 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     let builder = Arc::new(Builder::detect(args.builder)?);
     crate::output::timing("builder detection", started);
     let rt = runtime()?;
-    let (target, plain_http) = match &mode {
+    let (target, plain_http, auth_dir) = match &mode {
         Mode::Store { registry } => {
             let target = Target::LocalStore {
                 builder: builder.clone(),
                 registry: registry.clone(),
             };
-            (target, ep.plain_http())
+            (target, ep.plain_http(), None)
         }
         _ => {
-            let reg = rt.block_on(connect(mode.registry(), &args.connect))?;
+            let (reg, auth_dir) =
+                rt.block_on(connect_for_builds(mode.registry(), &args.connect))?;
             let plain = reg.plain_http();
-            (Target::Registry(Arc::new(reg)), plain)
+            (Target::Registry(Arc::new(reg)), plain, auth_dir)
         }
     };
     let plans = rt.block_on(plan::make(
@@ -218,7 +243,6 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     emulation::check(&needed, &builder.native_platforms()).map_err(anyhow::Error::msg)?;
 
     let certs = cert_dir(&args.connect.ca_cert)?;
-    let auth_dir = builder_auth_dir(mode.registry(), args.connect.no_login)?;
     let runner = Runner {
         builder,
         target: target.clone(),
