@@ -75,6 +75,9 @@ impl Runner {
             self.jobs,
             self.target.registry_name()
         ));
+        if matches!(self.target, Target::Registry(_)) {
+            self.announce_platform_stores(plans, &progress);
+        }
         let shared = Arc::new(Mutex::new(Shared::default()));
         let ctx = Arc::new(RunContext {
             builder: self.builder.clone(),
@@ -109,6 +112,20 @@ impl Runner {
         let results = summarize(plans, &steps, &outcomes, &shared);
         let ok = outcomes.iter().all(|o| *o == Outcome::Succeeded);
         Ok((results, ok))
+    }
+
+    /// Names the private store of each platform that builds in one (see `Builder::for_platform`).
+    fn announce_platform_stores(&self, plans: &[ImagePlan], progress: &Progress) {
+        let platforms: std::collections::BTreeSet<Platform> =
+            plans.iter().flat_map(|p| p.to_build()).collect();
+        for p in platforms {
+            if let Some(store) = self.builder.platform_store(&p) {
+                progress.println(&format!(
+                    "{p} builds in its own store {} (one platform per store)",
+                    store.graph_root.display()
+                ));
+            }
+        }
     }
 
     fn tasks(&self, plans: &[ImagePlan]) -> (Vec<Step>, Vec<Task>) {
@@ -230,17 +247,20 @@ impl RunContext {
             )),
             registry: self.access.clone(),
         };
-        self.builder.build(&job).await?;
         match &self.target {
             Target::Registry(reg) => {
-                let entry = self.push(reg, &plan.name, &tag, &platform).await;
+                // Pushed images build in their platform's own store (see `Builder::for_platform`).
+                let builder = self.builder.for_platform(&platform);
+                builder.build(&job).await?;
+                let entry = self.push(&builder, reg, &plan.name, &tag, &platform).await;
                 // The private tag is only a hand-over to the push: never leave it behind.
-                let _ = self.builder.remove_image(&tag).await;
+                let _ = builder.remove_image(&tag).await;
                 let entry = entry?;
                 let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
                 s.entries.entry(plan_idx).or_default().push(entry);
             }
             Target::LocalStore { .. } => {
+                self.builder.build(&job).await?;
                 self.builder
                     .tag_image(&tag, &format!("{registry}/{}:latest", plan.name))
                     .await?;
@@ -251,6 +271,7 @@ impl RunContext {
 
     async fn push(
         &self,
+        builder: &Builder,
         reg: &Registry,
         name: &str,
         tag: &str,
@@ -261,7 +282,7 @@ impl RunContext {
             .tempdir()
             .context("cannot create a temporary directory for the image layout")?;
         let layout = dir.path().join("image");
-        self.builder.export_oci_layout(tag, &layout).await?;
+        builder.export_oci_layout(tag, &layout).await?;
         let pushed = push_layout(reg, name, &layout, platform).await?;
         Ok(pushed.entry)
     }

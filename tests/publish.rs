@@ -441,3 +441,65 @@ fn credentials_from_the_environment_reach_the_builder_and_never_the_output() {
         "{err}"
     );
 }
+
+/// The digest of the first layer of `image`'s manifest for `arch` (the busybox layer every child
+/// inherits from the base).
+fn first_layer(reg: &TestRegistry, image: &str, arch: &str) -> String {
+    let index = raw(reg, image);
+    let digest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == arch)
+        .unwrap_or_else(|| panic!("{image} has no {arch} entry: {index}"))["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let name = image.split(':').next().unwrap();
+    let manifest = raw(reg, &format!("{name}@{digest}"));
+    manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Many children of one parent, both platforms at once: with buildah every platform builds in a
+/// store of its own, else concurrent pulls of the parent for different platforms move its name
+/// between images ("image not known", or a child built on the wrong platform's parent).
+#[test]
+fn concurrent_platform_builds_of_siblings_use_their_own_parent() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let children = [
+        "leaf1", "leaf2", "leaf3", "leaf4", "leaf5", "leaf6", "leaf7", "leaf8",
+    ];
+    for name in children {
+        let dir = ws.context(&format!("01-{name}"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("Dockerfile"),
+            format!("ARG REGISTRY\nFROM ${{REGISTRY}}/busybox:1.0.0\nRUN echo {name} > /name\n"),
+        )
+        .unwrap();
+        fs::write(dir.join("info.edn"), "{:version \"1.0.0\"}\n").unwrap();
+    }
+    let out = ws.cip(&[
+        "publish",
+        "--remote-registry",
+        &reg.addr(),
+        "--jobs",
+        "8",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    for arch in ["amd64", "arm64"] {
+        let base = first_layer(&reg, "busybox:1.0.0", arch);
+        for name in children.iter().chain(&["hello", "tools"]) {
+            assert_eq!(
+                first_layer(&reg, &format!("{name}:1.0.0"), arch),
+                base,
+                "{name} for {arch} is built on busybox for {arch}"
+            );
+        }
+    }
+}

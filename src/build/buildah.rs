@@ -5,12 +5,16 @@
 //! - `BUILDAH_ISOLATION=chroot` is honoured (needed where the default OCI runtime fails on cgroups).
 //! - `FROM ${REGISTRY}/parent:1.0.0` from a plain-HTTP registry needs `--tls-verify=false` on `bud`.
 //! - With `--platform`, an image of another platform under the same name in the store is not
-//!   reused: the right one is pulled.
+//!   reused: the right one is pulled, and the name moves to it. Two builds for different platforms
+//!   that pull one parent into one store at once therefore fail ("locating pulled image ... image
+//!   not known"): see [`Builder::for_platform`].
 //! - `push TAG oci:DIR` writes an OCI layout whose `index.json` lists the one manifest (gzip layers).
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::process::{find_program, Invocation};
-use super::{probe, BuildJob, Builder, Engine, NodeEnv, NotUsable, RegistryAccess, PROBE_TIMEOUT};
+use super::{
+    probe, BuildJob, Builder, Engine, NodeEnv, NotUsable, RegistryAccess, StoreRoots, PROBE_TIMEOUT,
+};
 use super::{BUILDAH_GLOBAL_ARGS_ENV, PODMAN_GLOBAL_ARGS_ENV};
 use crate::platform::Platform;
 
@@ -43,6 +47,7 @@ pub(super) fn detect(engine: Engine, env: NodeEnv) -> Result<Builder, NotUsable>
     }
     let version = parse_version(&text).unwrap_or_else(|| text.trim().to_string());
     let global_args = global_args(engine, &env);
+    let store = store_roots(engine, &program, &global_args, &env).map_err(not_usable)?;
     Ok(Builder {
         engine,
         program,
@@ -53,6 +58,49 @@ pub(super) fn detect(engine: Engine, env: NodeEnv) -> Result<Builder, NotUsable>
         buildx: false,
         docker_host: None,
         host_network: false,
+        store: Some(store),
+    })
+}
+
+/// The store the global options select, as `buildah info` / `podman info` report it.
+fn store_roots(
+    engine: Engine,
+    program: &Path,
+    global_args: &[String],
+    env: &NodeEnv,
+) -> Result<StoreRoots, String> {
+    let format = match engine {
+        Engine::Podman => "{{.Store.GraphRoot}}\n{{.Store.RunRoot}}",
+        _ => "{{.store.GraphRoot}}\n{{.store.RunRoot}}",
+    };
+    let mut args: Vec<&str> = global_args.iter().map(String::as_str).collect();
+    args.extend(["info", "--format", format]);
+    let out = probe(program, &args, env, PROBE_TIMEOUT)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "`{} {}` failed: {}",
+            engine.name(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    parse_store_roots(&text).ok_or_else(|| {
+        format!(
+            "`{} info` did not name the store's roots: {:?}",
+            engine.name(),
+            text.trim()
+        )
+    })
+}
+
+fn parse_store_roots(text: &str) -> Option<StoreRoots> {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let graph_root = PathBuf::from(lines.next()?);
+    let run_root = PathBuf::from(lines.next()?);
+    (graph_root.is_absolute() && run_root.is_absolute()).then_some(StoreRoots {
+        graph_root,
+        run_root,
     })
 }
 
@@ -181,6 +229,19 @@ mod tests {
             parse_version("podman version 4.3.1\n").as_deref(),
             Some("4.3.1")
         );
+    }
+
+    #[test]
+    fn store_roots_are_two_absolute_paths() {
+        assert_eq!(
+            parse_store_roots("/var/lib/containers/storage\n/run/containers/storage\n"),
+            Some(StoreRoots {
+                graph_root: "/var/lib/containers/storage".into(),
+                run_root: "/run/containers/storage".into(),
+            })
+        );
+        assert_eq!(parse_store_roots("/var/lib/containers/storage\n"), None);
+        assert_eq!(parse_store_roots("storage\nrun\n"), None);
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub(super) fn detect(env: NodeEnv) -> Result<Builder, NotUsable> {
             native,
             buildx,
             host_network,
+            store: None,
         });
     }
     Err(not_usable(format!(
@@ -413,6 +414,7 @@ mod tests {
             buildx: false,
             docker_host: None,
             host_network: false,
+            store: None,
         };
         let command = build(&b, &job).to_string();
         assert!(

@@ -172,6 +172,34 @@ pub struct Builder {
     docker_host: Option<String>,
     /// docker: the daemon has no bridge network, builds get `--network=host`.
     host_network: bool,
+    /// buildah/podman: the store's graph root and run root, from which private per-platform stores
+    /// are derived (see [`Builder::for_platform`]).
+    store: Option<StoreRoots>,
+}
+
+/// Where a containers/storage store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreRoots {
+    pub graph_root: PathBuf,
+    pub run_root: PathBuf,
+}
+
+impl StoreRoots {
+    /// The sibling store that holds only `platform`'s images, e.g.
+    /// `/var/lib/containers/storage-linux-arm64`.
+    fn for_platform(&self, platform: &Platform) -> StoreRoots {
+        let slug = platform.to_string().replace('/', "-");
+        let sibling = |p: &Path| {
+            let mut s = p.as_os_str().to_owned();
+            s.push("-");
+            s.push(&slug);
+            PathBuf::from(s)
+        };
+        StoreRoots {
+            graph_root: sibling(&self.graph_root),
+            run_root: sibling(&self.run_root),
+        }
+    }
 }
 
 impl Builder {
@@ -255,6 +283,33 @@ impl Builder {
             s.push_str(&format!(" ({})", notes.join(", ")));
         }
         s
+    }
+
+    /// The builder to use for images of `platform` that are pushed, not kept in the local store.
+    ///
+    /// buildah and podman keep one image per name in a store: two builds for different platforms
+    /// that pull the same parent (`FROM reg/base:1.0.0`) in one store move that name between the
+    /// platforms' images under each other's feet ("image not known"). So every platform but the
+    /// host's builds in a store of its own, a sibling of the configured one. docker (BuildKit)
+    /// resolves parents per platform and is returned unchanged.
+    pub fn for_platform(&self, platform: &Platform) -> Builder {
+        let mut b = self.clone();
+        if let Some(own) = self.platform_store(platform) {
+            // The last `--root`/`--runroot` wins, so these override the user's global options.
+            b.global_args.extend([
+                "--root".to_string(),
+                own.graph_root.display().to_string(),
+                "--runroot".to_string(),
+                own.run_root.display().to_string(),
+            ]);
+        }
+        b
+    }
+
+    /// The store of its own that [`for_platform`](Self::for_platform) gives `platform`, if any.
+    pub fn platform_store(&self, platform: &Platform) -> Option<StoreRoots> {
+        let store = self.store.as_ref()?;
+        (*platform != Platform::host()).then(|| store.for_platform(platform))
     }
 
     /// The platforms this builder runs without emulation.
