@@ -177,10 +177,12 @@ fn noop_publish(n: usize) {
         println!("    {line}");
     }
     let cpu_before = children_cpu_seconds();
+    let reg_before = reg.cpu_seconds();
     run_cip();
     println!(
-        "    cpu time of one no-op run (user + system): {:.3} s",
-        children_cpu_seconds() - cpu_before
+        "    cpu time of one no-op run (user + system): {:.3} s; the registry's meanwhile: {:.3} s",
+        children_cpu_seconds() - cpu_before,
+        reg.cpu_seconds() - reg_before
     );
     for c in ["8", "16", "64", "128"] {
         let t = Instant::now();
@@ -199,36 +201,15 @@ fn noop_publish(n: usize) {
     let check = timed(&["check"]);
     let plan = timed(&["plan", "--local-registry", &reg.addr]);
 
-    // The floor: the same 1000 manifest GETs by a minimal HTTP client (curl, 32 in parallel).
-    let urls = dir.path().join("urls.txt");
-    let accept = "Accept: application/vnd.oci.image.index.v1+json";
-    let config: String = names
+    // The floor: the same manifest GETs by a minimal HTTP client (curl, 32 in parallel), and as
+    // many of the registry's cheapest request (`GET /v2/`), with the registry's CPU time for each.
+    let manifests: Vec<String> = names
         .iter()
-        .map(|n| {
-            format!(
-                "url = \"http://{}/v2/{n}/manifests/1.0.0\"\noutput = \"/dev/null\"\n",
-                reg.addr
-            )
-        })
+        .map(|n| format!("http://{}/v2/{n}/manifests/1.0.0", reg.addr))
         .collect();
-    fs::write(&urls, config).unwrap();
-    let t = Instant::now();
-    let curl = Command::new("curl")
-        .args([
-            "-s",
-            "--no-progress-meter",
-            "--parallel",
-            "--parallel-max",
-            "32",
-            "-H",
-            accept,
-            "-K",
-        ])
-        .arg(&urls)
-        .status()
-        .unwrap();
-    let floor = t.elapsed().as_secs_f64();
-    assert!(curl.success());
+    let (floor, floor_cpu) = curl_parallel(&reg, dir.path(), &manifests);
+    let pings = vec![format!("http://{}/v2/", reg.addr); n];
+    let (ping, ping_cpu) = curl_parallel(&reg, dir.path(), &pings);
 
     let t = Instant::now();
     for name in &names {
@@ -246,12 +227,50 @@ fn noop_publish(n: usize) {
         cip_median
     );
     println!("    for comparison: cip check {check:.3} s (scan, graph), cip plan {plan:.3} s (+ digests, registry)");
-    println!("  the same GETs by curl --parallel:  {floor:>8.3} s   (the registry's floor on this machine)");
+    println!(
+        "  the same GETs by curl --parallel:  {floor:>8.3} s   (registry cpu {floor_cpu:.3} s)"
+    );
+    println!("  {n} x GET /v2/ by curl --parallel: {ping:>8.3} s   (registry cpu {ping_cpu:.3} s: its per-request floor)");
     println!("  sequential skopeo inspect:         {:>8.3} s", skopeo);
     println!(
         "  ratio skopeo / cip:                {:>8.1}x",
         skopeo / cip_median
     );
+}
+
+/// Wall time of GETs of `urls` by `curl --parallel` (32 at a time, connections reused), and the
+/// registry's CPU time meanwhile.
+fn curl_parallel(
+    reg: &common::RegistryProcess,
+    dir: &std::path::Path,
+    urls: &[String],
+) -> (f64, f64) {
+    let list = dir.join("curl-urls.txt");
+    let config: String = urls
+        .iter()
+        .map(|u| format!("url = \"{u}\"\noutput = \"/dev/null\"\n"))
+        .collect();
+    fs::write(&list, config).unwrap();
+    let cpu = reg.cpu_seconds();
+    let t = Instant::now();
+    let status = Command::new("curl")
+        .args([
+            "-s",
+            "--no-progress-meter",
+            "--parallel",
+            "--parallel-max",
+            "32",
+        ])
+        .args([
+            "-H",
+            "Accept: application/vnd.oci.image.index.v1+json",
+            "-K",
+        ])
+        .arg(&list)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    (t.elapsed().as_secs_f64(), reg.cpu_seconds() - cpu)
 }
 
 fn scheduling(n: usize) {

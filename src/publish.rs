@@ -334,6 +334,11 @@ impl RunContext {
     }
 }
 
+/// The results of a run with nothing to build: every image is up to date.
+pub fn nothing_to_build(plans: &[ImagePlan]) -> Vec<ImageResult> {
+    summarize(plans, &[], &[], &Shared::default())
+}
+
 fn summarize(
     plans: &[ImagePlan],
     steps: &[Step],

@@ -97,6 +97,26 @@ impl Drop for RegistryProcess {
     }
 }
 
+impl RegistryProcess {
+    /// CPU seconds (user + system) the registry process has used so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime and stime are 14 and 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // SAFETY: sysconf only reads a system constant.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        (ticks(11) + ticks(12)) / hz
+    }
+}
+
 /// Starts `docker-registry serve` with its storage in a temporary directory (under `root` if given),
 /// configured as Debian's packaged default (in-memory blob descriptor cache), without access log.
 pub fn start_registry(root: Option<&Path>) -> RegistryProcess {

@@ -10,7 +10,7 @@ use crate::build::{emulation, Builder, RegistryAccess};
 use crate::cli::{BuildArgs, ConnectArgs, EditArgs, ProjectArgs, TargetArgs};
 use crate::plan::{self, ImagePlan, PlatformScope, Target};
 use crate::platform::Platform;
-use crate::publish::{render_summary, summary_json, Runner};
+use crate::publish::{nothing_to_build, render_summary, summary_json, ImageResult, Runner};
 use crate::registry::{self, auth, Endpoint, Registry};
 
 /// Where a run publishes.
@@ -206,13 +206,16 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     let loaded = load_valid(&args.project)?;
     let ep = endpoint(mode.registry(), &args.connect)?;
     let started = std::time::Instant::now();
-    let builder = Arc::new(Builder::detect(args.builder)?);
-    crate::output::timing("builder detection", started);
+    // Only `build` plans with the builder (its local store); the others find one when they must build.
+    let mut builder = None;
     let rt = runtime()?;
     let (target, plain_http, auth_dir) = match &mode {
         Mode::Store { registry } => {
+            let detected = Arc::new(Builder::detect(args.builder)?);
+            crate::output::timing("builder detection", started);
+            builder = Some(detected.clone());
             let target = Target::LocalStore {
-                builder: builder.clone(),
+                builder: detected,
                 registry: registry.clone(),
             };
             (target, ep.plain_http(), None)
@@ -240,6 +243,19 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
         bail!("published versions differ from their contexts: bump them, or pass --allow-drift");
     }
     let needed: Vec<Platform> = plans.iter().flat_map(|p| p.to_build()).collect();
+    if needed.is_empty() {
+        report(args, &target, &nothing_to_build(&plans));
+        return Ok(0);
+    }
+    let builder = match builder {
+        Some(b) => b,
+        None => {
+            let started = std::time::Instant::now();
+            let detected = Arc::new(Builder::detect(args.builder)?);
+            crate::output::timing("builder detection", started);
+            detected
+        }
+    };
     emulation::check(&needed, &builder.native_platforms()).map_err(anyhow::Error::msg)?;
 
     let certs = cert_dir(&args.connect.ca_cert)?;
@@ -262,17 +278,23 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     let (results, ok) = rt.block_on(runner.run(&loaded, &plans))?;
     // Cancelled builders get SIGKILL from a helper thread after a grace period: let that happen.
     crate::build::wait_for_cancelled(std::time::Duration::from_secs(10));
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary_json(target.registry_name(), &results))?
-        );
-    }
-    eprint!("{}", render_summary(&results));
+    report(args, &target, &results);
     if !ok {
         eprintln!("logs: {}", runner.log_dir.display());
     }
     Ok(if ok { 0 } else { 1 })
+}
+
+/// The summary table, and the JSON summary with `--json`.
+fn report(args: &BuildArgs, target: &Target, results: &[ImageResult]) {
+    if args.json {
+        let json = summary_json(target.registry_name(), results);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string())
+        );
+    }
+    eprint!("{}", render_summary(results));
 }
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

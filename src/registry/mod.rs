@@ -9,6 +9,7 @@ pub mod copy;
 pub mod index;
 pub mod push;
 pub mod retry;
+mod sniff;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -88,14 +89,27 @@ impl Registry {
     /// HTTPS probe itself is a single request, never retried.
     pub async fn connect(endpoint: Endpoint, auth: RegistryAuth) -> anyhow::Result<Registry> {
         let retry = RetryPolicy::from_env()?;
-        let https = Registry::with_protocol(endpoint.clone(), auth.clone(), false)?;
-        let mut reg = if !endpoint.plain_http() || https.speaks_https().await {
-            https
-        } else {
-            Registry::with_protocol(endpoint, auth, true)?
+        let sniffed = match endpoint.plain_http() {
+            true => sniff::plain_http(&endpoint.host).await,
+            false => None,
+        };
+        let mut reg = match sniffed {
+            Some(_) => Registry::with_protocol(endpoint, auth, true)?,
+            None => {
+                let https = Registry::with_protocol(endpoint.clone(), auth.clone(), false)?;
+                if !endpoint.plain_http() || https.speaks_https().await {
+                    https
+                } else {
+                    Registry::with_protocol(endpoint, auth, true)?
+                }
+            }
         };
         reg.retry = retry;
-        reg.skip_anonymous_handshake().await;
+        match sniffed {
+            Some(sniff::Plain::Open) => reg.skip_handshake_of_open_registry(),
+            Some(sniff::Plain::Guarded) => {}
+            None => reg.skip_anonymous_handshake().await,
+        }
         Ok(reg)
     }
 
@@ -136,6 +150,13 @@ impl Registry {
             Ok(None)
         );
         if open {
+            self.skip_handshake_of_open_registry();
+        }
+    }
+
+    /// For a registry known to let anyone in: see [`Self::skip_anonymous_handshake`].
+    fn skip_handshake_of_open_registry(&mut self) {
+        if matches!(self.auth, RegistryAuth::Anonymous) {
             self.auth = RegistryAuth::Bearer(String::new());
         }
     }

@@ -39,6 +39,8 @@ pub enum Fault {
     Status503,
     /// Forward transparently until the client has sent this many bytes, then reset both sides.
     ResetAfter(usize),
+    /// No fault for this connection (not counted as one): lets the faults skip a connection.
+    Pass,
 }
 
 struct Shared {
@@ -154,7 +156,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .pop();
-                if fault.is_some() {
+                if fault.is_some_and(|f| f != Fault::Pass) {
                     shared.applied.fetch_add(1, Ordering::SeqCst);
                 }
                 let s = shared.clone();
@@ -189,7 +191,7 @@ fn serve(client: TcpStream, fault: Option<Fault>, shared: Arc<Shared>) {
             drain(&client, &shared, Duration::from_secs(2));
         }
         Some(Fault::ResetAfter(limit)) => forward(client, Some(limit), &shared),
-        None => forward(client, None, &shared),
+        Some(Fault::Pass) | None => forward(client, None, &shared),
     }
 }
 

@@ -57,11 +57,19 @@ impl Workspace {
 
     /// How many builds (`buildah bud`) ran so far.
     pub fn builds(&self) -> usize {
+        self.buildah_calls()
+            .iter()
+            .filter(|l| l.split_whitespace().any(|w| w == "bud" || w == "build"))
+            .count()
+    }
+
+    /// Every buildah invocation so far (its arguments), probes included.
+    pub fn buildah_calls(&self) -> Vec<String> {
         fs::read_to_string(self.dir.path().join("buildah-calls.log"))
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.split_whitespace().any(|w| w == "bud" || w == "build"))
-            .count()
+            .map(str::to_string)
+            .collect()
     }
 
     pub fn cip(&self, args: &[&str]) -> Output {
