@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// How long the sniff may take before cip falls back to the TLS probe.
-const SNIFF_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the sniff may take before cip falls back to the TLS probe (which settles it anyway).
+const SNIFF_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a plain-HTTP `GET /v2/` got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
