@@ -397,3 +397,19 @@ fn blobs_mount_across_repositories_and_stream_out() {
         assert!(!format!("{err:#}").contains("attempt"), "{err:#}");
     });
 }
+
+#[test]
+fn an_open_plain_registry_costs_one_sniff_and_no_tls_attempt() {
+    let reg = TestRegistry::start();
+    let proxy = FaultProxy::start(&reg.addr(), vec![]);
+    let rt = runtime();
+    rt.block_on(async {
+        let r = connect(&proxy.addr(), RetryPolicy::no_retry()).await;
+        assert_eq!(proxy.connection_count(), 1, "only the plain GET /v2/");
+        for _ in 0..3 {
+            assert!(r.published("nothing", "1.0.0").await.unwrap().is_none());
+        }
+    });
+    // The lookups share one kept-alive connection.
+    assert_eq!(proxy.connection_count(), 2);
+}
