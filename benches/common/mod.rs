@@ -124,6 +124,23 @@ pub fn start_registry(root: Option<&Path>) -> RegistryProcess {
         Some(r) => tempfile::tempdir_in(r).unwrap(),
         None => tempfile::tempdir().unwrap(),
     };
+    let data = dir.path().join("data");
+    serve(dir, &data, &[])
+}
+
+impl RegistryProcess {
+    /// A second registry process serving this one's storage, with extra environment variables (for
+    /// the Go runtime, e.g. `GOGC`).
+    pub fn twin(&self, env: &[(&str, &str)]) -> RegistryProcess {
+        serve(
+            tempfile::tempdir().unwrap(),
+            &self._dir.path().join("data"),
+            env,
+        )
+    }
+}
+
+fn serve(dir: tempfile::TempDir, data: &Path, env: &[(&str, &str)]) -> RegistryProcess {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -134,13 +151,14 @@ pub fn start_registry(root: Option<&Path>) -> RegistryProcess {
         &config,
         format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  cache:\n    blobdescriptor: inmemory\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
+            data.display()
         ),
     )
     .unwrap();
     let child = Command::new("docker-registry")
         .arg("serve")
         .arg(&config)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
