@@ -207,11 +207,13 @@ fn noop_publish(n: usize) {
 
     // The floor: the same manifest GETs by a minimal HTTP client (curl, 32 in parallel), and as
     // many of the registry's cheapest request (`GET /v2/`), with the registry's CPU time for each.
-    let manifests: Vec<String> = names
-        .iter()
-        .map(|n| format!("http://{}/v2/{n}/manifests/1.0.0", reg.addr))
-        .collect();
-    let (floor, floor_cpu) = curl_parallel(&reg, dir.path(), &manifests);
+    let manifest_urls = |addr: &str| -> Vec<String> {
+        names
+            .iter()
+            .map(|n| format!("http://{addr}/v2/{n}/manifests/1.0.0"))
+            .collect()
+    };
+    let (floor, floor_cpu) = curl_parallel(&reg, dir.path(), &manifest_urls(&reg.addr));
     let pings = vec![format!("http://{}/v2/", reg.addr); n];
     let (ping, ping_cpu) = curl_parallel(&reg, dir.path(), &pings);
 
@@ -220,11 +222,8 @@ fn noop_publish(n: usize) {
     // is less of a floor.
     let relaxed = reg.twin(&[("GOGC", "400")]);
     let relaxed_median = median_of_5(&relaxed.addr);
-    let relaxed_manifests: Vec<String> = names
-        .iter()
-        .map(|n| format!("http://{}/v2/{n}/manifests/1.0.0", relaxed.addr))
-        .collect();
-    let (relaxed_floor, relaxed_cpu) = curl_parallel(&relaxed, dir.path(), &relaxed_manifests);
+    let (relaxed_floor, relaxed_cpu) =
+        curl_parallel(&relaxed, dir.path(), &manifest_urls(&relaxed.addr));
     drop(relaxed);
 
     let t = Instant::now();

@@ -205,17 +205,16 @@ pub fn bump_changed(project: &ProjectArgs, t: &TargetArgs, edit: &EditArgs) -> a
 pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     let loaded = load_valid(&args.project)?;
     let ep = endpoint(mode.registry(), &args.connect)?;
-    let started = std::time::Instant::now();
     // Only `build` plans with the builder (its local store); the others find one when they must build.
-    let mut builder = None;
+    let store_builder = match mode {
+        Mode::Store { .. } => Some(detect_builder(args)?),
+        _ => None,
+    };
     let rt = runtime()?;
-    let (target, plain_http, auth_dir) = match &mode {
-        Mode::Store { registry } => {
-            let detected = Arc::new(Builder::detect(args.builder)?);
-            crate::output::timing("builder detection", started);
-            builder = Some(detected.clone());
+    let (target, plain_http, auth_dir) = match (&mode, &store_builder) {
+        (Mode::Store { registry }, Some(builder)) => {
             let target = Target::LocalStore {
-                builder: detected,
+                builder: builder.clone(),
                 registry: registry.clone(),
             };
             (target, ep.plain_http(), None)
@@ -247,14 +246,9 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
         report(args, &target, &nothing_to_build(&plans));
         return Ok(0);
     }
-    let builder = match builder {
+    let builder = match store_builder {
         Some(b) => b,
-        None => {
-            let started = std::time::Instant::now();
-            let detected = Arc::new(Builder::detect(args.builder)?);
-            crate::output::timing("builder detection", started);
-            detected
-        }
+        None => detect_builder(args)?,
     };
     emulation::check(&needed, &builder.native_platforms()).map_err(anyhow::Error::msg)?;
 
@@ -283,6 +277,13 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
         eprintln!("logs: {}", runner.log_dir.display());
     }
     Ok(if ok { 0 } else { 1 })
+}
+
+fn detect_builder(args: &BuildArgs) -> anyhow::Result<Arc<Builder>> {
+    let started = std::time::Instant::now();
+    let builder = Builder::detect(args.builder)?;
+    crate::output::timing("builder detection", started);
+    Ok(Arc::new(builder))
 }
 
 /// The summary table, and the JSON summary with `--json`.

@@ -83,15 +83,16 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Connects over HTTPS; where plain HTTP is allowed (loopback, `--insecure-registry`), HTTPS is
-    /// tried first and HTTP used only if the registry does not speak TLS, as docker does.
-    /// Requests are retried as the `CIP_RETRY_*` environment says ([`RetryPolicy::from_env`]); the
+    /// Connects over HTTPS; where plain HTTP is allowed (loopback, `--insecure-registry`), HTTP is
+    /// used only if the registry does not speak TLS, as docker does: a registry that answers a plain
+    /// `GET /v2/` ([`sniff`]) does not, else an HTTPS probe decides. Requests are retried as the `CIP_RETRY_*` environment says ([`RetryPolicy::from_env`]); the
     /// HTTPS probe itself is a single request, never retried.
     pub async fn connect(endpoint: Endpoint, auth: RegistryAuth) -> anyhow::Result<Registry> {
         let retry = RetryPolicy::from_env()?;
-        let sniffed = match endpoint.plain_http() {
-            true => sniff::plain_http(&endpoint.host).await,
-            false => None,
+        let sniffed = if endpoint.plain_http() {
+            sniff::plain_http(&endpoint.host).await
+        } else {
+            None
         };
         let mut reg = match sniffed {
             Some(_) => Registry::with_protocol(endpoint, auth, true)?,
