@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use super::Buildah;
 
-/// A private copy of a fixture project, a private buildah store, and a `buildah` on PATH that records
-/// each invocation before running the real one (so tests can tell whether cip built anything).
+/// A private copy of a fixture project, a private containers store (for buildah and podman alike), and
+/// a `buildah` and a `podman` on PATH that record each invocation before running the real one (so tests
+/// can tell whether cip built anything, and with what).
 pub struct Workspace {
     dir: tempfile::TempDir,
     pub store: Buildah,
@@ -21,20 +22,22 @@ impl Workspace {
         copy_tree(fixture, &dir.path().join("project"));
         let bin = dir.path().join("bin");
         fs::create_dir_all(&bin).unwrap();
-        let wrapper = bin.join("buildah");
-        fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\necho \"$*\" >> {}\nexec /usr/bin/buildah \"$@\"\n",
-                dir.path().join("buildah-calls.log").display()
-            ),
-        )
-        .unwrap();
-        Command::new("chmod")
-            .arg("+x")
-            .arg(&wrapper)
-            .status()
+        for program in ["buildah", "podman"] {
+            let wrapper = bin.join(program);
+            fs::write(
+                &wrapper,
+                format!(
+                    "#!/bin/sh\necho \"$*\" >> {log}\nexec /usr/bin/{program} \"$@\"\n",
+                    log = dir.path().join(format!("{program}-calls.log")).display()
+                ),
+            )
             .unwrap();
+            Command::new("chmod")
+                .arg("+x")
+                .arg(&wrapper)
+                .status()
+                .unwrap();
+        }
         Workspace {
             dir,
             store: Buildah::new(),
@@ -65,7 +68,12 @@ impl Workspace {
 
     /// Every buildah invocation so far (its arguments), probes included.
     pub fn buildah_calls(&self) -> Vec<String> {
-        fs::read_to_string(self.dir.path().join("buildah-calls.log"))
+        self.calls("buildah")
+    }
+
+    /// Every invocation of `program` (buildah or podman) so far, probes included.
+    pub fn calls(&self, program: &str) -> Vec<String> {
+        fs::read_to_string(self.dir.path().join(format!("{program}-calls.log")))
             .unwrap_or_default()
             .lines()
             .map(str::to_string)
@@ -90,6 +98,10 @@ impl Workspace {
             .env("NO_COLOR", "1")
             .env(
                 "CIP_BUILDAH_GLOBAL_ARGS",
+                self.store.storage_args().join(" "),
+            )
+            .env(
+                "CIP_PODMAN_GLOBAL_ARGS",
                 self.store.storage_args().join(" "),
             )
             .env("BUILDAH_ISOLATION", "chroot")

@@ -1,0 +1,115 @@
+//! The demo tree publishes with the podman backend too: the same engine as buildah, driven through
+//! `podman build` / `podman push`, with the same private store and a store per platform for arm64.
+mod common;
+
+use common::workspace::{result_of, results, text, Workspace};
+use common::TestRegistry;
+use serde_json::Value;
+
+fn builds(calls: &[String]) -> usize {
+    calls
+        .iter()
+        .filter(|l| l.split_whitespace().any(|w| w == "build"))
+        .count()
+}
+
+#[test]
+fn publish_with_the_podman_backend() {
+    assert!(
+        common::have_program("podman"),
+        "`podman` is not installed: run scripts/setup-env"
+    );
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let local = [
+        "publish-locally",
+        "--builder",
+        "podman",
+        "--local-registry",
+        &reg.addr(),
+        "--json",
+    ];
+
+    let first = ws.cip(&local);
+    assert!(first.status.success(), "{}", text(&first));
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        stderr.contains("with podman"),
+        "the builder is named: {stderr}"
+    );
+    let r = results(&first);
+    assert_eq!(r.len(), 4);
+    assert!(
+        r.iter().all(|x| x.1 == "built" && x.2 == ["linux/amd64"]),
+        "{r:?}"
+    );
+    assert_eq!(builds(&ws.calls("podman")), 4);
+    assert!(
+        ws.buildah_calls().is_empty(),
+        "podman was asked for, buildah never runs: {:?}",
+        ws.buildah_calls()
+    );
+
+    let calls = ws.calls("podman").len();
+    let second = ws.cip(&local);
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        results(&second).iter().all(|x| x.1 == "up to date"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(
+        ws.calls("podman").len(),
+        calls,
+        "a no-op run starts no podman"
+    );
+
+    // All platforms now: only arm64 is built, in a store of its own, and each index keeps amd64.
+    let multi = [
+        "publish",
+        "--builder",
+        "podman",
+        "--remote-registry",
+        &reg.addr(),
+        "--default-platforms",
+        "linux/amd64,linux/arm64",
+        "--json",
+    ];
+    let third = ws.cip(&multi);
+    assert!(third.status.success(), "{}", text(&third));
+    let r = results(&third);
+    for name in ["busybox", "hello", "tools", "app"] {
+        assert_eq!(result_of(&r, name).2, ["linux/arm64"], "{r:?}");
+    }
+    assert_eq!(builds(&ws.calls("podman")), 8);
+    let arm64_store = format!("{}-linux-arm64", ws.store.root().display());
+    assert!(
+        std::path::Path::new(&arm64_store).is_dir(),
+        "arm64 builds use their own store {arm64_store}"
+    );
+    let config: Value = serde_json::from_str(&common::skopeo(&[
+        "--override-arch",
+        "arm64",
+        "inspect",
+        "--config",
+        "--tls-verify=false",
+        &reg.docker_ref("app:1.0.0"),
+    ]))
+    .unwrap();
+    assert_eq!(config["architecture"], "arm64");
+    let index: Value = serde_json::from_str(&common::skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &reg.docker_ref("app:latest"),
+    ]))
+    .unwrap();
+    let mut archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    archs.sort();
+    assert_eq!(archs, ["amd64", "arm64"]);
+}
