@@ -5,6 +5,11 @@
 //! Cancellation sends SIGTERM to the group first, so buildah can remove its working container, and
 //! SIGKILL after [`TERM_GRACE`]. That happens on a helper thread, since `Drop` cannot wait;
 //! [`wait_for_cancelled`] lets a process that is about to exit give those threads time to finish.
+//!
+//! A builder's helpers may leave its group (buildah runs a RUN step in a group of its own), and one
+//! whose parent exits would be re-parented to init, out of sight. So cip makes itself the
+//! "child subreaper" of everything it starts (Linux `PR_SET_CHILD_SUBREAPER`): such orphans become
+//! its children, and a cancellation finds and ends them too.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -154,8 +159,7 @@ impl Invocation {
     pub async fn run_captured(&self) -> anyhow::Result<Captured> {
         let mut cmd = self.command();
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = self.spawn(&mut cmd)?;
-        let guard = GroupGuard::new(&child);
+        let (mut child, guard) = self.spawn(&mut cmd)?;
         let mut out = child.stdout.take().expect("piped stdout");
         let mut err = child.stderr.take().expect("piped stderr");
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
@@ -183,7 +187,24 @@ impl Invocation {
         Ok(out)
     }
 
-    fn spawn(&self, cmd: &mut tokio::process::Command) -> anyhow::Result<tokio::process::Child> {
+    /// Starts the command, registered as a builder leader (see [`LEADERS`]) before anything can
+    /// take it for an orphan, with the guard that terminates its group if it is dropped armed.
+    fn spawn(
+        &self,
+        cmd: &mut tokio::process::Command,
+    ) -> anyhow::Result<(tokio::process::Child, GroupGuard)> {
+        adopt_orphans();
+        let mut leaders = lock(&LEADERS);
+        let child = self.spawn_unregistered(cmd)?;
+        let pgid = child.id().and_then(|id| libc::pid_t::try_from(id).ok());
+        leaders.extend(pgid);
+        Ok((child, GroupGuard { pgid }))
+    }
+
+    fn spawn_unregistered(
+        &self,
+        cmd: &mut tokio::process::Command,
+    ) -> anyhow::Result<tokio::process::Child> {
         cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 anyhow!(
@@ -198,8 +219,7 @@ impl Invocation {
     }
 
     async fn spawn_and_wait(&self, mut cmd: tokio::process::Command) -> anyhow::Result<ExitStatus> {
-        let mut child = self.spawn(&mut cmd)?;
-        let guard = GroupGuard::new(&child);
+        let (mut child, guard) = self.spawn(&mut cmd)?;
         let status = child
             .wait()
             .await
@@ -337,15 +357,11 @@ struct GroupGuard {
 }
 
 impl GroupGuard {
-    fn new(child: &tokio::process::Child) -> Self {
-        GroupGuard {
-            pgid: child.id().and_then(|id| libc::pid_t::try_from(id).ok()),
-        }
-    }
-
-    /// The child exited normally: nothing to clean up.
+    /// The child exited normally (and was reaped): nothing to clean up.
     fn disarm(mut self) {
-        self.pgid = None;
+        if let Some(pgid) = self.pgid.take() {
+            forget_leader(pgid);
+        }
     }
 }
 
@@ -361,12 +377,60 @@ impl Drop for GroupGuard {
 static PENDING: Mutex<usize> = Mutex::new(0);
 static PENDING_DONE: Condvar = Condvar::new();
 
+/// The builder processes cip started and has not reaped yet; each leads its own process group.
+/// Every other child of cip outside cip's own group is an adopted orphan (see [`adopted`]).
+static LEADERS: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn forget_leader(pgid: libc::pid_t) {
+    lock(&LEADERS).retain(|&p| p != pgid);
+}
+
+/// Makes cip the reaper of orphans among its descendants (once per process), so a builder helper
+/// whose parent exits stays findable from cip instead of moving to init.
+fn adopt_orphans() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes plain integers and touches no memory.
+        // If it fails (not Linux 3.4+), cancellation falls back to what the process tree shows.
+        unsafe {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        }
+    });
+}
+
+/// Live children of cip that it did not start: orphaned helpers of builders, adopted because cip is
+/// their subreaper. Children in cip's own group (short probes) are not builder helpers.
+fn adopted() -> Vec<Proc> {
+    let me = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+    // SAFETY: getpgrp has no arguments and cannot fail.
+    let own_group = unsafe { libc::getpgrp() };
+    let leaders = lock(&LEADERS);
+    all_pids()
+        .into_iter()
+        .filter(|pid| !leaders.contains(pid))
+        .filter_map(|pid| {
+            let st = stat_of(pid)?;
+            (st.ppid == me && st.pgrp != own_group && st.state != 'Z' && st.state != 'X').then_some(
+                Proc {
+                    pid,
+                    start: st.start,
+                },
+            )
+        })
+        .collect()
+}
+
 /// SIGTERM to the group now; a helper thread reaps the leader, sends SIGKILL after
 /// [`TERM_GRACE`] if anything of the group is left, and returns when the group is gone.
 /// Descendants that left the group (buildah runs a RUN step in a session of its own) are recorded
 /// first and get the same treatment, so none outlives a cancelled build.
 fn terminate_group(pgid: libc::pid_t) {
-    let strays = descendants(pgid);
+    let mut strays = Vec::new();
+    record_descendants(pgid, &mut strays);
     // SAFETY: kill(2) with a negative pid signals the process group; no memory is involved.
     unsafe {
         libc::kill(-pgid, libc::SIGTERM);
@@ -388,12 +452,17 @@ fn terminate_group(pgid: libc::pid_t) {
 
 /// SIGKILL to the group and to the recorded descendants that still run.
 fn kill_all(pgid: libc::pid_t, strays: &[Proc]) {
-    // SAFETY: kill(2) on a process group and on pids checked to be the processes we recorded.
+    // SAFETY: kill(2) on a process group; no memory is involved.
     unsafe {
         libc::kill(-pgid, libc::SIGKILL);
     }
+    kill_strays(strays);
+}
+
+/// SIGKILL to the recorded processes that still run.
+fn kill_strays(strays: &[Proc]) {
     for p in strays.iter().filter(|p| p.alive()) {
-        // SAFETY: as above.
+        // SAFETY: kill(2) on pids just checked to be the processes we recorded.
         unsafe {
             libc::kill(p.pid, libc::SIGKILL);
         }
@@ -444,8 +513,14 @@ fn all_pids() -> Vec<libc::pid_t> {
         .collect()
 }
 
-/// Adds the descendants of the leader and of the recorded processes that are not recorded yet.
+/// Adds what is not recorded yet of: the descendants of the leader and of the recorded processes,
+/// and the orphans cip adopted, with their descendants.
 fn record_descendants(leader: libc::pid_t, strays: &mut Vec<Proc>) {
+    for p in adopted() {
+        if !strays.contains(&p) {
+            strays.push(p);
+        }
+    }
     let roots: Vec<libc::pid_t> = std::iter::once(leader)
         .chain(strays.iter().filter(|p| p.alive()).map(|p| p.pid))
         .collect();
@@ -489,10 +564,9 @@ fn reap_group(pgid: libc::pid_t, strays: &mut Vec<Proc>) {
     let mut killed_at: Option<Instant> = None;
     loop {
         // A builder still busy when it got SIGTERM may start processes meanwhile (a RUN step in a
-        // session of its own): keep recording descendants until the SIGKILL.
-        if killed_at.is_none() {
-            record_descendants(pgid, strays);
-        }
+        // group of its own), and a helper may be orphaned between two looks: keep recording until
+        // the end, and kill what turns up after the SIGKILL as well.
+        record_descendants(pgid, strays);
         // The leader is our child: reap it so its zombie does not keep the group alive. tokio
         // may reap it first (its orphan queue); then waitpid fails with ECHILD, which is fine.
         let mut status = 0;
@@ -500,23 +574,48 @@ fn reap_group(pgid: libc::pid_t, strays: &mut Vec<Proc>) {
         unsafe {
             libc::waitpid(pgid, &mut status, libc::WNOHANG);
         }
+        reap_adopted(strays);
         if !group_alive(pgid) && !strays.iter().any(Proc::alive) {
-            return;
+            // Whatever the dead started was re-parented to cip before their death could be seen:
+            // one more look finds every such orphan, and the loop goes on if there was one.
+            record_descendants(pgid, strays);
+            if !strays.iter().any(Proc::alive) {
+                break;
+            }
         }
         match killed_at {
             None if started.elapsed() >= TERM_GRACE => {
                 kill_all(pgid, strays);
                 killed_at = Some(Instant::now());
             }
-            Some(at) if at.elapsed() >= KILL_WAIT => return,
-            _ => {}
+            Some(at) if at.elapsed() >= KILL_WAIT => break,
+            // Only recorded processes (pid and start time): the group's id may be reused by now.
+            Some(_) => kill_strays(strays),
+            None => {}
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+    forget_leader(pgid);
+}
+
+/// Collects the exit status of recorded processes that cip adopted and that have exited, so they do
+/// not linger as zombies. They are not tokio's children, so nothing else waits for them.
+fn reap_adopted(strays: &[Proc]) {
+    let me = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+    for p in strays {
+        if stat_of(p.pid).is_some_and(|st| st.start == p.start && st.ppid == me && st.state == 'Z')
+        {
+            let mut status = 0;
+            // SAFETY: waitpid on a zombie child of ours that tokio does not track.
+            unsafe {
+                libc::waitpid(p.pid, &mut status, libc::WNOHANG);
+            }
+        }
     }
 }
 
 /// Whether a process of group `pgid` still runs. Zombies do not count: once the leader is reaped,
-/// its orphaned helpers belong to init, which reaps them when it gets to it.
+/// its orphaned helpers belong to cip (see [`adopt_orphans`]), which reaps them.
 fn group_alive(pgid: libc::pid_t) -> bool {
     // SAFETY: signal 0 only checks whether any process of the group exists.
     if unsafe { libc::kill(-pgid, 0) } != 0 {
@@ -638,6 +737,48 @@ mod tests {
             .to_string();
         assert!(err.contains("cip-no-such-program-xyz"), "{err}");
         assert!(err.contains("not installed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_helper_orphaned_after_the_cancellation_is_killed_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("pid");
+        let ready = dir.path().join("ready");
+        // On SIGTERM the leader starts a process in a session of its own and exits at once: the
+        // new process was not there to be recorded, and its parent is gone before anyone looks.
+        // Only adopting orphans keeps it in sight.
+        let script = format!(
+            "trap 'setsid sh -c \"echo \\$\\$ > {m}.tmp && mv {m}.tmp {m} && exec sleep 30\" & exit 0' TERM; \
+             echo ready > {r}; while :; do sleep 0.05; done",
+            m = marker.display(),
+            r = ready.display()
+        );
+        let inv = Invocation::new("sh").args(["-c", &script]);
+        let log = dir.path().join("log");
+        let wait_ready = async {
+            while !ready.exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::select! {
+            _ = inv.run_logged(&log) => panic!("the command ended on its own"),
+            _ = wait_ready => {}
+        }
+        assert!(wait_for_cancelled(Duration::from_secs(15)));
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !marker.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let pid: i32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+        let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // SAFETY: clean up after a failure; the pid was just read from the orphan itself.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        assert!(
+            state.is_empty() || state.contains(") Z "),
+            "the orphan {pid} still runs: {state}"
+        );
     }
 
     #[tokio::test]
