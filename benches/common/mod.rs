@@ -125,22 +125,29 @@ pub fn start_registry(root: Option<&Path>) -> RegistryProcess {
         None => tempfile::tempdir().unwrap(),
     };
     let data = dir.path().join("data");
-    serve(dir, &data, &[])
+    serve(dir, &data, "docker-registry", &[])
 }
 
 impl RegistryProcess {
-    /// A second registry process serving this one's storage, with extra environment variables (for
-    /// the Go runtime, e.g. `GOGC`).
-    pub fn twin(&self, env: &[(&str, &str)]) -> RegistryProcess {
+    /// A second registry process serving this one's storage: `program` (another build of the
+    /// registry, or `docker-registry`) with extra environment variables (for the Go runtime, e.g.
+    /// `GOGC`).
+    pub fn twin(&self, program: &str, env: &[(&str, &str)]) -> RegistryProcess {
         serve(
             tempfile::tempdir().unwrap(),
             &self._dir.path().join("data"),
+            program,
             env,
         )
     }
 }
 
-fn serve(dir: tempfile::TempDir, data: &Path, env: &[(&str, &str)]) -> RegistryProcess {
+fn serve(
+    dir: tempfile::TempDir,
+    data: &Path,
+    program: &str,
+    env: &[(&str, &str)],
+) -> RegistryProcess {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -155,14 +162,14 @@ fn serve(dir: tempfile::TempDir, data: &Path, env: &[(&str, &str)]) -> RegistryP
         ),
     )
     .unwrap();
-    let child = Command::new("docker-registry")
+    let child = Command::new(program)
         .arg("serve")
         .arg(&config)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("docker-registry (run scripts/setup-env)");
+        .unwrap_or_else(|e| panic!("{program}: {e} (run scripts/setup-env)"));
     let addr = format!("127.0.0.1:{port}");
     for _ in 0..100 {
         if std::net::TcpStream::connect(&addr).is_ok() {
