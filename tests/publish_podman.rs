@@ -1,10 +1,12 @@
 //! The demo tree publishes with the podman backend too: the same engine as buildah, driven through
-//! `podman build` / `podman push`, with the same private store and a store per platform for arm64.
+//! `podman build`, with a private store and a store per platform for arm64; and pull-latest fills
+//! podman's store.
 mod common;
 
 use common::workspace::{result_of, results, text, Workspace};
 use common::TestRegistry;
 use serde_json::Value;
+use std::process::Command;
 
 fn builds(calls: &[String]) -> usize {
     calls
@@ -112,4 +114,25 @@ fn publish_with_the_podman_backend() {
         .collect();
     archs.sort();
     assert_eq!(archs, ["amd64", "arm64"]);
+
+    // pull-latest-from-local-registry through podman: the current versions land in its store.
+    let pulled = ws.cip(&[
+        "pull-latest-from-local-registry",
+        "--local-registry",
+        &reg.addr(),
+        "--builder",
+        "podman",
+    ]);
+    assert!(pulled.status.success(), "{}", text(&pulled));
+    let mut images = Command::new("podman");
+    images
+        .args(ws.store.storage_args())
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let images = common::run_ok(&mut images);
+    for image in ["busybox", "hello", "tools", "app"] {
+        for tag in ["1.0.0", "latest"] {
+            let want = format!("{}/{image}:{tag}", reg.addr());
+            assert!(images.contains(&want), "{want} in {images}");
+        }
+    }
 }
