@@ -8,6 +8,7 @@ pub mod commands;
 pub mod diagnostics;
 pub mod digest;
 pub mod graph;
+pub mod interrupt;
 pub mod output;
 pub mod plan;
 pub mod platform;

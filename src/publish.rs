@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::build::{BuildJob, Builder, RegistryAccess};
 use crate::commands::Loaded;
+use crate::interrupt::{self, Signal};
 use crate::plan::{ImagePlan, Target};
 use crate::platform::Platform;
 use crate::progress::Progress;
@@ -56,13 +57,19 @@ struct Shared {
     durations: HashMap<usize, Duration>,
 }
 
+/// How a run ended.
+pub struct RunReport {
+    /// One result per image.
+    pub results: Vec<ImageResult>,
+    /// Whether every build and index succeeded.
+    pub ok: bool,
+    /// The signal that stopped the run early, if one did.
+    pub interrupted: Option<Signal>,
+}
+
 impl Runner {
-    /// Builds what the plans say; returns one result per image and whether everything succeeded.
-    pub async fn run(
-        &self,
-        loaded: &Loaded,
-        plans: &[ImagePlan],
-    ) -> anyhow::Result<(Vec<ImageResult>, bool)> {
+    /// Builds what the plans say. SIGINT or SIGTERM stops the run as a first failure would.
+    pub async fn run(&self, loaded: &Loaded, plans: &[ImagePlan]) -> anyhow::Result<RunReport> {
         let (steps, tasks) = self.tasks(plans);
         let builds = steps
             .iter()
@@ -101,7 +108,19 @@ impl Runner {
             keep_going: self.keep_going,
         };
         let steps2 = steps.clone();
-        let outcomes = schedule::run(&tasks, opts, move |i| {
+        let interrupted = Arc::new(Mutex::new(None));
+        let stop = {
+            let (interrupted, progress) = (interrupted.clone(), progress.clone());
+            async move {
+                let signal = interrupt::requested().await;
+                progress.println(&format!(
+                    "{}: stopping; the running builds are cancelled (send it again to kill them at once)",
+                    signal.name()
+                ));
+                *interrupted.lock().unwrap_or_else(|e| e.into_inner()) = Some(signal);
+            }
+        };
+        let outcomes = schedule::run_until(&tasks, opts, stop, move |i| {
             let ctx = ctx.clone();
             let step = steps2[i];
             async move { ctx.execute(step).await }
@@ -111,7 +130,12 @@ impl Runner {
         let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
         let results = summarize(plans, &steps, &outcomes, &shared);
         let ok = outcomes.iter().all(|o| *o == Outcome::Succeeded);
-        Ok((results, ok))
+        let interrupted = *interrupted.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(RunReport {
+            results,
+            ok,
+            interrupted,
+        })
     }
 
     /// Names the private store of each platform that builds in one (see `Builder::for_platform`).

@@ -43,6 +43,22 @@ where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
+    run_until(tasks, opts, std::future::pending(), exec).await
+}
+
+/// [`run`], stopping as at a first failure (running tasks aborted, the rest cancelled) when `stop`
+/// resolves, whatever `keep_going` says.
+pub async fn run_until<F, Fut>(
+    tasks: &[Task],
+    opts: Options,
+    stop: impl Future<Output = ()>,
+    exec: F,
+) -> Vec<Outcome>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    tokio::pin!(stop);
     let n = tasks.len();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut waiting: Vec<usize> = vec![0; n];
@@ -77,7 +93,15 @@ where
                 running.spawn(async move { (i, fut.await) });
             }
         }
-        let Some(joined) = running.join_next().await else {
+        let joined = tokio::select! {
+            joined = running.join_next() => joined,
+            () = &mut stop, if !stopping => {
+                stopping = true;
+                running.abort_all();
+                continue;
+            }
+        };
+        let Some(joined) = joined else {
             break;
         };
         let (i, result) = match joined {

@@ -266,6 +266,64 @@ fn upload_all_completes_through_resets_and_503s() {
 }
 
 #[test]
+fn ctrl_c_stops_a_stalled_upload_all_without_moving_a_tag() {
+    use common::faultproxy::{Fault, FaultProxy};
+    let remote = TestRegistry::start();
+    let local = TestRegistry::start();
+    let ws = Workspace::demo();
+    let published = ws.cip(&["publish-locally", "--local-registry", &remote.addr()]);
+    assert!(published.status.success(), "{}", text(&published));
+    // The local side answers cip's first look (GET /v2/), then never again.
+    let mut faults = vec![Fault::Pass];
+    faults.extend(std::iter::repeat_n(Fault::Stall, 50));
+    let dst = FaultProxy::start(&local.addr(), faults);
+    let mut cmd = ws.cip_command(
+        &[
+            "upload-all-to-local-registry",
+            "--remote-registry",
+            &remote.addr(),
+            "--local-registry",
+            &dst.addr(),
+        ],
+        &[],
+    );
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while dst.fault_count() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no copy reached the local side"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SIGINT: stopped"),
+        "{}",
+        text(&out)
+    );
+    for image in ["busybox", "hello", "tools", "app"] {
+        let tag = common::skopeo_output(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &local.docker_ref(&format!("{image}:1.0.0")),
+        ]);
+        assert!(!tag.status.success(), "{image} was not tagged");
+    }
+}
+
+#[test]
 fn credential_helper_and_ssl_cert_file_end_to_end() {
     let remote = TestRegistry::start_with(RegistryOptions::tls_auth(USER, PASSWORD));
     let ws = Workspace::demo();

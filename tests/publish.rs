@@ -286,6 +286,106 @@ fn first_error_cancels_running_builds() {
     assert!(!missing.status.success());
 }
 
+/// The processes (pid and command line) whose command line contains `needle`.
+fn processes_running(needle: &str) -> Vec<String> {
+    let ps = Command::new("ps")
+        .args(["-eo", "pid,ppid,pgid,stat,args"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Starts publish-locally on the demo with a hello that sleeps `seconds` in a RUN step, and returns
+/// once that step runs.
+fn start_a_long_build(ws: &Workspace, reg: &TestRegistry, seconds: u32) -> std::process::Child {
+    fs::write(
+        ws.context("01-hello").join("Dockerfile"),
+        format!("ARG REGISTRY\nFROM ${{REGISTRY}}/busybox:1.0.0\nRUN sleep {seconds}\n"),
+    )
+    .unwrap();
+    let mut cmd = ws.cip_command(
+        &["publish-locally", "--local-registry", &reg.addr(), "--json"],
+        &[],
+    );
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let needle = format!("sleep {seconds}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while processes_running(&needle).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn ctrl_c_cancels_the_running_builds_and_reports_them() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let child = start_a_long_build(&ws, &reg, 121);
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    // The status a shell reports for Ctrl-C, after the summary (no builder left behind).
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(
+        processes_running("sleep 121").is_empty(),
+        "the interrupted build still runs: {:?}",
+        processes_running("sleep 121")
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SIGINT: stopping"), "{stderr}");
+    let r = results(&out);
+    assert_eq!(result_of(&r, "busybox").1, "built");
+    assert_eq!(result_of(&r, "hello").1, "cancelled");
+    assert_eq!(result_of(&r, "app").1, "cancelled");
+    let hello = common::skopeo_output(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &reg.docker_ref("hello:1.0.0"),
+    ]);
+    assert!(
+        !hello.status.success(),
+        "an interrupted image is not tagged"
+    );
+}
+
+#[test]
+fn a_second_sigterm_kills_the_builders_at_once() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let child = start_a_long_build(&ws, &reg, 122);
+    signal(&child, "TERM");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out));
+    assert!(
+        processes_running("sleep 122").is_empty(),
+        "the terminated build still runs: {:?}",
+        processes_running("sleep 122")
+    );
+    assert_eq!(result_of(&results(&out), "hello").1, "cancelled");
+}
+
 #[test]
 fn missing_emulator_is_reported_before_any_build() {
     let reg = TestRegistry::start();

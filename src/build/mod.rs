@@ -37,7 +37,7 @@ pub mod emulation;
 pub mod process;
 
 pub use docker::DOCKER_PROGRAM_ENV;
-pub use process::wait_for_cancelled;
+pub use process::{hurry_cancelled, wait_for_cancelled};
 
 /// Which program builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

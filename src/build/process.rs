@@ -375,6 +375,13 @@ impl Drop for GroupGuard {
 
 /// Process groups being terminated by helper threads.
 static PENDING: Mutex<usize> = Mutex::new(0);
+/// Set by [`hurry_cancelled`]: cancelled groups get SIGKILL without waiting for [`TERM_GRACE`].
+static HURRY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Kills the builders being cancelled now rather than after their grace period (a second Ctrl-C).
+pub fn hurry_cancelled() {
+    HURRY.store(true, std::sync::atomic::Ordering::Relaxed);
+}
 static PENDING_DONE: Condvar = Condvar::new();
 
 /// The builder processes cip started and has not reaped yet; each leads its own process group.
@@ -584,7 +591,9 @@ fn reap_group(pgid: libc::pid_t, strays: &mut Vec<Proc>) {
             }
         }
         match killed_at {
-            None if started.elapsed() >= TERM_GRACE => {
+            None if started.elapsed() >= TERM_GRACE
+                || HURRY.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
                 kill_all(pgid, strays);
                 killed_at = Some(Instant::now());
             }

@@ -9,6 +9,7 @@ use super::load_valid;
 use super::publish::{connect, runtime};
 use crate::build::{Builder, BuilderKind, RegistryAccess};
 use crate::cli::{MirrorArgs, ProjectArgs};
+use crate::interrupt::{self, Signal};
 use crate::platform::Platform;
 use crate::registry::copy::{copy_image, Copied, MountIndex};
 
@@ -44,11 +45,20 @@ pub fn upload_all(
             (name, version, r)
         }
     });
-    let mut results: Vec<_> = rt.block_on(
-        futures_util::stream::iter(jobs)
-            .buffer_unordered(IMAGE_CONCURRENCY)
-            .collect::<Vec<_>>(),
-    );
+    let copies = futures_util::stream::iter(jobs)
+        .buffer_unordered(IMAGE_CONCURRENCY)
+        .collect::<Vec<_>>();
+    let mut results = match rt.block_on(until_stopped(copies)) {
+        Ok(results) => results,
+        Err(signal) => {
+            // A tag moves only after its manifest's blobs are all there: nothing was half-copied.
+            eprintln!(
+                "{}: stopped; the copies under way were abandoned before any of their tags moved",
+                signal.name()
+            );
+            return Ok(signal.exit_code());
+        }
+    };
     results.sort_by(|a, b| a.0.cmp(&b.0));
 
     let mut rows = vec![["IMAGE".to_string(), "VERSION".into(), "RESULT".into()]];
@@ -109,32 +119,60 @@ pub fn pull_latest(
     let host = Platform::host();
     let mut rows = vec![["IMAGE".to_string(), "VERSION".into(), "RESULT".into()]];
     let (mut missing, mut failed) = (0, 0);
-    for ctx in &loaded.project.contexts {
-        let version = ctx.version.to_string();
-        let reference = format!("{registry}/{}:{version}", ctx.name);
-        let result = rt.block_on(async {
-            if reg.published(&ctx.name, &version).await?.is_none() {
-                return Ok(None);
+    let pulls = async {
+        for ctx in &loaded.project.contexts {
+            let version = ctx.version.to_string();
+            let reference = format!("{registry}/{}:{version}", ctx.name);
+            let result = async {
+                if reg.published(&ctx.name, &version).await?.is_none() {
+                    return Ok(None);
+                }
+                builder.pull(&reference, Some(&host), &access).await?;
+                builder
+                    .tag_image(&reference, &format!("{registry}/{}:latest", ctx.name))
+                    .await?;
+                anyhow::Ok(Some(()))
             }
-            builder.pull(&reference, Some(&host), &access).await?;
-            builder
-                .tag_image(&reference, &format!("{registry}/{}:latest", ctx.name))
-                .await?;
-            anyhow::Ok(Some(()))
-        });
-        let what = match result {
-            Ok(Some(())) => format!("pulled, tagged {registry}/{}:latest", ctx.name),
-            Ok(None) => {
-                missing += 1;
-                format!("missing on {registry}")
-            }
-            Err(e) => {
-                failed += 1;
-                format!("FAILED: {e:#}")
-            }
-        };
-        rows.push([ctx.name.clone(), version, what]);
+            .await;
+            let what = match result {
+                Ok(Some(())) => format!("pulled, tagged {registry}/{}:latest", ctx.name),
+                Ok(None) => {
+                    missing += 1;
+                    format!("missing on {registry}")
+                }
+                Err(e) => {
+                    failed += 1;
+                    format!("FAILED: {e:#}")
+                }
+            };
+            rows.push([ctx.name.clone(), version, what]);
+        }
+    };
+    let stopped = rt.block_on(until_stopped(pulls)).err();
+    if stopped.is_some() {
+        // The pull under way was cancelled: let its builder process end before cip does.
+        crate::build::wait_for_cancelled(std::time::Duration::from_secs(10));
     }
     print!("{}", crate::output::table(&rows));
-    finish(missing, failed, m.strict, registry)
+    match stopped {
+        Some(signal) => {
+            eprintln!(
+                "{}: stopped after {} of {} image(s)",
+                signal.name(),
+                rows.len() - 1,
+                loaded.project.contexts.len()
+            );
+            Ok(signal.exit_code())
+        }
+        None => finish(missing, failed, m.strict, registry),
+    }
+}
+
+/// Runs `work` unless SIGINT or SIGTERM comes first; then `work` is dropped (cancelling what it
+/// started) and the signal returned.
+async fn until_stopped<T>(work: impl std::future::Future<Output = T>) -> Result<T, Signal> {
+    tokio::select! {
+        out = work => Ok(out),
+        signal = interrupt::requested() => Err(signal),
+    }
 }

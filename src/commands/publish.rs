@@ -269,14 +269,25 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
             .unwrap_or_else(|| args.project.project_dir.join(".cip/logs")),
         builder_args: args.builder_args.clone(),
     };
-    let (results, ok) = rt.block_on(runner.run(&loaded, &plans))?;
+    let run = rt.block_on(runner.run(&loaded, &plans))?;
+    if run.interrupted.is_some() {
+        // A second request skips the grace period of the builders being cancelled.
+        rt.spawn(async {
+            crate::interrupt::requested().await;
+            crate::build::hurry_cancelled();
+        });
+    }
     // Cancelled builders get SIGKILL from a helper thread after a grace period: let that happen.
     crate::build::wait_for_cancelled(std::time::Duration::from_secs(10));
-    report(args, &target, &results);
-    if !ok {
+    report(args, &target, &run.results);
+    if !run.ok {
         eprintln!("logs: {}", runner.log_dir.display());
     }
-    Ok(if ok { 0 } else { 1 })
+    Ok(match run.interrupted {
+        Some(signal) => signal.exit_code(),
+        None if run.ok => 0,
+        None => 1,
+    })
 }
 
 fn detect_builder(args: &BuildArgs) -> anyhow::Result<Arc<Builder>> {

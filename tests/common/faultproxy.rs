@@ -41,6 +41,9 @@ pub enum Fault {
     ResetAfter(usize),
     /// No fault for this connection (not counted as one): lets the faults skip a connection.
     Pass,
+    /// Read the request head, then never answer: the connection stays open until the client closes
+    /// it or the proxy stops.
+    Stall,
 }
 
 struct Shared {
@@ -189,6 +192,10 @@ fn serve(client: TcpStream, fault: Option<Fault>, shared: Arc<Shared>) {
             let _ = client.shutdown(Shutdown::Write);
             // Let the client read the answer before the socket goes away.
             drain(&client, &shared, Duration::from_secs(2));
+        }
+        Some(Fault::Stall) => {
+            read_head(&client, &shared);
+            drain(&client, &shared, Duration::from_secs(3600));
         }
         Some(Fault::ResetAfter(limit)) => forward(client, Some(limit), &shared),
         Some(Fault::Pass) | None => forward(client, None, &shared),

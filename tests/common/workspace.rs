@@ -85,6 +85,11 @@ impl Workspace {
     }
 
     pub fn cip_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.cip_command(args, env).output().expect("run cip")
+    }
+
+    /// The command `cip_env` runs, to start it in the background (with piped output, say).
+    pub fn cip_command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let path = format!(
             "{}:{}",
             self.dir.path().join("bin").display(),
@@ -110,7 +115,7 @@ impl Workspace {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.output().expect("run cip")
+        cmd
     }
 }
 
