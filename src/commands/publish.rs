@@ -270,13 +270,12 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
         builder_args: args.builder_args.clone(),
     };
     let run = rt.block_on(runner.run(&loaded, &plans))?;
-    if run.interrupted.is_some() {
-        // A second request skips the grace period of the builders being cancelled.
-        rt.spawn(async {
-            crate::interrupt::requested().await;
-            crate::build::hurry_cancelled();
-        });
-    }
+    // The run handles SIGINT/SIGTERM from now on: another one skips the grace period of the builders
+    // being cancelled (after a failure or a first signal).
+    rt.spawn(async {
+        crate::interrupt::requested().await;
+        crate::build::hurry_cancelled();
+    });
     // Cancelled builders get SIGKILL from a helper thread after a grace period: let that happen.
     crate::build::wait_for_cancelled(std::time::Duration::from_secs(10));
     report(args, &target, &run.results);
