@@ -238,15 +238,16 @@ fn publish_locally_through_a_flaky_registry_completes_and_logs_retries() {
 
 #[test]
 fn a_registry_that_is_down_fails_after_the_attempts() {
-    let closed = format!("127.0.0.1:{}", common::free_port());
+    // Connected while it ran; then it stops, and its port is closed.
+    let reg = TestRegistry::start();
+    let closed = reg.addr();
     let (policy, lines) = captured(3);
     let rt = runtime();
+    let down = rt.block_on(connect(&closed, policy));
+    drop(reg);
     let started = Instant::now();
     let err = rt
-        .block_on(async {
-            let down = connect(&closed, policy).await;
-            down.published("app", "1.0.0").await
-        })
+        .block_on(down.published("app", "1.0.0"))
         .expect_err("nothing listens there");
     let msg = format!("{err:#}");
     assert!(msg.starts_with("after 3 attempts over "), "{msg}");
@@ -267,8 +268,11 @@ fn a_registry_that_is_down_fails_after_the_attempts() {
 
 #[test]
 fn retries_stop_when_the_time_budget_is_spent() {
-    // The proxy accepts, but the registry behind it is down: every connection is reset.
-    let proxy = FaultProxy::start(&format!("127.0.0.1:{}", common::free_port()), vec![]);
+    // The proxy lets cip's first look through, then resets every connection.
+    let reg = TestRegistry::start();
+    let mut faults = vec![Fault::Pass];
+    faults.extend(std::iter::repeat_n(Fault::Reset, 5000));
+    let proxy = FaultProxy::start(&reg.addr(), faults);
     let (mut policy, lines) = captured(1000);
     policy.max_total = Duration::from_secs(1);
     let rt = runtime();
@@ -311,10 +315,16 @@ fn cip_reports_the_attempts_against_a_registry_that_is_down() {
     assert!(started.elapsed() < Duration::from_secs(10));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("after 3 attempts over "), "{}", text(&out));
+    // Found out once, when connecting: no image's lookup retries on its own.
     assert!(
-        stderr.contains(&format!("retry: GET manifest {closed}/"))
+        stderr.contains(&format!("retry: connect to {closed} failed"))
             && stderr.contains("attempt 3/3"),
         "{}",
+        text(&out)
+    );
+    assert!(
+        !stderr.contains("GET manifest"),
+        "no lookup ran: {}",
         text(&out)
     );
 

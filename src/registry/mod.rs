@@ -109,9 +109,34 @@ impl Registry {
         match sniffed {
             Some(sniff::Plain::Open) => reg.skip_handshake_of_open_registry(),
             Some(sniff::Plain::Guarded) => {}
-            None => reg.skip_anonymous_handshake().await,
+            None => {
+                reg.ensure_reachable().await?;
+                reg.skip_anonymous_handshake().await;
+            }
         }
         Ok(reg)
+    }
+
+    /// Fails once, here, when the registry cannot be reached at all (not running, wrong address,
+    /// untrusted certificate), instead of letting every later request find out and retry on its own.
+    /// Any HTTP answer will do. A registry that answered the plain sniff needs no such check.
+    async fn ensure_reachable(&self) -> anyhow::Result<()> {
+        let host = &self.endpoint.host;
+        let probe = self.digest_ref("cip-probe", &format!("sha256:{}", "0".repeat(64)));
+        let what = format!("connect to {host}");
+        self.run_retrying(&what, &what, || async {
+            match self
+                .client
+                .blob_exists(&probe, probe.digest().unwrap_or(""))
+                .await
+            {
+                Err(OciDistributionError::RequestError(e)) if e.status().is_none() => {
+                    Err(OciDistributionError::RequestError(e))
+                }
+                _ => Ok(()),
+            }
+        })
+        .await
     }
 
     /// Connects with resolved credentials; messages about refused access name their source.
