@@ -22,8 +22,6 @@ pub fn eprint_line(msg: &str) {
 pub struct Progress {
     started: Instant,
     live: Option<Live>,
-    /// Serialises plain lines so they never interleave.
-    lock: Mutex<()>,
 }
 
 struct Live {
@@ -31,11 +29,43 @@ struct Live {
     total: ProgressBar,
 }
 
-/// One running task's line.
+/// One running task's line. Dropped unfinished (its task was cancelled), it says so and leaves the
+/// screen.
 pub struct Line {
     bar: Option<ProgressBar>,
     label: String,
     started: Instant,
+    /// When the run started, for plain lines' timestamps; None on a terminal.
+    plain_since: Option<Instant>,
+    finished: bool,
+}
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let msg = format!(
+            "{}: cancelled after {:.1}s",
+            self.label,
+            self.started.elapsed().as_secs_f64()
+        );
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+            eprint_line(&msg);
+        } else if let Some(since) = self.plain_since {
+            plain_line(since, &msg);
+        }
+    }
+}
+
+/// Serialises plain lines so they never interleave.
+static PLAIN: Mutex<()> = Mutex::new(());
+
+fn plain_line(since: Instant, msg: &str) {
+    let _g = PLAIN.lock().unwrap_or_else(|e| e.into_inner());
+    let t = since.elapsed().as_secs();
+    eprintln!("[{:02}:{:02}:{:02}] {msg}", t / 3600, t / 60 % 60, t % 60);
 }
 
 impl Progress {
@@ -51,6 +81,7 @@ impl Progress {
                 .expect("valid template"),
             );
             total_bar.enable_steady_tick(Duration::from_millis(200));
+            *LIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(multi.clone());
             Live {
                 multi,
                 total: total_bar,
@@ -59,7 +90,6 @@ impl Progress {
         Progress {
             started: Instant::now(),
             live,
-            lock: Mutex::new(()),
         }
     }
 
@@ -72,9 +102,7 @@ impl Progress {
     }
 
     fn plain(&self, msg: &str) {
-        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let t = self.started.elapsed().as_secs();
-        eprintln!("[{:02}:{:02}:{:02}] {msg}", t / 3600, t / 60 % 60, t % 60);
+        plain_line(self.started, msg);
     }
 
     pub fn start(&self, label: &str) -> Line {
@@ -92,17 +120,20 @@ impl Progress {
             self.plain(&format!("{label}: started"));
         }
         Line {
+            plain_since: bar.is_none().then_some(self.started),
             bar,
             label: label.to_string(),
             started: Instant::now(),
+            finished: false,
         }
     }
 
     /// Ends a task's line; `counts` says whether it is one of the `total` builds.
-    pub fn finish(&self, line: Line, result: &str, counts: bool) {
+    pub fn finish(&self, mut line: Line, result: &str, counts: bool) {
+        line.finished = true;
         let secs = line.started.elapsed().as_secs_f64();
         let msg = format!("{}: {result} in {secs:.1}s", line.label);
-        if let Some(bar) = line.bar {
+        if let Some(bar) = line.bar.take() {
             bar.finish_and_clear();
         }
         if let Some(l) = &self.live {

@@ -352,6 +352,10 @@ fn ctrl_c_cancels_the_running_builds_and_reports_them() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("SIGINT: stopping"), "{stderr}");
+    assert!(
+        stderr.contains("build hello:1.0.0 linux/amd64: cancelled after"),
+        "{stderr}"
+    );
     let r = results(&out);
     assert_eq!(result_of(&r, "busybox").1, "built");
     assert_eq!(result_of(&r, "hello").1, "cancelled");
