@@ -125,16 +125,17 @@ pub async fn make(
     let digests = crate::digest::context_digests(&loaded.project, &loaded.graph)?;
     crate::output::timing("context digests", started);
     let order = loaded.graph.order();
+    let listed = Arc::new(listed_tags(target).await);
     let lookups = order.iter().map(|&c| {
         let ctx = &loaded.project.contexts[c];
         let (wanted, out_of_scope) = scope_platforms(scope, ctx);
-        let target = target.clone();
+        let (target, listed) = (target.clone(), listed.clone());
         let (name, version) = (ctx.name.clone(), ctx.version.to_string());
         async move {
             let published = if wanted.is_empty() {
                 None
             } else {
-                lookup(&target, &name, &version, &wanted).await?
+                lookup(&target, &listed, &name, &version, &wanted).await?
             };
             anyhow::Ok((c, wanted, out_of_scope, published))
         }
@@ -193,8 +194,18 @@ fn scope_platforms(
     }
 }
 
+/// The local store's tags from one listing, when the target is a local store (and the listing
+/// worked: without it every image is asked about on its own).
+async fn listed_tags(target: &Target) -> std::collections::HashSet<String> {
+    match target {
+        Target::LocalStore { builder, .. } => builder.local_tags().await.unwrap_or_default(),
+        Target::Registry(_) => Default::default(),
+    }
+}
+
 async fn lookup(
     target: &Target,
+    listed: &std::collections::HashSet<String>,
     name: &str,
     version: &str,
     wanted: &[Platform],
@@ -203,8 +214,9 @@ async fn lookup(
         Target::Registry(reg) => reg.published(name, version).await,
         Target::LocalStore { builder, registry } => {
             let tag = format!("{registry}/{name}:{version}");
+            let exists = listed.contains(&tag) || builder.image_exists(&tag).await?;
             // The local store holds one platform per tag: the one this run builds.
-            Ok(builder.image_exists(&tag).await?.then(|| Published {
+            Ok(exists.then(|| Published {
                 digest: String::new(),
                 is_index: false,
                 entries: wanted

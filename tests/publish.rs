@@ -504,6 +504,7 @@ fn build_into_the_local_store() {
     ] {
         assert!(images.contains(want), "{want} in {images}");
     }
+    let calls = ws.buildah_calls().len();
     let again = ws.cip(&["build", "--local-registry", "localhost:5999", "--json"]);
     assert!(
         results(&again).iter().all(|x| x.1 == "up to date"),
@@ -511,6 +512,14 @@ fn build_into_the_local_store() {
         text(&again)
     );
     assert_eq!(ws.builds(), 4);
+    // What the store holds comes from one listing, not from one inspect per image.
+    let lookups: Vec<String> = ws.buildah_calls()[calls..]
+        .iter()
+        .filter(|c| c.contains(" images ") || c.contains(" inspect "))
+        .cloned()
+        .collect();
+    assert_eq!(lookups.len(), 1, "{lookups:?}");
+    assert!(lookups[0].contains(" images "), "{lookups:?}");
 }
 
 #[test]

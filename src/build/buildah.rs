@@ -188,6 +188,15 @@ pub(super) fn image_exists(b: &Builder, tag: &str) -> Invocation {
     }
 }
 
+/// Every image name and tag of the store, one `name:tag` per line.
+pub(super) fn list_tags(b: &Builder) -> Invocation {
+    let format = match b.engine {
+        Engine::Podman => "{{.Repository}}:{{.Tag}}",
+        _ => "{{.Name}}:{{.Tag}}",
+    };
+    b.invocation().args(["images", "--format", format])
+}
+
 pub(super) fn remove(b: &Builder, tag: &str) -> Invocation {
     b.invocation().args(["rmi", tag])
 }

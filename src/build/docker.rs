@@ -319,6 +319,12 @@ pub(super) fn image_exists(b: &Builder, tag: &str) -> Invocation {
         .args(["image", "inspect", "--format", "{{.Id}}", tag])
 }
 
+/// Every image name and tag of the daemon, one `name:tag` per line.
+pub(super) fn list_tags(b: &Builder) -> Invocation {
+    b.invocation()
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+}
+
 pub(super) fn remove(b: &Builder, tag: &str) -> Invocation {
     b.invocation().args(["image", "rm", tag])
 }

@@ -344,6 +344,25 @@ impl Builder {
         check_layout(dir)
     }
 
+    /// Every `name:tag` in the local store, from one listing: one process instead of one per image.
+    /// Names are as the builder prints them, which may be normalised differently from how cip spells
+    /// a tag (`docker.io/library/...`): a listed tag exists, an unlisted one is asked about with
+    /// [`Self::image_exists`].
+    pub async fn local_tags(&self) -> anyhow::Result<std::collections::HashSet<String>> {
+        let inv = match self.engine {
+            Engine::Buildah | Engine::Podman => buildah::list_tags(self),
+            Engine::Docker => docker::list_tags(self),
+        };
+        let out = inv.run_ok().await?;
+        Ok(out
+            .stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.ends_with(":<none>"))
+            .map(str::to_string)
+            .collect())
+    }
+
     /// Whether `tag` is in the local store.
     pub async fn image_exists(&self, tag: &str) -> anyhow::Result<bool> {
         let inv = match self.engine {
