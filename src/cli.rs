@@ -198,7 +198,8 @@ pub struct BuildArgs {
     #[arg(long, overrides_with = "keep_going")]
     pub stop_on_first_error: bool,
 
-    /// Finish every image that does not depend on a failure, then list all failures
+    /// Finish every image that does not depend on a failure, then list all failures. Ctrl-C or
+    /// SIGTERM still stops the run (exit 130 / 143), cancelling the running builds
     #[arg(long, overrides_with = "stop_on_first_error")]
     pub keep_going: bool,
 
