@@ -375,6 +375,8 @@ impl Drop for GroupGuard {
 
 /// Process groups being terminated by helper threads.
 static PENDING: Mutex<usize> = Mutex::new(0);
+static PENDING_DONE: Condvar = Condvar::new();
+
 /// Set by [`hurry_cancelled`]: cancelled groups get SIGKILL without waiting for [`TERM_GRACE`].
 static HURRY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -382,7 +384,6 @@ static HURRY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new
 pub fn hurry_cancelled() {
     HURRY.store(true, std::sync::atomic::Ordering::Relaxed);
 }
-static PENDING_DONE: Condvar = Condvar::new();
 
 /// The builder processes cip started and has not reaped yet; each leads its own process group.
 /// Every other child of cip outside cip's own group is an adopted orphan (see [`adopted`]).

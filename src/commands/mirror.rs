@@ -12,6 +12,7 @@ use crate::cli::{MirrorArgs, ProjectArgs};
 use crate::interrupt::{self, Signal};
 use crate::platform::Platform;
 use crate::registry::copy::{copy_image, Copied, MountIndex};
+use crate::registry::Registry;
 
 /// Images copied at once.
 const IMAGE_CONCURRENCY: usize = 4;
@@ -116,27 +117,15 @@ pub fn pull_latest(
         cert_dir: certs.as_ref().map(|d| d.path().to_path_buf()),
         auth_dir: auth_dir.as_ref().map(|d| d.path().to_path_buf()),
     };
-    let host = Platform::host();
     let mut rows = vec![["IMAGE".to_string(), "VERSION".into(), "RESULT".into()]];
     let (mut missing, mut failed) = (0, 0);
     let pulls = async {
         for ctx in &loaded.project.contexts {
             let version = ctx.version.to_string();
-            let reference = format!("{registry}/{}:{version}", ctx.name);
-            let result = async {
-                if reg.published(&ctx.name, &version).await?.is_none() {
-                    return Ok(None);
-                }
-                builder.pull(&reference, Some(&host), &access).await?;
-                builder
-                    .tag_image(&reference, &format!("{registry}/{}:latest", ctx.name))
-                    .await?;
-                anyhow::Ok(Some(()))
-            }
-            .await;
-            let what = match result {
-                Ok(Some(())) => format!("pulled, tagged {registry}/{}:latest", ctx.name),
-                Ok(None) => {
+            let what = match pull_one(&reg, &builder, &access, registry, &ctx.name, &version).await
+            {
+                Ok(true) => format!("pulled, tagged {registry}/{}:latest", ctx.name),
+                Ok(false) => {
                     missing += 1;
                     format!("missing on {registry}")
                 }
@@ -166,6 +155,29 @@ pub fn pull_latest(
         }
         None => finish(missing, failed, m.strict, registry),
     }
+}
+
+/// Pulls `registry/name:version` for this machine's platform into the builder's store and tags it
+/// latest; false if the registry does not have it.
+async fn pull_one(
+    reg: &Registry,
+    builder: &Builder,
+    access: &RegistryAccess,
+    registry: &str,
+    name: &str,
+    version: &str,
+) -> anyhow::Result<bool> {
+    if reg.published(name, version).await?.is_none() {
+        return Ok(false);
+    }
+    let reference = format!("{registry}/{name}:{version}");
+    builder
+        .pull(&reference, Some(&Platform::host()), access)
+        .await?;
+    builder
+        .tag_image(&reference, &format!("{registry}/{name}:latest"))
+        .await?;
+    Ok(true)
 }
 
 /// Runs `work` unless SIGINT or SIGTERM comes first; then `work` is dropped (cancelling what it
