@@ -120,6 +120,8 @@ pub fn pull_latest(
     let mut rows = vec![["IMAGE".to_string(), "VERSION".into(), "RESULT".into()]];
     let (mut missing, mut failed) = (0, 0);
     let pulls = async {
+        // One pull at a time: two pulls of the same image under different names into one
+        // containers store race for its name list, and one of the names is lost.
         for ctx in &loaded.project.contexts {
             let version = ctx.version.to_string();
             let what = match pull_one(&reg, &builder, &access, registry, &ctx.name, &version).await
