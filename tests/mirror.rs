@@ -277,21 +277,13 @@ fn ctrl_c_stops_a_stalled_upload_all_without_moving_a_tag() {
     let mut faults = vec![Fault::Pass];
     faults.extend(std::iter::repeat_n(Fault::Stall, 50));
     let dst = FaultProxy::start(&local.addr(), faults);
-    let mut cmd = ws.cip_command(
-        &[
-            "upload-all-to-local-registry",
-            "--remote-registry",
-            &remote.addr(),
-            "--local-registry",
-            &dst.addr(),
-        ],
-        &[],
-    );
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ws.spawn_cip(&[
+        "upload-all-to-local-registry",
+        "--remote-registry",
+        &remote.addr(),
+        "--local-registry",
+        &dst.addr(),
+    ]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while dst.fault_count() == 0 {
         assert!(
@@ -300,11 +292,7 @@ fn ctrl_c_stops_a_stalled_upload_all_without_moving_a_tag() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    common::send_signal(&child, "INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
     assert!(

@@ -6,38 +6,9 @@ use std::fs;
 use std::process::Command;
 
 use common::workspace::{result_of, results, set_info, text, Workspace};
+use common::{index_platforms as platforms, raw_manifest as raw};
 use common::{RegistryOptions, TestRegistry};
 use serde_json::Value;
-
-/// The raw manifest or index a tag points to, read with skopeo.
-fn raw(reg: &TestRegistry, image: &str) -> Value {
-    let mut args = vec!["inspect", "--raw"];
-    let cert_dir = reg.cert_dir().map(|d| d.display().to_string());
-    match &cert_dir {
-        Some(d) => args.extend(["--cert-dir", d.as_str()]),
-        None => args.push("--tls-verify=false"),
-    }
-    let r = reg.docker_ref(image);
-    args.push(&r);
-    serde_json::from_str(&common::skopeo(&args)).unwrap()
-}
-
-fn platforms(index: &Value) -> Vec<String> {
-    let mut v: Vec<String> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m["platform"]["os"].as_str().unwrap(),
-                m["platform"]["architecture"].as_str().unwrap()
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
 
 #[test]
 fn publish_locally_builds_what_is_missing_and_nothing_else() {
@@ -148,17 +119,7 @@ fn publish_multi_arch_to_tls_registry_and_add_a_platform_later() {
     let app_before = raw(&reg, "app:1.0.0");
     assert_eq!(platforms(&app_before), ["linux/amd64"]);
     // skopeo agrees on the architecture of the arm64 image's config.
-    let cert_dir = reg.cert_dir().unwrap();
-    let config: Value = serde_json::from_str(&common::skopeo(&[
-        "--override-arch",
-        "arm64",
-        "inspect",
-        "--config",
-        "--cert-dir",
-        cert_dir.to_str().unwrap(),
-        &reg.docker_ref("tools:1.0.0"),
-    ]))
-    .unwrap();
+    let config = common::image_config(&reg, "tools:1.0.0", "arm64");
     assert_eq!(config["architecture"], "arm64");
     assert_eq!(config["os"], "linux");
 
@@ -307,15 +268,7 @@ fn start_a_long_build(ws: &Workspace, reg: &TestRegistry, seconds: u32) -> std::
         format!("ARG REGISTRY\nFROM ${{REGISTRY}}/busybox:1.0.0\nRUN sleep {seconds}\n"),
     )
     .unwrap();
-    let mut cmd = ws.cip_command(
-        &["publish-locally", "--local-registry", &reg.addr(), "--json"],
-        &[],
-    );
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ws.spawn_cip(&["publish-locally", "--local-registry", &reg.addr(), "--json"]);
     let needle = format!("sleep {seconds}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while processes_running(&needle).is_empty() {
@@ -328,20 +281,12 @@ fn start_a_long_build(ws: &Workspace, reg: &TestRegistry, seconds: u32) -> std::
     child
 }
 
-fn signal(child: &std::process::Child, sig: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{sig}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[test]
 fn ctrl_c_cancels_the_running_builds_and_reports_them() {
     let reg = TestRegistry::start();
     let ws = Workspace::demo();
     let child = start_a_long_build(&ws, &reg, 121);
-    signal(&child, "INT");
+    common::send_signal(&child, "INT");
     let out = child.wait_with_output().unwrap();
     // The status a shell reports for Ctrl-C, after the summary (no builder left behind).
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
@@ -377,9 +322,9 @@ fn a_second_sigterm_kills_the_builders_at_once() {
     let reg = TestRegistry::start();
     let ws = Workspace::demo();
     let child = start_a_long_build(&ws, &reg, 122);
-    signal(&child, "TERM");
+    common::send_signal(&child, "TERM");
     std::thread::sleep(std::time::Duration::from_millis(300));
-    signal(&child, "TERM");
+    common::send_signal(&child, "TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(143), "{}", text(&out));
     assert!(

@@ -5,7 +5,6 @@ mod common;
 use common::docker::TestDockerd;
 use common::workspace::{results, text, Workspace};
 use common::TestRegistry;
-use serde_json::Value;
 
 #[test]
 fn publish_with_the_docker_backend() {
@@ -81,31 +80,14 @@ fn publish_with_the_docker_backend() {
         );
     }
     for image in ["busybox", "hello", "tools", "app"] {
-        let raw: Value = serde_json::from_str(&common::skopeo(&[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &reg.docker_ref(&format!("{image}:1.0.0")),
-        ]))
-        .unwrap();
-        let mut archs: Vec<&str> = raw["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["platform"]["architecture"].as_str().unwrap())
-            .collect();
-        archs.sort();
-        assert_eq!(archs, ["amd64", "arm64"], "{image}");
+        let raw = common::raw_manifest(&reg, &format!("{image}:1.0.0"));
+        assert_eq!(
+            common::index_platforms(&raw),
+            ["linux/amd64", "linux/arm64"],
+            "{image}"
+        );
     }
-    let config: Value = serde_json::from_str(&common::skopeo(&[
-        "--override-arch",
-        "arm64",
-        "inspect",
-        "--config",
-        "--tls-verify=false",
-        &reg.docker_ref("app:1.0.0"),
-    ]))
-    .unwrap();
+    let config = common::image_config(&reg, "app:1.0.0", "arm64");
     assert_eq!(config["architecture"], "arm64");
     // A second run finds everything published and builds nothing.
     let again = ws.cip_env(&args, &env);

@@ -5,7 +5,6 @@ mod common;
 
 use common::workspace::{result_of, results, text, Workspace};
 use common::TestRegistry;
-use serde_json::Value;
 use std::process::Command;
 
 fn builds(calls: &[String]) -> usize {
@@ -89,31 +88,13 @@ fn publish_with_the_podman_backend() {
         std::path::Path::new(&arm64_store).is_dir(),
         "arm64 builds use their own store {arm64_store}"
     );
-    let config: Value = serde_json::from_str(&common::skopeo(&[
-        "--override-arch",
-        "arm64",
-        "inspect",
-        "--config",
-        "--tls-verify=false",
-        &reg.docker_ref("app:1.0.0"),
-    ]))
-    .unwrap();
+    let config = common::image_config(&reg, "app:1.0.0", "arm64");
     assert_eq!(config["architecture"], "arm64");
-    let index: Value = serde_json::from_str(&common::skopeo(&[
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &reg.docker_ref("app:latest"),
-    ]))
-    .unwrap();
-    let mut archs: Vec<&str> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["platform"]["architecture"].as_str().unwrap())
-        .collect();
-    archs.sort();
-    assert_eq!(archs, ["amd64", "arm64"]);
+    let index = common::raw_manifest(&reg, "app:latest");
+    assert_eq!(
+        common::index_platforms(&index),
+        ["linux/amd64", "linux/arm64"]
+    );
 
     // pull-latest-from-local-registry through podman: the current versions land in its store.
     let pulled = ws.cip(&[

@@ -101,6 +101,59 @@ pub fn skopeo(args: &[&str]) -> String {
     run_ok(Command::new("skopeo").args(args))
 }
 
+/// `skopeo ARGS` about `image` on `reg`, trusting its CA (TLS) or using plain HTTP, read as JSON.
+fn skopeo_json(reg: &TestRegistry, args: &[&str], image: &str) -> serde_json::Value {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    match reg.cert_dir() {
+        Some(d) => all.extend(["--cert-dir".to_string(), d.display().to_string()]),
+        None => all.push("--tls-verify=false".into()),
+    }
+    all.push(reg.docker_ref(image));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    serde_json::from_str(&skopeo(&all)).unwrap()
+}
+
+/// The raw manifest or index a tag points to, read with skopeo.
+pub fn raw_manifest(reg: &TestRegistry, image: &str) -> serde_json::Value {
+    skopeo_json(reg, &["inspect", "--raw"], image)
+}
+
+/// The image config of `image` for architecture `arch` (its index entry for that architecture).
+pub fn image_config(reg: &TestRegistry, image: &str, arch: &str) -> serde_json::Value {
+    skopeo_json(
+        reg,
+        &["--override-arch", arch, "inspect", "--config"],
+        image,
+    )
+}
+
+/// The platforms (`os/arch`) of an index's entries, sorted.
+pub fn index_platforms(index: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Sends `kill -SIG` to a child process (`INT`, `TERM`, ...).
+pub fn send_signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{sig} {}", child.id());
+}
+
 /// Runs `skopeo ARGS` and returns the raw output (for expected failures).
 pub fn skopeo_output(args: &[&str]) -> Output {
     run_output(Command::new("skopeo").args(args))

@@ -88,8 +88,16 @@ impl Workspace {
         self.cip_command(args, env).output().expect("run cip")
     }
 
-    /// The command `cip_env` runs, to start it in the background (with piped output, say).
-    pub fn cip_command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+    /// Starts cip in the background with its output piped (collect it with `wait_with_output`).
+    pub fn spawn_cip(&self, args: &[&str]) -> std::process::Child {
+        self.cip_command(args, &[])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start cip")
+    }
+
+    fn cip_command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let path = format!(
             "{}:{}",
             self.dir.path().join("bin").display(),
