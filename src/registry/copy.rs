@@ -2,15 +2,13 @@
 //! target without touching the disk or being held in memory, blobs the target has are skipped, blobs
 //! already copied to another repository of the target are mounted, and manifests keep their exact bytes
 //! (so digests match).
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::index::is_index_type;
+use super::locks::KeyedLocks;
 use super::Registry;
 
 /// Blobs per manifest copied at once.
@@ -37,14 +35,7 @@ pub enum Copied {
 /// Each digest has its own lock: when several images share a layer, one copies it while the others
 /// wait, then mount it.
 #[derive(Default)]
-pub struct MountIndex(Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<String>>>>>);
-
-impl MountIndex {
-    fn slot(&self, digest: &str) -> Arc<tokio::sync::Mutex<Option<String>>> {
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(digest.to_string()).or_default().clone()
-    }
-}
+pub struct MountIndex(KeyedLocks<Option<String>>);
 
 fn media_type_of(raw: &[u8]) -> anyhow::Result<String> {
     let doc: Value = serde_json::from_slice(raw).context("manifest is not JSON")?;
@@ -161,7 +152,7 @@ async fn copy_blob(
     size: u64,
     mounts: &MountIndex,
 ) -> anyhow::Result<BlobCopy> {
-    let slot = mounts.slot(digest);
+    let slot = mounts.0.of(digest);
     // Held while this blob is copied, so a concurrent copy of the same blob waits and then mounts.
     let mut known = slot.lock().await;
     if dst.blob_exists(repo, digest).await? {

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod copy;
 pub mod index;
+mod locks;
 pub mod push;
 pub mod retry;
 mod sniff;
@@ -80,6 +81,8 @@ pub struct Registry {
     retry: RetryPolicy,
     /// Where the credentials came from, for messages (never the secret itself).
     auth_source: String,
+    /// One lock per `repo@digest` blob upload (see [`Registry::upload_lock`]).
+    uploads: locks::KeyedLocks<()>,
 }
 
 impl Registry {
@@ -246,6 +249,7 @@ impl Registry {
             plain_http,
             retry: RetryPolicy::no_retry(),
             auth_source: String::new(),
+            uploads: Default::default(),
         })
     }
 
@@ -389,6 +393,15 @@ impl Registry {
             Ok(out)
         })
         .await
+    }
+
+    /// Held while a blob of `repo` is looked up and uploaded, so two pushes through this connection
+    /// (the platforms of one image often share a layer) never upload one blob to one repository at
+    /// once. The registry (distribution 2.8, filesystem storage) rewrites the repository's link to a
+    /// blob at the end of each upload, truncating it first; a manifest PUT that checks that blob
+    /// meanwhile fails with "blob unknown". With the lock, the second push finds the blob and skips it.
+    pub fn upload_lock(&self, repo: &str, digest: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        self.uploads.of(&format!("{repo}@{digest}"))
     }
 
     pub async fn blob_exists(&self, repo: &str, digest: &str) -> anyhow::Result<bool> {

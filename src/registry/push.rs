@@ -87,6 +87,8 @@ pub async fn push_layout(
         bytes_uploaded: 0,
     };
     for (digest, size) in blobs {
+        let lock = registry.upload_lock(repo, &digest);
+        let _uploading = lock.lock().await;
         if registry.blob_exists(repo, &digest).await? {
             pushed.blobs_skipped += 1;
             continue;
