@@ -92,6 +92,28 @@ pub struct BuildJob {
     pub registry: RegistryAccess,
 }
 
+/// Lines a builder prints when it fails for a reason of the machine, not of the Dockerfile, and
+/// that pass on a second try. Each is quoted in the retry line.
+pub const TRANSIENT_FAILURES: &[&str] = &[
+    // buildah and podman copy themselves into a sealed memfd before each RUN step; the kernel
+    // refuses the seal (EBUSY) while pages of the fresh copy are still pinned, which a loaded
+    // machine shows now and then.
+    "sealing memfd copy: Device or resource busy",
+];
+/// Tries of a build whose failure is in [`TRANSIENT_FAILURES`].
+const BUILD_ATTEMPTS: u32 = 2;
+/// Pause before such a retry, for the load behind it to ease.
+const TRANSIENT_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// The [`TRANSIENT_FAILURES`] line the last lines of a failed build show, if any.
+fn transient_failure(error: &anyhow::Error) -> Option<&'static str> {
+    let failure = error.downcast_ref::<process::LoggedFailure>()?;
+    TRANSIENT_FAILURES
+        .iter()
+        .copied()
+        .find(|line| failure.tail.contains(line))
+}
+
 /// Environment variable with extra global options for buildah.
 pub const BUILDAH_GLOBAL_ARGS_ENV: &str = "CIP_BUILDAH_GLOBAL_ARGS";
 /// Environment variable with extra global options for podman.
@@ -319,14 +341,36 @@ impl Builder {
 
     /// Builds one platform of one image into the local store as `job.tag`. The builder's output is
     /// appended to `job.log`; a failure quotes the command and the log's last lines.
+    ///
+    /// A build that fails for a reason of the machine, not of the Dockerfile ([`TRANSIENT_FAILURES`]),
+    /// is run once more, after a retry line; the log keeps both attempts.
     pub async fn build(&self, job: &BuildJob) -> anyhow::Result<()> {
         let inv = match self.engine {
             Engine::Buildah | Engine::Podman => buildah::build(self, job),
             Engine::Docker => docker::build(self, job),
         };
-        inv.run_logged(&job.log)
-            .await
-            .with_context(|| format!("building {} for {}", job.tag, job.platform))
+        let mut attempt = 1;
+        loop {
+            let result = inv.run_logged(&job.log).await;
+            let transient = result.as_ref().err().and_then(transient_failure);
+            match transient {
+                Some(why) if attempt < BUILD_ATTEMPTS => {
+                    attempt += 1;
+                    crate::progress::eprint_line(&format!(
+                        "retry: building {} for {} failed ({why}: the machine, not the \
+                         Dockerfile), attempt {attempt}/{BUILD_ATTEMPTS} in {:.1}s",
+                        job.tag,
+                        job.platform,
+                        TRANSIENT_RETRY_DELAY.as_secs_f64()
+                    ));
+                    tokio::time::sleep(TRANSIENT_RETRY_DELAY).await;
+                }
+                _ => {
+                    return result
+                        .with_context(|| format!("building {} for {}", job.tag, job.platform))
+                }
+            }
+        }
     }
 
     /// Writes the single-platform image `tag` of the local store as an OCI image layout (`oci-layout`,

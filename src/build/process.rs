@@ -145,14 +145,12 @@ impl Invocation {
         if status.success() {
             return Ok(());
         }
-        let tail = read_tail(log, start, TAIL_LINES);
-        Err(anyhow!(
-            "`{}` failed ({}); last lines of {}:\n{}",
-            self.short(),
-            describe_status(status),
-            log.display(),
-            indent(&tail)
-        ))
+        Err(anyhow!(LoggedFailure {
+            command: self.short(),
+            status: describe_status(status),
+            log: log.to_path_buf(),
+            tail: read_tail(log, start, TAIL_LINES),
+        }))
     }
 
     /// Runs to completion capturing stdout and stderr; a non-zero exit is not an error here.
@@ -255,6 +253,31 @@ fn quote(s: &OsStr) -> String {
         format!("'{}'", s.replace('\'', r"'\''"))
     }
 }
+
+/// How [`Invocation::run_logged`] fails when the command exits non-zero: callers can read what it
+/// printed last (`tail`) to tell a transient failure from a real one.
+#[derive(Debug)]
+pub struct LoggedFailure {
+    pub command: String,
+    pub status: String,
+    pub log: PathBuf,
+    pub tail: String,
+}
+
+impl fmt::Display for LoggedFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` failed ({}); last lines of {}:\n{}",
+            self.command,
+            self.status,
+            self.log.display(),
+            indent(&self.tail)
+        )
+    }
+}
+
+impl std::error::Error for LoggedFailure {}
 
 /// The outcome of [`Invocation::run_captured`].
 #[derive(Debug, Clone)]

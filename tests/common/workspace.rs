@@ -103,10 +103,13 @@ impl Workspace {
             self.dir.path().join("bin").display(),
             std::env::var("PATH").unwrap()
         );
+        // `--project-dir` goes before a `--`: what follows it is for the builder.
+        let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cip"));
-        cmd.args(args)
+        cmd.args(&args[..split])
             .arg("--project-dir")
             .arg(self.project())
+            .args(&args[split..])
             .env("PATH", path)
             .env("NO_COLOR", "1")
             .env(
@@ -127,8 +130,12 @@ impl Workspace {
     }
 }
 
+/// Copies a fixture, without the `.cip` state (logs) a run of `scripts/demo` leaves in it.
 pub fn copy_tree(from: &Path, to: &Path) {
-    for e in walkdir::WalkDir::new(from).into_iter().map(Result::unwrap) {
+    let entries = walkdir::WalkDir::new(from)
+        .into_iter()
+        .filter_entry(|e| e.file_name() != ".cip");
+    for e in entries.map(Result::unwrap) {
         let dest = to.join(e.path().strip_prefix(from).unwrap());
         if e.file_type().is_dir() {
             fs::create_dir_all(&dest).unwrap();
