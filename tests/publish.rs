@@ -559,9 +559,39 @@ fn credentials_from_the_environment_reach_the_builder_and_never_the_output() {
     );
 }
 
-/// The digest of the first layer of `image`'s manifest for `arch` (the busybox layer every child
-/// inherits from the base).
-fn first_layer(reg: &TestRegistry, image: &str, arch: &str) -> String {
+/// A parent rebuilt with `--force` keeps its tag but not its content: a child built in the same run
+/// must be built on the new content, not on the copy of the old one its builder's store holds from
+/// the run before.
+#[test]
+fn a_child_forced_with_its_parent_builds_on_the_parents_new_content() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let args = ["publish-locally", "--local-registry", &reg.addr(), "--json"];
+    let first = ws.cip(&args);
+    assert!(first.status.success(), "{}", text(&first));
+    let base = ws.context("00-busybox").join("Dockerfile");
+    let mut steps = fs::read_to_string(&base).unwrap();
+    steps.push_str("RUN echo second > /base-edition\n");
+    fs::write(&base, steps).unwrap();
+    let forced = ws.cip(
+        &[
+            &args[..],
+            &["--force", "busybox", "--force", "hello", "--allow-drift"],
+        ]
+        .concat(),
+    );
+    assert!(forced.status.success(), "{}", text(&forced));
+    let base_layers = layers(&reg, "busybox:1.0.0", "amd64");
+    let child_layers = layers(&reg, "hello:1.0.0", "amd64");
+    assert_eq!(
+        child_layers[..base_layers.len()],
+        base_layers[..],
+        "hello is built on the new busybox"
+    );
+}
+
+/// The layer digests of `image`'s manifest for `arch`.
+fn layers(reg: &TestRegistry, image: &str, arch: &str) -> Vec<String> {
     let index = raw(reg, image);
     let digest = index["manifests"]
         .as_array()
@@ -573,11 +603,18 @@ fn first_layer(reg: &TestRegistry, image: &str, arch: &str) -> String {
         .unwrap()
         .to_string();
     let name = image.split(':').next().unwrap();
-    let manifest = raw(reg, &format!("{name}@{digest}"));
-    manifest["layers"][0]["digest"]
-        .as_str()
+    raw(reg, &format!("{name}@{digest}"))["layers"]
+        .as_array()
         .unwrap()
-        .to_string()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The digest of the first layer of `image`'s manifest for `arch` (the busybox layer every child
+/// inherits from the base).
+fn first_layer(reg: &TestRegistry, image: &str, arch: &str) -> String {
+    layers(reg, image, arch)[0].clone()
 }
 
 /// Many children of one parent, both platforms at once: with buildah every platform builds in a
