@@ -115,9 +115,7 @@ impl Fx {
 
     /// An executable `docker-credential-NAME` in the PATH directory.
     fn helper(&self, name: &str, script: &str) {
-        let path = self.write(&format!("bin/docker-credential-{name}"), script);
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        common::write_executable(&self.path(&format!("bin/docker-credential-{name}")), script);
     }
 
     /// A helper that knows one server: it answers `{"Username": user, "Secret": secret}` for it and

@@ -319,16 +319,10 @@ fn credential_helper_and_ssl_cert_file_end_to_end() {
     let bin = ws.project().join("../helper-bin");
     fs::create_dir_all(&bin).unwrap();
     let helper = bin.join("docker-credential-citest");
-    fs::write(
+    common::write_executable(
         &helper,
-        format!("#!/bin/sh\nread host\necho '{{\"ServerURL\":\"'$host'\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n"),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&helper)
-        .status()
-        .unwrap();
+        &format!("#!/bin/sh\nread host\necho '{{\"ServerURL\":\"'$host'\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n"),
+    );
     let config = ws.project().join("../helper-config");
     fs::create_dir_all(&config).unwrap();
     fs::write(

@@ -56,6 +56,22 @@ pub fn busybox_path(arch: &str) -> PathBuf {
     path
 }
 
+/// Writes an executable script. The file is written by a child process (`sh`), never opened for
+/// writing in this one: a test thread that forks meanwhile would inherit that descriptor, and
+/// executing the script while any process holds it open for writing fails with "Text file busy".
+pub fn write_executable(path: &Path, script: &str) {
+    let mut child = Command::new("sh")
+        .args(["-c", r#"cat > "$1" && chmod 755 "$1""#, "sh"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start sh to write a script");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.as_bytes())
+        .expect("write the script to sh");
+    let status = child.wait().expect("wait for sh");
+    assert!(status.success(), "cannot write {}", path.display());
+}
+
 /// Whether `program` is found on `PATH`.
 pub fn have_program(program: &str) -> bool {
     std::env::var_os("PATH")

@@ -23,20 +23,13 @@ impl Workspace {
         let bin = dir.path().join("bin");
         fs::create_dir_all(&bin).unwrap();
         for program in ["buildah", "podman"] {
-            let wrapper = bin.join(program);
-            fs::write(
-                &wrapper,
-                format!(
+            super::write_executable(
+                &bin.join(program),
+                &format!(
                     "#!/bin/sh\necho \"$*\" >> {log}\nexec /usr/bin/{program} \"$@\"\n",
                     log = dir.path().join(format!("{program}-calls.log")).display()
                 ),
-            )
-            .unwrap();
-            Command::new("chmod")
-                .arg("+x")
-                .arg(&wrapper)
-                .status()
-                .unwrap();
+            );
         }
         Workspace {
             dir,
