@@ -170,6 +170,18 @@ pub fn send_signal(child: &Child, sig: &str) {
     assert!(status.success(), "kill -{sig} {}", child.id());
 }
 
+/// Whether `image` (`name:tag`) can be inspected in `reg`: false for a tag that was never pushed.
+pub fn is_tagged(reg: &TestRegistry, image: &str) -> bool {
+    skopeo_output(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &reg.docker_ref(image),
+    ])
+    .status
+    .success()
+}
+
 /// Runs `skopeo ARGS` and returns the raw output (for expected failures).
 pub fn skopeo_output(args: &[&str]) -> Output {
     run_output(Command::new("skopeo").args(args))
