@@ -19,8 +19,23 @@ pub const ANNOTATION: &str = "dev.cip.context-digest";
 /// Metadata files of cip itself: they describe the image, they are not its content.
 const METADATA: &[&str] = &["info.edn", "VERSION", "PLATFORMS_OVERRIDE"];
 
+/// The context digests recorded in published indexes of parent versions that children still
+/// reference though the parent moved on, keyed by `(name, tag)`. See [`context_digests`].
+pub type PublishedDigests = std::collections::HashMap<(String, String), String>;
+
 /// One digest per context (same order as `project.contexts`), computed in parallel.
-pub fn context_digests(project: &Project, graph: &Graph) -> anyhow::Result<Vec<String>> {
+///
+/// A child covers each parent as it references it: the parent's digest when the reference names
+/// the parent's current version (or no tag, or `latest`). A reference to another version covers
+/// what that published version recorded (`published`, from its index annotation) or else the tag
+/// itself, since a published version does not change. So bumping only a base leaves the children
+/// that still name its old version as they were: they recorded that version's digest when it was
+/// current.
+pub fn context_digests(
+    project: &Project,
+    graph: &Graph,
+    published: &PublishedDigests,
+) -> anyhow::Result<Vec<String>> {
     let own: Vec<String> = project
         .contexts
         .par_iter()
@@ -30,23 +45,87 @@ pub fn context_digests(project: &Project, graph: &Graph) -> anyhow::Result<Vec<S
     for c in graph.order() {
         let mut h = Sha256::new();
         h.update(own[c].as_bytes());
-        let mut parents: Vec<(&str, &str)> = graph
+        let mut parents: Vec<String> = graph
             .parents(c)
             .into_iter()
-            .map(|p| {
-                (
-                    project.contexts[p].name.as_str(),
-                    full[p].as_deref().unwrap_or(""),
-                )
-            })
+            .flat_map(|p| parent_lines(project, c, p, full[p].as_deref().unwrap_or(""), published))
             .collect();
         parents.sort();
-        for (name, digest) in parents {
-            h.update(format!("\nparent {name} {digest}").as_bytes());
+        parents.dedup();
+        for line in parents {
+            h.update(line.as_bytes());
         }
         full[c] = Some(format!("sha256:{}", hex::encode(h.finalize())));
     }
     Ok(full.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// The `(parent name, tag)` of every reference to a version of a parent other than its current
+/// one: what [`context_digests`] wants to find in the registry.
+pub fn older_parent_versions(project: &Project, graph: &Graph) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for c in 0..project.contexts.len() {
+        for p in graph.parents(c) {
+            let parent = &project.contexts[p];
+            for r in refs_to(project, c, parent) {
+                if let (None, Some(tag)) = (&r.digest, r.tag.as_deref()) {
+                    if !tag_is_current(Some(tag), parent) {
+                        out.push((parent.name.clone(), tag.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether `child` references `parent` at the parent's current version (or without a tag, which
+/// follows `latest`): then the parent's content, not only its name and tag, is part of the child's.
+pub fn follows_current(project: &Project, child: usize, parent: usize) -> bool {
+    let p = &project.contexts[parent];
+    refs_to(project, child, p).any(|r| r.digest.is_none() && tag_is_current(r.tag.as_deref(), p))
+}
+
+fn refs_to<'a>(
+    project: &'a Project,
+    child: usize,
+    parent: &'a Context,
+) -> impl Iterator<Item = &'a crate::project::dockerfile::RegistryRef> {
+    project.contexts[child]
+        .refs
+        .registry_refs
+        .iter()
+        .filter(move |r| r.name == parent.name)
+}
+
+fn tag_is_current(tag: Option<&str>, parent: &Context) -> bool {
+    tag.is_none_or(|t| t == "latest" || t == parent.version.to_string())
+}
+
+/// What `child`'s digest records of `parent`, one line per distinct reference.
+fn parent_lines(
+    project: &Project,
+    child: usize,
+    parent: usize,
+    digest: &str,
+    published: &PublishedDigests,
+) -> Vec<String> {
+    let p = &project.contexts[parent];
+    refs_to(project, child, p)
+        .map(|r| match (&r.digest, r.tag.as_deref()) {
+            (Some(pinned), _) => format!("\nparent {} @{pinned}", p.name),
+            (None, tag) if tag_is_current(tag, p) => format!("\nparent {} {digest}", p.name),
+            (None, tag) => {
+                let tag = tag.unwrap_or_default();
+                match published.get(&(p.name.clone(), tag.to_string())) {
+                    Some(recorded) => format!("\nparent {} {recorded}", p.name),
+                    None => format!("\nparent {} tag {tag}", p.name),
+                }
+            }
+        })
+        .collect()
 }
 
 /// The digest of one context's own files and Dockerfile.
@@ -127,7 +206,7 @@ mod tests {
 
     fn digests(dir: &Path) -> Vec<String> {
         let p = crate::project::scan(dir).unwrap();
-        context_digests(&p, &Graph::build(&p)).unwrap()
+        context_digests(&p, &Graph::build(&p), &Default::default()).unwrap()
     }
 
     const BASE: &[(&str, &str)] = &[
@@ -154,6 +233,52 @@ mod tests {
             before[1], after[1],
             "a child depends on its parent's content"
         );
+    }
+
+    #[test]
+    fn a_child_naming_an_older_parent_version_covers_what_that_version_recorded() {
+        let tmp = project(BASE);
+        let before = digests(tmp.path());
+        // The base moves to 2.0.0 with new content; the child still names base:1.0.0.
+        fs::write(tmp.path().join("contexts/00-base/data.txt"), "two").unwrap();
+        fs::write(
+            tmp.path().join("contexts/00-base/info.edn"),
+            "{:version \"2.0.0\"}",
+        )
+        .unwrap();
+        let p = crate::project::scan(tmp.path()).unwrap();
+        let g = Graph::build(&p);
+        assert_eq!(
+            older_parent_versions(&p, &g),
+            [("base".to_string(), "1.0.0".to_string())]
+        );
+        // base:1.0.0 as published records the digest base had then.
+        let recorded: PublishedDigests =
+            [(("base".into(), "1.0.0".into()), before[0].clone())].into();
+        let after = context_digests(&p, &g, &recorded).unwrap();
+        assert_ne!(before[0], after[0]);
+        assert_eq!(
+            before[1], after[1],
+            "the child's reference and files did not change"
+        );
+        // Without the registry's record, the tag stands for the version: stable, but not the same.
+        let by_tag = context_digests(&p, &g, &Default::default()).unwrap();
+        assert_eq!(by_tag[1], digests(tmp.path())[1]);
+        fs::write(tmp.path().join("contexts/00-base/data.txt"), "three").unwrap();
+        assert_eq!(
+            by_tag[1],
+            digests(tmp.path())[1],
+            "base's new content is not base:1.0.0"
+        );
+        // Once the child follows the new version, the parent's content counts again.
+        fs::write(
+            tmp.path().join("contexts/01-child/Dockerfile"),
+            "ARG REGISTRY\nFROM ${REGISTRY}/base:2.0.0\n",
+        )
+        .unwrap();
+        let followed = digests(tmp.path());
+        fs::write(tmp.path().join("contexts/00-base/data.txt"), "four").unwrap();
+        assert_ne!(followed[1], digests(tmp.path())[1]);
     }
 
     #[test]

@@ -17,3 +17,4 @@ pub mod project;
 pub mod publish;
 pub mod registry;
 pub mod schedule;
+pub mod scratch;

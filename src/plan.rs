@@ -68,6 +68,9 @@ pub struct ImagePlan {
     /// The context digest recorded when this version was published, if it differs from the current one:
     /// the context changed without a version bump.
     pub drift: Option<String>,
+    /// Parents that drifted too and whose content this image covers (it references their current
+    /// version): the likely cause of this image's drift.
+    pub drifted_parents: Vec<String>,
 }
 
 impl ImagePlan {
@@ -121,8 +124,9 @@ pub async fn make(
             anyhow::bail!("--force {name}: no context produces an image named {name:?}");
         }
     }
+    let older = recorded_digests_of_older_parents(loaded, target).await?;
     let started = std::time::Instant::now();
-    let digests = crate::digest::context_digests(&loaded.project, &loaded.graph)?;
+    let digests = crate::digest::context_digests(&loaded.project, &loaded.graph, &older)?;
     crate::output::timing("context digests", started);
     let order = loaded.graph.order();
     let listed = Arc::new(listed_tags(target).await);
@@ -166,8 +170,10 @@ pub async fn make(
             waits_for: Vec::new(),
             context_digest: digests[c].clone(),
             drift,
+            drifted_parents: Vec::new(),
         });
     }
+    name_drifted_parents(loaded, &mut plans);
     // Parents come first in `order`, so their needs are known when a child is looked at.
     for i in 0..plans.len() {
         let waits: Vec<usize> = loaded
@@ -179,6 +185,48 @@ pub async fn make(
         plans[i].waits_for = waits;
     }
     Ok(plans)
+}
+
+/// For every reference to a parent version other than the parent's current one, the context digest
+/// that version's published index records (see `digest::context_digests`). Versions that are not
+/// published, or carry no digest, are left out: their tag stands for them.
+async fn recorded_digests_of_older_parents(
+    loaded: &Loaded,
+    target: &Target,
+) -> anyhow::Result<crate::digest::PublishedDigests> {
+    let Target::Registry(reg) = target else {
+        return Ok(Default::default());
+    };
+    let wanted = crate::digest::older_parent_versions(&loaded.project, &loaded.graph);
+    let found: Vec<_> = stream::iter(wanted.into_iter().map(|(name, tag)| async move {
+        let published = reg.published(&name, &tag).await?;
+        let recorded =
+            published.and_then(|p| p.annotations.get(crate::digest::ANNOTATION).cloned());
+        anyhow::Ok(recorded.map(|d| ((name, tag), d)))
+    }))
+    .buffer_unordered(query_concurrency())
+    .collect()
+    .await;
+    found.into_iter().filter_map(Result::transpose).collect()
+}
+
+/// Fills `drifted_parents`: the drifted parents whose current version a drifted image follows.
+fn name_drifted_parents(loaded: &Loaded, plans: &mut [ImagePlan]) {
+    let drifted: std::collections::HashSet<usize> = plans
+        .iter()
+        .filter(|p| p.drift.is_some())
+        .map(|p| p.ctx)
+        .collect();
+    for plan in plans.iter_mut().filter(|p| p.drift.is_some()) {
+        plan.drifted_parents = loaded
+            .graph
+            .parents(plan.ctx)
+            .into_iter()
+            .filter(|p| drifted.contains(p))
+            .filter(|&p| crate::digest::follows_current(&loaded.project, plan.ctx, p))
+            .map(|p| loaded.project.contexts[p].name.clone())
+            .collect();
+    }
 }
 
 fn scope_platforms(
@@ -303,8 +351,16 @@ pub fn drift_report(plans: &[ImagePlan]) -> String {
     }
     let mut out = String::new();
     for p in &drifted {
+        let cause = match p.drifted_parents.as_slice() {
+            [] => String::new(),
+            parents => format!(
+                " (its parent {} changed too, and {} builds on it)",
+                parents.join(", "),
+                p.name
+            ),
+        };
         out.push_str(&format!(
-            "drift: {} changed since {} was published, version not bumped\n",
+            "drift: {} changed since {} was published, version not bumped{cause}\n",
             p.name, p.version
         ));
     }
@@ -369,6 +425,7 @@ pub fn to_json(loaded: &Loaded, target: &Target, plans: &[ImagePlan]) -> Value {
                 "waits_for": plan.waits_for.iter().map(|&c| &loaded.project.contexts[c].name).collect::<Vec<_>>(),
                 "context_digest": plan.context_digest,
                 "drift": plan.drift.is_some(),
+                "drifted_parents": plan.drifted_parents,
                 "published_context_digest": plan.published.as_ref().and_then(|p| p.annotations.get(crate::digest::ANNOTATION)),
                 "warnings": warnings,
             })

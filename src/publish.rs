@@ -17,7 +17,7 @@ use crate::platform::Platform;
 use crate::progress::Progress;
 use crate::registry::index::{self, Entry};
 use crate::registry::push::push_layout;
-use crate::registry::Registry;
+use crate::registry::{Published, Registry};
 use crate::schedule::{self, Outcome, Task};
 
 /// How a run builds and where its results go.
@@ -30,7 +30,22 @@ pub struct Runner {
     pub keep_going: bool,
     pub log_dir: PathBuf,
     pub builder_args: Vec<String>,
+    /// Names this run's private builder tags (see [`private_tag`]), so concurrent runs never share one.
+    pub run_id: String,
 }
+
+/// A name unique to this process and moment, for the builder tags a run owns.
+pub fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}-{nanos:x}", std::process::id())
+}
+
+/// How long after tagging a run looks again at the version tags it wrote. Another run that checked a
+/// tag before this run wrote it writes its own within moments; waiting this long lets the later
+/// writer's tag show, so at most one of two racing runs reports success.
+const TAG_SETTLE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy)]
 enum Step {
@@ -45,6 +60,8 @@ pub struct ImageResult {
     pub version: String,
     pub built: Vec<Platform>,
     pub kept: Vec<Platform>,
+    /// Platforms whose published entry this run replaced (a forced rebuild).
+    pub replaced: Vec<Platform>,
     pub result: String,
     pub error: Option<String>,
     pub duration: Duration,
@@ -55,6 +72,12 @@ pub struct ImageResult {
 struct Shared {
     entries: HashMap<usize, Vec<Entry>>,
     durations: HashMap<usize, Duration>,
+    /// The index digest this run wrote to each plan's version tag.
+    tagged: HashMap<usize, String>,
+    /// Published platform entries each plan's index replaced.
+    replaced: HashMap<usize, Vec<Platform>>,
+    /// Version tags another run moved after this run wrote them.
+    conflicts: HashMap<usize, String>,
 }
 
 /// How a run ended.
@@ -92,6 +115,7 @@ impl Runner {
             access: self.access.clone(),
             log_dir: self.log_dir.clone(),
             builder_args: self.builder_args.clone(),
+            run_id: self.run_id.clone(),
             plans: plans.to_vec(),
             dirs: plans
                 .iter()
@@ -127,15 +151,54 @@ impl Runner {
         })
         .await;
         progress.done();
+        self.verify_tags(plans, &shared).await;
         let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
         let results = summarize(plans, &steps, &outcomes, &shared);
-        let ok = outcomes.iter().all(|o| *o == Outcome::Succeeded);
+        let ok = outcomes.iter().all(|o| *o == Outcome::Succeeded) && shared.conflicts.is_empty();
         let interrupted = *interrupted.lock().unwrap_or_else(|e| e.into_inner());
         Ok(RunReport {
             results,
             ok,
             interrupted,
         })
+    }
+
+    /// Looks again, after [`TAG_SETTLE`], at every version tag this run wrote: one that now points
+    /// elsewhere was overwritten by a concurrent run, and is reported as a conflict (the run fails).
+    async fn verify_tags(&self, plans: &[ImagePlan], shared: &Mutex<Shared>) {
+        let Target::Registry(reg) = &self.target else {
+            return;
+        };
+        let tagged: Vec<(usize, String)> = {
+            let s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            s.tagged.iter().map(|(k, v)| (*k, v.clone())).collect()
+        };
+        if tagged.is_empty() {
+            return;
+        }
+        tokio::time::sleep(TAG_SETTLE).await;
+        for (pi, written) in tagged {
+            let plan = &plans[pi];
+            let found = reg
+                .manifest_raw(&reg.tag_ref(&plan.name, &plan.version))
+                .await;
+            let conflict = match found {
+                Ok(Some((_, digest))) if digest == written => continue,
+                Ok(Some((_, digest))) => format!(
+                    "{}:{} now points at {digest}, not at what this run published ({written}): another \
+                     publish of the same version ran at the same time; check which content you want and \
+                     republish it with --force {}",
+                    plan.name, plan.version, plan.name
+                ),
+                Ok(None) => format!(
+                    "{}:{} disappeared after this run tagged it ({written})",
+                    plan.name, plan.version
+                ),
+                Err(e) => format!("cannot verify {}:{}: {e:#}", plan.name, plan.version),
+            };
+            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            s.conflicts.insert(pi, conflict);
+        }
     }
 
     /// Names the private store of each platform that builds in one (see `Builder::for_platform`).
@@ -196,6 +259,7 @@ struct RunContext {
     access: RegistryAccess,
     log_dir: PathBuf,
     builder_args: Vec<String>,
+    run_id: String,
     plans: Vec<ImagePlan>,
     /// Context dir and Dockerfile per plan.
     dirs: Vec<(PathBuf, PathBuf)>,
@@ -248,8 +312,10 @@ impl RunContext {
         let (context_dir, dockerfile) = self.dirs[plan_idx].clone();
         let registry = self.target.registry_name().to_string();
         let tag = match &self.target {
+            // Private to this run: two runs building one version at once must not swap images.
             Target::Registry(_) => format!(
-                "cip.local/{}:{}-{}",
+                "cip.local/run-{}/{}:{}-{}",
+                self.run_id,
                 plan.name,
                 plan.version,
                 slug(&platform)
@@ -301,9 +367,8 @@ impl RunContext {
         tag: &str,
         platform: &Platform,
     ) -> anyhow::Result<Entry> {
-        let dir = tempfile::Builder::new()
-            .prefix("cip-layout-")
-            .tempdir()
+        // Where a killed run's layout is found and removed by the next run (see `scratch`).
+        let dir = crate::scratch::private_dir("layout")
             .context("cannot create a temporary directory for the image layout")?;
         let layout = dir.path().join("image");
         builder.export_oci_layout(tag, &layout).await?;
@@ -311,7 +376,10 @@ impl RunContext {
         Ok(pushed.entry)
     }
 
-    /// Tags the index of all platforms as VERSION and latest, keeping the platforms published before.
+    /// Tags the index of all platforms as `latest`, then `VERSION`. The platforms this run did not
+    /// build stay as published, even in a forced rebuild of some platforms. The version tag comes
+    /// last: its presence proves that `latest` was written too, so a run that failed in between
+    /// leaves the version unpublished, and the next run publishes it again.
     async fn assemble(&self, plan_idx: usize) -> anyhow::Result<()> {
         let Target::Registry(reg) = &self.target else {
             return Ok(()); // local store images are tagged by their build
@@ -324,29 +392,19 @@ impl RunContext {
         // Refuse to replace a tag that moved since the plan was made (another publisher raced us).
         let now = reg.published(&plan.name, &plan.version).await?;
         let before = plan.published.as_ref().map(|p| p.digest.as_str());
-        if !plan.forced && now.as_ref().map(|p| p.digest.as_str()) != before {
+        if now.as_ref().map(|p| p.digest.as_str()) != before {
             bail!(
-                "{}:{} changed on {} while building; not overwriting it (rerun, or use --force {})",
+                "{}:{} changed on {} while building; not overwriting it (rerun to see what it holds now)",
                 plan.name,
                 plan.version,
                 reg.host(),
-                plan.name
             );
         }
-        let keep = if plan.forced { None } else { now.as_ref() };
-        let entries = index::merge(keep, new);
-        let mut annotations = BTreeMap::new();
-        annotations.insert(
-            "org.opencontainers.image.version".to_string(),
-            plan.version.clone(),
-        );
-        // Lets later runs tell a context changed without a version bump (see `digest`).
-        annotations.insert(
-            crate::digest::ANNOTATION.to_string(),
-            plan.context_digest.clone(),
-        );
-        let (bytes, _digest) = index::build_index(&entries, &annotations);
-        for tag in [plan.version.as_str(), "latest"] {
+        let replaced = replaced_platforms(now.as_ref(), &new);
+        let entries = index::merge(now.as_ref(), new);
+        let annotations = index_annotations(plan, now.as_ref());
+        let (bytes, digest) = index::build_index(&entries, &annotations);
+        for tag in ["latest", plan.version.as_str()] {
             reg.put_manifest(
                 &reg.tag_ref(&plan.name, tag),
                 bytes.clone(),
@@ -354,8 +412,62 @@ impl RunContext {
             )
             .await?;
         }
+        if !replaced.is_empty() {
+            self.progress.println(&format!(
+                "{}:{}: replaced the published {} entry; kept {}",
+                plan.name,
+                plan.version,
+                list(&replaced),
+                list(&kept_platforms(&entries, &replaced)),
+            ));
+        }
+        let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        s.tagged.insert(plan_idx, digest);
+        s.replaced.insert(plan_idx, replaced);
         Ok(())
     }
+}
+
+/// The published platforms that `new` entries replace.
+fn replaced_platforms(published: Option<&Published>, new: &[Entry]) -> Vec<Platform> {
+    let Some(published) = published else {
+        return Vec::new();
+    };
+    let have = published.platforms();
+    let mut out: Vec<Platform> = new
+        .iter()
+        .filter_map(|e| e.platform.clone())
+        .filter(|p| have.contains(p))
+        .collect();
+    out.sort();
+    out
+}
+
+fn kept_platforms(entries: &[Entry], replaced: &[Platform]) -> Vec<Platform> {
+    entries
+        .iter()
+        .filter_map(|e| e.platform.clone())
+        .filter(|p| !replaced.contains(p))
+        .collect()
+}
+
+/// The index annotations: the version, and the context digest. A drifted version (published from
+/// other content, version not bumped) keeps the digest it was published with unless forced, so
+/// adding a platform under `--allow-drift` never hides the drift from later runs.
+fn index_annotations(plan: &ImagePlan, published: Option<&Published>) -> BTreeMap<String, String> {
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        "org.opencontainers.image.version".to_string(),
+        plan.version.clone(),
+    );
+    let recorded = published.and_then(|p| p.annotations.get(crate::digest::ANNOTATION));
+    let context_digest = match (&plan.drift, recorded) {
+        (Some(_), Some(recorded)) if !plan.forced => recorded.clone(),
+        _ => plan.context_digest.clone(),
+    };
+    // Lets later runs tell a context changed without a version bump (see `digest`).
+    annotations.insert(crate::digest::ANNOTATION.to_string(), context_digest);
+    annotations
 }
 
 /// The results of a run with nothing to build: every image is up to date.
@@ -392,7 +504,9 @@ fn summarize(
                 Outcome::Failed(m) => Some(m.clone()),
                 _ => None,
             });
-            let (result, error) = if mine.is_empty() {
+            let (result, error) = if let Some(conflict) = shared.conflicts.get(&pi) {
+                ("failed".to_string(), Some(conflict.clone()))
+            } else if mine.is_empty() {
                 ("up to date".to_string(), None)
             } else if let Some(m) = failed {
                 ("failed".to_string(), Some(m))
@@ -408,6 +522,7 @@ fn summarize(
                 version: plan.version.clone(),
                 built,
                 kept,
+                replaced: shared.replaced.get(&pi).cloned().unwrap_or_default(),
                 result,
                 error,
                 duration: shared.durations.get(&pi).copied().unwrap_or_default(),
@@ -469,6 +584,7 @@ pub fn summary_json(registry: &str, results: &[ImageResult]) -> Value {
             "version": r.version,
             "built": r.built,
             "already_published": r.kept,
+            "replaced": r.replaced,
             "result": r.result,
             "error": r.error,
             "duration_seconds": r.duration.as_secs_f64(),

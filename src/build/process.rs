@@ -110,8 +110,12 @@ impl Invocation {
 
     fn command(&self) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+        cmd.args(&self.args);
+        // Builders get the run's credentials through a private auth file, never the variables.
+        for secret in SECRET_VARS {
+            cmd.env_remove(secret);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             // Its own group: a terminal's Ctrl-C does not reach it directly, and cancelling
             // reaches the builder's helpers (buildah-chroot-runtime, the RUN command) as well.
@@ -241,6 +245,12 @@ impl fmt::Display for Invocation {
         Ok(())
     }
 }
+
+/// cip's own credential variables: no process cip starts inherits them.
+const SECRET_VARS: &[&str] = &[
+    crate::registry::auth::USERNAME_VAR,
+    crate::registry::auth::PASSWORD_VAR,
+];
 
 fn quote(s: &OsStr) -> String {
     let s = s.to_string_lossy();

@@ -108,7 +108,7 @@ fn builder_auth_dir(
     else {
         return Ok(None);
     };
-    let dir = tempfile::Builder::new().prefix("cip-auth-").tempdir()?;
+    let dir = crate::scratch::private_dir("auth")?;
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     let path = dir.path().join("config.json");
     std::fs::write(
@@ -124,7 +124,7 @@ pub fn cert_dir(ca_certs: &[PathBuf]) -> anyhow::Result<Option<tempfile::TempDir
     if ca_certs.is_empty() {
         return Ok(None);
     }
-    let dir = tempfile::Builder::new().prefix("cip-certs-").tempdir()?;
+    let dir = crate::scratch::private_dir("certs")?;
     for (i, c) in ca_certs.iter().enumerate() {
         std::fs::copy(c, dir.path().join(format!("ca-{i}.crt")))
             .with_context(|| format!("cannot read CA certificate {}", c.display()))?;
@@ -237,9 +237,14 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
         return Ok(0);
     }
     // A forced image is rebuilt from its current context, so its drift does not matter.
-    if !args.allow_drift && plans.iter().any(|p| p.drift.is_some() && !p.forced) {
+    if plans.iter().any(|p| p.drift.is_some() && !p.forced) {
         eprint!("{}", plan::drift_report(&plans));
-        bail!("published versions differ from their contexts: bump them, or pass --allow-drift");
+        if !args.allow_drift {
+            bail!(
+                "published versions differ from their contexts: bump them, or pass --allow-drift"
+            );
+        }
+        eprintln!("--allow-drift: going on; drifted versions keep the context digest they were published with");
     }
     let needed: Vec<Platform> = plans.iter().flat_map(|p| p.to_build()).collect();
     if needed.is_empty() {
@@ -268,6 +273,7 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
             .clone()
             .unwrap_or_else(|| args.project.project_dir.join(".cip/logs")),
         builder_args: args.builder_args.clone(),
+        run_id: crate::publish::new_run_id(),
     };
     let run = rt.block_on(runner.run(&loaded, &plans))?;
     // The run handles SIGINT/SIGTERM from now on: another one skips the grace period of the builders
