@@ -506,7 +506,11 @@ fn probe(
     timeout: Duration,
 ) -> Result<std::process::Output, String> {
     use std::io::Read;
-    let mut child = std::process::Command::new(program)
+    let mut cmd = std::process::Command::new(program);
+    for secret in process::SECRET_VARS {
+        cmd.env_remove(secret);
+    }
+    let mut child = cmd
         .args(args)
         .envs(env.overrides().iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())

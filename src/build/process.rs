@@ -246,8 +246,8 @@ impl fmt::Display for Invocation {
     }
 }
 
-/// cip's own credential variables: no process cip starts inherits them.
-const SECRET_VARS: &[&str] = &[
+/// cip's own credential variables: no builder process inherits them.
+pub(crate) const SECRET_VARS: &[&str] = &[
     crate::registry::auth::USERNAME_VAR,
     crate::registry::auth::PASSWORD_VAR,
 ];

@@ -90,7 +90,8 @@ impl Workspace {
             .expect("start cip")
     }
 
-    fn cip_command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+    /// The command `cip` runs as in this workspace (project, PATH, builder store), not started.
+    pub fn cip_command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let path = format!(
             "{}:{}",
             self.dir.path().join("bin").display(),
