@@ -340,7 +340,7 @@ fn scheduling(n: usize) {
         .enumerate()
         .map(|(i, ps)| Task {
             deps: ps.clone(),
-            uses_slot: true,
+            pool: Some(0),
             cost: cost[i],
         })
         .collect();
@@ -356,10 +356,7 @@ fn scheduling(n: usize) {
     let costs = cost.clone();
     let outcomes = rt.block_on(schedule::run(
         &tasks,
-        schedule::Options {
-            jobs: width,
-            keep_going: false,
-        },
+        schedule::Options::jobs(width, false),
         move |i| {
             let d = Duration::from_secs_f64(costs[i]);
             async move {

@@ -127,10 +127,7 @@ impl Runner {
             shared: shared.clone(),
             progress: progress.clone(),
         });
-        let opts = schedule::Options {
-            jobs: self.jobs,
-            keep_going: self.keep_going,
-        };
+        let opts = schedule::Options::jobs(self.jobs, self.keep_going);
         let steps2 = steps.clone();
         let interrupted = Arc::new(Mutex::new(None));
         let stop = {
@@ -237,7 +234,7 @@ impl Runner {
                 });
                 tasks.push(Task {
                     deps: parent_deps.clone(),
-                    uses_slot: true,
+                    pool: Some(0),
                     cost: 1.0,
                 });
             }
@@ -245,7 +242,7 @@ impl Runner {
             steps.push(Step::Assemble { plan: pi });
             tasks.push(Task {
                 deps: builds,
-                uses_slot: false,
+                pool: None,
                 cost: 0.01,
             });
         }

@@ -1,5 +1,7 @@
 //! Runs a DAG of tasks on tokio: a task starts as soon as all its dependencies succeeded (no batch
-//! barriers), at most `jobs` slot-using tasks at once, longest remaining chain first.
+//! barriers) and its pool has a free slot, longest remaining chain first. A pool is one builder node
+//! (or any other limited resource): each has its own slot count, so "2 on node A, 8 on node B" is
+//! one schedule.
 use std::collections::BTreeSet;
 use std::future::Future;
 
@@ -10,8 +12,9 @@ use tokio::task::JoinSet;
 pub struct Task {
     /// Indexes of tasks that must succeed first.
     pub deps: Vec<usize>,
-    /// Whether the task takes one of the `jobs` slots (builds do; assembling an index does not).
-    pub uses_slot: bool,
+    /// The pool whose slot the task takes (builds take one of their node's); None for tasks that
+    /// take none (assembling an index).
+    pub pool: Option<usize>,
     /// Expected relative cost, used to start the longest remaining chains first.
     pub cost: f64,
 }
@@ -28,11 +31,22 @@ pub enum Outcome {
     Cancelled,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
-    pub jobs: usize,
+    /// Slots per pool (a pool with 0 slots still runs one task at a time).
+    pub slots: Vec<usize>,
     /// Keep running everything that does not depend on a failure.
     pub keep_going: bool,
+}
+
+impl Options {
+    /// One pool of `jobs` slots.
+    pub fn jobs(jobs: usize, keep_going: bool) -> Options {
+        Options {
+            slots: vec![jobs],
+            keep_going,
+        }
+    }
 }
 
 /// Runs the tasks; `exec(i)` produces task i's future. Returns the outcome of each task.
@@ -75,19 +89,22 @@ where
         (0..n).filter(|&i| waiting[i] == 0).map(key).collect();
     let mut outcome: Vec<Option<Outcome>> = vec![None; n];
     let mut running = JoinSet::new();
-    let mut slots_used = 0;
+    let mut used = vec![0usize; opts.slots.len()];
+    let fits = |i: usize, used: &[usize]| match tasks[i].pool {
+        None => true,
+        Some(p) => {
+            used.get(p).copied().unwrap_or(0) < opts.slots.get(p).copied().unwrap_or(1).max(1)
+        }
+    };
     let mut stopping = false;
 
     loop {
         // Start what is ready and fits in the free slots (nothing new once stopping).
         if !stopping {
-            while let Some(&(p, i)) = ready
-                .iter()
-                .find(|(_, i)| !tasks[*i].uses_slot || slots_used < opts.jobs.max(1))
-            {
+            while let Some(&(p, i)) = ready.iter().find(|(_, i)| fits(*i, &used)) {
                 ready.remove(&(p, i));
-                if tasks[i].uses_slot {
-                    slots_used += 1;
+                if let Some(pool) = tasks[i].pool {
+                    take(&mut used, pool, 1);
                 }
                 let fut = exec(i);
                 running.spawn(async move { (i, fut.await) });
@@ -109,8 +126,8 @@ where
             Err(e) if e.is_cancelled() => continue,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
-        if tasks[i].uses_slot {
-            slots_used -= 1;
+        if let Some(pool) = tasks[i].pool {
+            used[pool] -= 1;
         }
         match result {
             Ok(()) => {
@@ -137,6 +154,14 @@ where
         .into_iter()
         .map(|o| o.unwrap_or(Outcome::Cancelled))
         .collect()
+}
+
+/// Adds `n` to the slots used in `pool`, growing the table for a pool the options did not list.
+fn take(used: &mut Vec<usize>, pool: usize, n: usize) {
+    if used.len() <= pool {
+        used.resize(pool + 1, 0);
+    }
+    used[pool] += n;
 }
 
 fn skip_descendants(
@@ -200,7 +225,15 @@ mod tests {
     fn task(deps: &[usize]) -> Task {
         Task {
             deps: deps.to_vec(),
-            uses_slot: true,
+            pool: Some(0),
+            cost: 1.0,
+        }
+    }
+
+    fn in_pool(pool: usize) -> Task {
+        Task {
+            deps: Vec::new(),
+            pool: Some(pool),
             cost: 1.0,
         }
     }
@@ -230,15 +263,7 @@ mod tests {
     async fn dependencies_finish_first() {
         // 0 -> 1 -> 3, 0 -> 2 -> 3
         let tasks = [task(&[]), task(&[0]), task(&[0]), task(&[1, 2])];
-        let (out, order) = run_with(
-            &tasks,
-            Options {
-                jobs: 4,
-                keep_going: false,
-            },
-            &[],
-        )
-        .await;
+        let (out, order) = run_with(&tasks, Options::jobs(4, false), &[]).await;
         assert!(out.iter().all(|o| *o == Outcome::Succeeded));
         assert_eq!(order[0], 0);
         assert_eq!(order[3], 3);
@@ -248,15 +273,7 @@ mod tests {
     async fn keep_going_skips_only_descendants_of_failures() {
         // 0 fails; 1 depends on 0; 2 independent; 3 depends on 2.
         let tasks = [task(&[]), task(&[0]), task(&[]), task(&[2])];
-        let (out, _) = run_with(
-            &tasks,
-            Options {
-                jobs: 2,
-                keep_going: true,
-            },
-            &[0],
-        )
-        .await;
+        let (out, _) = run_with(&tasks, Options::jobs(2, true), &[0]).await;
         assert!(matches!(out[0], Outcome::Failed(ref m) if m.contains("task 0 broke")));
         assert_eq!(out[1], Outcome::Skipped { failed_dep: 0 });
         assert_eq!(out[2], Outcome::Succeeded);
@@ -266,15 +283,7 @@ mod tests {
     #[tokio::test]
     async fn first_error_cancels_the_rest() {
         let tasks = [task(&[]), task(&[]), task(&[1])];
-        let (out, order) = run_with(
-            &tasks,
-            Options {
-                jobs: 2,
-                keep_going: false,
-            },
-            &[0],
-        )
-        .await;
+        let (out, order) = run_with(&tasks, Options::jobs(2, false), &[0]).await;
         assert!(matches!(out[0], Outcome::Failed(_)));
         assert_eq!(out[1], Outcome::Cancelled, "the running task was aborted");
         assert_eq!(out[2], Outcome::Cancelled);
@@ -286,28 +295,78 @@ mod tests {
         let live = Arc::new(Mutex::new((0usize, 0usize)));
         let tasks: Vec<Task> = (0..6).map(|_| task(&[])).collect();
         let l = live.clone();
+        run(&tasks, Options::jobs(2, false), move |_| {
+            let l = l.clone();
+            async move {
+                {
+                    let mut g = l.lock().unwrap();
+                    g.0 += 1;
+                    g.1 = g.1.max(g.0);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                l.lock().unwrap().0 -= 1;
+                Ok(())
+            }
+        })
+        .await;
+        assert_eq!(live.lock().unwrap().1, 2);
+    }
+
+    #[tokio::test]
+    async fn each_pool_has_its_own_slots() {
+        // Pool 0 has 1 slot, pool 1 has 3: six tasks each.
+        let tasks: Vec<Task> = (0..12).map(|i| in_pool(i % 2)).collect();
+        let live = Arc::new(Mutex::new(([0usize; 2], [0usize; 2])));
+        let l = live.clone();
+        let pools: Vec<usize> = tasks.iter().map(|t| t.pool.unwrap()).collect();
         run(
             &tasks,
             Options {
-                jobs: 2,
+                slots: vec![1, 3],
                 keep_going: false,
             },
-            move |_| {
-                let l = l.clone();
+            move |i| {
+                let (l, pool) = (l.clone(), pools[i]);
                 async move {
                     {
                         let mut g = l.lock().unwrap();
-                        g.0 += 1;
-                        g.1 = g.1.max(g.0);
+                        g.0[pool] += 1;
+                        g.1[pool] = g.1[pool].max(g.0[pool]);
                     }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    l.lock().unwrap().0 -= 1;
+                    tokio::time::sleep(Duration::from_millis(15)).await;
+                    l.lock().unwrap().0[pool] -= 1;
                     Ok(())
                 }
             },
         )
         .await;
-        assert_eq!(live.lock().unwrap().1, 2);
+        assert_eq!(live.lock().unwrap().1, [1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_does_not_hold_up_another() {
+        // Task 0 holds pool 0's only slot for long; pool 1's tasks run meanwhile.
+        let tasks = [in_pool(0), in_pool(0), in_pool(1), in_pool(1)];
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let o = order.clone();
+        run(
+            &tasks,
+            Options {
+                slots: vec![1, 1],
+                keep_going: false,
+            },
+            move |i| {
+                let o = o.clone();
+                async move {
+                    let ms = if i == 0 { 60 } else { 5 };
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    o.lock().unwrap().push(i);
+                    Ok(())
+                }
+            },
+        )
+        .await;
+        assert_eq!(*order.lock().unwrap(), [2, 3, 0, 1]);
     }
 
     #[test]
