@@ -75,7 +75,13 @@ pub enum Command {
         /// Consider this image unpublished (as `--force` would)
         #[arg(long, value_name = "NAME")]
         force: Vec<String>,
-        /// Print the plan as JSON (see docs/json.md)
+        /// Plan what `cip build` would do: the builder's local store, tagged with the local registry
+        #[arg(long, conflicts_with = "remote_registry")]
+        store: bool,
+        /// The builder the steps would run on (found only when something is to be built)
+        #[arg(long, value_enum, default_value_t = BuilderKind::Auto)]
+        builder: BuilderKind,
+        /// Print the plan as JSON, with every step (see docs/json.md)
         #[arg(long)]
         json: bool,
     },

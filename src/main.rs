@@ -48,13 +48,21 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             project,
             target,
             force,
+            store,
+            builder,
             json,
-        } => publish::plan(&project, &target, &force, json, false),
+        } => publish::plan(
+            &project,
+            &target,
+            &force,
+            json,
+            publish::Shown::Plan { store, builder },
+        ),
         Command::Status {
             project,
             target,
             json,
-        } => publish::plan(&project, &target, &[], json, true),
+        } => publish::plan(&project, &target, &[], json, publish::Shown::Status),
         Command::Publish {
             build,
             remote_registry,

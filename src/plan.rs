@@ -11,6 +11,8 @@ use crate::commands::Loaded;
 use crate::platform::Platform;
 use crate::registry::{Published, Registry};
 
+pub mod steps;
+
 /// Where a run's images live.
 #[derive(Clone)]
 pub enum Target {
@@ -277,8 +279,9 @@ async fn lookup(
     }
 }
 
-/// Human-readable plan: one line per image and platform.
-pub fn render(loaded: &Loaded, plans: &[ImagePlan]) -> String {
+/// Human-readable plan: one line per image and platform, then the steps.
+pub fn render(loaded: &Loaded, plan: &steps::Plan) -> String {
+    let plans = &plan.images;
     let mut rows = vec![[
         "IMAGE".to_string(),
         "VERSION".into(),
@@ -315,8 +318,51 @@ pub fn render(loaded: &Loaded, plans: &[ImagePlan]) -> String {
     let images = plans.iter().filter(|p| p.needs_build()).count();
     let mut out = crate::output::table(&rows);
     out.push_str(&drift_report(plans));
+    out.push_str(&render_steps(plan));
     out.push_str(&format!("{build} build(s) of {images} image(s) needed\n"));
     out
+}
+
+/// The steps of a plan, one line each, with what each waits for.
+fn render_steps(plan: &steps::Plan) -> String {
+    if plan.steps.is_empty() {
+        return String::new();
+    }
+    let mut rows = vec![[
+        "STEP".to_string(),
+        "IMAGE".into(),
+        "ACTION".into(),
+        "NODE".into(),
+        "AFTER".into(),
+    ]];
+    for s in &plan.steps {
+        let image = plan.image(s.image);
+        let (action, node) = match &s.action {
+            steps::Action::Build(b) => {
+                let how = if b.emulated { " (emulated)" } else { "" };
+                let to = match &b.output {
+                    steps::Output::Push { .. } => "push",
+                    steps::Output::Store { .. } => "keep in store",
+                };
+                let node = plan.nodes[b.node.0].name.clone();
+                (format!("build {}{how}, {to}", b.platform), node)
+            }
+            steps::Action::Assemble(a) => (format!("tag {}", a.tags.join(", ")), "-".into()),
+        };
+        let after: Vec<String> = s.waits_for.iter().map(|d| d.0.to_string()).collect();
+        rows.push([
+            s.id.0.to_string(),
+            format!("{}:{}", image.name, image.version),
+            action,
+            node,
+            if after.is_empty() {
+                "-".into()
+            } else {
+                after.join(",")
+            },
+        ]);
+    }
+    format!("\n{}", crate::output::table(&rows))
 }
 
 fn reason(loaded: &Loaded, plan: &ImagePlan, p: &Platform) -> String {
@@ -399,11 +445,14 @@ pub fn render_status(plans: &[ImagePlan]) -> String {
     crate::output::table(&rows)
 }
 
-/// The plan as the JSON documented in docs/json.md.
-pub fn to_json(loaded: &Loaded, target: &Target, plans: &[ImagePlan]) -> Value {
+/// The plan as the JSON documented in docs/json.md: the images, then the nodes and steps the run
+/// executes.
+pub fn to_json(loaded: &Loaded, target: &Target, run: &steps::Plan) -> Value {
+    let plans = &run.images;
     let images: Vec<Value> = plans
         .iter()
-        .map(|plan| {
+        .enumerate()
+        .map(|(id, plan)| {
             let ctx = &loaded.project.contexts[plan.ctx];
             let warnings: Vec<&str> = loaded
                 .problems
@@ -417,6 +466,7 @@ pub fn to_json(loaded: &Loaded, target: &Target, plans: &[ImagePlan]) -> Value {
                 .map(|p| json!({"platform": p, "status": plan.status(p), "reason": reason(loaded, plan, p)}))
                 .collect();
             json!({
+                "id": id,
                 "name": plan.name,
                 "version": plan.version,
                 "published_digest": plan.published.as_ref().map(|p| p.digest.clone()),
@@ -432,9 +482,11 @@ pub fn to_json(loaded: &Loaded, target: &Target, plans: &[ImagePlan]) -> Value {
         })
         .collect();
     json!({
-        "schema_version": 1,
+        "schema_version": 2,
         "registry": target.registry_name(),
         "images": images,
         "builds_needed": plans.iter().map(|p| p.to_build().len()).sum::<usize>(),
+        "nodes": run.nodes,
+        "steps": run.steps,
     })
 }

@@ -200,7 +200,7 @@ pub struct Builder {
 }
 
 /// Where a containers/storage store lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StoreRoots {
     pub graph_root: PathBuf,
     pub run_root: PathBuf,
@@ -307,31 +307,31 @@ impl Builder {
         s
     }
 
-    /// The builder to use for images of `platform` that are pushed, not kept in the local store.
+    /// This builder working in `store` (buildah/podman; docker is returned unchanged).
     ///
     /// buildah and podman keep one image per name in a store: two builds for different platforms
     /// that pull the same parent (`FROM reg/base:1.0.0`) in one store move that name between the
-    /// platforms' images under each other's feet ("image not known"). So every platform but the
-    /// host's builds in a store of its own, a sibling of the configured one. docker (BuildKit)
-    /// resolves parents per platform and is returned unchanged.
-    pub fn for_platform(&self, platform: &Platform) -> Builder {
+    /// platforms' images under each other's feet ("image not known"). So every pushed platform but
+    /// the node's native one builds in a store of its own ([`Builder::platform_store`]).
+    pub fn with_store(&self, store: &StoreRoots) -> Builder {
         let mut b = self.clone();
-        if let Some(own) = self.platform_store(platform) {
+        if matches!(self.engine, Engine::Buildah | Engine::Podman) {
             // The last `--root`/`--runroot` wins, so these override the user's global options.
             b.global_args.extend([
                 "--root".to_string(),
-                own.graph_root.display().to_string(),
+                store.graph_root.display().to_string(),
                 "--runroot".to_string(),
-                own.run_root.display().to_string(),
+                store.run_root.display().to_string(),
             ]);
         }
         b
     }
 
-    /// The store of its own that [`for_platform`](Self::for_platform) gives `platform`, if any.
+    /// The store of its own a pushed build of `platform` uses (see [`Builder::with_store`]): none
+    /// for the node's native platform, nor for docker (BuildKit resolves parents per platform).
     pub fn platform_store(&self, platform: &Platform) -> Option<StoreRoots> {
         let store = self.store.as_ref()?;
-        (*platform != Platform::host()).then(|| store.for_platform(platform))
+        (!self.native.contains(platform)).then(|| store.for_platform(platform))
     }
 
     /// The platforms this builder runs without emulation.

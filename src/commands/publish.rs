@@ -6,11 +6,13 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 
 use super::{load_valid, Loaded};
-use crate::build::{emulation, Builder, RegistryAccess};
+use crate::build::{emulation, Builder, BuilderKind, RegistryAccess};
 use crate::cli::{BuildArgs, ConnectArgs, EditArgs, ProjectArgs, TargetArgs};
-use crate::plan::{self, ImagePlan, PlatformScope, Target};
+use crate::execute::{
+    nothing_to_build, render_summary, summary_json, Executor, ImageResult, StepRecord,
+};
+use crate::plan::{self, steps, ImagePlan, PlatformScope, Target};
 use crate::platform::Platform;
-use crate::publish::{nothing_to_build, render_summary, summary_json, ImageResult, Runner};
 use crate::registry::{self, auth, Endpoint, Registry};
 
 /// Where a run publishes.
@@ -147,7 +149,17 @@ impl Mode {
     }
 }
 
-/// Plans against the target without building.
+/// What `cip plan` or `cip status` shows.
+pub enum Shown {
+    /// The plan with its steps; `store` plans `cip build` (the builder's local store).
+    Plan {
+        store: bool,
+        builder: BuilderKind,
+    },
+    Status,
+}
+
+/// Plans the images against the target without building.
 fn plan_only(
     loaded: &Loaded,
     project: &ProjectArgs,
@@ -162,28 +174,101 @@ fn plan_only(
     Ok((target, plans))
 }
 
-/// `cip plan` (what would be built and why) and `cip status` (per image state and drift).
+/// `cip plan --store`: the images against the builder's local store, as `cip build` plans them.
+fn plan_store(
+    loaded: &Loaded,
+    t: &TargetArgs,
+    force: &[String],
+    builder: &Arc<Builder>,
+) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
+    let target = Target::LocalStore {
+        builder: builder.clone(),
+        registry: t.local_registry.clone(),
+    };
+    let scope = PlatformScope::Only(Platform::host());
+    let plans = runtime()?.block_on(plan::make(loaded, &target, &scope, force))?;
+    Ok((target, plans))
+}
+
+/// `cip plan` (what would be built and why, step by step) and `cip status` (per image state and
+/// drift).
 pub fn plan(
     project: &ProjectArgs,
     t: &TargetArgs,
     force: &[String],
     json: bool,
-    status: bool,
+    shown: Shown,
 ) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
-    let (target, plans) = plan_only(&loaded, project, t, force)?;
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&plan::to_json(&loaded, &target, &plans))?
-        );
-    } else if status {
-        print!("{}", plan::render_status(&plans));
-        print!("{}", plan::drift_report(&plans));
+    let Shown::Plan { store, builder } = shown else {
+        let (target, images) = plan_only(&loaded, project, t, force)?;
+        let plan = steps::plan_steps(images, &step_inputs_without_builder(&loaded, project));
+        if json {
+            print_json(&plan::to_json(&loaded, &target, &plan))?;
+        } else {
+            print!("{}", plan::render_status(&plan.images));
+            print!("{}", plan::drift_report(&plan.images));
+        }
+        return Ok(0);
+    };
+    let (target, images) = if store {
+        let b = detect(builder)?;
+        plan_store(&loaded, t, force, &b)?
     } else {
-        print!("{}", plan::render(&loaded, &plans));
+        plan_only(&loaded, project, t, force)?
+    };
+    // The node is found only when something is to be built, as a run would.
+    let node = match &target {
+        Target::LocalStore { builder, .. } => Some(builder.clone()),
+        Target::Registry(_) if images.iter().any(ImagePlan::needs_build) => Some(detect(builder)?),
+        Target::Registry(_) => None,
+    };
+    let destination = destination_of(&target, store);
+    let inputs = steps::Inputs {
+        project: &loaded.project,
+        destination,
+        builder: node.as_deref(),
+        slots: default_jobs(),
+        log_dir: project.project_dir.join(".cip/logs"),
+        run_id: "RUN".into(),
+        builder_args: Vec::new(),
+    };
+    let plan = steps::plan_steps(images, &inputs);
+    if json {
+        print_json(&plan::to_json(&loaded, &target, &plan))?;
+    } else {
+        print!("{}", plan::render(&loaded, &plan));
     }
     Ok(0)
+}
+
+fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Inputs for a plan whose steps are not shown (`cip status`): no node, so no steps.
+fn step_inputs_without_builder<'a>(loaded: &'a Loaded, project: &ProjectArgs) -> steps::Inputs<'a> {
+    steps::Inputs {
+        project: &loaded.project,
+        destination: steps::Destination::Registry {
+            name: String::new(),
+        },
+        builder: None,
+        slots: 1,
+        log_dir: project.project_dir.join(".cip/logs"),
+        run_id: String::new(),
+        builder_args: Vec::new(),
+    }
+}
+
+fn destination_of(target: &Target, store: bool) -> steps::Destination {
+    let name = target.registry_name().to_string();
+    if store {
+        steps::Destination::Store { name }
+    } else {
+        steps::Destination::Registry { name }
+    }
 }
 
 /// `cip bump --changed`: bump every drifted image and cascade.
@@ -226,19 +311,38 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
             (Target::Registry(Arc::new(reg)), plain, auth_dir)
         }
     };
-    let plans = rt.block_on(plan::make(
+    let images = rt.block_on(plan::make(
         &loaded,
         &target,
         &mode.scope(&args.project),
         &args.force,
     ))?;
+    let builder = match store_builder {
+        Some(b) => Some(b),
+        None if images.iter().any(ImagePlan::needs_build) => Some(detect_builder(args)?),
+        None => None,
+    };
+    let log_dir = args
+        .log_dir
+        .clone()
+        .unwrap_or_else(|| args.project.project_dir.join(".cip/logs"));
+    let inputs = steps::Inputs {
+        project: &loaded.project,
+        destination: destination_of(&target, matches!(mode, Mode::Store { .. })),
+        builder: builder.as_deref(),
+        slots: args.jobs(),
+        log_dir: log_dir.clone(),
+        run_id: crate::execute::new_run_id(),
+        builder_args: args.builder_args.clone(),
+    };
+    let plan = steps::plan_steps(images, &inputs);
     if args.dry_run {
-        print!("{}", plan::render(&loaded, &plans));
+        print!("{}", plan::render(&loaded, &plan));
         return Ok(0);
     }
     // A forced image is rebuilt from its current context, so its drift does not matter.
-    if plans.iter().any(|p| p.drift.is_some() && !p.forced) {
-        eprint!("{}", plan::drift_report(&plans));
+    if plan.images.iter().any(|p| p.drift.is_some() && !p.forced) {
+        eprint!("{}", plan::drift_report(&plan.images));
         if !args.allow_drift {
             bail!(
                 "published versions differ from their contexts: bump them, or pass --allow-drift"
@@ -246,36 +350,28 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
         }
         eprintln!("--allow-drift: going on; drifted versions keep the context digest they were published with");
     }
-    let needed: Vec<Platform> = plans.iter().flat_map(|p| p.to_build()).collect();
-    if needed.is_empty() {
-        report(args, &target, &nothing_to_build(&plans));
+    let Some(builder) = builder.filter(|_| !plan.steps.is_empty()) else {
+        report(args, &target, &nothing_to_build(&plan), &[]);
         return Ok(0);
-    }
-    let builder = match store_builder {
-        Some(b) => b,
-        None => detect_builder(args)?,
     };
-    emulation::check(&needed, &builder.native_platforms()).map_err(anyhow::Error::msg)?;
+    emulation::check(&plan.platforms_built(), &builder.native_platforms())
+        .map_err(anyhow::Error::msg)?;
 
     let certs = cert_dir(&args.connect.ca_cert)?;
-    let runner = Runner {
-        builder,
-        target: target.clone(),
+    let executor = Executor {
+        nodes: vec![builder],
+        registry: match &target {
+            Target::Registry(reg) => Some(reg.clone()),
+            Target::LocalStore { .. } => None,
+        },
         access: RegistryAccess {
             insecure: plain_http,
             cert_dir: certs.as_ref().map(|d| d.path().to_path_buf()),
             auth_dir: auth_dir.as_ref().map(|d| d.path().to_path_buf()),
         },
-        jobs: args.jobs(),
         keep_going: args.keep_going,
-        log_dir: args
-            .log_dir
-            .clone()
-            .unwrap_or_else(|| args.project.project_dir.join(".cip/logs")),
-        builder_args: args.builder_args.clone(),
-        run_id: crate::publish::new_run_id(),
     };
-    let run = rt.block_on(runner.run(&loaded, &plans))?;
+    let run = rt.block_on(executor.run(&plan))?;
     // The run handles SIGINT/SIGTERM from now on: another one skips the grace period of the builders
     // being cancelled (after a failure or a first signal).
     rt.spawn(async {
@@ -284,9 +380,9 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     });
     // Cancelled builders get SIGKILL from a helper thread after a grace period: let that happen.
     crate::build::wait_for_cancelled(std::time::Duration::from_secs(10));
-    report(args, &target, &run.results);
+    report(args, &target, &run.results, &run.steps);
     if !run.ok {
-        eprintln!("logs: {}", runner.log_dir.display());
+        eprintln!("logs: {}", log_dir.display());
     }
     Ok(match run.interrupted {
         Some(signal) => signal.exit_code(),
@@ -296,16 +392,27 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
 }
 
 fn detect_builder(args: &BuildArgs) -> anyhow::Result<Arc<Builder>> {
+    detect(args.builder)
+}
+
+fn detect(kind: BuilderKind) -> anyhow::Result<Arc<Builder>> {
     let started = std::time::Instant::now();
-    let builder = Builder::detect(args.builder)?;
+    let builder = Builder::detect(kind)?;
     crate::output::timing("builder detection", started);
     Ok(Arc::new(builder))
 }
 
+/// How many builds run at once by default: the number of CPUs, at least 2.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2)
+}
+
 /// The summary table, and the JSON summary with `--json`.
-fn report(args: &BuildArgs, target: &Target, results: &[ImageResult]) {
+fn report(args: &BuildArgs, target: &Target, results: &[ImageResult], steps: &[StepRecord]) {
     if args.json {
-        let json = summary_json(target.registry_name(), results);
+        let json = summary_json(target.registry_name(), results, steps);
         println!(
             "{}",
             serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string())

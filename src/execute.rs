@@ -1,0 +1,572 @@
+//! Runs a [`Plan`]: each step as soon as the steps it waits for succeeded, on the node it names,
+//! writing where it says. It decides nothing the plan did not: a build step builds and pushes (or
+//! keeps) one platform, an assemble step writes one image's index. Used by `publish`,
+//! `publish-locally` and `build`.
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use serde_json::{json, Value};
+
+use crate::build::{BuildJob, Builder, RegistryAccess};
+use crate::interrupt::{self, Signal};
+use crate::plan::steps::{Action, Assemble, Build, ImageId, Output, Plan, StepId};
+use crate::plan::ImagePlan;
+use crate::platform::Platform;
+use crate::progress::Progress;
+use crate::registry::index::{self, Entry};
+use crate::registry::push::push_layout;
+use crate::registry::{Published, Registry};
+use crate::schedule::{self, Outcome, Task};
+
+/// How long after tagging a run looks again at the version tags it wrote. Another run that checked a
+/// tag before this run wrote it writes its own within moments; waiting this long lets the later
+/// writer's tag show, so at most one of two racing runs reports success.
+const TAG_SETTLE: Duration = Duration::from_millis(500);
+
+/// What a plan's steps run with: the nodes' builders (by `NodeId`), the registry that receives
+/// pushed images, and how builders reach it.
+pub struct Executor {
+    pub nodes: Vec<Arc<Builder>>,
+    pub registry: Option<Arc<Registry>>,
+    pub access: RegistryAccess,
+    pub keep_going: bool,
+}
+
+/// A name unique to this process and moment, for the builder tags a run owns.
+pub fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}-{nanos:x}", std::process::id())
+}
+
+/// What happened to one image.
+#[derive(Debug, Clone)]
+pub struct ImageResult {
+    pub name: String,
+    pub version: String,
+    pub built: Vec<Platform>,
+    pub kept: Vec<Platform>,
+    /// Platforms whose published entry this run replaced (a forced rebuild).
+    pub replaced: Vec<Platform>,
+    pub result: String,
+    pub error: Option<String>,
+    pub duration: Duration,
+}
+
+/// What happened to one step, in the order the steps finished.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    pub id: StepId,
+    pub outcome: Outcome,
+    /// When it started and finished, from the start of the run (None if it never ran).
+    pub ran: Option<(Duration, Duration)>,
+}
+
+/// Shared state of a run, keyed by the plan's ids.
+#[derive(Default)]
+struct Shared {
+    /// Index entries pushed per image.
+    entries: HashMap<ImageId, Vec<Entry>>,
+    durations: HashMap<ImageId, Duration>,
+    ran: HashMap<StepId, (Duration, Duration)>,
+    /// The index digest this run wrote to each image's version tag.
+    tagged: HashMap<ImageId, String>,
+    /// Published platform entries each image's index replaced.
+    replaced: HashMap<ImageId, Vec<Platform>>,
+    /// Version tags another run moved after this run wrote them.
+    conflicts: HashMap<ImageId, String>,
+}
+
+/// How a run ended.
+pub struct RunReport {
+    /// One result per image.
+    pub results: Vec<ImageResult>,
+    /// One record per step of the plan, by step id.
+    pub steps: Vec<StepRecord>,
+    /// Whether every step succeeded.
+    pub ok: bool,
+    /// The signal that stopped the run early, if one did.
+    pub interrupted: Option<Signal>,
+}
+
+impl Executor {
+    /// Runs the plan's steps. SIGINT or SIGTERM stops the run as a first failure would.
+    pub async fn run(&self, plan: &Plan) -> anyhow::Result<RunReport> {
+        let builds = plan.builds().count();
+        let progress = Arc::new(Progress::new(builds as u64));
+        for node in &plan.nodes {
+            progress.println(&format!(
+                "{builds} build(s) with {} on node {}, {} at a time, into {}",
+                node.builder, node.name, node.slots, plan.destination
+            ));
+        }
+        announce_platform_stores(plan, &progress);
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let run = Arc::new(StepRunner {
+            plan: plan.clone(),
+            nodes: self.nodes.clone(),
+            registry: self.registry.clone(),
+            access: self.access.clone(),
+            shared: shared.clone(),
+            progress: progress.clone(),
+            started: Instant::now(),
+        });
+        let tasks = tasks_of(plan);
+        let opts = schedule::Options {
+            slots: plan.nodes.iter().map(|n| n.slots).collect(),
+            keep_going: self.keep_going,
+        };
+        let interrupted = Arc::new(Mutex::new(None));
+        let stop = {
+            let (interrupted, progress) = (interrupted.clone(), progress.clone());
+            async move {
+                let signal = interrupt::requested().await;
+                progress.println(&format!(
+                    "{}: stopping; the running builds are cancelled (send it again to kill them at once)",
+                    signal.name()
+                ));
+                *interrupted.lock().unwrap_or_else(|e| e.into_inner()) = Some(signal);
+            }
+        };
+        let outcomes = schedule::run_until(&tasks, opts, stop, move |i| {
+            let run = run.clone();
+            async move { run.execute(StepId(i)).await }
+        })
+        .await;
+        progress.done();
+        self.verify_tags(plan, &shared).await;
+        let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let results = summarize(plan, &outcomes, &shared);
+        let steps = outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, o)| StepRecord {
+                id: StepId(i),
+                outcome: o.clone(),
+                ran: shared.ran.get(&StepId(i)).copied(),
+            })
+            .collect();
+        let ok = outcomes.iter().all(|o| *o == Outcome::Succeeded) && shared.conflicts.is_empty();
+        let interrupted = *interrupted.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(RunReport {
+            results,
+            steps,
+            ok,
+            interrupted,
+        })
+    }
+
+    /// Looks again, after [`TAG_SETTLE`], at every version tag this run wrote: one that now points
+    /// elsewhere was overwritten by a concurrent run, and is reported as a conflict (the run fails).
+    async fn verify_tags(&self, plan: &Plan, shared: &Mutex<Shared>) {
+        let Some(reg) = &self.registry else {
+            return;
+        };
+        let tagged: Vec<(ImageId, String)> = {
+            let s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            s.tagged.iter().map(|(k, v)| (*k, v.clone())).collect()
+        };
+        if tagged.is_empty() {
+            return;
+        }
+        tokio::time::sleep(TAG_SETTLE).await;
+        for (id, written) in tagged {
+            let image = plan.image(id);
+            let found = reg
+                .manifest_raw(&reg.tag_ref(&image.name, &image.version))
+                .await;
+            let conflict = match found {
+                Ok(Some((_, digest))) if digest == written => continue,
+                Ok(Some((_, digest))) => format!(
+                    "{}:{} now points at {digest}, not at what this run published ({written}): another \
+                     publish of the same version ran at the same time; check which content you want and \
+                     republish it with --force {}",
+                    image.name, image.version, image.name
+                ),
+                Ok(None) => format!(
+                    "{}:{} disappeared after this run tagged it ({written})",
+                    image.name, image.version
+                ),
+                Err(e) => format!("cannot verify {}:{}: {e:#}", image.name, image.version),
+            };
+            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            s.conflicts.insert(id, conflict);
+        }
+    }
+}
+
+/// The scheduler's view of the steps: dependencies, the node's pool for builds, and a cost.
+fn tasks_of(plan: &Plan) -> Vec<Task> {
+    plan.steps
+        .iter()
+        .map(|s| Task {
+            deps: s.waits_for.iter().map(|d| d.0).collect(),
+            pool: match &s.action {
+                Action::Build(b) => Some(b.node.0),
+                Action::Assemble(_) => None,
+            },
+            cost: match &s.action {
+                Action::Build(_) => 1.0,
+                Action::Assemble(_) => 0.01,
+            },
+        })
+        .collect()
+}
+
+/// Names the private store of each platform that builds in one.
+fn announce_platform_stores(plan: &Plan, progress: &Progress) {
+    let stores: BTreeMap<String, String> = plan
+        .builds()
+        .filter_map(|(_, b)| {
+            let store = b.store.as_ref()?;
+            Some((
+                b.platform.to_string(),
+                store.graph_root.display().to_string(),
+            ))
+        })
+        .collect();
+    for (platform, root) in stores {
+        progress.println(&format!(
+            "{platform} builds in its own store {root} (one platform per store)"
+        ));
+    }
+}
+
+/// Runs single steps; shared by the run's tasks.
+struct StepRunner {
+    plan: Plan,
+    nodes: Vec<Arc<Builder>>,
+    registry: Option<Arc<Registry>>,
+    access: RegistryAccess,
+    shared: Arc<Mutex<Shared>>,
+    progress: Arc<Progress>,
+    started: Instant,
+}
+
+impl StepRunner {
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn execute(&self, id: StepId) -> anyhow::Result<()> {
+        let step = self.plan.step(id);
+        let image = self.plan.image(step.image);
+        let label = match &step.action {
+            Action::Build(b) => format!("build {}:{} {}", image.name, image.version, b.platform),
+            Action::Assemble(_) => format!("tag {}:{}", image.name, image.version),
+        };
+        let line = self.progress.start(&label);
+        let started = self.started.elapsed();
+        let result = match &step.action {
+            Action::Build(b) => self.build(step.image, b).await,
+            Action::Assemble(a) => self.assemble(step.image, a).await,
+        };
+        let finished = self.started.elapsed();
+        {
+            let mut s = self.shared();
+            *s.durations.entry(step.image).or_default() += finished - started;
+            s.ran.insert(id, (started, finished));
+        }
+        let counts = matches!(step.action, Action::Build(_));
+        match &result {
+            Ok(()) => self.progress.finish(line, "done", counts),
+            Err(e) => self
+                .progress
+                .finish(line, &format!("FAILED: {e:#}"), counts),
+        }
+        result
+    }
+
+    async fn build(&self, image: ImageId, b: &Build) -> anyhow::Result<()> {
+        let node = &self.nodes[b.node.0];
+        let builder = match &b.store {
+            Some(store) => Arc::new(node.with_store(store)),
+            None => node.clone(),
+        };
+        let job = BuildJob {
+            context_dir: b.context_dir.clone(),
+            dockerfile: b.dockerfile.clone(),
+            platform: b.platform.clone(),
+            build_args: b.build_args.clone().into_iter().collect(),
+            tag: b.tag.clone(),
+            extra_args: b.builder_args.clone(),
+            log: b.log.clone(),
+            registry: self.access.clone(),
+        };
+        builder.build(&job).await?;
+        match &b.output {
+            Output::Push { .. } => {
+                let entry = self.push(&builder, image, b).await;
+                // The private tag is only a hand-over to the push: never leave it behind.
+                let _ = builder.remove_image(&b.tag).await;
+                let entry = entry?;
+                self.shared().entries.entry(image).or_default().push(entry);
+            }
+            Output::Store { also_tagged } => {
+                for tag in also_tagged {
+                    builder.tag_image(&b.tag, tag).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn push(&self, builder: &Builder, image: ImageId, b: &Build) -> anyhow::Result<Entry> {
+        let reg = self
+            .registry
+            .as_ref()
+            .context("a push step needs a registry")?;
+        // Where a killed run's layout is found and removed by the next run (see `scratch`).
+        let dir = crate::scratch::private_dir("layout")
+            .context("cannot create a temporary directory for the image layout")?;
+        let layout = dir.path().join("image");
+        builder.export_oci_layout(&b.tag, &layout).await?;
+        let name = &self.plan.image(image).name;
+        let pushed = push_layout(reg, name, &layout, &b.platform).await?;
+        Ok(pushed.entry)
+    }
+
+    /// Writes the index of all platforms under the plan's tags, the version tag last. The
+    /// platforms this run did not build stay as published, even in a forced rebuild of some
+    /// platforms.
+    async fn assemble(&self, id: ImageId, a: &Assemble) -> anyhow::Result<()> {
+        let reg = self
+            .registry
+            .as_ref()
+            .context("an assemble step needs a registry")?;
+        let image = self.plan.image(id);
+        let new = self.shared().entries.get(&id).cloned().unwrap_or_default();
+        // Refuse to replace a tag that moved since the plan was made (another publisher raced us).
+        let now = reg.published(&image.name, &image.version).await?;
+        let before = image.published.as_ref().map(|p| p.digest.as_str());
+        if now.as_ref().map(|p| p.digest.as_str()) != before {
+            bail!(
+                "{}:{} changed on {} while building; not overwriting it (rerun to see what it holds now)",
+                image.name,
+                image.version,
+                reg.host(),
+            );
+        }
+        let replaced = replaced_platforms(now.as_ref(), &new);
+        let entries = index::merge(now.as_ref(), new);
+        let annotations = index_annotations(image, now.as_ref());
+        let (bytes, digest) = index::build_index(&entries, &annotations);
+        for tag in &a.tags {
+            reg.put_manifest(
+                &reg.tag_ref(&image.name, tag),
+                bytes.clone(),
+                index::OCI_INDEX,
+            )
+            .await?;
+        }
+        if !replaced.is_empty() {
+            self.progress.println(&format!(
+                "{}:{}: replaced the published {} entry; kept {}",
+                image.name,
+                image.version,
+                list(&replaced),
+                list(&kept_platforms(&entries, &replaced)),
+            ));
+        }
+        let mut s = self.shared();
+        s.tagged.insert(id, digest);
+        s.replaced.insert(id, replaced);
+        Ok(())
+    }
+}
+
+/// The published platforms that `new` entries replace.
+fn replaced_platforms(published: Option<&Published>, new: &[Entry]) -> Vec<Platform> {
+    let Some(published) = published else {
+        return Vec::new();
+    };
+    let have = published.platforms();
+    let mut out: Vec<Platform> = new
+        .iter()
+        .filter_map(|e| e.platform.clone())
+        .filter(|p| have.contains(p))
+        .collect();
+    out.sort();
+    out
+}
+
+fn kept_platforms(entries: &[Entry], replaced: &[Platform]) -> Vec<Platform> {
+    entries
+        .iter()
+        .filter_map(|e| e.platform.clone())
+        .filter(|p| !replaced.contains(p))
+        .collect()
+}
+
+/// The index annotations: the version, and the context digest. A drifted version (published from
+/// other content, version not bumped) keeps the digest it was published with unless forced, so
+/// adding a platform under `--allow-drift` never hides the drift from later runs.
+fn index_annotations(image: &ImagePlan, published: Option<&Published>) -> BTreeMap<String, String> {
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        "org.opencontainers.image.version".to_string(),
+        image.version.clone(),
+    );
+    let recorded = published.and_then(|p| p.annotations.get(crate::digest::ANNOTATION));
+    let context_digest = match (&image.drift, recorded) {
+        (Some(_), Some(recorded)) if !image.forced => recorded.clone(),
+        _ => image.context_digest.clone(),
+    };
+    // Lets later runs tell a context changed without a version bump (see `digest`).
+    annotations.insert(crate::digest::ANNOTATION.to_string(), context_digest);
+    annotations
+}
+
+/// The results of a run with nothing to build: every image is up to date.
+pub fn nothing_to_build(plan: &Plan) -> Vec<ImageResult> {
+    summarize(plan, &[], &Shared::default())
+}
+
+fn summarize(plan: &Plan, outcomes: &[Outcome], shared: &Shared) -> Vec<ImageResult> {
+    plan.images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| summarize_image(plan, ImageId(i), image, outcomes, shared))
+        .collect()
+}
+
+fn summarize_image(
+    plan: &Plan,
+    id: ImageId,
+    image: &ImagePlan,
+    outcomes: &[Outcome],
+    shared: &Shared,
+) -> ImageResult {
+    let mine: Vec<(&Action, &Outcome)> = plan
+        .steps
+        .iter()
+        .zip(outcomes)
+        .filter(|(s, _)| s.image == id)
+        .map(|(s, o)| (&s.action, o))
+        .collect();
+    let built: Vec<Platform> = mine
+        .iter()
+        .filter_map(|(a, o)| match (a, o) {
+            (Action::Build(b), Outcome::Succeeded) => Some(b.platform.clone()),
+            _ => None,
+        })
+        .collect();
+    let to_build = image.to_build();
+    let kept = image
+        .wanted
+        .iter()
+        .filter(|p| !to_build.contains(p))
+        .cloned()
+        .collect();
+    let failed = mine.iter().find_map(|(_, o)| match o {
+        Outcome::Failed(m) => Some(m.clone()),
+        _ => None,
+    });
+    let (result, error) = if let Some(conflict) = shared.conflicts.get(&id) {
+        ("failed".to_string(), Some(conflict.clone()))
+    } else if mine.is_empty() {
+        ("up to date".to_string(), None)
+    } else if let Some(m) = failed {
+        ("failed".to_string(), Some(m))
+    } else if mine
+        .iter()
+        .any(|(_, o)| matches!(o, Outcome::Skipped { .. }))
+    {
+        ("skipped: a parent failed".to_string(), None)
+    } else if mine.iter().any(|(_, o)| **o == Outcome::Cancelled) {
+        ("cancelled".to_string(), None)
+    } else {
+        ("built".to_string(), None)
+    };
+    ImageResult {
+        name: image.name.clone(),
+        version: image.version.clone(),
+        built,
+        kept,
+        replaced: shared.replaced.get(&id).cloned().unwrap_or_default(),
+        result,
+        error,
+        duration: shared.durations.get(&id).copied().unwrap_or_default(),
+    }
+}
+
+fn list(ps: &[Platform]) -> String {
+    if ps.is_empty() {
+        "-".into()
+    } else {
+        ps.iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The summary table printed at the end of a run.
+pub fn render_summary(results: &[ImageResult]) -> String {
+    let mut rows = vec![[
+        "IMAGE".to_string(),
+        "VERSION".into(),
+        "BUILT".into(),
+        "ALREADY PUBLISHED".into(),
+        "RESULT".into(),
+        "TIME".into(),
+    ]];
+    for r in results {
+        rows.push([
+            r.name.clone(),
+            r.version.clone(),
+            list(&r.built),
+            list(&r.kept),
+            r.result.clone(),
+            format!("{:.1}s", r.duration.as_secs_f64()),
+        ]);
+    }
+    let mut out = crate::output::table(&rows);
+    let failures: Vec<&ImageResult> = results.iter().filter(|r| r.error.is_some()).collect();
+    for f in &failures {
+        out.push_str(&format!(
+            "\nFAILED {}:{}: {}\n",
+            f.name,
+            f.version,
+            f.error.as_deref().unwrap_or("")
+        ));
+    }
+    out
+}
+
+/// The run summary document (docs/json.md): one entry per image, and one per step of the plan
+/// with its outcome and when it ran.
+pub fn summary_json(registry: &str, results: &[ImageResult], steps: &[StepRecord]) -> Value {
+    json!({
+        "schema_version": 1,
+        "registry": registry,
+        "images": results.iter().map(|r| json!({
+            "name": r.name,
+            "version": r.version,
+            "built": r.built,
+            "already_published": r.kept,
+            "replaced": r.replaced,
+            "result": r.result,
+            "error": r.error,
+            "duration_seconds": r.duration.as_secs_f64(),
+        })).collect::<Vec<_>>(),
+        "steps": steps.iter().map(|s| json!({
+            "id": s.id,
+            "outcome": outcome_name(&s.outcome),
+            "started_seconds": s.ran.map(|r| r.0.as_secs_f64()),
+            "finished_seconds": s.ran.map(|r| r.1.as_secs_f64()),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Succeeded => "succeeded",
+        Outcome::Failed(_) => "failed",
+        Outcome::Skipped { .. } => "skipped",
+        Outcome::Cancelled => "cancelled",
+    }
+}

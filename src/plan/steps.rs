@@ -1,0 +1,271 @@
+//! The step graph: every decision a run makes, taken before it runs. Each step builds one platform
+//! of one image on one node, or assembles one image's index; it says where its output goes, which
+//! log it writes, which build arguments it passes and which steps it waits for. `cip plan --json`
+//! prints this value and the executor (`crate::execute`) runs it as it is.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::ImagePlan;
+use crate::build::{emulation, Builder, StoreRoots};
+use crate::platform::Platform;
+use crate::project::Project;
+
+/// An image of the plan: an index into [`Plan::images`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ImageId(pub usize);
+
+/// A step of the plan: an index into [`Plan::steps`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct StepId(pub usize);
+
+/// A build node of the plan: an index into [`Plan::nodes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct NodeId(pub usize);
+
+/// What a run does, in full.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Every image of the project in build order, built or not.
+    #[serde(skip)]
+    pub images: Vec<ImagePlan>,
+    /// The registry, or the registry name of the local store's tags, the images go to.
+    #[serde(skip)]
+    pub destination: String,
+    /// The nodes that build (none when nothing is built).
+    pub nodes: Vec<Node>,
+    pub steps: Vec<Step>,
+}
+
+/// A builder the steps run on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub id: NodeId,
+    pub name: String,
+    /// The engine and how it is configured, e.g. `buildah 1.28.2 (isolation chroot)`.
+    pub builder: String,
+    /// The platforms it builds without emulation.
+    pub native_platforms: Vec<Platform>,
+    /// How many of its steps run at once.
+    pub slots: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub id: StepId,
+    pub image: ImageId,
+    /// The steps that must succeed before this one starts.
+    pub waits_for: Vec<StepId>,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    Build(Box<Build>),
+    Assemble(Assemble),
+}
+
+/// Build one platform of one image on one node.
+#[derive(Debug, Clone, Serialize)]
+pub struct Build {
+    pub platform: Platform,
+    pub node: NodeId,
+    /// Whether the node builds this platform under emulation.
+    pub emulated: bool,
+    pub context_dir: PathBuf,
+    pub dockerfile: PathBuf,
+    /// `--build-arg` values, `REGISTRY` among them.
+    pub build_args: BTreeMap<String, String>,
+    /// Arguments given after `--`, passed to the builder as they are.
+    pub builder_args: Vec<String>,
+    /// The tag the image gets in the node's store.
+    pub tag: String,
+    /// A store of its own for this platform (buildah/podman; see `Builder::for_platform`).
+    pub store: Option<StoreRoots>,
+    pub output: Output,
+    pub log: PathBuf,
+}
+
+/// Where a build's image goes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "to", rename_all = "kebab-case")]
+pub enum Output {
+    /// Pushed by digest to this repository; the builder's tag is removed afterwards.
+    Push { repository: String },
+    /// Kept in the node's store, also tagged with these names.
+    Store { also_tagged: Vec<String> },
+}
+
+/// Write one image's index: the platforms built in this run plus those published before.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assemble {
+    pub repository: String,
+    /// In the order written: the version tag last, so its presence proves the others were written.
+    pub tags: Vec<String>,
+}
+
+/// Where a run's images go, as the plan needs to know it.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// A registry: `REGISTRY` for builds, and the prefix of repositories.
+    Registry { name: String },
+    /// The node's local store, images tagged `NAME/image:VERSION`.
+    Store { name: String },
+}
+
+impl Destination {
+    fn name(&self) -> &str {
+        match self {
+            Destination::Registry { name } | Destination::Store { name } => name,
+        }
+    }
+}
+
+/// What a run is given to plan its steps.
+pub struct Inputs<'a> {
+    pub project: &'a Project,
+    pub destination: Destination,
+    /// The builder, when something is to be built.
+    pub builder: Option<&'a Builder>,
+    pub slots: usize,
+    pub log_dir: PathBuf,
+    /// Makes the builder tags of a run private to it (pushed images only).
+    pub run_id: String,
+    pub builder_args: Vec<String>,
+}
+
+/// The steps that build every image of `images` that needs it, parents first.
+pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
+    let nodes = match inputs.builder {
+        Some(b) if images.iter().any(ImagePlan::needs_build) => vec![Node {
+            id: NodeId(0),
+            name: "local".into(),
+            builder: b.describe(),
+            native_platforms: b.native_platforms(),
+            slots: inputs.slots.max(1),
+        }],
+        _ => Vec::new(),
+    };
+    let mut steps: Vec<Step> = Vec::new();
+    // Per context index: the steps its children wait for.
+    let mut done_by: BTreeMap<usize, Vec<StepId>> = BTreeMap::new();
+    for (i, image) in images.iter().enumerate() {
+        if !image.needs_build() || nodes.is_empty() {
+            continue;
+        }
+        let after: Vec<StepId> = image
+            .waits_for
+            .iter()
+            .flat_map(|c| done_by.get(c).cloned().unwrap_or_default())
+            .collect();
+        let mut builds = Vec::new();
+        for platform in image.to_build() {
+            let id = StepId(steps.len());
+            let build = build_step(image, &platform, inputs);
+            steps.push(Step {
+                id,
+                image: ImageId(i),
+                waits_for: after.clone(),
+                action: Action::Build(Box::new(build)),
+            });
+            builds.push(id);
+        }
+        let finished = match &inputs.destination {
+            Destination::Registry { name } => {
+                let id = StepId(steps.len());
+                steps.push(Step {
+                    id,
+                    image: ImageId(i),
+                    waits_for: builds,
+                    action: Action::Assemble(Assemble {
+                        repository: format!("{name}/{}", image.name),
+                        tags: vec!["latest".into(), image.version.clone()],
+                    }),
+                });
+                vec![id]
+            }
+            Destination::Store { .. } => builds,
+        };
+        done_by.insert(image.ctx, finished);
+    }
+    Plan {
+        images,
+        destination: inputs.destination.name().to_string(),
+        nodes,
+        steps,
+    }
+}
+
+fn build_step(image: &ImagePlan, platform: &Platform, inputs: &Inputs) -> Build {
+    let ctx = &inputs.project.contexts[image.ctx];
+    let builder = inputs.builder.expect("a node builds");
+    let registry = inputs.destination.name().to_string();
+    let slug = platform.to_string().replace('/', "-");
+    let (tag, output, store) = match &inputs.destination {
+        // Private to this run: two runs building one version at once must not swap images.
+        Destination::Registry { name } => (
+            format!(
+                "cip.local/run-{}/{}:{}-{slug}",
+                inputs.run_id, image.name, image.version
+            ),
+            Output::Push {
+                repository: format!("{name}/{}", image.name),
+            },
+            builder.platform_store(platform),
+        ),
+        Destination::Store { name } => (
+            format!("{name}/{}:{}", image.name, image.version),
+            Output::Store {
+                also_tagged: vec![format!("{name}/{}:latest", image.name)],
+            },
+            None,
+        ),
+    };
+    Build {
+        platform: platform.clone(),
+        node: NodeId(0),
+        emulated: !emulation::runs_natively(platform, &builder.native_platforms()),
+        context_dir: ctx.dir.clone(),
+        dockerfile: ctx.dockerfile.clone(),
+        build_args: BTreeMap::from([("REGISTRY".to_string(), registry)]),
+        builder_args: inputs.builder_args.clone(),
+        tag,
+        store,
+        output,
+        log: inputs
+            .log_dir
+            .join(format!("{}-{}-{slug}.log", image.name, image.version)),
+    }
+}
+
+impl Plan {
+    pub fn image(&self, id: ImageId) -> &ImagePlan {
+        &self.images[id.0]
+    }
+
+    pub fn step(&self, id: StepId) -> &Step {
+        &self.steps[id.0]
+    }
+
+    /// The build steps of the plan.
+    pub fn builds(&self) -> impl Iterator<Item = (&Step, &Build)> {
+        self.steps.iter().filter_map(|s| match &s.action {
+            Action::Build(b) => Some((s, b.as_ref())),
+            Action::Assemble(_) => None,
+        })
+    }
+
+    /// The platforms the plan builds, each once.
+    pub fn platforms_built(&self) -> Vec<Platform> {
+        let mut v: Vec<Platform> = self.builds().map(|(_, b)| b.platform.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}

@@ -1,0 +1,159 @@
+//! The plan is the run: `cip plan --json` lists the steps a publish executes, and the publish runs
+//! exactly those, in an order the plan allows. Real registry, real buildah.
+mod common;
+
+use std::collections::HashMap;
+
+use common::workspace::{text, Workspace};
+use common::TestRegistry;
+use serde_json::Value;
+
+fn json(out: &std::process::Output) -> Value {
+    assert!(out.status.success(), "{}", text(out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+#[test]
+fn a_publish_executes_exactly_the_steps_its_plan_lists() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let addr = reg.addr();
+    let plan = json(&ws.cip(&["plan", "--local-registry", &addr, "--json"]));
+    assert_eq!(plan["schema_version"], 2);
+
+    // One node, the local builder, and per image one build (the local platform) and one assemble.
+    let nodes = plan["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{plan:#}");
+    assert!(nodes[0]["builder"]
+        .as_str()
+        .unwrap()
+        .starts_with("buildah "));
+    let steps = plan["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 8, "{plan:#}");
+    let images: Vec<&str> = plan["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    let by_id: HashMap<u64, &Value> = steps
+        .iter()
+        .map(|s| (s["id"].as_u64().unwrap(), s))
+        .collect();
+    for s in steps {
+        let image = images[s["image"].as_u64().unwrap() as usize];
+        match s["action"].as_str().unwrap() {
+            "build" => {
+                assert_eq!(s["platform"], "linux/amd64");
+                assert_eq!(s["node"], 0);
+                assert_eq!(s["emulated"], false);
+                assert_eq!(s["build_args"]["REGISTRY"], addr.as_str());
+                assert_eq!(s["output"]["to"], "push");
+                assert_eq!(s["output"]["repository"], format!("{addr}/{image}"));
+                let log = s["log"].as_str().unwrap();
+                assert!(
+                    log.ends_with(&format!(".cip/logs/{image}-1.0.0-linux-amd64.log")),
+                    "{log}"
+                );
+            }
+            "assemble" => {
+                assert_eq!(s["tags"], serde_json::json!(["latest", "1.0.0"]));
+                let waits = s["waits_for"].as_array().unwrap();
+                assert!(
+                    waits
+                        .iter()
+                        .all(|w| by_id[&w.as_u64().unwrap()]["action"] == "build"),
+                    "an index waits for its builds: {s}"
+                );
+            }
+            other => panic!("unknown action {other}"),
+        }
+    }
+    // app's build waits for the indexes of both its parents.
+    let app = images.iter().position(|n| *n == "app").unwrap() as u64;
+    let app_build = steps
+        .iter()
+        .find(|s| s["image"] == app && s["action"] == "build")
+        .unwrap();
+    let parents: Vec<&str> = app_build["waits_for"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            let dep = by_id[&w.as_u64().unwrap()];
+            assert_eq!(dep["action"], "assemble");
+            images[dep["image"].as_u64().unwrap() as usize]
+        })
+        .collect();
+    assert_eq!(parents, ["hello", "tools"]);
+
+    // The run: the same step ids, every one succeeded, none started before what it waits for ended.
+    let run = json(&ws.cip(&["publish-locally", "--local-registry", &addr, "--json"]));
+    let ran = run["steps"].as_array().unwrap();
+    let ran_ids: Vec<u64> = ran.iter().map(|s| s["id"].as_u64().unwrap()).collect();
+    let planned_ids: Vec<u64> = steps.iter().map(|s| s["id"].as_u64().unwrap()).collect();
+    assert_eq!(ran_ids, planned_ids);
+    let times: HashMap<u64, (f64, f64)> = ran
+        .iter()
+        .map(|s| {
+            assert_eq!(s["outcome"], "succeeded", "{s}");
+            let t = |k: &str| s[k].as_f64().unwrap();
+            (
+                s["id"].as_u64().unwrap(),
+                (t("started_seconds"), t("finished_seconds")),
+            )
+        })
+        .collect();
+    for s in steps {
+        let id = s["id"].as_u64().unwrap();
+        for w in s["waits_for"].as_array().unwrap() {
+            let dep = w.as_u64().unwrap();
+            assert!(
+                times[&dep].1 <= times[&id].0,
+                "step {id} started before step {dep} finished: {run:#}"
+            );
+        }
+        if s["action"] == "build" {
+            assert!(std::path::Path::new(s["log"].as_str().unwrap()).is_file());
+        }
+    }
+
+    // Once everything is published, the plan has no step and finds no builder.
+    let calls = ws.buildah_calls().len();
+    let done = json(&ws.cip(&["plan", "--local-registry", &addr, "--json"]));
+    assert_eq!(done["steps"], serde_json::json!([]));
+    assert_eq!(done["nodes"], serde_json::json!([]));
+    assert_eq!(
+        ws.buildah_calls().len(),
+        calls,
+        "a plan with nothing to build runs no builder"
+    );
+}
+
+#[test]
+fn plan_store_shows_what_build_would_do_and_dry_runs_print_the_steps() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let addr = reg.addr();
+    let plan = json(&ws.cip(&["plan", "--store", "--local-registry", &addr, "--json"]));
+    let steps = plan["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 4, "cip build has no assemble step: {plan:#}");
+    for s in steps {
+        assert_eq!(s["action"], "build");
+        assert_eq!(s["output"]["to"], "store");
+        let tag = s["tag"].as_str().unwrap();
+        assert!(
+            tag.starts_with(&format!("{addr}/")) && tag.ends_with(":1.0.0"),
+            "{tag}"
+        );
+    }
+    let dry = ws.cip(&["publish-locally", "--local-registry", &addr, "--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry));
+    let out = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        out.contains("STEP") && out.contains("build linux/amd64, push"),
+        "{out}"
+    );
+    assert!(out.contains("tag latest, 1.0.0"), "{out}");
+    assert_eq!(ws.builds(), 0, "plans and dry runs build nothing");
+}
