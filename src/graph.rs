@@ -7,9 +7,9 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
-use crate::diagnostics::Problem;
+use crate::diagnostics::{edit_distance, Problem};
 use crate::platform::Platform;
-use crate::project::dockerfile::{RefKind, RegistryRef};
+use crate::project::dockerfile::{kind_label, RefKind, RegistryRef};
 use crate::project::{Context, Project};
 
 /// Why a child depends on a parent: the first reference to it in the child's Dockerfile.
@@ -320,14 +320,6 @@ fn check_reference(
     out
 }
 
-fn kind_label(kind: RefKind) -> &'static str {
-    match kind {
-        RefKind::From => "FROM",
-        RefKind::CopyFrom => "COPY --from",
-        RefKind::MountFrom => "RUN --mount from=",
-    }
-}
-
 fn unknown_hint(project: &Project, name: &str) -> String {
     let closest = project
         .contexts
@@ -341,23 +333,6 @@ fn unknown_hint(project: &Project, name: &str) -> String {
             "add a context directory contexts/NN-{name}, or refer to an external image without ${{REGISTRY}}"
         ),
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for j in 0..b.len() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != b[j]))
-                .min(row[j] + 1)
-                .min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 fn cycle_problem(project: &Project, cycle: &[usize]) -> Problem {
@@ -426,16 +401,4 @@ fn platform_problem(
             child.dir_name
         ))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn edit_distance_works() {
-        assert_eq!(edit_distance("base-dev", "base-dev"), 0);
-        assert_eq!(edit_distance("base-dev", "bse-dev"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-    }
 }

@@ -404,3 +404,289 @@ fn help_lists_subcommands() {
         );
     }
 }
+
+#[test]
+fn what_builders_reject_is_a_check_error() {
+    let (code, problems, doc) = check("unbuildable");
+    assert_eq!(code, 1);
+    let dockerfile = |d: &str| format!("contexts/{d}/Dockerfile");
+    let info = |d: &str| format!("contexts/{d}/info.edn");
+    let expected = [
+        one("error", "bad-name", "contexts/01-a_-b", None),
+        one("error", "bad-dockerfile", &dockerfile("01-binary"), Some(2)),
+        one("error", "bad-version", &info("01-build-meta"), Some(1)),
+        one("error", "empty-dockerfile", &dockerfile("01-empty"), None),
+        one("error", "bad-version", &info("01-float"), Some(1)),
+        one(
+            "error",
+            "bad-version",
+            "contexts/01-long-version/VERSION",
+            Some(1),
+        ),
+        one("error", "no-from", &dockerfile("01-no-from"), None),
+        one(
+            "error",
+            "unclosed-variable",
+            &dockerfile("01-unclosed"),
+            Some(2),
+        ),
+        one(
+            "error",
+            "unclosed-variable",
+            &dockerfile("01-unclosed"),
+            Some(4),
+        ),
+        one(
+            "error",
+            "unclosed-variable",
+            &dockerfile("01-unclosed"),
+            Some(5),
+        ),
+        one(
+            "error",
+            "unknown-instruction",
+            &dockerfile("01-unknown"),
+            Some(3),
+        ),
+    ];
+    assert_eq!(problems, expected);
+    let message = |code: &str, file: &str| -> String {
+        let p = doc["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["code"] == code && p["file"].as_str().unwrap().contains(file))
+            .unwrap_or_else(|| panic!("no {code} in {file}"));
+        format!("{} / {}", p["message"], p["hint"])
+    };
+    let has = |code: &str, file: &str, what: &str| {
+        let m = message(code, file);
+        assert!(m.contains(what), "{code} {file}: {m}");
+    };
+    has("bad-version", "01-build-meta", "'+' is not allowed in tags");
+    has("bad-version", "01-long-version", "at most 128");
+    has("bad-version", "01-float", "found the number 1.2");
+    has(
+        "bad-version",
+        "01-float",
+        r#":version must be a string like \"1.2.0\""#,
+    );
+    has("unclosed-variable", "01-unclosed", "unclosed ${");
+    has("unknown-instruction", "01-unknown", "did you mean RUN?");
+    has("bad-name", "01-a_-b", "\\\"a_-b\\\"");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files cip must not read: symlinks out of the project, FIFOs, devices, huge files.
+// ---------------------------------------------------------------------------------------------
+
+/// A project in a temporary directory: `contexts/DIR/FILE` = content for each entry.
+fn scratch_project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        let path = tmp.path().join("contexts").join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    tmp
+}
+
+/// Runs cip with `env`, killing it after `limit` (a hang is a failure, not a stuck test run).
+/// Returns the exit code and its stdout and stderr as bytes.
+fn cip_timed(
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: std::time::Duration,
+) -> (i32, Vec<u8>, Vec<u8>) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let (out, err) = (out_dir.path().join("out"), out_dir.path().join("err"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cip"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("NO_COLOR", "1")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("run cip");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "cip {args:?} still running after {limit:?}; stderr so far:\n{}",
+                String::from_utf8_lossy(&std::fs::read(&err).unwrap())
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    (
+        status.code().unwrap_or(-1),
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&err).unwrap(),
+    )
+}
+
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn metadata_symlinked_out_of_the_project_is_not_read_or_echoed() {
+    // Each metadata file in turn is a link to cip's own environment, which holds a password.
+    let cases = [
+        ("VERSION", "contexts/00-a/VERSION"),
+        ("PLATFORMS_OVERRIDE", "contexts/00-a/PLATFORMS_OVERRIDE"),
+        ("info.edn", "contexts/00-a/info.edn"),
+        ("Dockerfile", "contexts/00-a/Dockerfile"),
+    ];
+    for (file, rel) in cases {
+        let mut files = vec![("00-a/Dockerfile", "FROM scratch\n")];
+        if file == "info.edn" {
+            files.push(("00-a/info.edn", "{:version \"1.0.0\"}\n"));
+        } else {
+            files.push(("00-a/VERSION", "1.0.0\n"));
+        }
+        let tmp = scratch_project(&files);
+        let link = tmp.path().join(rel);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/proc/self/environ", &link).unwrap();
+        let dir = tmp.path().to_str().unwrap();
+        let env = [("CIP_PASSWORD", "hunter2-secret")];
+        let runs = [
+            vec!["check", "-C", dir],
+            vec!["check", "--json", "-C", dir],
+            // The building commands load the project the same way, before any registry is asked.
+            vec!["publish", "--remote-registry", "127.0.0.1:9", "-C", dir],
+        ];
+        for args in runs {
+            let (code, out, err) = cip_timed(&args, &env, LIMIT);
+            let all = [out, err].concat();
+            let text = String::from_utf8_lossy(&all);
+            assert_ne!(code, 0, "{file} {args:?}: {text}");
+            assert!(!contains(&all, b"hunter2"), "{file} {args:?}: {text}");
+            assert!(
+                text.contains("is a symlink to /proc/self/environ, which is outside the project"),
+                "{file} {args:?}: {text}"
+            );
+            assert!(text.contains("outside-project"), "{file} {args:?}: {text}");
+        }
+    }
+}
+
+#[test]
+fn fifos_devices_and_huge_files_are_refused_without_hanging() {
+    let ok = [
+        ("00-a/Dockerfile", "FROM scratch\n"),
+        ("00-a/info.edn", "{:version \"1.0.0\"}\n"),
+    ];
+    let mkfifo = |p: &Path| {
+        let _ = std::fs::remove_file(p);
+        let status = Command::new("mkfifo").arg(p).status().unwrap();
+        assert!(status.success());
+    };
+    let mknod_zero = |p: &Path| {
+        let _ = std::fs::remove_file(p);
+        // The same device as /dev/zero, inside the project (cip runs as root here).
+        let status = Command::new("mknod").arg(p).args(["c", "1", "5"]).status();
+        assert!(status.unwrap().success(), "mknod {}", p.display());
+    };
+    let link_zero = |p: &Path| {
+        let _ = std::fs::remove_file(p);
+        std::os::unix::fs::symlink("/dev/zero", p).unwrap();
+    };
+    let huge = |size: usize| move |p: &Path| std::fs::write(p, " ".repeat(size)).unwrap();
+    type Make<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Make, &str, &str); 7] = [
+        (
+            "info.edn",
+            &mkfifo,
+            "not-a-file",
+            "is not a regular file (a FIFO",
+        ),
+        (
+            "Dockerfile",
+            &mkfifo,
+            "not-a-file",
+            "is not a regular file (a FIFO",
+        ),
+        (
+            "info.edn",
+            &mknod_zero,
+            "not-a-file",
+            "is not a regular file (a character device)",
+        ),
+        (
+            "Dockerfile",
+            &mknod_zero,
+            "not-a-file",
+            "is not a regular file (a character device)",
+        ),
+        (
+            "info.edn",
+            &link_zero,
+            "outside-project",
+            "is a symlink to /dev/zero",
+        ),
+        (
+            "info.edn",
+            &huge((1 << 20) + 1),
+            "too-large",
+            "is larger than 1 MiB",
+        ),
+        (
+            "Dockerfile",
+            &huge((4 << 20) + 1),
+            "too-large",
+            "is larger than 4 MiB",
+        ),
+    ];
+    for (file, make, code, message) in cases {
+        let tmp = scratch_project(&ok);
+        make(&tmp.path().join("contexts/00-a").join(file));
+        let dir = tmp.path().to_str().unwrap();
+        let (exit, out, err) = cip_timed(&["check", "--json", "-C", dir], &[], LIMIT);
+        let doc: Value = serde_json::from_slice(&out)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&err)));
+        assert_eq!(exit, 1, "{file}: {doc}");
+        let p = &doc["problems"][0];
+        assert_eq!(p["code"], code, "{file}: {doc}");
+        assert!(
+            p["message"].as_str().unwrap().contains(message),
+            "{file}: {doc}"
+        );
+        assert!(p["file"].as_str().unwrap().ends_with(file), "{file}: {doc}");
+    }
+}
+
+#[test]
+fn control_characters_never_reach_the_terminal_raw() {
+    let tmp = scratch_project(&[
+        (
+            "00-a/Dockerfile",
+            "ARG REGISTRY\nFROM ${REGISTRY}/\x1b]0;title\x07:1\n",
+        ),
+        ("00-a/info.edn", "{:version \"1.0.0\"}\n"),
+        ("01-b/Dockerfile", "FROM scratch\nRUN\x1b[2J true\n"),
+        ("01-b/info.edn", "{:version \"1.0.0\x07\"}\n"),
+    ]);
+    let dir = tmp.path().to_str().unwrap();
+    for args in [vec!["check", "-C", dir], vec!["check", "--json", "-C", dir]] {
+        let (code, out, err) = cip_timed(&args, &[], LIMIT);
+        let all = [out, err].concat();
+        let text = String::from_utf8_lossy(&all);
+        assert_eq!(code, 1, "{text}");
+        assert!(
+            !all.contains(&0x1b) && !all.contains(&0x07),
+            "{args:?}: {text:?}"
+        );
+        assert!(text.contains("unknown-image"), "{text}");
+        assert!(text.contains("bad-version"), "{text}");
+        assert!(text.contains("unknown-instruction"), "{text}");
+    }
+}
