@@ -96,6 +96,11 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Sorts problems by file and line, errors first at the same place.
+pub fn sort(problems: &mut [Problem]) {
+    problems.sort_by(|a, b| (&a.file, a.line, a.severity).cmp(&(&b.file, b.line, b.severity)));
+}
+
 /// Longest prefix of a bad value that messages quote: enough to recognise it, too little to leak a
 /// file of secrets.
 pub const QUOTE_LIMIT: usize = 40;

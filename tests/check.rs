@@ -4,6 +4,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+use common::workspace::{results, text, Workspace};
+
 fn fixture(case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/check")
@@ -689,4 +692,111 @@ fn control_characters_never_reach_the_terminal_raw() {
         assert!(text.contains("bad-version"), "{text}");
         assert!(text.contains("unknown-instruction"), "{text}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Builder capabilities: heredocs with a builder that cannot build them (buildah 1.28 here).
+// ---------------------------------------------------------------------------------------------
+
+/// The version of the buildah installed here, e.g. `1.28.2`.
+fn buildah_version() -> String {
+    let out = Command::new("buildah").arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().nth(2).unwrap().to_string()
+}
+
+#[test]
+fn check_with_a_builder_reports_heredocs_it_cannot_build() {
+    let version = buildah_version();
+    assert!(
+        version.starts_with("1.") && version.as_str() < "1.35",
+        "{version}"
+    );
+    let ws = Workspace::new(&fixture("heredoc"));
+    // Without --builder, check stays builder-agnostic: heredocs are fine, nothing is probed.
+    let out = ws.cip(&["check"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(ws.buildah_calls().is_empty(), "{:?}", ws.buildah_calls());
+
+    for builder in ["buildah", "auto"] {
+        let out = ws.cip(&["check", "--builder", builder]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            stderr.contains("error[builder-lacks-heredocs]: ")
+                && stderr.contains("contexts/01-heredoc/Dockerfile:4: "),
+            "{stderr}"
+        );
+        assert!(stderr.contains(&format!("buildah {version}")), "{stderr}");
+        assert!(stderr.contains("buildah 1.35+ / podman 5.0+"), "{stderr}");
+        assert!(stderr.contains("1 error(s)"), "{stderr}");
+    }
+
+    let out = ws.cip(&["check", "--json", "--builder", "podman"]);
+    let doc: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert!(
+        doc["builder"].as_str().unwrap().starts_with("podman "),
+        "{doc}"
+    );
+    let p = &doc["problems"][0];
+    assert_eq!(p["code"], "builder-lacks-heredocs", "{doc}");
+    assert_eq!(p["line"], 4, "{doc}");
+    assert!(
+        p["hint"]
+            .as_str()
+            .unwrap()
+            .contains("buildah 1.35+ / podman 5.0+"),
+        "{doc}"
+    );
+}
+
+/// Appends a heredoc RUN to a context's Dockerfile; returns the line it starts on.
+fn add_heredoc(ws: &Workspace, dir: &str) -> usize {
+    let path = ws.context(dir).join("Dockerfile");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let line = text.lines().count() + 1;
+    text.push_str("RUN <<EOF\necho heredoc > /heredoc.txt\nEOF\n");
+    std::fs::write(&path, text).unwrap();
+    line
+}
+
+#[test]
+fn build_refuses_heredocs_before_any_build_and_only_for_what_it_builds() {
+    let ws = Workspace::demo();
+    let clean = std::fs::read_to_string(ws.context("02-app").join("Dockerfile")).unwrap();
+    let line = add_heredoc(&ws, "02-app");
+    let build = ["build", "--local-registry", "localhost:5999", "--json"];
+    let out = ws.cip(&build);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        stderr.contains(&format!("contexts/02-app/Dockerfile:{line}: ")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("buildah 1.35+ / podman 5.0+"), "{stderr}");
+    assert!(stderr.contains("nothing was built"), "{stderr}");
+    assert_eq!(ws.builds(), 0, "{:?}", ws.buildah_calls());
+
+    // Without heredocs the same tree builds as before.
+    std::fs::write(ws.context("02-app").join("Dockerfile"), clean).unwrap();
+    let out = ws.cip(&build);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(ws.builds(), 4);
+
+    // A heredoc in an image that is not rebuilt does not matter: only app is built here.
+    add_heredoc(&ws, "00-busybox");
+    let forced = [&build[..], &["--force", "app", "--allow-drift"]].concat();
+    let out = ws.cip(&forced);
+    assert!(out.status.success(), "{}", text(&out));
+    let built: Vec<_> = results(&out)
+        .into_iter()
+        .filter(|r| r.1 == "built")
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(built, ["app"], "{}", text(&out));
+    assert_eq!(ws.builds(), 5);
 }

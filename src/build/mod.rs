@@ -32,6 +32,7 @@ use crate::platform::Platform;
 
 mod buildah;
 pub mod buildkit;
+pub mod capabilities;
 mod docker;
 pub mod emulation;
 pub mod process;
@@ -275,6 +276,11 @@ impl Builder {
             Engine::Podman => BuilderKind::Podman,
             Engine::Docker => BuilderKind::Docker,
         }
+    }
+
+    /// The version the program reports, e.g. `1.28.2`.
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// What the user is told builds, e.g. `buildah 1.28.2` or

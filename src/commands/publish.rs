@@ -250,6 +250,9 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
         Some(b) => b,
         None => detect_builder(args)?,
     };
+    // Features the builder lacks (heredocs) fail here, before any build, not midway.
+    let building = plans.iter().filter(|p| p.needs_build()).map(|p| p.ctx);
+    crate::build::capabilities::refuse_unsupported(&loaded.project, building, &builder)?;
     emulation::check(&needed, &builder.native_platforms()).map_err(anyhow::Error::msg)?;
 
     let certs = cert_dir(&args.connect.ca_cert)?;
