@@ -800,3 +800,41 @@ fn build_refuses_heredocs_before_any_build_and_only_for_what_it_builds() {
     assert_eq!(built, ["app"], "{}", text(&out));
     assert_eq!(ws.builds(), 5);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Builder failures caused by the machine get a hint.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn hybrid_cgroups_failure_names_the_fix() {
+    // The real condition (a host with hybrid cgroups v1/v2) cannot be made here: a buildah on PATH
+    // that fails its builds with buildah's own message stands in for it; every other call is real.
+    let ws = Workspace::demo();
+    let bin = tempfile::tempdir().unwrap();
+    common::write_executable(
+        &bin.path().join("buildah"),
+        "#!/bin/sh\ncase \" $* \" in *\" bud \"*|*\" build \"*)\n\
+         echo 'STEP 1/3: FROM scratch' >&2\n\
+         echo 'error running container: cgroups in hybrid mode not supported' >&2\n\
+         exit 1;;\nesac\nexec /usr/bin/buildah \"$@\"\n",
+    );
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = ws.cip_env(
+        &["build", "--local-registry", "localhost:5999"],
+        &[("PATH", path.as_str())],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        stderr.contains("cgroups in hybrid mode not supported"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: set BUILDAH_ISOLATION=chroot (or pass --isolation chroot after --)"),
+        "{stderr}"
+    );
+}
