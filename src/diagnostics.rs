@@ -107,14 +107,15 @@ pub const QUOTE_LIMIT: usize = 40;
 
 /// A value for a message: quoted, escaped, at most [`QUOTE_LIMIT`] characters of it (then `...`).
 pub fn quote(value: &str) -> String {
+    format!("\"{}\"", short(value))
+}
+
+/// [`quote`] without the quotes, for values inside a larger text (`${REGISTRY}/NAME`).
+pub fn short(value: &str) -> String {
     let mut chars = value.chars();
     let prefix: String = chars.by_ref().take(QUOTE_LIMIT).collect();
     let more = chars.next().is_some();
-    format!(
-        "\"{}{}\"",
-        prefix.escape_debug(),
-        if more { "..." } else { "" }
-    )
+    format!("{}{}", prefix.escape_debug(), if more { "..." } else { "" })
 }
 
 /// Characters that change what a terminal shows: C0/C1 controls (but newline and tab) and the

@@ -7,7 +7,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
-use crate::diagnostics::{edit_distance, Problem};
+use crate::diagnostics::{edit_distance, short, Problem};
 use crate::platform::Platform;
 use crate::project::dockerfile::{kind_label, RefKind, RegistryRef};
 use crate::project::{Context, Project};
@@ -283,7 +283,10 @@ fn check_reference(
             out.push(
                 here(Problem::error(
                     "unknown-image",
-                    format!("${{REGISTRY}}/{} is not a context of this project", r.name),
+                    format!(
+                        "${{REGISTRY}}/{} is not a context of this project",
+                        short(&r.name)
+                    ),
                 ))
                 .hint(unknown_hint(project, &r.name)),
             );
@@ -307,8 +310,10 @@ fn check_reference(
             here(Problem::warning(
                 "stale-reference",
                 format!(
-                    "refers to {}:{tag} but {} is at version {current}",
-                    r.name, parent.dir_name
+                    "refers to {}:{} but {} is at version {current}",
+                    r.name,
+                    short(tag),
+                    parent.dir_name
                 ),
             ))
             .hint(
@@ -330,7 +335,8 @@ fn unknown_hint(project: &Project, name: &str) -> String {
     match closest {
         Some((_, n)) => format!("did you mean {n:?}? (a context directory NN-{n} exists)"),
         None => format!(
-            "add a context directory contexts/NN-{name}, or refer to an external image without ${{REGISTRY}}"
+            "add a context directory contexts/NN-{}, or refer to an external image without ${{REGISTRY}}",
+            short(name)
         ),
     }
 }

@@ -669,6 +669,8 @@ fn fifos_devices_and_huge_files_are_refused_without_hanging() {
 
 #[test]
 fn control_characters_never_reach_the_terminal_raw() {
+    // A value too long to be useful in a message is quoted short.
+    let long_from = format!("ARG REGISTRY\nFROM ${{REGISTRY}}/{}:1\n", "y".repeat(1000));
     let tmp = scratch_project(&[
         (
             "00-a/Dockerfile",
@@ -677,6 +679,8 @@ fn control_characters_never_reach_the_terminal_raw() {
         ("00-a/info.edn", "{:version \"1.0.0\"}\n"),
         ("01-b/Dockerfile", "FROM scratch\nRUN\x1b[2J true\n"),
         ("01-b/info.edn", "{:version \"1.0.0\x07\"}\n"),
+        ("02-c/Dockerfile", &long_from),
+        ("02-c/info.edn", "{:version \"1.0.0\"}\n"),
     ]);
     let dir = tmp.path().to_str().unwrap();
     for args in [vec!["check", "-C", dir], vec!["check", "--json", "-C", dir]] {
@@ -691,6 +695,8 @@ fn control_characters_never_reach_the_terminal_raw() {
         assert!(text.contains("unknown-image"), "{text}");
         assert!(text.contains("bad-version"), "{text}");
         assert!(text.contains("unknown-instruction"), "{text}");
+        assert!(text.contains(&format!("{}...", "y".repeat(40))), "{text}");
+        assert!(!text.contains(&"y".repeat(41)), "{text}");
     }
 }
 
@@ -836,5 +842,42 @@ fn hybrid_cgroups_failure_names_the_fix() {
     assert!(
         stderr.contains("hint: set BUILDAH_ISOLATION=chroot (or pass --isolation chroot after --)"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn info_edn_with_a_byte_order_mark_is_read_and_kept_by_a_bump() {
+    let tmp = scratch_project(&[
+        ("00-base/Dockerfile", "FROM scratch\n"),
+        (
+            "00-base/info.edn",
+            "\u{feff}{:version \"1.0.0\" :owner \"me\"}\n",
+        ),
+        (
+            "01-child/Dockerfile",
+            "ARG REGISTRY\nFROM ${REGISTRY}/base:1.0.0\n",
+        ),
+        (
+            "01-child/info.edn",
+            "\u{feff};; child\n{:version \"2.0.0\"}\n",
+        ),
+    ]);
+    let dir = tmp.path().to_str().unwrap();
+    let (code, _, err) = cip_timed(&["check", "-C", dir], &[], LIMIT);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    let (code, _, err) = cip_timed(&["bump", "base", "minor", "-C", dir], &[], LIMIT);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    let read = |f: &str| std::fs::read_to_string(tmp.path().join("contexts").join(f)).unwrap();
+    assert_eq!(
+        read("00-base/info.edn"),
+        "\u{feff}{:version \"1.1.0\" :owner \"me\"}\n"
+    );
+    assert_eq!(
+        read("01-child/info.edn"),
+        "\u{feff};; child\n{:version \"2.0.1\"}\n"
+    );
+    assert_eq!(
+        read("01-child/Dockerfile"),
+        "ARG REGISTRY\nFROM ${REGISTRY}/base:1.1.0\n"
     );
 }
