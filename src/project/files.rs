@@ -23,10 +23,20 @@ pub struct Allowed {
 
 impl Allowed {
     pub fn new(project: &Path, context: &Path) -> Allowed {
-        let roots = [project, context]
-            .iter()
-            .filter_map(|p| fs::canonicalize(p).ok())
-            .collect();
+        Allowed::project(project).and(context)
+    }
+
+    /// The project directory alone (canonicalised once per scan).
+    pub fn project(project: &Path) -> Allowed {
+        Allowed {
+            roots: fs::canonicalize(project).into_iter().collect(),
+        }
+    }
+
+    /// These roots and `dir`.
+    pub fn and(&self, dir: &Path) -> Allowed {
+        let mut roots = self.roots.clone();
+        roots.extend(fs::canonicalize(dir));
         Allowed { roots }
     }
 

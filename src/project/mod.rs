@@ -82,9 +82,10 @@ pub fn scan(root: &Path) -> anyhow::Result<Project> {
     }
     dirs.sort();
 
+    let project_files = Allowed::project(root);
     let results: Vec<Scanned> = dirs
         .into_par_iter()
-        .map(|(dir_name, dir)| read_context(root, &dir_name, &dir))
+        .map(|(dir_name, dir)| read_context(&project_files, &dir_name, &dir))
         .collect();
 
     let mut project = Project {
@@ -112,10 +113,10 @@ pub fn scan(root: &Path) -> anyhow::Result<Project> {
 type Scanned = (String, Result<Context, Vec<Problem>>, Vec<Problem>);
 
 /// Reads one context directory.
-fn read_context(root: &Path, dir_name: &str, dir: &Path) -> Scanned {
+fn read_context(project_files: &Allowed, dir_name: &str, dir: &Path) -> Scanned {
     let (order, name) = context::split_dir_name(dir_name);
     let name = name.to_string();
-    let allowed = Allowed::new(root, dir);
+    let allowed = project_files.and(dir);
     let mut errors = Vec::new();
     let mut usable = Vec::new();
     if !context::valid_image_name(&name) {
