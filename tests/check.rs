@@ -757,6 +757,54 @@ fn check_with_a_builder_reports_heredocs_it_cannot_build() {
     );
 }
 
+#[test]
+fn check_with_docker_20_wants_a_syntax_line_for_heredocs() {
+    // docker 20.10's BuildKit builds heredocs only with a `# syntax=` frontend, which it pulls.
+    let dockerd = common::docker::TestDockerd::start();
+    let host = dockerd.host();
+    let env = [("DOCKER_HOST", host.as_str())];
+    let ws = Workspace::new(&fixture("heredoc"));
+    let out = ws.cip_env(&["check", "--json", "--builder", "docker"], &env);
+    let doc: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert_eq!(out.status.code(), Some(0), "{doc}");
+    assert!(
+        doc["builder"].as_str().unwrap().starts_with("docker 20.10"),
+        "{doc}"
+    );
+    let p = &doc["problems"][0];
+    assert_eq!(
+        (&p["severity"], &p["code"]),
+        (&"warning".into(), &"frontend-pull".into()),
+        "{doc}"
+    );
+    assert!(
+        p["message"]
+            .as_str()
+            .unwrap()
+            .contains("docker/dockerfile:1.4.1"),
+        "{doc}"
+    );
+
+    // Without the syntax line, the built-in frontend cannot parse them.
+    let dockerfile = ws.context("01-heredoc").join("Dockerfile");
+    let text_now = std::fs::read_to_string(&dockerfile).unwrap();
+    let without = text_now.replace("# syntax=docker/dockerfile:1.4.1\n", "");
+    std::fs::write(&dockerfile, without).unwrap();
+    let out = ws.cip_env(&["check", "--builder", "docker"], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stderr.contains("contexts/01-heredoc/Dockerfile:3: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("docker 20.10"), "{stderr}");
+    assert!(
+        stderr.contains("# syntax=docker/dockerfile:1.4"),
+        "{stderr}"
+    );
+}
+
 /// Appends a heredoc RUN to a context's Dockerfile; returns the line it starts on.
 fn add_heredoc(ws: &Workspace, dir: &str) -> usize {
     let path = ws.context(dir).join("Dockerfile");
