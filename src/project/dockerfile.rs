@@ -97,6 +97,7 @@ pub struct Features {
     pub syntax: Option<SyntaxDirective>,
 }
 
+/// `# syntax=IMAGE` at the top of a Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyntaxDirective {
     /// As written, e.g. `docker/dockerfile:1.4.1`.
@@ -104,6 +105,7 @@ pub struct SyntaxDirective {
     pub line: usize,
 }
 
+/// A line that starts an instruction with a word no builder knows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnknownInstruction {
     pub line: usize,
@@ -111,6 +113,7 @@ pub struct UnknownInstruction {
     pub word: String,
 }
 
+/// An image string with an unclosed `${`: where it is and in which instruction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unclosed {
     pub kind: RefKind,
