@@ -57,6 +57,10 @@ pub enum Command {
         /// Print the problems as JSON (see docs/json.md)
         #[arg(long)]
         json: bool,
+        /// Also check that this builder can build every context (e.g. heredocs need buildah 1.35+);
+        /// `auto` detects it as the building commands do. Without it, check is builder-agnostic
+        #[arg(long, value_enum, value_name = "BUILDER")]
+        builder: Option<BuilderKind>,
     },
     /// Print the dependency graph: build batches and critical path, or DOT, Mermaid, JSON
     Graph {

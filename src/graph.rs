@@ -7,9 +7,9 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
-use crate::diagnostics::Problem;
+use crate::diagnostics::{edit_distance, short, Problem};
 use crate::platform::Platform;
-use crate::project::dockerfile::{RefKind, RegistryRef};
+use crate::project::dockerfile::{kind_label, RefKind, RegistryRef};
 use crate::project::{Context, Project};
 
 /// Why a child depends on a parent: the first reference to it in the child's Dockerfile.
@@ -283,7 +283,10 @@ fn check_reference(
             out.push(
                 here(Problem::error(
                     "unknown-image",
-                    format!("${{REGISTRY}}/{} is not a context of this project", r.name),
+                    format!(
+                        "${{REGISTRY}}/{} is not a context of this project",
+                        short(&r.name)
+                    ),
                 ))
                 .hint(unknown_hint(project, &r.name)),
             );
@@ -307,8 +310,10 @@ fn check_reference(
             here(Problem::warning(
                 "stale-reference",
                 format!(
-                    "refers to {}:{tag} but {} is at version {current}",
-                    r.name, parent.dir_name
+                    "refers to {}:{} but {} is at version {current}",
+                    r.name,
+                    short(tag),
+                    parent.dir_name
                 ),
             ))
             .hint(
@@ -318,14 +323,6 @@ fn check_reference(
         _ => {}
     }
     out
-}
-
-fn kind_label(kind: RefKind) -> &'static str {
-    match kind {
-        RefKind::From => "FROM",
-        RefKind::CopyFrom => "COPY --from",
-        RefKind::MountFrom => "RUN --mount from=",
-    }
 }
 
 fn unknown_hint(project: &Project, name: &str) -> String {
@@ -338,26 +335,10 @@ fn unknown_hint(project: &Project, name: &str) -> String {
     match closest {
         Some((_, n)) => format!("did you mean {n:?}? (a context directory NN-{n} exists)"),
         None => format!(
-            "add a context directory contexts/NN-{name}, or refer to an external image without ${{REGISTRY}}"
+            "add a context directory contexts/NN-{}, or refer to an external image without ${{REGISTRY}}",
+            short(name)
         ),
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for j in 0..b.len() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != b[j]))
-                .min(row[j] + 1)
-                .min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 fn cycle_problem(project: &Project, cycle: &[usize]) -> Problem {
@@ -426,16 +407,4 @@ fn platform_problem(
             child.dir_name
         ))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn edit_distance_works() {
-        assert_eq!(edit_distance("base-dev", "base-dev"), 0);
-        assert_eq!(edit_distance("base-dev", "bse-dev"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-    }
 }

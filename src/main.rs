@@ -28,7 +28,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Check { project, json } => commands::check::run(&project, json),
+        Command::Check {
+            project,
+            json,
+            builder,
+        } => commands::check::run(&project, json, builder),
         Command::Graph { project, format } => commands::graph::run(&project, format),
         Command::CascadeVersionUpdates { project, edit } => {
             commands::cascade::run(&project, None, &edit)

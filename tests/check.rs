@@ -4,6 +4,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+use common::workspace::{results, text, Workspace};
+
 fn fixture(case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/check")
@@ -403,4 +406,526 @@ fn help_lists_subcommands() {
             "{out}"
         );
     }
+}
+
+#[test]
+fn what_builders_reject_is_a_check_error() {
+    let (code, problems, doc) = check("unbuildable");
+    assert_eq!(code, 1);
+    let dockerfile = |d: &str| format!("contexts/{d}/Dockerfile");
+    let info = |d: &str| format!("contexts/{d}/info.edn");
+    let expected = [
+        one("error", "bad-name", "contexts/01-a_-b", None),
+        one("error", "bad-dockerfile", &dockerfile("01-binary"), Some(2)),
+        one("error", "bad-version", &info("01-build-meta"), Some(1)),
+        one("error", "empty-dockerfile", &dockerfile("01-empty"), None),
+        one("error", "bad-version", &info("01-float"), Some(1)),
+        one(
+            "error",
+            "bad-version",
+            "contexts/01-long-version/VERSION",
+            Some(1),
+        ),
+        one("error", "no-from", &dockerfile("01-no-from"), None),
+        one(
+            "error",
+            "unclosed-variable",
+            &dockerfile("01-unclosed"),
+            Some(2),
+        ),
+        one(
+            "error",
+            "unclosed-variable",
+            &dockerfile("01-unclosed"),
+            Some(4),
+        ),
+        one(
+            "error",
+            "unclosed-variable",
+            &dockerfile("01-unclosed"),
+            Some(5),
+        ),
+        one(
+            "error",
+            "unknown-instruction",
+            &dockerfile("01-unknown"),
+            Some(3),
+        ),
+    ];
+    assert_eq!(problems, expected);
+    let message = |code: &str, file: &str| -> String {
+        let p = doc["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["code"] == code && p["file"].as_str().unwrap().contains(file))
+            .unwrap_or_else(|| panic!("no {code} in {file}"));
+        format!("{} / {}", p["message"], p["hint"])
+    };
+    let has = |code: &str, file: &str, what: &str| {
+        let m = message(code, file);
+        assert!(m.contains(what), "{code} {file}: {m}");
+    };
+    has("bad-version", "01-build-meta", "'+' is not allowed in tags");
+    has("bad-version", "01-long-version", "at most 128");
+    has("bad-version", "01-float", "found the number 1.2");
+    has(
+        "bad-version",
+        "01-float",
+        r#":version must be a string like \"1.2.0\""#,
+    );
+    has("unclosed-variable", "01-unclosed", "unclosed ${");
+    has("unknown-instruction", "01-unknown", "did you mean RUN?");
+    has("bad-name", "01-a_-b", "\\\"a_-b\\\"");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files cip must not read: symlinks out of the project, FIFOs, devices, huge files.
+// ---------------------------------------------------------------------------------------------
+
+/// A project in a temporary directory: `contexts/DIR/FILE` = content for each entry.
+fn scratch_project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        let path = tmp.path().join("contexts").join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    tmp
+}
+
+/// Runs cip with `env`, killing it after `limit` (a hang is a failure, not a stuck test run).
+/// Returns the exit code and its stdout and stderr as bytes.
+fn cip_timed(
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: std::time::Duration,
+) -> (i32, Vec<u8>, Vec<u8>) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let (out, err) = (out_dir.path().join("out"), out_dir.path().join("err"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cip"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("NO_COLOR", "1")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("run cip");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "cip {args:?} still running after {limit:?}; stderr so far:\n{}",
+                String::from_utf8_lossy(&std::fs::read(&err).unwrap())
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    (
+        status.code().unwrap_or(-1),
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&err).unwrap(),
+    )
+}
+
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn metadata_symlinked_out_of_the_project_is_not_read_or_echoed() {
+    // Each metadata file in turn is a link to cip's own environment, which holds a password.
+    let cases = [
+        ("VERSION", "contexts/00-a/VERSION"),
+        ("PLATFORMS_OVERRIDE", "contexts/00-a/PLATFORMS_OVERRIDE"),
+        ("info.edn", "contexts/00-a/info.edn"),
+        ("Dockerfile", "contexts/00-a/Dockerfile"),
+    ];
+    for (file, rel) in cases {
+        let mut files = vec![("00-a/Dockerfile", "FROM scratch\n")];
+        if file == "info.edn" {
+            files.push(("00-a/info.edn", "{:version \"1.0.0\"}\n"));
+        } else {
+            files.push(("00-a/VERSION", "1.0.0\n"));
+        }
+        let tmp = scratch_project(&files);
+        let link = tmp.path().join(rel);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/proc/self/environ", &link).unwrap();
+        let dir = tmp.path().to_str().unwrap();
+        let env = [("CIP_PASSWORD", "hunter2-secret")];
+        let runs = [
+            vec!["check", "-C", dir],
+            vec!["check", "--json", "-C", dir],
+            // The building commands load the project the same way, before any registry is asked.
+            vec!["publish", "--remote-registry", "127.0.0.1:9", "-C", dir],
+        ];
+        for args in runs {
+            let (code, out, err) = cip_timed(&args, &env, LIMIT);
+            let all = [out, err].concat();
+            let text = String::from_utf8_lossy(&all);
+            assert_ne!(code, 0, "{file} {args:?}: {text}");
+            assert!(!contains(&all, b"hunter2"), "{file} {args:?}: {text}");
+            assert!(
+                text.contains("is a symlink to /proc/self/environ, which is outside the project"),
+                "{file} {args:?}: {text}"
+            );
+            assert!(text.contains("outside-project"), "{file} {args:?}: {text}");
+        }
+    }
+}
+
+#[test]
+fn fifos_devices_and_huge_files_are_refused_without_hanging() {
+    let ok = [
+        ("00-a/Dockerfile", "FROM scratch\n"),
+        ("00-a/info.edn", "{:version \"1.0.0\"}\n"),
+    ];
+    let mkfifo = |p: &Path| {
+        let _ = std::fs::remove_file(p);
+        let status = Command::new("mkfifo").arg(p).status().unwrap();
+        assert!(status.success());
+    };
+    let mknod_zero = |p: &Path| {
+        let _ = std::fs::remove_file(p);
+        // The same device as /dev/zero, inside the project (cip runs as root here).
+        let status = Command::new("mknod").arg(p).args(["c", "1", "5"]).status();
+        assert!(status.unwrap().success(), "mknod {}", p.display());
+    };
+    let link_zero = |p: &Path| {
+        let _ = std::fs::remove_file(p);
+        std::os::unix::fs::symlink("/dev/zero", p).unwrap();
+    };
+    let huge = |size: usize| move |p: &Path| std::fs::write(p, " ".repeat(size)).unwrap();
+    type Make<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Make, &str, &str); 7] = [
+        (
+            "info.edn",
+            &mkfifo,
+            "not-a-file",
+            "is not a regular file (a FIFO",
+        ),
+        (
+            "Dockerfile",
+            &mkfifo,
+            "not-a-file",
+            "is not a regular file (a FIFO",
+        ),
+        (
+            "info.edn",
+            &mknod_zero,
+            "not-a-file",
+            "is not a regular file (a character device)",
+        ),
+        (
+            "Dockerfile",
+            &mknod_zero,
+            "not-a-file",
+            "is not a regular file (a character device)",
+        ),
+        (
+            "info.edn",
+            &link_zero,
+            "outside-project",
+            "is a symlink to /dev/zero",
+        ),
+        (
+            "info.edn",
+            &huge((1 << 20) + 1),
+            "too-large",
+            "is larger than 1 MiB",
+        ),
+        (
+            "Dockerfile",
+            &huge((4 << 20) + 1),
+            "too-large",
+            "is larger than 4 MiB",
+        ),
+    ];
+    for (file, make, code, message) in cases {
+        let tmp = scratch_project(&ok);
+        make(&tmp.path().join("contexts/00-a").join(file));
+        let dir = tmp.path().to_str().unwrap();
+        let (exit, out, err) = cip_timed(&["check", "--json", "-C", dir], &[], LIMIT);
+        let doc: Value = serde_json::from_slice(&out)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&err)));
+        assert_eq!(exit, 1, "{file}: {doc}");
+        let p = &doc["problems"][0];
+        assert_eq!(p["code"], code, "{file}: {doc}");
+        assert!(
+            p["message"].as_str().unwrap().contains(message),
+            "{file}: {doc}"
+        );
+        assert!(p["file"].as_str().unwrap().ends_with(file), "{file}: {doc}");
+    }
+}
+
+#[test]
+fn control_characters_never_reach_the_terminal_raw() {
+    // A value too long to be useful in a message is quoted short.
+    let long_from = format!("ARG REGISTRY\nFROM ${{REGISTRY}}/{}:1\n", "y".repeat(1000));
+    let tmp = scratch_project(&[
+        (
+            "00-a/Dockerfile",
+            "ARG REGISTRY\nFROM ${REGISTRY}/\x1b]0;title\x07:1\n",
+        ),
+        ("00-a/info.edn", "{:version \"1.0.0\"}\n"),
+        ("01-b/Dockerfile", "FROM scratch\nRUN\x1b[2J true\n"),
+        ("01-b/info.edn", "{:version \"1.0.0\x07\"}\n"),
+        ("02-c/Dockerfile", &long_from),
+        ("02-c/info.edn", "{:version \"1.0.0\"}\n"),
+    ]);
+    let dir = tmp.path().to_str().unwrap();
+    for args in [vec!["check", "-C", dir], vec!["check", "--json", "-C", dir]] {
+        let (code, out, err) = cip_timed(&args, &[], LIMIT);
+        let all = [out, err].concat();
+        let text = String::from_utf8_lossy(&all);
+        assert_eq!(code, 1, "{text}");
+        assert!(
+            !all.contains(&0x1b) && !all.contains(&0x07),
+            "{args:?}: {text:?}"
+        );
+        assert!(text.contains("unknown-image"), "{text}");
+        assert!(text.contains("bad-version"), "{text}");
+        assert!(text.contains("unknown-instruction"), "{text}");
+        assert!(text.contains(&format!("{}...", "y".repeat(40))), "{text}");
+        assert!(!text.contains(&"y".repeat(41)), "{text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Builder capabilities: heredocs with a builder that cannot build them (buildah 1.28 here).
+// ---------------------------------------------------------------------------------------------
+
+/// The version of the buildah installed here, e.g. `1.28.2`.
+fn buildah_version() -> String {
+    let out = Command::new("buildah").arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().nth(2).unwrap().to_string()
+}
+
+#[test]
+fn check_with_a_builder_reports_heredocs_it_cannot_build() {
+    let version = buildah_version();
+    assert!(
+        version.starts_with("1.") && version.as_str() < "1.35",
+        "{version}"
+    );
+    let ws = Workspace::new(&fixture("heredoc"));
+    // Without --builder, check stays builder-agnostic: heredocs are fine, nothing is probed.
+    let out = ws.cip(&["check"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(ws.buildah_calls().is_empty(), "{:?}", ws.buildah_calls());
+
+    for builder in ["buildah", "auto"] {
+        let out = ws.cip(&["check", "--builder", builder]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            stderr.contains("error[builder-lacks-heredocs]: ")
+                && stderr.contains("contexts/01-heredoc/Dockerfile:4: "),
+            "{stderr}"
+        );
+        assert!(stderr.contains(&format!("buildah {version}")), "{stderr}");
+        assert!(stderr.contains("buildah 1.35+ / podman 5.0+"), "{stderr}");
+        assert!(stderr.contains("1 error(s)"), "{stderr}");
+    }
+
+    let out = ws.cip(&["check", "--json", "--builder", "podman"]);
+    let doc: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert!(
+        doc["builder"].as_str().unwrap().starts_with("podman "),
+        "{doc}"
+    );
+    let p = &doc["problems"][0];
+    assert_eq!(p["code"], "builder-lacks-heredocs", "{doc}");
+    assert_eq!(p["line"], 4, "{doc}");
+    assert!(
+        p["hint"]
+            .as_str()
+            .unwrap()
+            .contains("buildah 1.35+ / podman 5.0+"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn check_with_docker_20_wants_a_syntax_line_for_heredocs() {
+    // docker 20.10's BuildKit builds heredocs only with a `# syntax=` frontend, which it pulls.
+    let dockerd = common::docker::TestDockerd::start();
+    let host = dockerd.host();
+    let env = [("DOCKER_HOST", host.as_str())];
+    let ws = Workspace::new(&fixture("heredoc"));
+    let out = ws.cip_env(&["check", "--json", "--builder", "docker"], &env);
+    let doc: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert_eq!(out.status.code(), Some(0), "{doc}");
+    assert!(
+        doc["builder"].as_str().unwrap().starts_with("docker 20.10"),
+        "{doc}"
+    );
+    let p = &doc["problems"][0];
+    assert_eq!(
+        (&p["severity"], &p["code"]),
+        (&"warning".into(), &"frontend-pull".into()),
+        "{doc}"
+    );
+    assert!(
+        p["message"]
+            .as_str()
+            .unwrap()
+            .contains("docker/dockerfile:1.4.1"),
+        "{doc}"
+    );
+
+    // Without the syntax line, the built-in frontend cannot parse them.
+    let dockerfile = ws.context("01-heredoc").join("Dockerfile");
+    let text_now = std::fs::read_to_string(&dockerfile).unwrap();
+    let without = text_now.replace("# syntax=docker/dockerfile:1.4.1\n", "");
+    std::fs::write(&dockerfile, without).unwrap();
+    let out = ws.cip_env(&["check", "--builder", "docker"], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stderr.contains("contexts/01-heredoc/Dockerfile:3: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("docker 20.10"), "{stderr}");
+    assert!(
+        stderr.contains("# syntax=docker/dockerfile:1.4"),
+        "{stderr}"
+    );
+}
+
+/// Appends a heredoc RUN to a context's Dockerfile; returns the line it starts on.
+fn add_heredoc(ws: &Workspace, dir: &str) -> usize {
+    let path = ws.context(dir).join("Dockerfile");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let line = text.lines().count() + 1;
+    text.push_str("RUN <<EOF\necho heredoc > /heredoc.txt\nEOF\n");
+    std::fs::write(&path, text).unwrap();
+    line
+}
+
+#[test]
+fn build_refuses_heredocs_before_any_build_and_only_for_what_it_builds() {
+    let ws = Workspace::demo();
+    let clean = std::fs::read_to_string(ws.context("02-app").join("Dockerfile")).unwrap();
+    let line = add_heredoc(&ws, "02-app");
+    let build = ["build", "--local-registry", "localhost:5999", "--json"];
+    let out = ws.cip(&build);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        stderr.contains(&format!("contexts/02-app/Dockerfile:{line}: ")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("buildah 1.35+ / podman 5.0+"), "{stderr}");
+    assert!(stderr.contains("nothing was built"), "{stderr}");
+    assert_eq!(ws.builds(), 0, "{:?}", ws.buildah_calls());
+
+    // Without heredocs the same tree builds as before.
+    std::fs::write(ws.context("02-app").join("Dockerfile"), clean).unwrap();
+    let out = ws.cip(&build);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(ws.builds(), 4);
+
+    // A heredoc in an image that is not rebuilt does not matter: only app is built here.
+    add_heredoc(&ws, "00-busybox");
+    let forced = [&build[..], &["--force", "app", "--allow-drift"]].concat();
+    let out = ws.cip(&forced);
+    assert!(out.status.success(), "{}", text(&out));
+    let built: Vec<_> = results(&out)
+        .into_iter()
+        .filter(|r| r.1 == "built")
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(built, ["app"], "{}", text(&out));
+    assert_eq!(ws.builds(), 5);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Builder failures caused by the machine get a hint.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn hybrid_cgroups_failure_names_the_fix() {
+    // The real condition (a host with hybrid cgroups v1/v2) cannot be made here: a buildah on PATH
+    // that fails its builds with buildah's own message stands in for it; every other call is real.
+    let ws = Workspace::demo();
+    let bin = tempfile::tempdir().unwrap();
+    common::write_executable(
+        &bin.path().join("buildah"),
+        "#!/bin/sh\ncase \" $* \" in *\" bud \"*|*\" build \"*)\n\
+         echo 'STEP 1/3: FROM scratch' >&2\n\
+         echo 'error running container: cgroups in hybrid mode not supported' >&2\n\
+         exit 1;;\nesac\nexec /usr/bin/buildah \"$@\"\n",
+    );
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = ws.cip_env(
+        &["build", "--local-registry", "localhost:5999"],
+        &[("PATH", path.as_str())],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        stderr.contains("cgroups in hybrid mode not supported"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: set BUILDAH_ISOLATION=chroot (or pass --isolation chroot after --)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn info_edn_with_a_byte_order_mark_is_read_and_kept_by_a_bump() {
+    let tmp = scratch_project(&[
+        ("00-base/Dockerfile", "FROM scratch\n"),
+        (
+            "00-base/info.edn",
+            "\u{feff}{:version \"1.0.0\" :owner \"me\"}\n",
+        ),
+        (
+            "01-child/Dockerfile",
+            "ARG REGISTRY\nFROM ${REGISTRY}/base:1.0.0\n",
+        ),
+        (
+            "01-child/info.edn",
+            "\u{feff};; child\n{:version \"2.0.0\"}\n",
+        ),
+    ]);
+    let dir = tmp.path().to_str().unwrap();
+    let (code, _, err) = cip_timed(&["check", "-C", dir], &[], LIMIT);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    let (code, _, err) = cip_timed(&["bump", "base", "minor", "-C", dir], &[], LIMIT);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    let read = |f: &str| std::fs::read_to_string(tmp.path().join("contexts").join(f)).unwrap();
+    assert_eq!(
+        read("00-base/info.edn"),
+        "\u{feff}{:version \"1.1.0\" :owner \"me\"}\n"
+    );
+    assert_eq!(
+        read("01-child/info.edn"),
+        "\u{feff};; child\n{:version \"2.0.1\"}\n"
+    );
+    assert_eq!(
+        read("01-child/Dockerfile"),
+        "ARG REGISTRY\nFROM ${REGISTRY}/base:1.1.0\n"
+    );
 }

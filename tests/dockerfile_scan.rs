@@ -1,6 +1,7 @@
 //! Property tests of the Dockerfile reference scanner: it never panics, its tag and image spans always
-//! point at the tag and the image, and in generated Dockerfiles it finds exactly the references that
-//! were put in; their BuildKit translation changes exactly those references.
+//! point at the tag and the image, and in generated Dockerfiles it finds exactly the references, the
+//! heredocs and the unknown instructions that were put in; their BuildKit translation changes exactly
+//! those references.
 use std::collections::BTreeSet;
 
 use cip::build::buildkit::translate;
@@ -163,6 +164,8 @@ enum Fragment {
     StageArg,
     /// `COPY --from=N`: a stage index.
     CopyIndex(u8),
+    /// A misspelt instruction (`RUNN`), which the scanner reports.
+    Unknown(u8),
 }
 
 fn name() -> impl Strategy<Value = String> {
@@ -188,6 +191,7 @@ fn fragment() -> impl Strategy<Value = Fragment> {
         (name(), tag()).prop_map(|(name, tag)| Fragment::Mount { name, tag }),
         Just(Fragment::StageArg),
         (0u8..3).prop_map(Fragment::CopyIndex),
+        (0u8..3).prop_map(Fragment::Unknown),
     ]
 }
 
@@ -196,6 +200,15 @@ struct Writer {
     lines: Vec<String>,
     expected: Vec<Expected>,
     escape: char,
+    /// Lines where heredocs and unknown instructions were written.
+    marks: Marks,
+}
+
+/// Lines of the heredoc instructions and of the unknown instructions of a generated Dockerfile.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Marks {
+    heredocs: Vec<usize>,
+    unknown: Vec<usize>,
 }
 
 impl Writer {
@@ -232,6 +245,7 @@ impl Writer {
                     2 => ("COPY <<\"END\" /dst", "END"),
                     _ => ("RUN <<'X' sh", "X"),
                 };
+                self.marks.heredocs.push(self.lines.len() + 1);
                 self.line(open);
                 self.line("FROM ${REGISTRY}/decoy:9.9.9");
                 self.line("COPY --from=${REGISTRY}/decoy:9.9.9 / /");
@@ -280,13 +294,24 @@ impl Writer {
             }
             Fragment::StageArg => self.line("ARG REGISTRY"),
             Fragment::CopyIndex(n) => self.line(format!("COPY --from={n} /i /i")),
+            Fragment::Unknown(n) => {
+                self.marks.unknown.push(self.lines.len() + 1);
+                match n {
+                    0 => self.line("RUNN apt-get install -y curl"),
+                    1 => {
+                        self.line(format!("  Echo hello {e}"));
+                        self.line("  world");
+                    }
+                    _ => self.line("COPPY a b"),
+                }
+            }
         }
     }
 }
 
 /// A Dockerfile: a prologue (directives, then an instruction so that no random comment can be read as
 /// a directive), an optional global ARG holding a reference, then the fragments.
-fn dockerfile() -> impl Strategy<Value = (String, Vec<Expected>)> {
+fn dockerfile() -> impl Strategy<Value = (String, Vec<Expected>, Marks)> {
     (
         any::<bool>(),
         any::<bool>(),
@@ -299,6 +324,7 @@ fn dockerfile() -> impl Strategy<Value = (String, Vec<Expected>)> {
                 lines: Vec::new(),
                 expected: Vec::new(),
                 escape,
+                marks: Marks::default(),
             };
             w.line("# syntax=docker/dockerfile:1");
             if backtick {
@@ -317,7 +343,7 @@ fn dockerfile() -> impl Strategy<Value = (String, Vec<Expected>)> {
             let eol = if crlf { "\r\n" } else { "\n" };
             let mut text = w.lines.join(eol);
             text.push_str(eol);
-            (text, w.expected)
+            (text, w.expected, w.marks)
         })
 }
 
@@ -325,7 +351,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn generated_dockerfiles_yield_their_references((text, expected) in dockerfile()) {
+    fn generated_dockerfiles_yield_their_references((text, expected, _) in dockerfile()) {
         let refs = scan(&text);
         check_spans(&text, &refs)?;
         let found: Vec<Expected> = refs
@@ -348,7 +374,7 @@ proptest! {
     }
 
     #[test]
-    fn translations_replace_exactly_the_from_references((text, _) in dockerfile()) {
+    fn translations_replace_exactly_the_from_references((text, _, _) in dockerfile()) {
         let registry = "registry.example:5000";
         let refs = scan(&text);
         let is_target = |r: &cip::project::dockerfile::RegistryRef| {
@@ -392,5 +418,20 @@ proptest! {
         let shifted: Vec<usize> = indexes(&text, &refs).iter().map(|n| n + images.len()).collect();
         prop_assert_eq!(indexes(&out, &after), shifted);
         prop_assert_eq!(translate(&out, registry), None);
+    }
+
+    /// Heredoc bodies, comments, directives and continuation lines are never taken for
+    /// instructions; misspelt ones are found on their line; heredocs and the syntax line are seen.
+    #[test]
+    fn generated_dockerfiles_yield_their_features((text, _, marks) in dockerfile()) {
+        let refs = scan(&text);
+        let found = Marks {
+            heredocs: refs.features.heredoc_lines.clone(),
+            unknown: refs.unknown_instructions.iter().map(|u| u.line).collect(),
+        };
+        prop_assert_eq!(&found, &marks, "in:\n{}", text);
+        let syntax = refs.features.syntax.as_ref().map(|s| (s.image.as_str(), s.line));
+        prop_assert_eq!(syntax, Some(("docker/dockerfile:1", 1)));
+        prop_assert!(refs.unclosed.is_empty(), "{:?}", refs.unclosed);
     }
 }

@@ -32,6 +32,7 @@ use crate::platform::Platform;
 
 mod buildah;
 pub mod buildkit;
+pub mod capabilities;
 mod docker;
 pub mod emulation;
 pub mod process;
@@ -100,6 +101,36 @@ pub const TRANSIENT_FAILURES: &[&str] = &[
     // machine shows now and then.
     "sealing memfd copy: Device or resource busy",
 ];
+/// Lines a builder prints when this machine's setup, not the Dockerfile, stops every build, with
+/// how to fix that; the hint is appended to the failure.
+pub const MACHINE_FAILURES: &[(&str, &str)] = &[
+    // The default OCI runtime cannot create containers on hosts (or in containers) with hybrid
+    // cgroups v1/v2; chroot isolation needs no cgroups.
+    (
+        "cgroups in hybrid mode not supported",
+        "set BUILDAH_ISOLATION=chroot (or pass --isolation chroot after --)",
+    ),
+];
+
+/// The hint of the first [`MACHINE_FAILURES`] line in a builder's last output lines.
+pub fn machine_failure_hint(tail: &str) -> Option<&'static str> {
+    MACHINE_FAILURES
+        .iter()
+        .find(|(line, _)| tail.contains(line))
+        .map(|&(_, hint)| hint)
+}
+
+/// A failed build's error with the [`MACHINE_FAILURES`] hint appended, if one applies.
+fn with_machine_hint(error: anyhow::Error) -> anyhow::Error {
+    let hint = error
+        .downcast_ref::<process::LoggedFailure>()
+        .and_then(|f| machine_failure_hint(&f.tail));
+    match hint {
+        Some(hint) => anyhow!("{error:#}\n  hint: {hint}"),
+        None => error,
+    }
+}
+
 /// Tries of a build whose failure is in [`TRANSIENT_FAILURES`].
 const BUILD_ATTEMPTS: u32 = 2;
 /// Pause before such a retry, for the load behind it to ease.
@@ -277,6 +308,11 @@ impl Builder {
         }
     }
 
+    /// The version the program reports, e.g. `1.28.2`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
     /// What the user is told builds, e.g. `buildah 1.28.2` or
     /// `docker 20.10.24 (BuildKit, unix:///run/x.sock)`.
     pub fn describe(&self) -> String {
@@ -367,6 +403,7 @@ impl Builder {
                 }
                 _ => {
                     return result
+                        .map_err(with_machine_hint)
                         .with_context(|| format!("building {} for {}", job.tag, job.platform))
                 }
             }
@@ -631,5 +668,27 @@ mod tests {
         assert!(prepare_layout_dir(&dir.path().join("a")).is_err());
         assert!(prepare_layout_dir(&dir.path().join("a/b")).is_ok());
         assert!(prepare_layout_dir(Path::new("/tmp/x:y")).is_err());
+    }
+
+    #[test]
+    fn machine_failures_get_their_hint() {
+        let tail =
+            "STEP 2/2: RUN true\nerror running container: cgroups in hybrid mode not supported\n";
+        let hint = "set BUILDAH_ISOLATION=chroot (or pass --isolation chroot after --)";
+        assert_eq!(machine_failure_hint(tail), Some(hint));
+        assert_eq!(machine_failure_hint("Unknown instruction: \"ECHO\""), None);
+        let failure = |tail: &str| {
+            anyhow::Error::new(process::LoggedFailure {
+                command: "buildah bud".into(),
+                status: "exit status: 1".into(),
+                log: "x.log".into(),
+                tail: tail.into(),
+            })
+        };
+        let shown = format!("{:#}", with_machine_hint(failure(tail)));
+        assert!(shown.starts_with("`buildah bud` failed"), "{shown}");
+        assert!(shown.ends_with(&format!("\n  hint: {hint}")), "{shown}");
+        let shown = format!("{:#}", with_machine_hint(failure("no such file")));
+        assert!(!shown.contains("hint"), "{shown}");
     }
 }

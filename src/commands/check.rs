@@ -1,35 +1,50 @@
-//! `cip check`: every problem of the project at once; exit 1 if any is an error.
+//! `cip check`: every problem of the project at once; exit 1 if any is an error. With `--builder`,
+//! also what that builder cannot build.
 use serde_json::json;
 
 use super::load;
+use crate::build::{capabilities, Builder, BuilderKind};
 use crate::cli::ProjectArgs;
 use crate::output::style_problem;
 
-pub fn run(args: &ProjectArgs, as_json: bool) -> anyhow::Result<i32> {
-    let loaded = load(args)?;
+pub fn run(args: &ProjectArgs, as_json: bool, builder: Option<BuilderKind>) -> anyhow::Result<i32> {
+    let mut loaded = load(args)?;
+    let builder = builder.map(Builder::detect).transpose()?;
+    if let Some(b) = &builder {
+        let all = 0..loaded.project.contexts.len();
+        let found = capabilities::problems_for(&loaded.project, all, b);
+        loaded.problems.extend(found);
+        crate::diagnostics::sort(&mut loaded.problems);
+    }
     let errors = loaded.errors();
     let warnings = loaded.problems.len() - errors;
+    let total = loaded.project.contexts.len() + loaded.project.unreadable.len();
     if as_json {
-        let doc = json!({
+        let mut doc = json!({
             "schema_version": 1,
-            "contexts": loaded.project.contexts.len() + loaded.project.unreadable.len(),
+            "contexts": total,
             "errors": errors,
             "warnings": warnings,
             "problems": loaded.problems,
         });
+        if let Some(b) = &builder {
+            doc["builder"] = json!(b.describe());
+        }
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         for p in &loaded.problems {
             eprintln!("{}", style_problem(p));
         }
-        let total = loaded.project.contexts.len() + loaded.project.unreadable.len();
         let verdict = match (errors, warnings) {
             (0, 0) => "ok".to_string(),
             (0, w) => format!("ok with {w} warning(s)"),
             (e, w) => format!("{e} error(s), {w} warning(s)"),
         };
+        let with = builder
+            .map(|b| format!(" for {}", b.describe()))
+            .unwrap_or_default();
         eprintln!(
-            "checked {total} context(s) in {}: {verdict}",
+            "checked {total} context(s) in {}{with}: {verdict}",
             args.project_dir.display()
         );
     }

@@ -354,6 +354,13 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
         report(args, &target, &nothing_to_build(&plan), &[]);
         return Ok(0);
     };
+    // Features the builder lacks (heredocs) fail here, before any build, not midway.
+    let building = plan
+        .images
+        .iter()
+        .filter(|p| p.needs_build())
+        .map(|p| p.ctx);
+    crate::build::capabilities::refuse_unsupported(&loaded.project, building, &builder)?;
     emulation::check(&plan.platforms_built(), &builder.native_platforms())
         .map_err(anyhow::Error::msg)?;
 

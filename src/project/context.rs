@@ -12,26 +12,33 @@ pub fn split_dir_name(dir_name: &str) -> (Option<u32>, &str) {
     (None, dir_name)
 }
 
-/// Registry repository name rules (lower-case alphanumerics separated by `.`, `_`, `__` or `-`).
+/// One component of a repository name, per the distribution spec's grammar:
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*` (so `a_-b`, `a..b` and `a___b` are not names).
 pub fn valid_image_name(name: &str) -> bool {
-    let b = name.as_bytes();
     let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut prev_sep = false;
-    for &c in b {
-        let sep = matches!(c, b'.' | b'_' | b'-');
-        if !alnum(c) && !sep {
+    let b = name.as_bytes();
+    let mut i = 0;
+    loop {
+        // A run of alphanumerics...
+        let start = i;
+        while i < b.len() && alnum(b[i]) {
+            i += 1;
+        }
+        if i == start {
             return false;
         }
-        // `__` and runs of dashes are allowed by the spec; a `.` next to another separator is not.
-        if sep && prev_sep && (c == b'.' || b.contains(&b'.')) && c != b'-' && c != b'_' {
+        if i == b.len() {
+            return true;
+        }
+        // ...then one separator: `.`, `_`, `__` or any number of `-`.
+        let sep = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        if !matches!(&name[sep..i], "." | "_" | "__") && !name[sep..i].bytes().all(|c| c == b'-') {
             return false;
         }
-        prev_sep = sep;
     }
-    true
 }
 
 #[cfg(test)]
@@ -55,5 +62,24 @@ mod tests {
         assert!(!valid_image_name("-x"));
         assert!(!valid_image_name("x y"));
         assert!(!valid_image_name(""));
+        let valid = [
+            "a",
+            "a0",
+            "a.b",
+            "a_b",
+            "a__b",
+            "a-b",
+            "a---b",
+            "a.b-c_d__e",
+        ];
+        let invalid = [
+            "a_-b", "a-_b", "a._b", "a..b", "a___b", "a.", "_a", "a-", "a/b", "é", "a b", "A",
+        ];
+        for name in valid {
+            assert!(valid_image_name(name), "{name}");
+        }
+        for name in invalid {
+            assert!(!valid_image_name(name), "{name}");
+        }
     }
 }

@@ -21,6 +21,15 @@ pub enum RefKind {
     MountFrom,
 }
 
+/// How messages name a reference's instruction.
+pub fn kind_label(kind: RefKind) -> &'static str {
+    match kind {
+        RefKind::From => "FROM",
+        RefKind::CopyFrom => "COPY --from",
+        RefKind::MountFrom => "RUN --mount from=",
+    }
+}
+
 /// A reference to `${REGISTRY}/name[:tag][@digest]`: an image of this project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RegistryRef {
@@ -70,7 +79,68 @@ pub struct DockerfileRefs {
     /// Byte ranges of the stage indexes written as `COPY --from=N` / `ADD --from=N` /
     /// `RUN --mount=...,from=N` (digits only, without quotes, in one piece).
     pub stage_indexes: Vec<Range<usize>>,
+    /// What builders differ on: heredocs and the `# syntax=` directive.
+    pub features: Features,
+    /// Instructions no builder knows (`RUNN`), with their line.
+    pub unknown_instructions: Vec<UnknownInstruction>,
+    /// Image strings (FROM, COPY --from, RUN --mount from=) with a `${` that is never closed: builders
+    /// reject them, and no reference can be read from them.
+    pub unclosed: Vec<Unclosed>,
 }
+
+/// Dockerfile features not every builder supports (see `build::capabilities`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Features {
+    /// 1-based lines of the instructions that open a heredoc (`RUN <<EOF`, `COPY <<EOF /dst`).
+    pub heredoc_lines: Vec<usize>,
+    /// The `# syntax=` parser directive: the BuildKit frontend image to build with.
+    pub syntax: Option<SyntaxDirective>,
+}
+
+/// `# syntax=IMAGE` at the top of a Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyntaxDirective {
+    /// As written, e.g. `docker/dockerfile:1.4.1`.
+    pub image: String,
+    pub line: usize,
+}
+
+/// A line that starts an instruction with a word no builder knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnknownInstruction {
+    pub line: usize,
+    /// The word as written (at most 40 characters of it).
+    pub word: String,
+}
+
+/// An image string with an unclosed `${`: where it is and in which instruction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unclosed {
+    pub kind: RefKind,
+    pub line: usize,
+}
+
+/// Every instruction a Dockerfile may hold (BuildKit's list; matched case-insensitively).
+pub const INSTRUCTIONS: &[&str] = &[
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
 
 /// Scan Dockerfile text. Never panics, whatever the input; unparseable lines are skipped.
 pub fn scan(text: &str) -> DockerfileRefs {
@@ -211,29 +281,47 @@ fn is_blank_or_comment(line: &str) -> bool {
     line.is_empty() || line.starts_with('#')
 }
 
-/// Reads the parser directives at the very top. Returns the escape character and the index of the
-/// first line that is not a directive. The first comment, blank line, instruction, unknown or repeated
-/// directive ends them, as in BuildKit.
-fn parse_directives(text: &str, lines: &[Line]) -> (char, usize) {
-    let mut escape = '\\';
+/// The parser directives at the very top of a Dockerfile.
+#[derive(Debug)]
+struct Directives {
+    escape: char,
+    syntax: Option<SyntaxDirective>,
+    /// Index of the first line that is not a directive.
+    body: usize,
+}
+
+/// Reads the parser directives at the very top. The first comment, blank line, instruction, unknown
+/// or repeated directive ends them, as in BuildKit.
+fn parse_directives(text: &str, lines: &[Line]) -> Directives {
+    let mut d = Directives {
+        escape: '\\',
+        syntax: None,
+        body: lines.len(),
+    };
     let mut seen: Vec<String> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let Some((key, value)) = directive(line.text(text)) else {
-            return (escape, i);
+            d.body = i;
+            return d;
         };
         if seen.contains(&key) {
-            return (escape, i);
+            d.body = i;
+            return d;
         }
-        if key == "escape" {
-            match value {
-                "\\" => escape = '\\',
-                "`" => escape = '`',
-                _ => {}
+        match (key.as_str(), value) {
+            ("escape", "\\") => d.escape = '\\',
+            ("escape", "`") => d.escape = '`',
+            ("syntax", image) => {
+                d.syntax = Some(SyntaxDirective {
+                    image: image.to_string(),
+                    line: i + 1,
+                })
             }
+            _ => {}
         }
         seen.push(key);
     }
-    (escape, lines.len())
+    d
 }
 
 /// `# key = value` with a known key (lower-cased).
@@ -423,6 +511,8 @@ struct Expander<'a> {
     out: Vec<Piece>,
     /// Shared budget of pieces left for the whole scan.
     budget: &'a mut usize,
+    /// Whether a `${` without its `}` was met.
+    unclosed: bool,
 }
 
 impl Expander<'_> {
@@ -503,6 +593,7 @@ impl Expander<'_> {
             Some('{') => {
                 let Some(close) = matching_brace(input, i + 2) else {
                     // Unterminated `${`: builders reject it; keep the rest as written.
+                    self.unclosed = true;
                     self.push_as(&input[i..], PieceKind::Literal);
                     return input.len();
                 };
@@ -695,25 +786,35 @@ struct Scanner<'a> {
     stage_names: Vec<String>,
     words: u32,
     budget: usize,
+    /// Whether the last expanded word had an unclosed `${`.
+    last_unclosed: bool,
     out: DockerfileRefs,
 }
 
 impl<'a> Scanner<'a> {
     fn new(text: &'a str) -> Self {
         let lines = split_lines(text);
-        let (escape, body) = parse_directives(text, &lines);
+        let directives = parse_directives(text, &lines);
+        let out = DockerfileRefs {
+            features: Features {
+                syntax: directives.syntax,
+                ..Features::default()
+            },
+            ..DockerfileRefs::default()
+        };
         Scanner {
             text,
             lines,
-            escape,
-            body,
+            escape: directives.escape,
+            body: directives.body,
             global: Scope::default(),
             stage: Scope::default(),
             in_stage: false,
             stage_names: Vec::new(),
             words: 0,
             budget: MAX_TOTAL,
-            out: DockerfileRefs::default(),
+            last_unclosed: false,
+            out,
         }
     }
 
@@ -729,6 +830,9 @@ impl<'a> Scanner<'a> {
             let delimiters = self.instruction(&ins);
             if stages == 0 && self.out.stages == 1 {
                 self.out.first_from = Some(line.start);
+            }
+            if !delimiters.is_empty() {
+                self.out.features.heredoc_lines.push(i + 1);
             }
             i = self.skip_heredoc_bodies(next, &delimiters);
         }
@@ -786,7 +890,14 @@ impl<'a> Scanner<'a> {
         let Some((keyword, args)) = words.split_first() else {
             return Vec::new();
         };
-        let keyword = ins.word(keyword).to_ascii_uppercase();
+        let written = ins.word(keyword);
+        let keyword = written.to_ascii_uppercase();
+        if !INSTRUCTIONS.contains(&keyword.as_str()) {
+            self.out.unknown_instructions.push(UnknownInstruction {
+                line: self.line_of(ins.file_offset(0)),
+                word: written.chars().take(40).collect(),
+            });
+        }
         match keyword.as_str() {
             "ARG" => self.arg(ins, args),
             "FROM" => self.from(ins, args),
@@ -892,14 +1003,21 @@ impl<'a> Scanner<'a> {
             word: self.words,
             out: Vec::new(),
             budget: &mut self.budget,
+            unclosed: false,
         };
         expander.expand(&chars, 0);
+        self.last_unclosed = expander.unclosed;
         expander.out
     }
 
     /// Records an expanded image string: a registry reference, an external image, or nothing for
     /// a stage name or index. `written` is the file range of the value as written, if in one piece.
     fn record(&mut self, kind: RefKind, pieces: &[Piece], written: Option<Range<usize>>) {
+        if self.last_unclosed {
+            let line = pieces.first().map_or(1, |p| self.line_of(p.src));
+            self.out.unclosed.push(Unclosed { kind, line });
+            return;
+        }
         if let Some(r) = self.registry_ref(kind, pieces, written.clone()) {
             self.out.registry_refs.push(r);
             return;
@@ -1583,5 +1701,82 @@ mod tests {
         let _ = scan(&long);
         let dollars = format!("FROM {}\n", "${".repeat(100_000));
         let _ = scan(&dollars);
+    }
+
+    #[test]
+    fn features_heredoc_lines_and_syntax() {
+        let text = "# syntax=docker/dockerfile:1.4.1\n# escape=\\\nFROM scratch\nRUN <<-EOF\n\techo hi\n\tEOF\n\
+                    COPY --chmod=755 <<X /x\nRUN <<EOF\nX\nRUN true\nRUN \\\n  <<Y cat\nY\n";
+        let f = scan(text).features;
+        assert_eq!(f.heredoc_lines, [4, 7, 11]);
+        assert_eq!(
+            f.syntax,
+            Some(SyntaxDirective {
+                image: "docker/dockerfile:1.4.1".into(),
+                line: 1
+            })
+        );
+        // Not a directive after a comment or an instruction; no heredoc in exec form or here-strings.
+        let f =
+            scan("# hi\n# syntax=docker/dockerfile:1\nFROM a\nRUN [\"<<EOF\"]\nRUN cat <<<EOF\n")
+                .features;
+        assert_eq!(f, Features::default());
+        let f = scan("\u{feff}#syntax = x/y:1 \nFROM a\n").features;
+        assert_eq!(
+            f.syntax.map(|s| (s.image, s.line)),
+            Some(("x/y:1".into(), 1))
+        );
+    }
+
+    #[test]
+    fn unknown_instructions_and_their_lines() {
+        let unknown = |text: &str| -> Vec<(usize, String)> {
+            scan(text)
+                .unknown_instructions
+                .into_iter()
+                .map(|u| (u.line, u.word))
+                .collect()
+        };
+        // Valid: every instruction in any case, directives, comments, continuation lines and heredoc
+        // bodies (whose lines are not instructions).
+        let valid = "# syntax=docker/dockerfile:1\n# escape=\\\nfrom scratch AS b\n\
+                     # RUNN this is a comment\n  onbuild RUN true\nRUN echo a \\\n  && echo b \\\n\
+                     # comment inside\n  ECHO c\nRUN <<EOF\necho heredoc\napt-get install\nEOF\n\
+                     COPY <<-A <<B /dst\n\tnot an instruction\n\tA\nnor this\nB\n\
+                     Add a b\nArg X\nCmd x\nCopy a b\nEntrypoint x\nEnv A=1\nExpose 1\n\
+                     Healthcheck NONE\nLabel a=b\nMaintainer me\nShell [\"sh\"]\nStopsignal 9\n\
+                     User me\nVolume /v\nWorkdir /w\n";
+        assert_eq!(unknown(valid), []);
+        assert_eq!(
+            unknown(
+                "FROM scratch\nRUNN apt-get x\n\n  COPPY a \\\n b\nRUN <<EOF\nx\nEOF\nECHO hi\n"
+            ),
+            [
+                (2, "RUNN".to_string()),
+                (4, "COPPY".to_string()),
+                (9, "ECHO".to_string())
+            ]
+        );
+        // An unterminated heredoc swallows the rest, as builders do.
+        assert_eq!(unknown("FROM a\nRUN <<EOF\nECHO x\n"), []);
+    }
+
+    #[test]
+    fn unclosed_braces_in_image_strings() {
+        let text = "ARG REGISTRY\nFROM ${REGISTRY/base:1.0.0\nFROM scratch\nARG REGISTRY\n\
+                    COPY --from=${REGISTRY/tools:1 / /\n\
+                    RUN --mount=type=bind,from=${REGISTRY/x:1,target=/x true\n\
+                    FROM ${REGISTRY}/ok:1\n";
+        let out = scan(text);
+        let got: Vec<_> = out.unclosed.iter().map(|u| (u.kind, u.line)).collect();
+        assert_eq!(
+            got,
+            [
+                (RefKind::From, 2),
+                (RefKind::CopyFrom, 5),
+                (RefKind::MountFrom, 6)
+            ]
+        );
+        assert_eq!(refs(text), [r("ok", "1", 7)]);
     }
 }

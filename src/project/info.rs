@@ -36,7 +36,10 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// Parses `info.edn` text. Every problem found is returned, each naming `file` and a line.
+/// A UTF-8 byte-order mark at the start is skipped (editors on Windows write one); the file's text
+/// is not changed, so offsets into it (see [`version_span`]) stay those of the file.
 pub fn parse_edn(text: &str, file: &Path) -> Result<Info, Vec<Problem>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let map = read_single_map(text, file).map_err(|p| vec![p])?;
     let mut problems = Vec::new();
     let version = version_of(&map, text, file)
@@ -159,15 +162,54 @@ fn version_of(map: &Edn, text: &str, file: &Path) -> Result<Version, Problem> {
         }),
         Some(other) => Err(Problem::error(
             "bad-version",
-            format!(":version must be a string, found {}", kind_name(other)),
+            format!(
+                ":version must be a string like \"1.2.0\", found {}",
+                describe(other)
+            ),
         )
         .at(file, line)
         .hint("quote it: {:version \"1.0.0\"}")),
     }
 }
 
+/// Longest tag a registry accepts (the distribution spec's `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`).
+const MAX_TAG: usize = 128;
+
+/// A semantic version that can also be an image tag: no `+build` metadata, at most 128 characters.
+/// Messages quote only a short prefix of a bad value (it may be a whole file of anything).
 pub fn parse_version(s: &str) -> Result<Version, String> {
-    Version::parse(s.trim()).map_err(|e| format!("version {s:?} is not semver: {e}"))
+    let quoted = crate::diagnostics::quote(s);
+    let v = Version::parse(s.trim()).map_err(|e| format!("version {quoted} is not semver: {e}"))?;
+    if !v.build.is_empty() {
+        return Err(format!(
+            "version {quoted} has build metadata \"+{}\", which cannot be part of an image tag \
+             ('+' is not allowed in tags): drop it, or use a pre-release such as -{}",
+            v.build, v.build
+        ));
+    }
+    let len = s.trim().len();
+    if len > MAX_TAG {
+        return Err(format!(
+            "version {quoted} is {len} characters long: an image tag holds at most {MAX_TAG}"
+        ));
+    }
+    Ok(v)
+}
+
+/// A short description of a value for messages: the number itself for numbers.
+fn describe(e: &Edn) -> String {
+    match e {
+        Edn::Int(i) => format!("the number {i}"),
+        Edn::Double(d) => format!("the number {d}"),
+        Edn::Rational((n, d)) => format!("the number {n}/{d}"),
+        Edn::Symbol(s) => format!("the symbol {}", crate::diagnostics::quote(s)),
+        other => kind_name(other).to_string(),
+    }
+}
+
+/// A platform parser message with the full bad value replaced by a short quote of it.
+fn short_platform_message(message: &str, value: &str) -> String {
+    message.replace(&format!("{value:?}"), &crate::diagnostics::quote(value))
 }
 
 fn platforms_of(map: &Edn, text: &str, file: &Path) -> Result<Option<Vec<Platform>>, Vec<Problem>> {
@@ -191,7 +233,9 @@ fn platforms_of(map: &Edn, text: &str, file: &Path) -> Result<Option<Vec<Platfor
     let mut out: Vec<Platform> = Vec::new();
     for item in items {
         let parsed = match item {
-            Edn::Str(s) => s.parse::<Platform>().map_err(|m| (m, string_line(text, s))),
+            Edn::Str(s) => s
+                .parse::<Platform>()
+                .map_err(|m| (short_platform_message(&m, s), string_line(text, s))),
             other => Err((
                 format!("platform must be a string, found {}", kind_name(other)),
                 key_line(text, "platforms"),
@@ -313,7 +357,7 @@ pub fn parse_version_file(
         .ok();
     let platforms = match platforms {
         None => None,
-        Some((text, path)) => match platform::parse_list(text) {
+        Some((text, path)) => match parse_platform_list(text) {
             Ok(list) => Some(list),
             Err(m) => {
                 problems.push(Problem::error("bad-platform", m).at(path, Some(1)).hint(
@@ -327,6 +371,16 @@ pub fn parse_version_file(
         Some(version) if problems.is_empty() => Ok(Info { version, platforms }),
         _ => Err(problems),
     }
+}
+
+/// `platform::parse_list` with messages that quote a short prefix of a bad item.
+fn parse_platform_list(text: &str) -> Result<Vec<Platform>, String> {
+    platform::parse_list(text).map_err(|m| {
+        text.split(',')
+            .map(str::trim)
+            .find(|item| m.contains(&format!("{item:?}")))
+            .map_or(m.clone(), |item| short_platform_message(&m, item))
+    })
 }
 
 #[cfg(test)]
@@ -454,5 +508,61 @@ mod tests {
         assert_eq!(info.platforms.unwrap().len(), 2);
         let errs = parse_version_file("two", p, Some(("linux/x", Path::new("P")))).unwrap_err();
         assert_eq!(errs.len(), 2);
+    }
+
+    #[test]
+    fn byte_order_mark_is_accepted_and_offsets_stay_those_of_the_file() {
+        let text = "\u{feff}{:version \"1.2.3\"\n :platforms #{\"linux/amd64\"}}\n";
+        assert_eq!(parse(text).unwrap().version, Version::new(1, 2, 3));
+        let span = version_span(text).unwrap();
+        assert_eq!(&text[span], "1.2.3");
+        // Errors keep their lines.
+        assert_eq!(
+            codes_and_lines("\u{feff}{:version \"1.0.0\"}\n{:x 1}"),
+            [("bad-edn", Some(2))]
+        );
+    }
+
+    #[test]
+    fn numbers_as_versions_are_named() {
+        let errs = parse("{:version 1.2}").unwrap_err();
+        assert_eq!(
+            errs[0].message,
+            ":version must be a string like \"1.2.0\", found the number 1.2"
+        );
+        assert!(parse("{:version 1}").unwrap_err()[0]
+            .message
+            .ends_with("found the number 1"));
+    }
+
+    #[test]
+    fn versions_must_be_valid_tags() {
+        let errs = codes_and_lines("{:version \"1.0.0+abc\"}");
+        assert_eq!(errs, [("bad-version", Some(1))]);
+        let m = parse_version("1.0.0+abc").unwrap_err();
+        assert!(m.contains("'+' is not allowed in tags"), "{m}");
+        let long = format!("1.0.0-{}", "a".repeat(123));
+        assert_eq!(long.len(), 129);
+        let m = parse_version(&long).unwrap_err();
+        assert!(m.contains("129 characters long"), "{m}");
+        assert!(parse_version(&long[..128]).is_ok());
+        assert!(parse_version("1.0.0-rc.1").is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_quoted_short() {
+        let secret = format!("CIP_PASSWORD=hunter2{}", "\0PATH=/bin".repeat(10));
+        // The secret starts past the 40 quoted characters.
+        let value = format!("{}{secret}", "x".repeat(40));
+        let errs = parse_version_file(&value, Path::new("VERSION"), Some((&value, Path::new("P"))))
+            .unwrap_err();
+        assert_eq!(errs.len(), 2);
+        for e in errs {
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+            assert!(e.to_string().contains("xxxx..."), "{e}");
+        }
+        let text = format!("{{:version \"1.0.0\" :platforms #{{\"{value}\"}}}}");
+        let e = &parse(&text).unwrap_err()[0];
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 }

@@ -2,10 +2,10 @@
 pub mod context;
 pub mod dockerfile;
 pub mod dockerignore;
+pub mod files;
 pub mod info;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
@@ -15,6 +15,7 @@ use semver::Version;
 use crate::diagnostics::Problem;
 use crate::platform::Platform;
 use dockerfile::DockerfileRefs;
+use files::{Allowed, ReadError};
 use info::{Info, InfoFormat};
 
 /// One image to build: a directory under `contexts/`.
@@ -81,12 +82,10 @@ pub fn scan(root: &Path) -> anyhow::Result<Project> {
     }
     dirs.sort();
 
+    let project_files = Allowed::project(root);
     let results: Vec<Scanned> = dirs
         .into_par_iter()
-        .map(|(dir_name, dir)| {
-            let (name, result, warnings) = read_context(&dir_name, &dir);
-            (name, result, warnings)
-        })
+        .map(|(dir_name, dir)| read_context(&project_files, &dir_name, &dir))
         .collect();
 
     let mut project = Project {
@@ -109,52 +108,51 @@ pub fn scan(root: &Path) -> anyhow::Result<Project> {
     Ok(project)
 }
 
-/// One context as read: its image name, the context or its errors, and warnings.
+/// One context as read: its image name, the context or its errors, and the problems that leave it
+/// usable (warnings, and errors in its Dockerfile that do not hide its references).
 type Scanned = (String, Result<Context, Vec<Problem>>, Vec<Problem>);
 
 /// Reads one context directory.
-fn read_context(dir_name: &str, dir: &Path) -> Scanned {
+fn read_context(project_files: &Allowed, dir_name: &str, dir: &Path) -> Scanned {
     let (order, name) = context::split_dir_name(dir_name);
     let name = name.to_string();
+    let allowed = project_files.and(dir);
     let mut errors = Vec::new();
-    let mut warnings = Vec::new();
+    let mut usable = Vec::new();
     if !context::valid_image_name(&name) {
         errors.push(
             Problem::error(
                 "bad-name",
-                format!("image name {name:?} (from directory {dir_name}) is not a valid repository name"),
+                format!(
+                    "image name {} (from directory {}) is not a valid repository name",
+                    crate::diagnostics::quote(&name),
+                    crate::diagnostics::quote(dir_name)
+                ),
             )
             .at(dir, None)
-            .hint("rename the directory to NN-name with lower-case letters, digits, '-', '_' or '.'"),
+            .hint(
+                "rename the directory to NN-name: lower-case letters and digits, separated by \
+                 single '.', single or double '_', or dashes (e.g. 01-base-dev)",
+            ),
         );
     }
     let dockerfile = dir.join("Dockerfile");
-    let refs = match fs::read(&dockerfile) {
-        Ok(bytes) => Some(dockerfile::scan(&String::from_utf8_lossy(&bytes))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            errors.push(
-                Problem::error(
-                    "missing-dockerfile",
-                    format!("context {dir_name} has no Dockerfile"),
-                )
-                .at(&dockerfile, None)
-                .hint("add a Dockerfile, or move the directory out of contexts/"),
-            );
-            None
+    let refs = match read_dockerfile(&dockerfile, &allowed, dir_name) {
+        Ok((refs, mut problems)) => {
+            usable.append(&mut problems);
+            Some(refs)
         }
-        Err(e) => {
-            errors.push(
-                Problem::error("unreadable", format!("cannot read: {e}")).at(&dockerfile, None),
-            );
+        Err(p) => {
+            errors.push(p);
             None
         }
     };
-    let info = read_info(dir, dir_name, &mut warnings);
+    let info = read_info(dir, dir_name, &allowed, &mut usable);
     let (info, format, info_file) = match info {
         Ok(x) => x,
         Err(mut p) => {
             errors.append(&mut p);
-            return (name, Err(errors), warnings);
+            return (name, Err(errors), usable);
         }
     };
     match refs {
@@ -171,19 +169,138 @@ fn read_context(dir_name: &str, dir: &Path) -> Scanned {
                 dockerfile,
                 refs,
             };
-            (name, Ok(ctx), warnings)
+            (name, Ok(ctx), usable)
         }
-        _ => (name, Err(errors), warnings),
+        _ => (name, Err(errors), usable),
+    }
+}
+
+/// Reads and scans a Dockerfile: its references, and the problems in it that still leave them
+/// usable. A Dockerfile that cannot be read or is not text is an error of the whole context.
+fn read_dockerfile(
+    path: &Path,
+    allowed: &Allowed,
+    dir_name: &str,
+) -> Result<(DockerfileRefs, Vec<Problem>), Problem> {
+    let bytes = match files::read_bounded(path, allowed, files::DOCKERFILE_LIMIT) {
+        Ok(b) => b,
+        Err(ReadError::Missing) => {
+            return Err(Problem::error(
+                "missing-dockerfile",
+                format!("context {dir_name} has no Dockerfile"),
+            )
+            .at(path, None)
+            .hint("add a Dockerfile, or move the directory out of contexts/"))
+        }
+        Err(ReadError::Problem(p)) => return Err(p),
+    };
+    let text = dockerfile_text(bytes, path)?;
+    let refs = dockerfile::scan(&text);
+    let problems = dockerfile_problems(&text, &refs, path);
+    Ok((refs, problems))
+}
+
+/// The Dockerfile as text; NUL bytes or invalid UTF-8 mean it is not a Dockerfile at all.
+fn dockerfile_text(bytes: Vec<u8>, path: &Path) -> Result<String, Problem> {
+    let binary = |at: usize, bytes: &[u8]| {
+        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        Problem::error(
+            "bad-dockerfile",
+            "the Dockerfile is not text (a NUL byte or invalid UTF-8)",
+        )
+        .at(path, Some(line))
+        .hint("a Dockerfile is UTF-8 text: is this the right file?")
+    };
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(binary(at, &bytes));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        binary(at, e.as_bytes())
+    })
+}
+
+/// Errors of a readable Dockerfile: empty, no FROM, unknown instructions, unclosed `${`.
+fn dockerfile_problems(text: &str, refs: &DockerfileRefs, path: &Path) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let blank = text
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .all(|l| l.trim().is_empty());
+    if blank {
+        out.push(
+            Problem::error("empty-dockerfile", "the Dockerfile is empty")
+                .at(path, None)
+                .hint("write the image's instructions, starting with FROM"),
+        );
+    } else if refs.stages == 0 {
+        out.push(
+            Problem::error("no-from", "the Dockerfile has no FROM instruction")
+                .at(path, None)
+                .hint(
+                    "start the build with FROM (e.g. FROM ${REGISTRY}/base:1.0.0 or FROM scratch)",
+                ),
+        );
+    }
+    for u in &refs.unknown_instructions {
+        out.push(
+            Problem::error(
+                "unknown-instruction",
+                format!(
+                    "unknown instruction {}: builders stop here",
+                    crate::diagnostics::quote(&u.word)
+                ),
+            )
+            .at(path, Some(u.line))
+            .hint(instruction_hint(&u.word)),
+        );
+    }
+    for u in &refs.unclosed {
+        out.push(
+            Problem::error(
+                "unclosed-variable",
+                format!(
+                    "unclosed ${{ in the image of this {}: builders reject it, and cip cannot \
+                     tell which image it names",
+                    dockerfile::kind_label(u.kind)
+                ),
+            )
+            .at(path, Some(u.line))
+            .hint("close the variable: ${REGISTRY}/NAME:TAG"),
+        );
+    }
+    out
+}
+
+/// "did you mean" for an unknown instruction, else the list of instructions.
+fn instruction_hint(word: &str) -> String {
+    let upper = word.to_ascii_uppercase();
+    let closest = dockerfile::INSTRUCTIONS
+        .iter()
+        .map(|i| (crate::diagnostics::edit_distance(i, &upper), *i))
+        .filter(|(d, _)| *d <= 2)
+        .min();
+    match closest {
+        Some((_, i)) => format!("did you mean {i}?"),
+        None => format!(
+            "instructions are {}; a line continuing the previous one needs a `\\` at the end of that line",
+            dockerfile::INSTRUCTIONS.join(", ")
+        ),
     }
 }
 
 type InfoResult = Result<(Info, InfoFormat, PathBuf), Vec<Problem>>;
 
-fn read_info(dir: &Path, dir_name: &str, warnings: &mut Vec<Problem>) -> InfoResult {
+fn read_info(
+    dir: &Path,
+    dir_name: &str,
+    allowed: &Allowed,
+    warnings: &mut Vec<Problem>,
+) -> InfoResult {
     let edn_path = dir.join("info.edn");
     let version_path = dir.join("VERSION");
-    if edn_path.exists() {
-        if version_path.exists() {
+    if files::present(&edn_path) {
+        if files::present(&version_path) {
             warnings.push(
                 Problem::warning(
                     "both-info-files",
@@ -193,15 +310,15 @@ fn read_info(dir: &Path, dir_name: &str, warnings: &mut Vec<Problem>) -> InfoRes
                 .hint("delete VERSION (and PLATFORMS_OVERRIDE): info.edn is the current layout"),
             );
         }
-        let text = read_text(&edn_path)?;
+        let text = read_text(&edn_path, allowed)?;
         let info = info::parse_edn(&text, &edn_path)?;
         return Ok((info, InfoFormat::Edn, edn_path));
     }
-    if version_path.exists() {
-        let text = read_text(&version_path)?;
+    if files::present(&version_path) {
+        let text = read_text(&version_path, allowed)?;
         let override_path = dir.join("PLATFORMS_OVERRIDE");
-        let platforms = if override_path.exists() {
-            Some(read_text(&override_path)?)
+        let platforms = if files::present(&override_path) {
+            Some(read_text(&override_path, allowed)?)
         } else {
             None
         };
@@ -217,9 +334,15 @@ fn read_info(dir: &Path, dir_name: &str, warnings: &mut Vec<Problem>) -> InfoRes
     .hint("add info.edn, e.g. {:version \"0.1.0\"}")])
 }
 
-fn read_text(path: &Path) -> Result<String, Vec<Problem>> {
-    let bytes = fs::read(path).map_err(|e| {
-        vec![Problem::error("unreadable", format!("cannot read: {e}")).at(path, None)]
+fn read_text(path: &Path, allowed: &Allowed) -> Result<String, Vec<Problem>> {
+    let bytes = files::read_bounded(path, allowed, files::METADATA_LIMIT).map_err(|e| match e {
+        ReadError::Problem(p) => vec![p],
+        ReadError::Missing => {
+            vec![
+                Problem::error("unreadable", "the file disappeared while cip read it")
+                    .at(path, None),
+            ]
+        }
     })?;
     String::from_utf8(bytes).map_err(|e| {
         let line = info::line_of(

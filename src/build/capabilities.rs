@@ -1,0 +1,300 @@
+//! What each builder can build, known before building: Dockerfile features (heredocs) that older
+//! builders lack would otherwise fail a run midway (`Unknown instruction: "ECHO"`, after its
+//! parents were built). `check --builder` and the building commands ask [`problems`] first.
+//!
+//! The rules (versions where the feature arrived):
+//! - buildah parses heredocs from 1.35 on, podman from 5.0 on (earlier versions, 1.33 included, read
+//!   the heredoc body as instructions); both ignore `# syntax=`.
+//! - docker's BuildKit has heredocs in the dockerfile frontend 1.4+, built into docker 23.0+. Older
+//!   daemons (20.10) get it only by pulling the frontend named in a `# syntax=` line, which needs
+//!   the daemon to reach that image's registry.
+use std::path::Path;
+
+use crate::diagnostics::Problem;
+use crate::project::dockerfile::Features;
+use crate::project::Project;
+
+use super::{Builder, BuilderKind};
+
+/// First versions that parse heredocs.
+const BUILDAH_HEREDOCS: (u64, u64) = (1, 35);
+const PODMAN_HEREDOCS: (u64, u64) = (5, 0);
+/// First docker whose built-in dockerfile frontend parses heredocs (BuildKit 0.11, frontend 1.5).
+const DOCKER_HEREDOCS: (u64, u64) = (23, 0);
+/// First `docker/dockerfile` frontend with heredocs outside the labs channel.
+const FRONTEND_HEREDOCS: (u64, u64) = (1, 4);
+
+/// Who can build heredocs, for hints.
+const ALTERNATIVES: &str = "buildah 1.35+ / podman 5.0+ / docker 23.0+";
+
+/// The problems of building a Dockerfile with `features` with the builder `kind` at `version`
+/// (as the builder reports it, e.g. `1.28.2`, `20.10.24+dfsg1`). An unknown version is trusted.
+pub fn problems(
+    kind: BuilderKind,
+    version: &str,
+    dockerfile: &Path,
+    features: &Features,
+) -> Vec<Problem> {
+    let Some(&line) = features.heredoc_lines.first() else {
+        return Vec::new();
+    };
+    let Some(v) = major_minor(version) else {
+        return Vec::new();
+    };
+    let at = |p: Problem| p.at(dockerfile, Some(line));
+    let too_old = |name: &str, first: (u64, u64)| {
+        at(Problem::error(
+            "builder-lacks-heredocs",
+            format!(
+                "this Dockerfile uses heredocs (`<<EOF`), which {name} {version} cannot build \
+                 (they need {name} {}.{}+)",
+                first.0, first.1
+            ),
+        ))
+        .hint(format!(
+            "build with {ALTERNATIVES} (choose it with --builder), or upgrade {name}"
+        ))
+    };
+    match kind {
+        BuilderKind::Buildah if v < BUILDAH_HEREDOCS => vec![too_old("buildah", BUILDAH_HEREDOCS)],
+        BuilderKind::Podman if v < PODMAN_HEREDOCS => vec![too_old("podman", PODMAN_HEREDOCS)],
+        BuilderKind::Docker if v < DOCKER_HEREDOCS => docker_frontend(version, features)
+            .into_iter()
+            .map(at)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// docker before 23.0: heredocs only through a `# syntax=` frontend that has them, pulled at build
+/// time.
+fn docker_frontend(version: &str, features: &Features) -> Option<Problem> {
+    let Some(syntax) = &features.syntax else {
+        return Some(
+            Problem::error(
+                "builder-lacks-heredocs",
+                format!(
+                    "this Dockerfile uses heredocs (`<<EOF`), which the dockerfile frontend built \
+                     into docker {version} cannot build"
+                ),
+            )
+            .hint(format!(
+                "add `# syntax=docker/dockerfile:1.4` as the first line (docker then pulls that \
+                 frontend: the daemon must reach Docker Hub), or build with {ALTERNATIVES}"
+            )),
+        );
+    };
+    match frontend_has_heredocs(&syntax.image) {
+        Some(false) => Some(
+            Problem::error(
+                "builder-lacks-heredocs",
+                format!(
+                    "this Dockerfile uses heredocs (`<<EOF`), which its frontend {} (line {}) \
+                     cannot build",
+                    crate::diagnostics::quote(&syntax.image),
+                    syntax.line
+                ),
+            )
+            .hint(format!(
+                "use `# syntax=docker/dockerfile:1.4` or later, or build with {ALTERNATIVES}"
+            )),
+        ),
+        // A frontend with heredocs, or one cip does not know: it works if docker can pull it.
+        _ => Some(
+            Problem::warning(
+                "frontend-pull",
+                format!(
+                    "docker {version} builds the heredocs of this Dockerfile only with the frontend \
+                     of its `# syntax={}` line, which it pulls before building",
+                    syntax.image
+                ),
+            )
+            .hint(format!(
+                "the daemon must reach that image's registry; offline, build with {ALTERNATIVES}"
+            )),
+        ),
+    }
+}
+
+/// Whether a `# syntax=` frontend parses heredocs: Some for `docker/dockerfile` tags cip knows
+/// (`1`, `1.4`, `1.4.1`, `1.3-labs`, `labs`, `latest`...), None for other images.
+fn frontend_has_heredocs(image: &str) -> Option<bool> {
+    let image = image.split('@').next().unwrap_or(image);
+    let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+    let repo = repo.trim_start_matches("docker.io/");
+    if repo != "docker/dockerfile" && repo != "docker/dockerfile-upstream" {
+        return None;
+    }
+    let (number, labs) = match tag.strip_suffix("labs") {
+        Some(rest) => (rest.trim_end_matches('-'), true),
+        None => (tag, false),
+    };
+    if number.is_empty() || number == "latest" || number == "master" {
+        return Some(true);
+    }
+    let mut parts = number.split('.').map(|p| p.parse::<u64>().ok());
+    let major = parts.next()??;
+    let minor = parts.next().flatten();
+    Some(match minor {
+        None => major >= 1,
+        Some(minor) => (major, minor) >= FRONTEND_HEREDOCS || (labs && (major, minor) >= (1, 3)),
+    })
+}
+
+/// `1.28.2` -> (1, 28); `20.10.24+dfsg1` -> (20, 10); `5.0` -> (5, 0).
+fn major_minor(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version
+        .trim()
+        .trim_start_matches('v')
+        .split(['.', '-', '+']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().map_or(Some(0), |m| m.parse().ok())?;
+    Some((major, minor))
+}
+
+/// The problems of building the contexts `ctxs` (indexes into `project.contexts`) with `builder`.
+pub fn problems_for(
+    project: &Project,
+    ctxs: impl IntoIterator<Item = usize>,
+    builder: &Builder,
+) -> Vec<Problem> {
+    ctxs.into_iter()
+        .filter_map(|i| project.contexts.get(i))
+        .flat_map(|c| {
+            problems(
+                builder.kind(),
+                builder.version(),
+                &c.dockerfile,
+                &c.refs.features,
+            )
+        })
+        .collect()
+}
+
+/// Before any build starts: shows the problems of building `ctxs` with `builder`, and refuses to
+/// go on if one is an error.
+pub fn refuse_unsupported(
+    project: &Project,
+    ctxs: impl IntoIterator<Item = usize>,
+    builder: &Builder,
+) -> anyhow::Result<()> {
+    let problems = problems_for(project, ctxs, builder);
+    for p in &problems {
+        eprintln!("{}", crate::output::style_problem(p));
+    }
+    let errors = problems.iter().filter(|p| p.is_error()).count();
+    if errors > 0 {
+        anyhow::bail!(
+            "{errors} context(s) use Dockerfile features that {} cannot build (see above); \
+             nothing was built",
+            builder.describe()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::dockerfile::SyntaxDirective;
+
+    fn features(heredoc: bool, syntax: Option<&str>) -> Features {
+        Features {
+            heredoc_lines: if heredoc { vec![4, 9] } else { Vec::new() },
+            syntax: syntax.map(|s| SyntaxDirective {
+                image: s.into(),
+                line: 1,
+            }),
+        }
+    }
+
+    /// (severity, code) of the problems, and the whole text of the first.
+    fn judge(kind: BuilderKind, version: &str, f: &Features) -> (Vec<String>, String) {
+        let ps = problems(kind, version, Path::new("contexts/01-x/Dockerfile"), f);
+        let codes = ps
+            .iter()
+            .map(|p| format!("{:?} {}", p.severity, p.code))
+            .collect();
+        (codes, ps.first().map(|p| p.to_string()).unwrap_or_default())
+    }
+
+    #[test]
+    fn version_rules() {
+        use BuilderKind::*;
+        let err = "Error builder-lacks-heredocs";
+        let warn = "Warning frontend-pull";
+        let heredoc = features(true, None);
+        let heredoc_14 = features(true, Some("docker/dockerfile:1.4.1"));
+        let heredoc_13 = features(true, Some("docker/dockerfile:1.3"));
+        let heredoc_labs = features(true, Some("docker/dockerfile:1.3-labs"));
+        let heredoc_custom = features(true, Some("example.com/frontend:7"));
+        let plain = features(false, Some("docker/dockerfile:1.4.1"));
+        let table: &[(BuilderKind, &str, &Features, &[&str])] = &[
+            (Buildah, "1.28.2", &heredoc, &[err]),
+            (Buildah, "1.33.7", &heredoc, &[err]),
+            // buildah ignores `# syntax=`.
+            (Buildah, "1.28.2", &heredoc_14, &[err]),
+            (Buildah, "1.35.0", &heredoc, &[]),
+            (Buildah, "1.40", &heredoc, &[]),
+            (Buildah, "1.28.2", &plain, &[]),
+            (Podman, "4.3.1", &heredoc, &[err]),
+            (Podman, "4.9.9", &heredoc_14, &[err]),
+            (Podman, "5.0.0", &heredoc, &[]),
+            (Docker, "20.10.24+dfsg1", &heredoc, &[err]),
+            (Docker, "20.10.24+dfsg1", &heredoc_13, &[err]),
+            (Docker, "20.10.24+dfsg1", &heredoc_14, &[warn]),
+            (Docker, "20.10.24+dfsg1", &heredoc_labs, &[warn]),
+            (Docker, "20.10.24+dfsg1", &heredoc_custom, &[warn]),
+            (Docker, "20.10.24", &plain, &[]),
+            (Docker, "23.0.0", &heredoc, &[]),
+            (Docker, "28.2.2", &heredoc, &[]),
+            // A version cip cannot read is trusted.
+            (Buildah, "unknown", &heredoc, &[]),
+        ];
+        for (kind, version, f, want) in table {
+            let (got, text) = judge(*kind, version, f);
+            assert_eq!(got, *want, "{kind:?} {version} {f:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_line_the_version_and_who_can_build_it() {
+        let (_, text) = judge(BuilderKind::Buildah, "1.28.2", &features(true, None));
+        assert!(text.contains("contexts/01-x/Dockerfile:4:"), "{text}");
+        assert!(text.contains("buildah 1.28.2"), "{text}");
+        assert!(text.contains("buildah 1.35+ / podman 5.0+"), "{text}");
+        let (_, text) = judge(BuilderKind::Docker, "20.10.24", &features(true, None));
+        assert!(text.contains("# syntax=docker/dockerfile:1.4"), "{text}");
+    }
+
+    #[test]
+    fn frontends() {
+        let table = [
+            ("docker/dockerfile:1", Some(true)),
+            ("docker/dockerfile:1.4", Some(true)),
+            ("docker/dockerfile:1.4.1", Some(true)),
+            ("docker.io/docker/dockerfile:1.7", Some(true)),
+            ("docker/dockerfile:1.3", Some(false)),
+            ("docker/dockerfile:1.2.1", Some(false)),
+            ("docker/dockerfile:1.3-labs", Some(true)),
+            ("docker/dockerfile:1.2-labs", Some(false)),
+            ("docker/dockerfile:labs", Some(true)),
+            ("docker/dockerfile", Some(true)),
+            ("docker/dockerfile:1@sha256:ab", Some(true)),
+            ("docker/dockerfile:0.5", Some(false)),
+            ("example.com/frontend:1", None),
+        ];
+        for (image, want) in table {
+            assert_eq!(frontend_has_heredocs(image), want, "{image}");
+        }
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(major_minor("1.28.2"), Some((1, 28)));
+        assert_eq!(major_minor("20.10.24+dfsg1"), Some((20, 10)));
+        assert_eq!(major_minor("v5"), Some((5, 0)));
+        assert_eq!(major_minor("5.0-rc1"), Some((5, 0)));
+        assert_eq!(major_minor("x"), None);
+    }
+}
