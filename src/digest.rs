@@ -172,6 +172,10 @@ fn file_fingerprint(path: &Path) -> anyhow::Result<String> {
     if meta.file_type().is_symlink() {
         return Ok(format!("link:{}", fs::read_link(path)?.display()));
     }
+    // A FIFO or device would block the read or never end: its kind stands for it.
+    if !meta.is_file() {
+        return Ok(format!("special:{:o}", meta.permissions().mode() & 0o170000));
+    }
     let mut h = Sha256::new();
     let mut f = fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut buf = vec![0u8; 1 << 16];
@@ -279,6 +283,25 @@ mod tests {
         let followed = digests(tmp.path());
         fs::write(tmp.path().join("contexts/00-base/data.txt"), "four").unwrap();
         assert_ne!(followed[1], digests(tmp.path())[1]);
+    }
+
+    #[test]
+    fn a_fifo_in_a_context_is_not_read() {
+        let tmp = project(BASE);
+        let fifo = tmp.path().join("contexts/00-base/pipe");
+        let ok = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        // Would block forever if the FIFO were opened for reading.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = tmp.path().to_path_buf();
+        std::thread::spawn(move || tx.send(digests(&dir)).unwrap());
+        let d = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("digests of a context holding a FIFO finish");
+        assert_eq!(d.len(), 2);
     }
 
     #[test]
