@@ -130,9 +130,12 @@ fn parent_lines(
 
 /// The digest of one context's own files and Dockerfile.
 fn own_digest(ctx: &Context) -> anyhow::Result<String> {
-    let ignore = match fs::read_to_string(ctx.dir.join(".dockerignore")) {
-        Ok(text) => DockerIgnore::parse(&text),
-        Err(_) => DockerIgnore::default(),
+    let ignore_file = ctx.dir.join(".dockerignore");
+    // Only a regular file: a FIFO there would block the read.
+    let regular = fs::metadata(&ignore_file).is_ok_and(|m| m.is_file());
+    let ignore = match regular.then(|| fs::read_to_string(&ignore_file)) {
+        Some(Ok(text)) => DockerIgnore::parse(&text),
+        _ => DockerIgnore::default(),
     };
     let mut entries: Vec<String> = Vec::new();
     for entry in walkdir::WalkDir::new(&ctx.dir)
