@@ -177,7 +177,10 @@ fn file_fingerprint(path: &Path) -> anyhow::Result<String> {
     }
     // A FIFO or device would block the read or never end: its kind stands for it.
     if !meta.is_file() {
-        return Ok(format!("special:{:o}", meta.permissions().mode() & 0o170000));
+        return Ok(format!(
+            "special:{:o}",
+            meta.permissions().mode() & 0o170000
+        ));
     }
     let mut h = Sha256::new();
     let mut f = fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;

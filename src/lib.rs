@@ -10,6 +10,7 @@ pub mod digest;
 pub mod execute;
 pub mod graph;
 pub mod interrupt;
+pub mod load;
 pub mod output;
 pub mod plan;
 pub mod platform;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::build::Builder;
-use crate::commands::Loaded;
+use crate::load::Loaded;
 use crate::platform::Platform;
 use crate::registry::{Published, Registry};
 
