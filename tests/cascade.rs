@@ -106,6 +106,36 @@ fn formatting_comments_and_crlf_survive() {
 }
 
 #[test]
+fn only_the_live_top_level_version_is_edited() {
+    run_case("edn-decoys");
+    // The dry run's diff shows the same single edit per info.edn.
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("edn-decoys/before"), tmp.path());
+    let (code, stdout, stderr) = cip(tmp.path(), &["bump", "base", "minor", "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    let changed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| {
+            (l.starts_with('-') || l.starts_with('+'))
+                && !l.starts_with("--- ")
+                && !l.starts_with("+++ ")
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "- :version \"3.0.0\"}",
+            "+ :version \"3.1.0\"}",
+            "-FROM ${REGISTRY}/base:3.0.0",
+            "+FROM ${REGISTRY}/base:3.1.0",
+            "- :version \"1.0.0\"}",
+            "+ :version \"1.0.1\"}",
+        ],
+        "{stdout}"
+    );
+}
+
+#[test]
 fn summary_says_who_moved_and_why() {
     let tmp = tempfile::tempdir().unwrap();
     copy_tree(&fixtures().join("diamond/before"), tmp.path());
