@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 
 use semver::Version;
 
+mod files;
+
 use crate::diagnostics::Problem;
 use crate::graph::Graph;
 use crate::project::dockerfile;
 use crate::project::info::{self, InfoFormat};
 use crate::project::{Context, Project};
+use files::Files;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Level {
@@ -21,12 +24,14 @@ pub enum Level {
     Major,
 }
 
-pub fn bump(v: &Version, level: Level) -> Version {
-    match level {
-        Level::Patch => Version::new(v.major, v.minor, v.patch + 1),
-        Level::Minor => Version::new(v.major, v.minor + 1, 0),
-        Level::Major => Version::new(v.major + 1, 0, 0),
-    }
+/// The next version at `level`; Err names the part that is already at its maximum (u64::MAX).
+pub fn bump(v: &Version, level: Level) -> Result<Version, &'static str> {
+    let next = |n: u64, part| n.checked_add(1).ok_or(part);
+    Ok(match level {
+        Level::Patch => Version::new(v.major, v.minor, next(v.patch, "PATCH")?),
+        Level::Minor => Version::new(v.major, next(v.minor, "MINOR")?, 0),
+        Level::Major => Version::new(next(v.major, "MAJOR")?, 0, 0),
+    })
 }
 
 /// Why an image's version moves.
@@ -51,8 +56,11 @@ pub struct Bump {
 #[derive(Debug, Default)]
 pub struct Cascade {
     pub bumps: Vec<Bump>,
-    /// Path -> (original, rewritten). Ordered for stable output.
+    /// Path -> (original, rewritten). Ordered for stable output. A symlinked file appears once, by
+    /// its target's path.
     pub files: BTreeMap<PathBuf, (String, String)>,
+    /// For a file in `files` reached through symlinks: the links.
+    pub links: BTreeMap<PathBuf, Vec<PathBuf>>,
 }
 
 impl Cascade {
@@ -82,8 +90,7 @@ pub fn compute_with(
 ) -> Result<Cascade, Vec<Problem>> {
     let mut new_version: Vec<Version> =
         project.contexts.iter().map(|c| c.version.clone()).collect();
-    let mut edits: BTreeMap<PathBuf, Vec<(Range<usize>, String)>> = BTreeMap::new();
-    let mut texts: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let mut files = Files::new(&project.root).map_err(|p| vec![p])?;
     let mut bumps = Vec::new();
     let mut problems = Vec::new();
 
@@ -92,14 +99,12 @@ pub fn compute_with(
         let mut moved = Vec::new();
         match reference_edits(project, graph, ctx, &new_version) {
             Ok((text, ref_edits)) => {
+                let mut edits = Vec::new();
                 for (span, to, parent) in ref_edits {
                     moved.push((parent, to.clone()));
-                    edits
-                        .entry(ctx.dockerfile.clone())
-                        .or_default()
-                        .push((span, to));
+                    edits.push((span, to));
                 }
-                texts.insert(ctx.dockerfile.clone(), text);
+                files.edit(&ctx.dockerfile, text, edits);
             }
             Err(mut p) => problems.append(&mut p),
         }
@@ -110,24 +115,27 @@ pub fn compute_with(
         } else if !moved.is_empty() {
             Why::ParentsMoved(moved)
         } else {
+            files.keep(&ctx.info_file);
             continue;
         };
-        let to = bump(
-            &ctx.version,
-            if why == Why::Requested {
-                requested_level
-            } else {
-                level
-            },
-        );
-        match version_edit(ctx) {
-            Ok((text, span)) => {
-                edits
-                    .entry(ctx.info_file.clone())
-                    .or_default()
-                    .push((span, to.to_string()));
-                texts.insert(ctx.info_file.clone(), text);
+        let part = if why == Why::Requested {
+            requested_level
+        } else {
+            level
+        };
+        let edit = version_edit(ctx);
+        let to = match bump(&ctx.version, part) {
+            Ok(to) => to,
+            Err(what) => {
+                let line = edit
+                    .ok()
+                    .map(|(text, span)| info::line_of(&text, span.start));
+                problems.push(overflow(ctx, what, line));
+                continue;
             }
+        };
+        match edit {
+            Ok((text, span)) => files.edit(&ctx.info_file, text, vec![(span, to.to_string())]),
             Err(p) => problems.push(p),
         }
         new_version[c] = to.clone();
@@ -139,23 +147,32 @@ pub fn compute_with(
             why,
         });
     }
-    if !problems.is_empty() {
-        return Err(problems);
+    let resolved = files.resolve_all();
+    match resolved {
+        Ok((files, links)) if problems.is_empty() => Ok(Cascade {
+            bumps,
+            files,
+            links,
+        }),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            Err(problems)
+        }
     }
-    let files = edits
-        .into_iter()
-        .map(|(path, mut e)| {
-            let original = texts.remove(&path).unwrap_or_default();
-            e.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
-            let mut text = original.clone();
-            for (span, replacement) in e {
-                text.replace_range(span, &replacement);
-            }
-            (path, (original, text))
-        })
-        .filter(|(_, (a, b))| a != b)
-        .collect();
-    Ok(Cascade { bumps, files })
+}
+
+/// The version already has the highest value of `part`.
+fn overflow(ctx: &Context, part: &str, line: Option<usize>) -> Problem {
+    Problem::error(
+        "cannot-bump",
+        format!(
+            "version {} cannot be bumped: {part} would overflow",
+            ctx.version
+        ),
+    )
+    .at(&ctx.info_file, line)
+    .hint("set a smaller version by hand (each part is at most 18446744073709551615)")
 }
 
 type RefEdit = (Range<usize>, String, String);

@@ -292,3 +292,185 @@ fn bump_of_unknown_image_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// The chain fixture with these versions of a, b and c.
+fn chain_with_versions(a: &str, b: &str, c: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("chain/before"), tmp.path());
+    let ctx = tmp.path().join("contexts");
+    fs::write(ctx.join("00-a/info.edn"), format!("{{:version \"{a}\"}}\n")).unwrap();
+    let b_info = format!("{{:version \"{b}\" :platforms #{{\"linux/amd64\"}}}}\n");
+    fs::write(ctx.join("01-b/info.edn"), b_info).unwrap();
+    let c_info = format!(";; c\n{{:version \"{c}\"\n :platforms #{{\"linux/amd64\"}}}}\n");
+    fs::write(ctx.join("02-c/info.edn"), c_info).unwrap();
+    let b_df = format!("ARG REGISTRY\nFROM ${{REGISTRY}}/a:{a}\n");
+    fs::write(ctx.join("01-b/Dockerfile"), b_df).unwrap();
+    let c_df = format!("ARG REGISTRY\nFROM ${{REGISTRY}}/b:{b}\n");
+    fs::write(ctx.join("02-c/Dockerfile"), c_df).unwrap();
+    tmp
+}
+
+const MAX: &str = "18446744073709551615";
+
+#[test]
+fn a_version_part_at_its_maximum_cannot_be_bumped() {
+    for (version, part, name) in [
+        (format!("{MAX}.0.0"), "major", "MAJOR"),
+        (format!("1.{MAX}.0"), "minor", "MINOR"),
+        (format!("1.0.{MAX}"), "patch", "PATCH"),
+    ] {
+        let tmp = chain_with_versions(&version, "1.0.0", "2.3.4");
+        let before = snapshot(tmp.path());
+        let (code, stdout, stderr) = cip(tmp.path(), &["bump", "a", part]);
+        assert_eq!(code, 1, "{stdout}{stderr}");
+        let expected = format!(
+            "contexts/00-a/info.edn:1: version {version} cannot be bumped: {name} would overflow"
+        );
+        assert!(stderr.contains(&expected), "{stderr}");
+        assert!(stderr.contains("no file was changed"), "{stderr}");
+        assert_eq!(snapshot(tmp.path()), before);
+    }
+}
+
+#[test]
+fn a_descendant_at_its_maximum_stops_the_cascade() {
+    let tmp = chain_with_versions("1.0.0", "1.0.0", &format!("2.3.{MAX}"));
+    let before = snapshot(tmp.path());
+    let (code, stdout, stderr) = cip(tmp.path(), &["bump", "a", "major"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let expected = format!(
+        "contexts/02-c/info.edn:2: version 2.3.{MAX} cannot be bumped: PATCH would overflow"
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert_eq!(snapshot(tmp.path()), before);
+    // The dry run says the same and shows no diff.
+    let (code, stdout, stderr) = cip(tmp.path(), &["bump", "a", "--dry-run"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&expected) && stdout.is_empty(),
+        "{stdout}{stderr}"
+    );
+}
+
+/// base, and x and y whose Dockerfiles are symlinks to one file, `shared/child.Dockerfile`.
+fn shared_dockerfile_project() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    for (dir, version) in [("00-base", "1.0.0"), ("01-x", "0.1.0"), ("01-y", "0.2.0")] {
+        fs::create_dir_all(root.join("contexts").join(dir)).unwrap();
+        let info = format!("{{:version \"{version}\"}}\n");
+        fs::write(root.join("contexts").join(dir).join("info.edn"), info).unwrap();
+    }
+    fs::write(root.join("contexts/00-base/Dockerfile"), "FROM scratch\n").unwrap();
+    fs::create_dir_all(root.join("shared")).unwrap();
+    let child = "ARG REGISTRY\nFROM ${REGISTRY}/base:1.0.0\n";
+    fs::write(root.join("shared/child.Dockerfile"), child).unwrap();
+    for dir in ["01-x", "01-y"] {
+        let link = root.join("contexts").join(dir).join("Dockerfile");
+        std::os::unix::fs::symlink("../../shared/child.Dockerfile", link).unwrap();
+    }
+    tmp
+}
+
+fn is_symlink(p: &Path) -> bool {
+    fs::symlink_metadata(p).unwrap().file_type().is_symlink()
+}
+
+#[test]
+fn a_symlinked_dockerfile_is_edited_at_its_target_once() {
+    let tmp = shared_dockerfile_project();
+    let root = tmp.path();
+    let (code, stdout, stderr) = cip(root, &["bump", "base", "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.matches("+++ b/").count(), 4, "{stdout}");
+    assert_eq!(
+        stdout.matches("/shared/child.Dockerfile").count(),
+        2,
+        "{stdout}"
+    );
+    assert!(!stdout.contains("contexts/01-x/Dockerfile"), "{stdout}");
+
+    let (code, stdout, stderr) = cip(root, &["bump", "base"]);
+    assert_eq!(code, 0, "{stderr}");
+    for dir in ["01-x", "01-y"] {
+        let link = root.join("contexts").join(dir).join("Dockerfile");
+        assert!(
+            is_symlink(&link),
+            "{} was replaced by a copy",
+            link.display()
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(root.join("shared/child.Dockerfile")).unwrap(),
+        "ARG REGISTRY\nFROM ${REGISTRY}/base:1.0.1\n"
+    );
+    assert!(
+        stdout.contains("x 0.1.0 -> 0.1.1 (base -> 1.0.1)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("y 0.2.0 -> 0.2.1 (base -> 1.0.1)"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("rewrote").count(), 4, "{stdout}");
+    assert!(
+        stdout.contains("shared/child.Dockerfile (linked from")
+            && stdout.contains("contexts/01-x/Dockerfile")
+            && stdout.contains("contexts/01-y/Dockerfile"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = cip(root, &["cascade-version-updates"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("nothing to change"), "{stderr}");
+}
+
+#[test]
+fn a_shared_info_file_that_would_need_two_versions_is_refused() {
+    let tmp = shared_dockerfile_project();
+    let root = tmp.path();
+    fs::write(root.join("shared/info.edn"), "{:version \"0.1.0\"}\n").unwrap();
+    for dir in ["01-x", "01-y"] {
+        let info = root.join("contexts").join(dir).join("info.edn");
+        fs::remove_file(&info).unwrap();
+        std::os::unix::fs::symlink("../../shared/info.edn", info).unwrap();
+    }
+    let before = snapshot(root);
+    let (code, _, stderr) = cip(root, &["bump", "x"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("contexts/01-x/info.edn and")
+            && stderr.contains("contexts/01-y/info.edn are the same file")
+            && stderr.contains("no file was changed"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(root), before);
+    // Both moving together is fine: one write.
+    let (code, stdout, stderr) = cip(root, &["bump", "base"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        fs::read_to_string(root.join("shared/info.edn")).unwrap(),
+        "{:version \"0.1.1\"}\n"
+    );
+    assert!(is_symlink(&root.join("contexts/01-x/info.edn")));
+    assert_eq!(stdout.matches("shared/info.edn").count(), 1, "{stdout}");
+}
+
+#[test]
+fn a_link_to_a_file_outside_the_project_is_refused() {
+    let tmp = shared_dockerfile_project();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("Dockerfile");
+    fs::write(&target, "ARG REGISTRY\nFROM ${REGISTRY}/base:1.0.0\n").unwrap();
+    let link = tmp.path().join("contexts/01-y/Dockerfile");
+    fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let before = (snapshot(tmp.path()), fs::read(&target).unwrap());
+    let (code, _, stderr) = cip(tmp.path(), &["bump", "base"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("contexts/01-y/Dockerfile: links to")
+            && stderr.contains("outside the project"),
+        "{stderr}"
+    );
+    assert_eq!((snapshot(tmp.path()), fs::read(&target).unwrap()), before);
+}

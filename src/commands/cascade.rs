@@ -41,7 +41,7 @@ pub fn apply(
                 eprintln!("{}", style_problem(p));
             }
             bail!(
-                "{} reference(s) cannot be rewritten; no file was changed",
+                "{} problem(s) prevent the cascade; no file was changed",
                 problems.len()
             );
         }
@@ -59,7 +59,18 @@ pub fn apply(
     cascade::write(&plan, edit.backup)?;
     print!("{}", cascade::summary(&plan));
     for path in plan.files.keys() {
-        println!("  rewrote {}", path.display());
+        println!("  rewrote {}{}", path.display(), linked_from(&plan, path));
     }
     Ok(0)
+}
+
+/// ` (linked from A, B)` for a file reached through symlinks.
+fn linked_from(plan: &cascade::Cascade, path: &std::path::Path) -> String {
+    match plan.links.get(path) {
+        Some(links) => {
+            let links: Vec<String> = links.iter().map(|l| l.display().to_string()).collect();
+            format!(" (linked from {})", links.join(", "))
+        }
+        None => String::new(),
+    }
 }
