@@ -1,6 +1,6 @@
 //! Version cascade: move every reference to its parent's current (or newly bumped) version and bump each
 //! image whose references moved, once, parents first. Edits touch only version tokens; all edits are
-//! computed first and written all-or-nothing through temporary files renamed into place.
+//! computed first and written all-or-nothing (`transaction`), even when cip is interrupted.
 use std::collections::BTreeMap;
 use std::fs;
 use std::ops::Range;
@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use semver::Version;
 
 mod files;
+pub mod signals;
+mod transaction;
+
+pub use transaction::{recover, write, Interrupted, Written};
 
 use crate::diagnostics::Problem;
 use crate::graph::Graph;
@@ -278,87 +282,6 @@ fn read_utf8(path: &Path) -> Result<String, Problem> {
         .at(path, None)
         .hint("save it as UTF-8")
     })
-}
-
-/// Writes every file of the cascade, or none: each new content goes to a temporary file in the same
-/// directory first; only when all are written are they renamed over the originals. If a rename fails,
-/// the files already replaced get their original content back.
-pub fn write(cascade: &Cascade, backup: bool) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    let mut staged = Vec::new();
-    for (path, (original, new)) in &cascade.files {
-        // Dropping `staged` on error removes every temporary file: nothing was changed.
-        let tmp = stage(path, new)
-            .with_context(|| format!("cannot write {}; no file was changed", path.display()))?;
-        let bk = if backup {
-            Some(stage(path, original).with_context(|| {
-                format!(
-                    "cannot write a backup of {}; no file was changed",
-                    path.display()
-                )
-            })?)
-        } else {
-            None
-        };
-        staged.push((path, tmp, bk));
-    }
-    let mut replaced: Vec<&PathBuf> = Vec::new();
-    let mut backups = Vec::new();
-    for (path, tmp, bk) in staged {
-        if let Err(e) = tmp.persist(path) {
-            let restored = restore(cascade, &replaced);
-            return Err(anyhow::Error::new(e.error).context(format!(
-                "cannot replace {}; {}",
-                path.display(),
-                restored
-            )));
-        }
-        replaced.push(path);
-        backups.extend(bk.map(|b| (path, b)));
-    }
-    for (path, b) in backups {
-        let mut name = path.clone().into_os_string();
-        name.push(".bk");
-        b.persist(PathBuf::from(name))
-            .map_err(|e| e.error)
-            .context("cannot write a .bk copy")?;
-    }
-    Ok(())
-}
-
-/// A temporary file next to `path` holding `content`, with `path`'s permissions.
-fn stage(path: &Path, content: &str) -> anyhow::Result<tempfile::NamedTempFile> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".cip-").tempfile_in(dir)?;
-    tmp.write_all(content.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    if let Ok(meta) = fs::metadata(path) {
-        fs::set_permissions(tmp.path(), meta.permissions())?;
-    }
-    Ok(tmp)
-}
-
-/// Puts the original content back into files already replaced; says how that went.
-fn restore(cascade: &Cascade, replaced: &[&PathBuf]) -> String {
-    let failed: Vec<String> = replaced
-        .iter()
-        .filter(|p| {
-            let original = &cascade.files[**p].0;
-            stage(p, original)
-                .and_then(|t| t.persist(p).map_err(|e| e.error.into()))
-                .is_err()
-        })
-        .map(|p| p.display().to_string())
-        .collect();
-    if failed.is_empty() {
-        "every file was left as it was".to_string()
-    } else {
-        format!(
-            "could not restore {}: check them by hand",
-            failed.join(", ")
-        )
-    }
 }
 
 /// A unified diff of every planned edit, paths as given.

@@ -154,7 +154,7 @@ proptest! {
         let g = Graph::build(&p);
         let requested = g.dag[g.node(&format!("img{bumped}")).unwrap()];
         let c = cascade::compute(&p, &g, &[requested], Level::Patch).unwrap();
-        cascade::write(&c, false).unwrap();
+        cascade::write(&c, tmp.path(), false).unwrap();
 
         // No image bumped twice.
         let names: Vec<&str> = c.bumps.iter().map(|b| b.name.as_str()).collect();
