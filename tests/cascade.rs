@@ -328,6 +328,26 @@ fn a_failed_rename_puts_back_the_files_already_replaced() {
 }
 
 #[test]
+fn a_project_directory_that_cannot_hold_the_staging_directory_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("chain/before"), tmp.path());
+    let before = snapshot(tmp.path());
+    let (code, _, stderr) = {
+        let _guard = Immutable::new(tmp.path());
+        cip(tmp.path(), &["bump", "a"])
+    };
+    assert_eq!(code, 1, "{stderr}");
+    let staging = tmp.path().join(".cip/staging-");
+    assert!(
+        stderr.contains(&format!("cannot create {}", staging.display()))
+            && stderr.contains("make ")
+            && stderr.contains(" writable (no file was changed)"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(tmp.path()), before);
+}
+
+#[test]
 fn bump_of_unknown_image_is_a_clear_error() {
     let (code, _, stderr) = cip(&fixtures().join("chain/before"), &["bump", "nope"]);
     assert_eq!(code, 1);

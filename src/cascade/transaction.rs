@@ -96,10 +96,12 @@ impl Staging {
         let dir = root
             .join(CIP_DIR)
             .join(format!("{STAGING_PREFIX}{}", std::process::id()));
-        // A directory of this name was left by a dead process that had our PID.
+        // Left by a dead process that had our PID: `recover` deals with it (commands run it first).
         if dir.exists() {
-            fs::remove_dir_all(&dir)
-                .with_context(|| format!("cannot remove the stale {}", dir.display()))?;
+            bail!(
+                "{} exists, left by a killed cascade: run `cip cascade-version-updates` to undo or                  remove it (no file was changed)",
+                dir.display()
+            );
         }
         fs::create_dir_all(&dir).with_context(|| {
             format!(
@@ -294,25 +296,30 @@ pub fn recover(root: &Path) -> anyhow::Result<Vec<(String, bool)>> {
         let Some(pid) = name
             .to_str()
             .and_then(|n| n.strip_prefix(STAGING_PREFIX))
-            .and_then(|p| p.parse::<i32>().ok())
+            .and_then(|p| p.parse::<u32>().ok())
+            .filter(|&p| p > 0)
         else {
             continue;
         };
-        if pid as u32 == std::process::id() || alive(pid) {
-            continue; // ours, or a cascade still running
+        // Ours cannot exist yet (this runs before staging): one with our PID is a dead process's.
+        if pid != std::process::id() && alive(pid) {
+            continue; // a cascade still running
         }
         out.push(recover_one(root, &entry.path(), pid)?);
     }
     Ok(out)
 }
 
-fn alive(pid: i32) -> bool {
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
     // SAFETY: signal 0 only checks that the process exists.
     let r = unsafe { libc::kill(pid, 0) };
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-fn recover_one(root: &Path, dir: &Path, pid: i32) -> anyhow::Result<(String, bool)> {
+fn recover_one(root: &Path, dir: &Path, pid: u32) -> anyhow::Result<(String, bool)> {
     let shown = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
     let (line, restored) = if dir.join(REPLACING).exists() {
         let n = restore_from_journal(root, dir)
