@@ -697,6 +697,11 @@ fn a_signal_never_leaves_a_cascade_half_applied() {
             "{moment:?}, signal {sig}: exit {:?}\n{}",
             run.code, run.stderr
         );
+        let outcome = if run.contexts == old { "old" } else { "new" };
+        eprintln!(
+            "{moment:?} signal {sig}: exit {:?}, every file {outcome}",
+            run.code
+        );
         assert!(
             run.contexts == old || run.contexts == new,
             "half applied (or stray files in contexts/): {what}"

@@ -371,3 +371,92 @@ fn restore_from_journal(root: &Path, dir: &Path) -> anyhow::Result<usize> {
     }
     Ok(restored)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The PID of a process that has ended (and was reaped).
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        child.id()
+    }
+
+    /// A project with `contexts/x/Dockerfile` holding "new", and a staging directory left by a
+    /// dead cascade, with the markers given, whose entry 0 is that Dockerfile (already replaced:
+    /// its staged file is gone, its original "old" kept) and entry 1 another file never replaced.
+    fn killed_cascade(markers: &[&str]) -> (tempfile::TempDir, PathBuf, u32) {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = tmp.path().join("contexts/x");
+        fs::create_dir_all(&ctx).unwrap();
+        fs::write(ctx.join("Dockerfile"), "new").unwrap();
+        fs::write(ctx.join("info.edn"), "old info").unwrap();
+        let pid = dead_pid();
+        let dir = tmp.path().join(format!(".cip/staging-{pid}"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join(JOURNAL),
+            "contexts/x/Dockerfile\0contexts/x/info.edn\0",
+        )
+        .unwrap();
+        fs::write(dir.join("0.orig"), "old").unwrap();
+        fs::write(dir.join("1.orig"), "old info").unwrap();
+        fs::write(dir.join("1.new"), "new info").unwrap();
+        for m in markers {
+            fs::write(dir.join(m), "").unwrap();
+        }
+        (tmp, dir, pid)
+    }
+
+    fn read(root: &Path, rel: &str) -> String {
+        fs::read_to_string(root.join(rel)).unwrap()
+    }
+
+    #[test]
+    fn a_run_killed_while_replacing_is_undone() {
+        let (tmp, dir, pid) = killed_cascade(&[REPLACING]);
+        let lines = recover(tmp.path()).unwrap();
+        let line = format!(
+            "restored 1 file(s) from .cip/staging-{pid}: a cascade (pid {pid}) was killed while it \
+             replaced files; the project is as it was before it"
+        );
+        assert_eq!(lines, [(line, true)]);
+        assert_eq!(read(tmp.path(), "contexts/x/Dockerfile"), "old");
+        assert_eq!(read(tmp.path(), "contexts/x/info.edn"), "old info");
+        assert!(!dir.exists());
+        assert!(
+            recover(tmp.path()).unwrap().is_empty(),
+            "nothing left to do"
+        );
+    }
+
+    #[test]
+    fn a_run_killed_before_or_after_replacing_is_removed() {
+        for (markers, when) in [
+            (&[][..], "before it replaced any file"),
+            (&[REPLACED][..], "after it had replaced every file"),
+        ] {
+            let (tmp, dir, pid) = killed_cascade(markers);
+            let lines = recover(tmp.path()).unwrap();
+            let line =
+                format!("removed .cip/staging-{pid}, left by a cascade (pid {pid}) killed {when}");
+            assert_eq!(lines, [(line, false)]);
+            assert_eq!(
+                read(tmp.path(), "contexts/x/Dockerfile"),
+                "new",
+                "left as it is"
+            );
+            assert!(!dir.exists());
+        }
+    }
+
+    #[test]
+    fn the_staging_directory_of_a_running_cascade_is_left_alone() {
+        let (tmp, dir, _) = killed_cascade(&[REPLACING]);
+        // PID 1 is alive (and not ours).
+        fs::rename(&dir, tmp.path().join(".cip/staging-1")).unwrap();
+        assert!(recover(tmp.path()).unwrap().is_empty());
+        assert!(tmp.path().join(".cip/staging-1/0.orig").exists());
+    }
+}
