@@ -489,6 +489,24 @@ fn a_symlinked_dockerfile_is_edited_at_its_target_once() {
 }
 
 #[test]
+fn a_dockerfile_linked_from_another_context_is_written_once_by_its_own_path() {
+    let tmp = shared_dockerfile_project();
+    let root = tmp.path();
+    let x = root.join("contexts/01-x/Dockerfile");
+    let y = root.join("contexts/01-y/Dockerfile");
+    fs::remove_file(&x).unwrap();
+    fs::copy(root.join("shared/child.Dockerfile"), &x).unwrap();
+    fs::remove_file(&y).unwrap();
+    std::os::unix::fs::symlink("../01-x/Dockerfile", &y).unwrap();
+    let (code, stdout, stderr) = cip(root, &["bump", "base"]);
+    assert_eq!(code, 0, "{stderr}");
+    let line = format!("rewrote {} (linked from {})\n", x.display(), y.display());
+    assert!(stdout.contains(&line), "{stdout}");
+    assert!(is_symlink(&y));
+    assert!(fs::read_to_string(&x).unwrap().contains("base:1.0.1"));
+}
+
+#[test]
 fn a_shared_info_file_that_would_need_two_versions_is_refused() {
     let tmp = shared_dockerfile_project();
     let root = tmp.path();

@@ -111,30 +111,24 @@ impl Files {
         let mut files = BTreeMap::new();
         let mut links = BTreeMap::new();
         for (target, t) in std::mem::take(&mut self.targets) {
-            let Some(original) = t.text else {
+            let Some(original) = &t.text else {
                 continue; // no context edits it
             };
-            let mut wanted: Vec<(&PathBuf, String)> = Vec::new();
-            for (path, edits) in &t.needs {
-                let new = apply(&original, edits);
-                match wanted.iter().find(|(_, w)| *w != new) {
-                    Some((other, _)) => self.problems.push(conflict(&target, other, path)),
-                    None => wanted.push((path, new)),
-                }
-            }
-            let via: Vec<PathBuf> = t
-                .needs
-                .iter()
-                .map(|(p, _)| p.clone())
-                .filter(|p| *p != target)
-                .collect();
-            if let Some((_, new)) = wanted.pop() {
-                if new != original {
+            match agreed_content(&target, original, &t.needs) {
+                Ok(new) if new == *original => {}
+                Ok(new) => {
+                    let via: Vec<PathBuf> = t
+                        .needs
+                        .into_iter()
+                        .map(|(p, _)| p)
+                        .filter(|p| *p != target)
+                        .collect();
                     if !via.is_empty() {
                         links.insert(target.clone(), via);
                     }
-                    files.insert(target, (original, new));
+                    files.insert(target, (original.clone(), new));
                 }
+                Err(p) => self.problems.push(p),
             }
         }
         if self.problems.is_empty() {
@@ -143,6 +137,22 @@ impl Files {
             Err(self.problems)
         }
     }
+}
+
+/// The one content every context reaching `target` needs, or the first two that disagree.
+fn agreed_content(
+    target: &Path,
+    original: &str,
+    needs: &[(PathBuf, Vec<Edit>)],
+) -> Result<String, Problem> {
+    let (first_path, first_edits) = &needs[0];
+    let first = apply(original, first_edits);
+    for (path, edits) in &needs[1..] {
+        if apply(original, edits) != first {
+            return Err(conflict(target, first_path, path));
+        }
+    }
+    Ok(first)
 }
 
 fn conflict(target: &Path, a: &Path, b: &Path) -> Problem {
