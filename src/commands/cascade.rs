@@ -52,6 +52,10 @@ pub fn apply(
     if !edit.dry_run && prepare(&loaded.project.root)? {
         bail!("files were restored after the project was read: run the command again");
     }
+    if let Some(sig) = signals::received() {
+        eprintln!("{}", Interrupted(sig));
+        return Ok(sig.exit_code());
+    }
     let started = std::time::Instant::now();
     let computed =
         cascade::compute_with(&loaded.project, &loaded.graph, requested, part, edit.level);
