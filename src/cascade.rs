@@ -1,6 +1,6 @@
 //! Version cascade: move every reference to its parent's current (or newly bumped) version and bump each
 //! image whose references moved, once, parents first. Edits touch only version tokens; all edits are
-//! computed first and written all-or-nothing through temporary files renamed into place.
+//! computed first and written all-or-nothing (`transaction`), even when cip is interrupted.
 use std::collections::BTreeMap;
 use std::fs;
 use std::ops::Range;
@@ -8,11 +8,18 @@ use std::path::{Path, PathBuf};
 
 use semver::Version;
 
+mod files;
+pub mod signals;
+mod transaction;
+
+pub use transaction::{recover, write, Interrupted, Written};
+
 use crate::diagnostics::Problem;
 use crate::graph::Graph;
 use crate::project::dockerfile;
 use crate::project::info::{self, InfoFormat};
 use crate::project::{Context, Project};
+use files::Files;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Level {
@@ -21,12 +28,14 @@ pub enum Level {
     Major,
 }
 
-pub fn bump(v: &Version, level: Level) -> Version {
-    match level {
-        Level::Patch => Version::new(v.major, v.minor, v.patch + 1),
-        Level::Minor => Version::new(v.major, v.minor + 1, 0),
-        Level::Major => Version::new(v.major + 1, 0, 0),
-    }
+/// The next version at `level`; Err names the part that is already at its maximum (u64::MAX).
+pub fn bump(v: &Version, level: Level) -> Result<Version, &'static str> {
+    let next = |n: u64, part| n.checked_add(1).ok_or(part);
+    Ok(match level {
+        Level::Patch => Version::new(v.major, v.minor, next(v.patch, "PATCH")?),
+        Level::Minor => Version::new(v.major, next(v.minor, "MINOR")?, 0),
+        Level::Major => Version::new(next(v.major, "MAJOR")?, 0, 0),
+    })
 }
 
 /// Why an image's version moves.
@@ -51,8 +60,11 @@ pub struct Bump {
 #[derive(Debug, Default)]
 pub struct Cascade {
     pub bumps: Vec<Bump>,
-    /// Path -> (original, rewritten). Ordered for stable output.
+    /// Path -> (original, rewritten). Ordered for stable output. A symlinked file appears once, by
+    /// its target's path.
     pub files: BTreeMap<PathBuf, (String, String)>,
+    /// For a file in `files` reached through symlinks: the links.
+    pub links: BTreeMap<PathBuf, Vec<PathBuf>>,
 }
 
 impl Cascade {
@@ -82,8 +94,7 @@ pub fn compute_with(
 ) -> Result<Cascade, Vec<Problem>> {
     let mut new_version: Vec<Version> =
         project.contexts.iter().map(|c| c.version.clone()).collect();
-    let mut edits: BTreeMap<PathBuf, Vec<(Range<usize>, String)>> = BTreeMap::new();
-    let mut texts: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let mut files = Files::new(&project.root).map_err(|p| vec![p])?;
     let mut bumps = Vec::new();
     let mut problems = Vec::new();
 
@@ -92,14 +103,12 @@ pub fn compute_with(
         let mut moved = Vec::new();
         match reference_edits(project, graph, ctx, &new_version) {
             Ok((text, ref_edits)) => {
+                let mut edits = Vec::new();
                 for (span, to, parent) in ref_edits {
                     moved.push((parent, to.clone()));
-                    edits
-                        .entry(ctx.dockerfile.clone())
-                        .or_default()
-                        .push((span, to));
+                    edits.push((span, to));
                 }
-                texts.insert(ctx.dockerfile.clone(), text);
+                files.edit(&ctx.dockerfile, text, edits);
             }
             Err(mut p) => problems.append(&mut p),
         }
@@ -110,24 +119,27 @@ pub fn compute_with(
         } else if !moved.is_empty() {
             Why::ParentsMoved(moved)
         } else {
+            files.keep(&ctx.info_file);
             continue;
         };
-        let to = bump(
-            &ctx.version,
-            if why == Why::Requested {
-                requested_level
-            } else {
-                level
-            },
-        );
-        match version_edit(ctx) {
-            Ok((text, span)) => {
-                edits
-                    .entry(ctx.info_file.clone())
-                    .or_default()
-                    .push((span, to.to_string()));
-                texts.insert(ctx.info_file.clone(), text);
+        let part = if why == Why::Requested {
+            requested_level
+        } else {
+            level
+        };
+        let edit = version_edit(ctx);
+        let to = match bump(&ctx.version, part) {
+            Ok(to) => to,
+            Err(what) => {
+                let line = edit
+                    .ok()
+                    .map(|(text, span)| info::line_of(&text, span.start));
+                problems.push(overflow(ctx, what, line));
+                continue;
             }
+        };
+        match edit {
+            Ok((text, span)) => files.edit(&ctx.info_file, text, vec![(span, to.to_string())]),
             Err(p) => problems.push(p),
         }
         new_version[c] = to.clone();
@@ -139,23 +151,32 @@ pub fn compute_with(
             why,
         });
     }
-    if !problems.is_empty() {
-        return Err(problems);
+    let resolved = files.resolve_all();
+    match resolved {
+        Ok((files, links)) if problems.is_empty() => Ok(Cascade {
+            bumps,
+            files,
+            links,
+        }),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            Err(problems)
+        }
     }
-    let files = edits
-        .into_iter()
-        .map(|(path, mut e)| {
-            let original = texts.remove(&path).unwrap_or_default();
-            e.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
-            let mut text = original.clone();
-            for (span, replacement) in e {
-                text.replace_range(span, &replacement);
-            }
-            (path, (original, text))
-        })
-        .filter(|(_, (a, b))| a != b)
-        .collect();
-    Ok(Cascade { bumps, files })
+}
+
+/// The version already has the highest value of `part`.
+fn overflow(ctx: &Context, part: &str, line: Option<usize>) -> Problem {
+    Problem::error(
+        "cannot-bump",
+        format!(
+            "version {} cannot be bumped: {part} would overflow",
+            ctx.version
+        ),
+    )
+    .at(&ctx.info_file, line)
+    .hint("set a smaller version by hand (each part is at most 18446744073709551615)")
 }
 
 type RefEdit = (Range<usize>, String, String);
@@ -261,87 +282,6 @@ fn read_utf8(path: &Path) -> Result<String, Problem> {
         .at(path, None)
         .hint("save it as UTF-8")
     })
-}
-
-/// Writes every file of the cascade, or none: each new content goes to a temporary file in the same
-/// directory first; only when all are written are they renamed over the originals. If a rename fails,
-/// the files already replaced get their original content back.
-pub fn write(cascade: &Cascade, backup: bool) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    let mut staged = Vec::new();
-    for (path, (original, new)) in &cascade.files {
-        // Dropping `staged` on error removes every temporary file: nothing was changed.
-        let tmp = stage(path, new)
-            .with_context(|| format!("cannot write {}; no file was changed", path.display()))?;
-        let bk = if backup {
-            Some(stage(path, original).with_context(|| {
-                format!(
-                    "cannot write a backup of {}; no file was changed",
-                    path.display()
-                )
-            })?)
-        } else {
-            None
-        };
-        staged.push((path, tmp, bk));
-    }
-    let mut replaced: Vec<&PathBuf> = Vec::new();
-    let mut backups = Vec::new();
-    for (path, tmp, bk) in staged {
-        if let Err(e) = tmp.persist(path) {
-            let restored = restore(cascade, &replaced);
-            return Err(anyhow::Error::new(e.error).context(format!(
-                "cannot replace {}; {}",
-                path.display(),
-                restored
-            )));
-        }
-        replaced.push(path);
-        backups.extend(bk.map(|b| (path, b)));
-    }
-    for (path, b) in backups {
-        let mut name = path.clone().into_os_string();
-        name.push(".bk");
-        b.persist(PathBuf::from(name))
-            .map_err(|e| e.error)
-            .context("cannot write a .bk copy")?;
-    }
-    Ok(())
-}
-
-/// A temporary file next to `path` holding `content`, with `path`'s permissions.
-fn stage(path: &Path, content: &str) -> anyhow::Result<tempfile::NamedTempFile> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".cip-").tempfile_in(dir)?;
-    tmp.write_all(content.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    if let Ok(meta) = fs::metadata(path) {
-        fs::set_permissions(tmp.path(), meta.permissions())?;
-    }
-    Ok(tmp)
-}
-
-/// Puts the original content back into files already replaced; says how that went.
-fn restore(cascade: &Cascade, replaced: &[&PathBuf]) -> String {
-    let failed: Vec<String> = replaced
-        .iter()
-        .filter(|p| {
-            let original = &cascade.files[**p].0;
-            stage(p, original)
-                .and_then(|t| t.persist(p).map_err(|e| e.error.into()))
-                .is_err()
-        })
-        .map(|p| p.display().to_string())
-        .collect();
-    if failed.is_empty() {
-        "every file was left as it was".to_string()
-    } else {
-        format!(
-            "could not restore {}: check them by hand",
-            failed.join(", ")
-        )
-    }
 }
 
 /// A unified diff of every planned edit, paths as given.

@@ -303,7 +303,7 @@ pub struct EditArgs {
     /// Print a unified diff of every planned edit and change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Keep the original of each rewritten file as FILE.bk (as the original tool did)
+    /// Keep the original of each rewritten file as FILE.bk (FILE.bk.1, .bk.2, ... if that exists)
     #[arg(long)]
     pub backup: bool,
 }

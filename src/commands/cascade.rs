@@ -1,8 +1,10 @@
 //! `cip cascade-version-updates` and `cip bump`: compute the cascade, show it, write it all or nothing.
+use std::path::Path;
+
 use anyhow::bail;
 
 use super::{load_valid, Loaded};
-use crate::cascade::{self, Level};
+use crate::cascade::{self, signals, Interrupted, Level};
 use crate::cli::{EditArgs, ProjectArgs};
 use crate::output::style_problem;
 
@@ -12,6 +14,9 @@ pub fn run(
     bump: Option<(&str, Level)>,
     edit: &EditArgs,
 ) -> anyhow::Result<i32> {
+    if !edit.dry_run {
+        prepare(&args.project_dir)?;
+    }
     let loaded = load_valid(args)?;
     let (requested, part) = match bump {
         Some((name, part)) => {
@@ -25,6 +30,18 @@ pub fn run(
     apply(&loaded, &requested, part, edit)
 }
 
+/// Before a cascade writes: signals are noted rather than fatal (see `cascade::signals`), and what
+/// a killed cascade left is cleaned up. Returns whether files were restored.
+fn prepare(root: &Path) -> anyhow::Result<bool> {
+    signals::catch()?;
+    let mut restored = false;
+    for (line, files) in cascade::recover(root)? {
+        eprintln!("{line}");
+        restored |= files;
+    }
+    Ok(restored)
+}
+
 /// Bumps `requested` (context indexes) by `part`, cascades with `edit.level`, and shows or writes it.
 pub fn apply(
     loaded: &Loaded,
@@ -32,8 +49,17 @@ pub fn apply(
     part: Level,
     edit: &EditArgs,
 ) -> anyhow::Result<i32> {
+    if !edit.dry_run && prepare(&loaded.project.root)? {
+        bail!("files were restored after the project was read: run the command again");
+    }
+    if let Some(sig) = signals::received() {
+        eprintln!("{}", Interrupted(sig));
+        return Ok(sig.exit_code());
+    }
+    let started = std::time::Instant::now();
     let computed =
         cascade::compute_with(&loaded.project, &loaded.graph, requested, part, edit.level);
+    crate::output::timing("cascade: compute", started);
     let plan = match computed {
         Ok(c) => c,
         Err(problems) => {
@@ -41,7 +67,7 @@ pub fn apply(
                 eprintln!("{}", style_problem(p));
             }
             bail!(
-                "{} reference(s) cannot be rewritten; no file was changed",
+                "{} problem(s) prevent the cascade; no file was changed",
                 problems.len()
             );
         }
@@ -56,10 +82,45 @@ pub fn apply(
         eprintln!("dry run: {} file(s) would change", plan.files.len());
         return Ok(0);
     }
-    cascade::write(&plan, edit.backup)?;
+    let written = match cascade::write(&plan, &loaded.project.root, edit.backup) {
+        Ok(w) => w,
+        Err(e) => match e.downcast_ref::<Interrupted>() {
+            Some(Interrupted(sig)) => {
+                eprintln!("{e}");
+                return Ok(sig.exit_code());
+            }
+            None => return Err(e),
+        },
+    };
     print!("{}", cascade::summary(&plan));
     for path in plan.files.keys() {
-        println!("  rewrote {}", path.display());
+        let backup = match written.backups.get(path) {
+            Some(bk) => format!(", original kept as {}", bk.display()),
+            None => String::new(),
+        };
+        println!(
+            "  rewrote {}{}{backup}",
+            path.display(),
+            linked_from(&plan, path)
+        );
+    }
+    if let Some(sig) = written.deferred {
+        eprintln!(
+            "{} received while files were being replaced: cip replaced every file first",
+            sig.name()
+        );
+        return Ok(sig.exit_code());
     }
     Ok(0)
+}
+
+/// ` (linked from A, B)` for a file reached through symlinks.
+fn linked_from(plan: &cascade::Cascade, path: &Path) -> String {
+    match plan.links.get(path) {
+        Some(links) => {
+            let links: Vec<String> = links.iter().map(|l| l.display().to_string()).collect();
+            format!(" (linked from {})", links.join(", "))
+        }
+        None => String::new(),
+    }
 }

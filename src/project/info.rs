@@ -10,6 +10,8 @@ use semver::Version;
 use crate::diagnostics::Problem;
 use crate::platform::{self, Platform};
 
+mod version_value;
+
 /// What a context declares about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
@@ -310,13 +312,10 @@ fn tokens(text: &str) -> Vec<Token<'_>> {
     out
 }
 
-/// Byte range of the string value of the top-level `:version` key (for in-place version bumps).
+/// Byte range of the string value of the top-level map's live `:version` key (for in-place version
+/// bumps): never a nested map's, a `#_` discarded one, or one in a string or comment.
 pub fn version_span(text: &str) -> Option<Range<usize>> {
-    let toks = tokens(text);
-    toks.windows(2).find_map(|w| match w {
-        [Token::Keyword("version"), Token::Str(_, span)] => Some(span.clone()),
-        _ => None,
-    })
+    version_value::version_value(text)
 }
 
 fn key_line(text: &str, key: &str) -> Option<usize> {
