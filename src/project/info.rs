@@ -315,7 +315,14 @@ fn tokens(text: &str) -> Vec<Token<'_>> {
 /// Byte range of the string value of the top-level map's live `:version` key (for in-place version
 /// bumps): never a nested map's, a `#_` discarded one, or one in a string or comment.
 pub fn version_span(text: &str) -> Option<Range<usize>> {
-    version_value::version_value(text)
+    // A byte-order mark is accepted (see `parse_edn`); offsets stay those of the whole text.
+    let bom = if text.starts_with('\u{feff}') {
+        '\u{feff}'.len_utf8()
+    } else {
+        0
+    };
+    let span = version_value::version_value(&text[bom..])?;
+    Some(span.start + bom..span.end + bom)
 }
 
 fn key_line(text: &str, key: &str) -> Option<usize> {
