@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
-use crate::build::{BuildJob, Builder, RegistryAccess};
+use crate::build::{Backend, BuildJob, RegistryAccess};
 use crate::interrupt::{self, Signal};
 use crate::plan::steps::{Action, Assemble, Build, ImageId, Output, Plan, StepId};
 use crate::plan::ImagePlan;
@@ -28,7 +28,7 @@ const TAG_SETTLE: Duration = Duration::from_millis(500);
 /// What a plan's steps run with: the nodes' builders (by `NodeId`), the registry that receives
 /// pushed images, and how builders reach it.
 pub struct Executor {
-    pub nodes: Vec<Arc<Builder>>,
+    pub nodes: Vec<Arc<dyn Backend>>,
     pub registry: Option<Arc<Registry>>,
     pub access: RegistryAccess,
     pub keep_going: bool,
@@ -238,7 +238,7 @@ fn announce_platform_stores(plan: &Plan, progress: &Progress) {
 /// Runs single steps; shared by the run's tasks.
 struct StepRunner {
     plan: Plan,
-    nodes: Vec<Arc<Builder>>,
+    nodes: Vec<Arc<dyn Backend>>,
     registry: Option<Arc<Registry>>,
     access: RegistryAccess,
     shared: Arc<Mutex<Shared>>,
@@ -283,7 +283,7 @@ impl StepRunner {
     async fn build(&self, image: ImageId, b: &Build) -> anyhow::Result<()> {
         let node = &self.nodes[b.node.0];
         let builder = match &b.store {
-            Some(store) => Arc::new(node.with_store(store)),
+            Some(store) => node.with_store(store),
             None => node.clone(),
         };
         let job = BuildJob {
@@ -299,7 +299,7 @@ impl StepRunner {
         builder.build(&job).await?;
         match &b.output {
             Output::Push { .. } => {
-                let entry = self.push(&builder, image, b).await;
+                let entry = self.push(builder.as_ref(), image, b).await;
                 // The private tag is only a hand-over to the push: never leave it behind.
                 let _ = builder.remove_image(&b.tag).await;
                 let entry = entry?;
@@ -314,7 +314,12 @@ impl StepRunner {
         Ok(())
     }
 
-    async fn push(&self, builder: &Builder, image: ImageId, b: &Build) -> anyhow::Result<Entry> {
+    async fn push(
+        &self,
+        builder: &dyn Backend,
+        image: ImageId,
+        b: &Build,
+    ) -> anyhow::Result<Entry> {
         let reg = self
             .registry
             .as_ref()

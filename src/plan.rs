@@ -6,7 +6,7 @@ use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::build::Builder;
+use crate::build::Backend;
 use crate::load::Loaded;
 use crate::platform::Platform;
 use crate::registry::{Published, Registry};
@@ -19,7 +19,7 @@ pub enum Target {
     Registry(Arc<Registry>),
     /// The builder's local store (`cip build`), images tagged `REGISTRY/name:VERSION`.
     LocalStore {
-        builder: Arc<Builder>,
+        builder: Arc<dyn Backend>,
         registry: String,
     },
 }

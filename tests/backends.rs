@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cip::build::{emulation, BuildJob, Builder, BuilderKind, NodeEnv, RegistryAccess};
+use cip::build::{emulation, Backend, BuildJob, BuilderKind, NodeEnv, RegistryAccess};
 use cip::platform::Platform;
 use common::{busybox_path, skopeo, Buildah, TestRegistry};
 use serde_json::Value;
@@ -32,7 +32,7 @@ fn unique_tag(name: &str) -> String {
 
 /// A buildah builder on a private store: the storage driver from `STORAGE_DRIVER` (which cip turns
 /// into `--storage-driver`), the store's location through `CIP_BUILDAH_GLOBAL_ARGS`.
-fn buildah_builder(store: &Buildah) -> Builder {
+fn buildah_builder(store: &Buildah) -> std::sync::Arc<dyn Backend> {
     let tmp = store.root().parent().unwrap().to_path_buf();
     let env = NodeEnv::new()
         .set("STORAGE_DRIVER", "vfs")
@@ -46,7 +46,7 @@ fn buildah_builder(store: &Buildah) -> Builder {
             ),
         )
         .set("TMPDIR", tmp.display().to_string());
-    Builder::detect_with(BuilderKind::Buildah, env).expect("buildah is usable")
+    cip::build::detect_with(BuilderKind::Buildah, env).expect("buildah is usable")
 }
 
 /// A context `FROM scratch` with both busybox binaries, the Dockerfile ending with `run_steps`.
@@ -374,7 +374,7 @@ async fn child_pulls_its_parent_from_a_plain_http_registry() {
     let host = Platform::host();
 
     // The parent, published by hand (cip's own push is not what is tested here).
-    publish_parent(&builder, &registry, dir.path()).await;
+    publish_parent(builder.as_ref(), &registry, dir.path()).await;
 
     let child_ctx = dir.path().join("child");
     fs::create_dir_all(&child_ctx).unwrap();
@@ -417,7 +417,7 @@ async fn child_pulls_its_parent_from_a_plain_http_registry() {
 }
 
 /// Builds `parent` (host platform) and copies it to `registry` as `parent:1.0.0` with skopeo.
-async fn publish_parent(builder: &Builder, registry: &TestRegistry, dir: &Path) {
+async fn publish_parent(builder: &dyn Backend, registry: &TestRegistry, dir: &Path) {
     let parent_ctx = context(&dir.join("parent"), "");
     let parent_tag = unique_tag("parent");
     builder
@@ -458,7 +458,7 @@ async fn child_pulls_its_parent_over_tls_with_a_private_ca() {
     let store = Buildah::new();
     let builder = buildah_builder(&store);
     let dir = tempfile::tempdir().unwrap();
-    publish_parent(&builder, &registry, dir.path()).await;
+    publish_parent(builder.as_ref(), &registry, dir.path()).await;
 
     let child_ctx = dir.path().join("child");
     fs::create_dir_all(&child_ctx).unwrap();
@@ -486,13 +486,13 @@ async fn child_pulls_its_parent_over_tls_with_a_private_ca() {
 fn detection_errors_name_what_was_looked_for() {
     let empty = tempfile::tempdir().unwrap();
     let env = NodeEnv::new().set("PATH", empty.path().display().to_string());
-    let err = Builder::detect_with(BuilderKind::Auto, env.clone())
+    let err = cip::build::detect_with(BuilderKind::Auto, env.clone())
         .unwrap_err()
         .to_string();
     for word in ["buildah", "podman", "docker", "apt-get install -y buildah"] {
         assert!(err.contains(word), "{word} missing from: {err}");
     }
-    let err = Builder::detect_with(BuilderKind::Podman, env)
+    let err = cip::build::detect_with(BuilderKind::Podman, env)
         .unwrap_err()
         .to_string();
     assert!(
@@ -567,7 +567,7 @@ async fn docker_builds_exports_and_manages_its_store() {
         "docker/dockerd not installed: run scripts/setup-env --docker"
     );
     let mut own_daemon = None;
-    let builder = match Builder::detect_with(BuilderKind::Docker, NodeEnv::new()) {
+    let builder = match cip::build::detect_with(BuilderKind::Docker, NodeEnv::new()) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("no docker daemon answers ({e:#}); starting one");
@@ -576,7 +576,8 @@ async fn docker_builds_exports_and_manages_its_store() {
             eprintln!("dockerd up in {:?}", started.elapsed());
             let env = NodeEnv::new().set("DOCKER_HOST", dockerd.host());
             own_daemon = Some(dockerd);
-            Builder::detect_with(BuilderKind::Docker, env).expect("docker backend on our dockerd")
+            cip::build::detect_with(BuilderKind::Docker, env)
+                .expect("docker backend on our dockerd")
         }
     };
     let describe = builder.describe();

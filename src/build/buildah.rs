@@ -7,18 +7,39 @@
 //! - With `--platform`, an image of another platform under the same name in the store is not
 //!   reused: the right one is pulled, and the name moves to it. Two builds for different platforms
 //!   that pull one parent into one store at once therefore fail ("locating pulled image ... image
-//!   not known"): see [`Builder::for_platform`].
+//!   not known"): see [`Backend::platform_store`].
 //! - `push TAG oci:DIR` writes an OCI layout whose `index.json` lists the one manifest (gzip layers).
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::process::{find_program, Invocation};
 use super::{
-    probe, BuildJob, Builder, Engine, NodeEnv, NotUsable, RegistryAccess, StoreRoots, PROBE_TIMEOUT,
+    prepare_layout_dir, probe, run_build, run_exists, run_export, run_listing, run_remove, Backend,
+    BuildJob, BuilderKind, Engine, NodeEnv, NotUsable, Op, RegistryAccess, StoreRoots,
+    PROBE_TIMEOUT,
 };
 use super::{BUILDAH_GLOBAL_ARGS_ENV, PODMAN_GLOBAL_ARGS_ENV};
 use crate::platform::Platform;
 
-pub(super) fn detect(engine: Engine, env: NodeEnv) -> Result<Builder, NotUsable> {
+/// buildah or podman on this machine, with the store its global options select.
+#[derive(Debug, Clone)]
+pub struct Buildah {
+    /// Buildah or Podman.
+    engine: Engine,
+    /// The program as found on PATH.
+    program: PathBuf,
+    version: String,
+    /// Options before the subcommand.
+    global_args: Vec<String>,
+    env: NodeEnv,
+    native: Vec<Platform>,
+    /// The store's graph root and run root, from which private per-platform stores are derived
+    /// (see [`Backend::platform_store`]).
+    store: StoreRoots,
+}
+
+pub(super) fn detect(engine: Engine, env: NodeEnv) -> Result<Buildah, NotUsable> {
     let name = engine.name();
     let hint = match engine {
         Engine::Podman => {
@@ -48,18 +69,119 @@ pub(super) fn detect(engine: Engine, env: NodeEnv) -> Result<Builder, NotUsable>
     let version = parse_version(&text).unwrap_or_else(|| text.trim().to_string());
     let global_args = global_args(engine, &env);
     let store = store_roots(engine, &program, &global_args, &env).map_err(not_usable)?;
-    Ok(Builder {
+    Ok(Buildah {
         engine,
         program,
         version,
         global_args,
         env,
-        native: vec![Platform::host()],
-        buildx: false,
-        docker_host: None,
-        host_network: false,
-        store: Some(store),
+        native: vec![super::local_platform()],
+        store,
     })
+}
+
+impl Buildah {
+    /// A call of the program: its global options and node environment applied.
+    fn invocation(&self) -> Invocation {
+        Invocation::new(&self.program)
+            .args(&self.global_args)
+            .envs(self.env.overrides())
+    }
+}
+
+impl Backend for Buildah {
+    fn kind(&self) -> BuilderKind {
+        match self.engine {
+            Engine::Podman => BuilderKind::Podman,
+            _ => BuilderKind::Buildah,
+        }
+    }
+
+    fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn describe(&self) -> String {
+        let mut notes = Vec::new();
+        if !self.global_args.is_empty() {
+            notes.push(self.global_args.join(" "));
+        }
+        if let Some(iso) = self.env.get("BUILDAH_ISOLATION") {
+            notes.push(format!("isolation {iso}"));
+        }
+        super::describe(self.engine.name(), &self.version, &notes)
+    }
+
+    fn native_platforms(&self) -> Vec<Platform> {
+        self.native.clone()
+    }
+
+    /// buildah and podman keep one image per name in a store: two builds for different platforms
+    /// that pull the same parent (`FROM reg/base:1.0.0`) in one store move that name between the
+    /// platforms' images under each other's feet ("image not known"). So every pushed platform but
+    /// the node's native one builds in a store of its own, a sibling of the configured one.
+    fn platform_store(&self, platform: &Platform) -> Option<StoreRoots> {
+        (!self.native.contains(platform)).then(|| self.store.for_platform(platform))
+    }
+
+    fn with_store(&self, store: &StoreRoots) -> Arc<dyn Backend> {
+        let mut b = self.clone();
+        // The last `--root`/`--runroot` wins, so these override the user's global options.
+        b.global_args.extend([
+            "--root".to_string(),
+            store.graph_root.display().to_string(),
+            "--runroot".to_string(),
+            store.run_root.display().to_string(),
+        ]);
+        Arc::new(b)
+    }
+
+    fn build<'a>(&'a self, job: &'a BuildJob) -> Op<'a, ()> {
+        Box::pin(run_build(build(self, job), job))
+    }
+
+    fn export_oci_layout<'a>(&'a self, tag: &'a str, dir: &'a Path) -> Op<'a, ()> {
+        Box::pin(async move {
+            prepare_layout_dir(dir)?;
+            run_export(export(self, tag, dir), tag, dir).await
+        })
+    }
+
+    fn local_tags(&self) -> Op<'_, HashSet<String>> {
+        Box::pin(run_listing(list_tags(self)))
+    }
+
+    fn image_exists<'a>(&'a self, tag: &'a str) -> Op<'a, bool> {
+        Box::pin(async move {
+            if self.engine == Engine::Podman {
+                // `podman image exists`: 1 = absent, with nothing on stderr.
+                let out = image_exists(self, tag).run_captured().await?;
+                if out.status.code() == Some(1) && out.stderr.trim().is_empty() {
+                    return Ok(false);
+                }
+            }
+            run_exists(image_exists(self, tag)).await
+        })
+    }
+
+    fn remove_image<'a>(&'a self, tag: &'a str) -> Op<'a, ()> {
+        Box::pin(run_remove(self.invocation().args(["rmi", tag])))
+    }
+
+    fn tag_image<'a>(&'a self, src: &'a str, dst: &'a str) -> Op<'a, ()> {
+        let inv = self.invocation().args(["tag", src, dst]);
+        Box::pin(async move { inv.run_ok().await.map(|_| ()) })
+    }
+
+    fn pull<'a>(
+        &'a self,
+        reference: &'a str,
+        platform: Option<&'a Platform>,
+        access: &'a RegistryAccess,
+    ) -> Op<'a, ()> {
+        let inv = pull(self, reference, platform, access);
+        Box::pin(super::run_pull(inv, reference))
+    }
 }
 
 /// The store the global options select, as `buildah info` / `podman info` report it.
@@ -146,7 +268,7 @@ fn registry_flags(access: &RegistryAccess) -> Vec<String> {
 
 /// `buildah bud` / `podman build`: platform, build args, Dockerfile, tag, registry access, the
 /// user's extra arguments, then the context directory.
-pub(super) fn build(b: &Builder, job: &BuildJob) -> Invocation {
+fn build(b: &Buildah, job: &BuildJob) -> Invocation {
     let sub = match b.engine {
         Engine::Podman => "build",
         _ => "bud",
@@ -168,13 +290,13 @@ pub(super) fn build(b: &Builder, job: &BuildJob) -> Invocation {
         .arg(&job.context_dir)
 }
 
-pub(super) fn export(b: &Builder, tag: &str, dir: &Path) -> Invocation {
+fn export(b: &Buildah, tag: &str, dir: &Path) -> Invocation {
     let mut dest = std::ffi::OsString::from("oci:");
     dest.push(dir);
     b.invocation().args(["push", "--quiet", tag]).arg(dest)
 }
 
-pub(super) fn image_exists(b: &Builder, tag: &str) -> Invocation {
+fn image_exists(b: &Buildah, tag: &str) -> Invocation {
     match b.engine {
         Engine::Podman => b.invocation().args(["image", "exists", tag]),
         _ => b.invocation().args([
@@ -189,7 +311,7 @@ pub(super) fn image_exists(b: &Builder, tag: &str) -> Invocation {
 }
 
 /// Every image name and tag of the store, one `name:tag` per line.
-pub(super) fn list_tags(b: &Builder) -> Invocation {
+fn list_tags(b: &Buildah) -> Invocation {
     let format = match b.engine {
         Engine::Podman => "{{.Repository}}:{{.Tag}}",
         _ => "{{.Name}}:{{.Tag}}",
@@ -197,16 +319,8 @@ pub(super) fn list_tags(b: &Builder) -> Invocation {
     b.invocation().args(["images", "--format", format])
 }
 
-pub(super) fn remove(b: &Builder, tag: &str) -> Invocation {
-    b.invocation().args(["rmi", tag])
-}
-
-pub(super) fn tag(b: &Builder, src: &str, dst: &str) -> Invocation {
-    b.invocation().args(["tag", src, dst])
-}
-
-pub(super) fn pull(
-    b: &Builder,
+fn pull(
+    b: &Buildah,
     reference: &str,
     platform: Option<&Platform>,
     access: &RegistryAccess,

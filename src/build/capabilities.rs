@@ -14,7 +14,7 @@ use crate::diagnostics::Problem;
 use crate::project::dockerfile::Features;
 use crate::project::Project;
 
-use super::{Builder, BuilderKind};
+use super::{Backend, BuilderKind};
 
 /// First versions that parse heredocs.
 const BUILDAH_HEREDOCS: (u64, u64) = (1, 35);
@@ -156,7 +156,7 @@ fn major_minor(version: &str) -> Option<(u64, u64)> {
 pub fn problems_for(
     project: &Project,
     ctxs: impl IntoIterator<Item = usize>,
-    builder: &Builder,
+    builder: &dyn Backend,
 ) -> Vec<Problem> {
     ctxs.into_iter()
         .filter_map(|i| project.contexts.get(i))
@@ -176,7 +176,7 @@ pub fn problems_for(
 pub fn refuse_unsupported(
     project: &Project,
     ctxs: impl IntoIterator<Item = usize>,
-    builder: &Builder,
+    builder: &dyn Backend,
 ) -> anyhow::Result<()> {
     let problems = problems_for(project, ctxs, builder);
     for p in &problems {

@@ -15,17 +15,130 @@
 //! Dockerfile using them is built through its translation (see [`super::buildkit`]), written next to
 //! the build log as `NAME-VERSION-PLATFORM.HASH.Dockerfile` (content-addressed, so concurrent runs
 //! never build each other's); the log says so in a `cip:` line before the command.
+use std::collections::HashSet;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use sha2::{Digest as _, Sha256};
 
 use super::buildkit;
 use super::process::{find_all_programs, find_program, Invocation};
-use super::{probe, BuildJob, Builder, Engine, NodeEnv, NotUsable, PROBE_TIMEOUT};
+use super::{
+    prepare_layout_dir, probe, run_build, run_exists, run_export, run_listing, run_pull,
+    run_remove, Backend, BuildJob, BuilderKind, NodeEnv, NotUsable, Op, RegistryAccess, StoreRoots,
+    PROBE_TIMEOUT,
+};
 use crate::platform::Platform;
+
+/// A docker daemon, reached by a docker client that can build with BuildKit.
+#[derive(Debug, Clone)]
+pub struct Docker {
+    /// The client as found on PATH (or `$CIP_DOCKER`).
+    program: PathBuf,
+    /// The daemon's version.
+    version: String,
+    env: NodeEnv,
+    /// The daemon's own platform.
+    native: Vec<Platform>,
+    /// Whether `docker buildx` is available (else `DOCKER_BUILDKIT=1 docker build`).
+    buildx: bool,
+    /// The daemon address when not the default socket.
+    docker_host: Option<String>,
+    /// The daemon has no bridge network: builds get `--network=host`.
+    host_network: bool,
+}
+
+impl Docker {
+    /// A call of the client, with the node's environment.
+    fn invocation(&self) -> Invocation {
+        Invocation::new(&self.program).envs(self.env.overrides())
+    }
+}
+
+impl Backend for Docker {
+    fn kind(&self) -> BuilderKind {
+        BuilderKind::Docker
+    }
+
+    fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn describe(&self) -> String {
+        let mut notes = vec![if self.buildx { "buildx" } else { "BuildKit" }.to_string()];
+        if self.host_network {
+            notes.push("--network=host: the daemon has no bridge network".to_string());
+        }
+        if let Some(host) = &self.docker_host {
+            notes.push(host.clone());
+        }
+        super::describe("docker", &self.version, &notes)
+    }
+
+    fn native_platforms(&self) -> Vec<Platform> {
+        self.native.clone()
+    }
+
+    /// BuildKit resolves parents per platform: no store of its own is needed.
+    fn with_store(&self, _store: &StoreRoots) -> Arc<dyn Backend> {
+        Arc::new(self.clone())
+    }
+
+    fn build<'a>(&'a self, job: &'a BuildJob) -> Op<'a, ()> {
+        Box::pin(run_build(build(self, job), job))
+    }
+
+    fn export_oci_layout<'a>(&'a self, tag: &'a str, dir: &'a Path) -> Op<'a, ()> {
+        Box::pin(async move {
+            prepare_layout_dir(dir)?;
+            run_export(export(self, tag, dir)?, tag, dir).await
+        })
+    }
+
+    fn local_tags(&self) -> Op<'_, HashSet<String>> {
+        let inv = self
+            .invocation()
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+        Box::pin(run_listing(inv))
+    }
+
+    fn image_exists<'a>(&'a self, tag: &'a str) -> Op<'a, bool> {
+        let inv = self
+            .invocation()
+            .args(["image", "inspect", "--format", "{{.Id}}", tag]);
+        Box::pin(run_exists(inv))
+    }
+
+    fn remove_image<'a>(&'a self, tag: &'a str) -> Op<'a, ()> {
+        Box::pin(run_remove(self.invocation().args(["image", "rm", tag])))
+    }
+
+    fn tag_image<'a>(&'a self, src: &'a str, dst: &'a str) -> Op<'a, ()> {
+        let inv = self.invocation().args(["tag", src, dst]);
+        Box::pin(async move { inv.run_ok().await.map(|_| ()) })
+    }
+
+    /// Plain-HTTP and private-CA registries are daemon settings for docker (`insecure-registries`,
+    /// `/etc/docker/certs.d`): of `access`, only the credentials are used.
+    fn pull<'a>(
+        &'a self,
+        reference: &'a str,
+        platform: Option<&'a Platform>,
+        access: &'a RegistryAccess,
+    ) -> Op<'a, ()> {
+        let mut inv = self
+            .invocation()
+            .envs_owned(access.env())
+            .args(["pull", "--quiet"]);
+        if let Some(p) = platform {
+            inv = inv.arg(format!("--platform={p}"));
+        }
+        Box::pin(run_pull(inv.arg(reference), reference))
+    }
+}
 
 const HINT: &str =
     "Install docker (`apt-get install -y docker.io` on Debian/Ubuntu) and start its daemon \
@@ -37,7 +150,7 @@ pub const DOCKER_PROGRAM_ENV: &str = "CIP_DOCKER";
 /// The first docker client that can build with BuildKit: one with the buildx plugin, or one older
 /// than 23 (whose `DOCKER_BUILDKIT=1 docker build` uses the daemon's embedded BuildKit; newer clients
 /// refuse that without buildx). Every `docker` on PATH is considered, or only `$CIP_DOCKER`.
-pub(super) fn detect(env: NodeEnv) -> Result<Builder, NotUsable> {
+pub(super) fn detect(env: NodeEnv) -> Result<Docker, NotUsable> {
     let not_usable = |reason: String| NotUsable {
         program: "docker",
         reason,
@@ -89,17 +202,14 @@ pub(super) fn detect(env: NodeEnv) -> Result<Builder, NotUsable> {
             )
             .map(|o| o.status.success())
             .unwrap_or(false);
-        return Ok(Builder {
-            engine: Engine::Docker,
+        return Ok(Docker {
             program: program.clone(),
             version: version.clone(),
-            global_args: Vec::new(),
             docker_host: env.get("DOCKER_HOST"),
             env,
             native,
             buildx,
             host_network,
-            store: None,
         });
     }
     Err(not_usable(format!(
@@ -145,7 +255,7 @@ fn output_of(program: &Path, args: &[&str], env: &NodeEnv) -> String {
         .unwrap_or_default()
 }
 
-pub(super) fn build(b: &Builder, job: &BuildJob) -> Invocation {
+fn build(b: &Docker, job: &BuildJob) -> Invocation {
     let base = b.invocation().envs_owned(job.registry.env());
     let mut inv = if b.buildx {
         base.args(["buildx", "build", "--load"])
@@ -281,7 +391,7 @@ fn write_translation(job: &BuildJob, path: &Path, content: &str) -> anyhow::Resu
 }
 
 /// `skopeo copy docker-daemon:TAG oci:DIR`, layers compressed as a registry push would have them.
-pub(super) fn export(b: &Builder, tag: &str, dir: &Path) -> anyhow::Result<Invocation> {
+fn export(b: &Docker, tag: &str, dir: &Path) -> anyhow::Result<Invocation> {
     let Some(skopeo) = find_program("skopeo", b.env.get("PATH").as_deref()) else {
         bail!(
             "exporting images from docker needs skopeo, which is not on PATH: install it with \
@@ -312,33 +422,6 @@ fn daemon_ref(tag: &str) -> String {
     } else {
         format!("{tag}:latest")
     }
-}
-
-pub(super) fn image_exists(b: &Builder, tag: &str) -> Invocation {
-    b.invocation()
-        .args(["image", "inspect", "--format", "{{.Id}}", tag])
-}
-
-/// Every image name and tag of the daemon, one `name:tag` per line.
-pub(super) fn list_tags(b: &Builder) -> Invocation {
-    b.invocation()
-        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
-}
-
-pub(super) fn remove(b: &Builder, tag: &str) -> Invocation {
-    b.invocation().args(["image", "rm", tag])
-}
-
-pub(super) fn tag(b: &Builder, src: &str, dst: &str) -> Invocation {
-    b.invocation().args(["tag", src, dst])
-}
-
-pub(super) fn pull(b: &Builder, reference: &str, platform: Option<&Platform>) -> Invocation {
-    let mut inv = b.invocation().args(["pull", "--quiet"]);
-    if let Some(p) = platform {
-        inv = inv.arg(format!("--platform={p}"));
-    }
-    inv.arg(reference)
 }
 
 #[cfg(test)]
@@ -410,17 +493,14 @@ mod tests {
         );
         // The same content lands in the same file; the command line names it.
         assert_eq!(dockerfile_for_buildkit(&job), used);
-        let b = Builder {
-            engine: Engine::Docker,
+        let b = Docker {
             program: PathBuf::from("docker"),
             version: "20.10.24".into(),
-            global_args: Vec::new(),
             env: NodeEnv::new(),
             native: vec![Platform::host()],
             buildx: false,
             docker_host: None,
             host_network: false,
-            store: None,
         };
         let command = build(&b, &job).to_string();
         assert!(

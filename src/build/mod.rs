@@ -1,7 +1,7 @@
 //! Build backends: buildah, podman and docker, each building one platform of one image into its local
 //! store and exporting it as an OCI image layout that cip pushes itself.
 //!
-//! A [`Builder`] is one resolved backend instance (a "node"): the program, its version, the global
+//! A [`Backend`] is one resolved engine instance (a "node"): the program, its version, the global
 //! options and environment it runs with, and the platforms it runs natively. Several can exist at once
 //! (a local buildah, docker daemons reached through different `DOCKER_HOST`s), each configured by a
 //! [`NodeEnv`] that overrides the process environment.
@@ -22,11 +22,14 @@
 //!   `--storage-driver vfs --root /srv/cip/storage --runroot /run/cip/storage`.
 //! - `DOCKER_HOST`: the daemon the docker backend talks to (also handed to skopeo for exports).
 //! - `CIP_DOCKER`: the docker client to use (default: the first on PATH that can build with BuildKit).
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
+use futures_util::future::BoxFuture;
 
 use crate::platform::Platform;
 
@@ -153,7 +156,7 @@ pub const PODMAN_GLOBAL_ARGS_ENV: &str = "CIP_PODMAN_GLOBAL_ARGS";
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Settings of one build node: variables that override the process environment, both for what
-/// [`Builder::detect_with`] reads (`STORAGE_DRIVER`, `CIP_BUILDAH_GLOBAL_ARGS`, `DOCKER_HOST`, ..) and
+/// [`detect_with`] reads (`STORAGE_DRIVER`, `CIP_BUILDAH_GLOBAL_ARGS`, `DOCKER_HOST`, ..) and
 /// for every process the builder starts (`BUILDAH_ISOLATION`, `TMPDIR`, ..).
 #[derive(Debug, Clone, Default)]
 pub struct NodeEnv {
@@ -190,12 +193,11 @@ impl NodeEnv {
     }
 }
 
-/// The program behind a [`Builder`].
+/// The two programs of the containers engine behind [`buildah::Buildah`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Engine {
     Buildah,
     Podman,
-    Docker,
 }
 
 impl Engine {
@@ -203,31 +205,8 @@ impl Engine {
         match self {
             Engine::Buildah => "buildah",
             Engine::Podman => "podman",
-            Engine::Docker => "docker",
         }
     }
-}
-
-/// A resolved build backend: one program on one node.
-#[derive(Debug, Clone)]
-pub struct Builder {
-    engine: Engine,
-    /// The program as found on PATH.
-    program: PathBuf,
-    version: String,
-    /// Options before the subcommand (buildah/podman).
-    global_args: Vec<String>,
-    env: NodeEnv,
-    native: Vec<Platform>,
-    /// docker: whether `docker buildx` is available (else `DOCKER_BUILDKIT=1 docker build`).
-    buildx: bool,
-    /// docker: the daemon address when not the default socket.
-    docker_host: Option<String>,
-    /// docker: the daemon has no bridge network, builds get `--network=host`.
-    host_network: bool,
-    /// buildah/podman: the store's graph root and run root, from which private per-platform stores
-    /// are derived (see [`Builder::for_platform`]).
-    store: Option<StoreRoots>,
 }
 
 /// Where a containers/storage store lives.
@@ -255,266 +234,206 @@ impl StoreRoots {
     }
 }
 
-impl Builder {
-    /// Finds the builder `kind` asks for, configured from the process environment.
-    /// `Auto` tries buildah, then podman, then docker (only if its daemon answers).
-    pub fn detect(kind: BuilderKind) -> anyhow::Result<Builder> {
-        Builder::detect_with(kind, NodeEnv::new())
-    }
+/// The result of a backend operation.
+pub type Op<'a, T> = BoxFuture<'a, anyhow::Result<T>>;
 
-    /// [`detect`](Self::detect) for a node configured by `env` (e.g. a `DOCKER_HOST`, a private
-    /// buildah store through `CIP_BUILDAH_GLOBAL_ARGS`).
-    pub fn detect_with(kind: BuilderKind, env: NodeEnv) -> anyhow::Result<Builder> {
-        match kind {
-            BuilderKind::Buildah => {
-                buildah::detect(Engine::Buildah, env).map_err(|e| e.into_error())
-            }
-            BuilderKind::Podman => buildah::detect(Engine::Podman, env).map_err(|e| e.into_error()),
-            BuilderKind::Docker => docker::detect(env).map_err(|e| e.into_error()),
-            BuilderKind::Auto => {
-                let mut tried = Vec::new();
-                for engine in [Engine::Buildah, Engine::Podman] {
-                    match buildah::detect(engine, env.clone()) {
-                        Ok(b) => return Ok(b),
-                        Err(e) => tried.push(e),
-                    }
-                }
-                match docker::detect(env) {
-                    Ok(b) => return Ok(b),
-                    Err(e) => tried.push(e),
-                }
-                let lines = tried
-                    .iter()
-                    .map(|e| format!("  {}: {}", e.program, e.reason))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                bail!(
-                    "no container image builder found; cip looked for buildah, podman and docker (with a \
-                     daemon that answers), in that order:\n{lines}\n\
-                     Install one, e.g. `apt-get install -y buildah` (Debian/Ubuntu; `dnf install -y buildah` \
-                     on Fedora/RHEL) or podman, or start the Docker daemon (`systemctl start docker`, or set \
-                     DOCKER_HOST); choose one explicitly with --builder"
-                )
-            }
-        }
-    }
+/// One build engine on one node (buildah, podman, docker): what the run asks of it. Implementations
+/// describe themselves, say which platforms they run natively, and build, export, list, pull, tag
+/// and remove images in their own store. Dropping an operation's future cancels it: the engine's
+/// processes are ended (see [`process`]).
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Which engine this is.
+    fn kind(&self) -> BuilderKind;
 
-    /// Which program this is.
-    pub fn kind(&self) -> BuilderKind {
-        match self.engine {
-            Engine::Buildah => BuilderKind::Buildah,
-            Engine::Podman => BuilderKind::Podman,
-            Engine::Docker => BuilderKind::Docker,
-        }
-    }
-
-    /// The version the program reports, e.g. `1.28.2`.
-    pub fn version(&self) -> &str {
-        &self.version
-    }
+    /// The engine's version as it reports it, e.g. `1.28.2`.
+    fn version(&self) -> &str;
 
     /// What the user is told builds, e.g. `buildah 1.28.2` or
     /// `docker 20.10.24 (BuildKit, unix:///run/x.sock)`.
-    pub fn describe(&self) -> String {
-        let mut s = format!("{} {}", self.engine.name(), self.version);
-        let mut notes = Vec::new();
-        match self.engine {
-            Engine::Buildah | Engine::Podman => {
-                if !self.global_args.is_empty() {
-                    notes.push(self.global_args.join(" "));
-                }
-                if let Some(iso) = self.env.get("BUILDAH_ISOLATION") {
-                    notes.push(format!("isolation {iso}"));
-                }
-            }
-            Engine::Docker => {
-                notes.push(if self.buildx { "buildx" } else { "BuildKit" }.to_string());
-                if self.host_network {
-                    notes.push("--network=host: the daemon has no bridge network".to_string());
-                }
-                if let Some(host) = &self.docker_host {
-                    notes.push(host.clone());
-                }
-            }
-        }
-        if !notes.is_empty() {
-            s.push_str(&format!(" ({})", notes.join(", ")));
-        }
-        s
+    fn describe(&self) -> String;
+
+    /// The platforms this node runs without emulation.
+    fn native_platforms(&self) -> Vec<Platform>;
+
+    /// The store of its own a pushed build of `platform` uses, if the engine needs one (see
+    /// [`Backend::with_store`]).
+    fn platform_store(&self, _platform: &Platform) -> Option<StoreRoots> {
+        None
     }
 
-    /// This builder working in `store` (buildah/podman; docker is returned unchanged).
-    ///
-    /// buildah and podman keep one image per name in a store: two builds for different platforms
-    /// that pull the same parent (`FROM reg/base:1.0.0`) in one store move that name between the
-    /// platforms' images under each other's feet ("image not known"). So every pushed platform but
-    /// the node's native one builds in a store of its own ([`Builder::platform_store`]).
-    pub fn with_store(&self, store: &StoreRoots) -> Builder {
-        let mut b = self.clone();
-        if matches!(self.engine, Engine::Buildah | Engine::Podman) {
-            // The last `--root`/`--runroot` wins, so these override the user's global options.
-            b.global_args.extend([
-                "--root".to_string(),
-                store.graph_root.display().to_string(),
-                "--runroot".to_string(),
-                store.run_root.display().to_string(),
-            ]);
-        }
-        b
-    }
+    /// This backend working in `store`.
+    fn with_store(&self, store: &StoreRoots) -> Arc<dyn Backend>;
 
-    /// The store of its own a pushed build of `platform` uses (see [`Builder::with_store`]): none
-    /// for the node's native platform, nor for docker (BuildKit resolves parents per platform).
-    pub fn platform_store(&self, platform: &Platform) -> Option<StoreRoots> {
-        let store = self.store.as_ref()?;
-        (!self.native.contains(platform)).then(|| store.for_platform(platform))
-    }
+    /// Builds one platform of one image into the local store as `job.tag`. The engine's output is
+    /// appended to `job.log`; a failure quotes the command and the log's last lines. A build that
+    /// fails for a reason of the machine, not of the Dockerfile ([`TRANSIENT_FAILURES`]), is run
+    /// once more, after a retry line; the log keeps both attempts.
+    fn build<'a>(&'a self, job: &'a BuildJob) -> Op<'a, ()>;
 
-    /// The platforms this builder runs without emulation.
-    pub fn native_platforms(&self) -> Vec<Platform> {
-        self.native.clone()
-    }
+    /// Writes the single-platform image `tag` of the local store as an OCI image layout
+    /// (`oci-layout`, `index.json` listing its manifest, `blobs/sha256/..`) into `dir`, which must
+    /// not exist or be empty.
+    fn export_oci_layout<'a>(&'a self, tag: &'a str, dir: &'a Path) -> Op<'a, ()>;
 
-    /// Builds one platform of one image into the local store as `job.tag`. The builder's output is
-    /// appended to `job.log`; a failure quotes the command and the log's last lines.
-    ///
-    /// A build that fails for a reason of the machine, not of the Dockerfile ([`TRANSIENT_FAILURES`]),
-    /// is run once more, after a retry line; the log keeps both attempts.
-    pub async fn build(&self, job: &BuildJob) -> anyhow::Result<()> {
-        let inv = match self.engine {
-            Engine::Buildah | Engine::Podman => buildah::build(self, job),
-            Engine::Docker => docker::build(self, job),
-        };
-        let mut attempt = 1;
-        loop {
-            let result = inv.run_logged(&job.log).await;
-            let transient = result.as_ref().err().and_then(transient_failure);
-            match transient {
-                Some(why) if attempt < BUILD_ATTEMPTS => {
-                    attempt += 1;
-                    crate::progress::eprint_line(&format!(
-                        "retry: building {} for {} failed ({why}: the machine, not the \
-                         Dockerfile), attempt {attempt}/{BUILD_ATTEMPTS} in {:.1}s",
-                        job.tag,
-                        job.platform,
-                        TRANSIENT_RETRY_DELAY.as_secs_f64()
-                    ));
-                    tokio::time::sleep(TRANSIENT_RETRY_DELAY).await;
-                }
-                _ => {
-                    return result
-                        .map_err(with_machine_hint)
-                        .with_context(|| format!("building {} for {}", job.tag, job.platform))
-                }
-            }
-        }
-    }
-
-    /// Writes the single-platform image `tag` of the local store as an OCI image layout (`oci-layout`,
-    /// `index.json` listing its manifest, `blobs/sha256/..`) into `dir`, which must not exist or be
-    /// empty.
-    pub async fn export_oci_layout(&self, tag: &str, dir: &Path) -> anyhow::Result<()> {
-        prepare_layout_dir(dir)?;
-        let inv = match self.engine {
-            Engine::Buildah | Engine::Podman => buildah::export(self, tag, dir),
-            Engine::Docker => docker::export(self, tag, dir)?,
-        };
-        inv.run_ok()
-            .await
-            .with_context(|| format!("exporting {tag} as an OCI layout"))?;
-        check_layout(dir)
-    }
-
-    /// Every `name:tag` in the local store, from one listing: one process instead of one per image.
-    /// Names are as the builder prints them, which may be normalised differently from how cip spells
-    /// a tag (`docker.io/library/...`): a listed tag exists, an unlisted one is asked about with
-    /// [`Self::image_exists`].
-    pub async fn local_tags(&self) -> anyhow::Result<std::collections::HashSet<String>> {
-        let inv = match self.engine {
-            Engine::Buildah | Engine::Podman => buildah::list_tags(self),
-            Engine::Docker => docker::list_tags(self),
-        };
-        let out = inv.run_ok().await?;
-        Ok(out
-            .stdout
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.ends_with(":<none>"))
-            .map(str::to_string)
-            .collect())
-    }
+    /// Every `name:tag` in the local store, from one listing. Names are as the engine prints them,
+    /// which may be normalised differently from how cip spells a tag (`docker.io/library/...`): a
+    /// listed tag exists, an unlisted one is asked about with [`Backend::image_exists`].
+    fn local_tags(&self) -> Op<'_, HashSet<String>>;
 
     /// Whether `tag` is in the local store.
-    pub async fn image_exists(&self, tag: &str) -> anyhow::Result<bool> {
-        let inv = match self.engine {
-            Engine::Buildah | Engine::Podman => buildah::image_exists(self, tag),
-            Engine::Docker => docker::image_exists(self, tag),
-        };
-        let out = inv.run_captured().await?;
-        if out.success() {
-            return Ok(true);
-        }
-        if self.engine == Engine::Podman
-            && out.status.code() == Some(1)
-            && out.stderr.trim().is_empty()
-        {
-            return Ok(false); // `podman image exists`: 1 = absent
-        }
-        if is_not_found(&out.stderr) {
-            return Ok(false);
-        }
-        out.check()?;
-        Ok(true)
-    }
+    fn image_exists<'a>(&'a self, tag: &'a str) -> Op<'a, bool>;
 
-    /// Removes the tag `tag` from the local store (the image itself once no tag is left). A tag that
-    /// is not there is not an error.
-    pub async fn remove_image(&self, tag: &str) -> anyhow::Result<()> {
-        let inv = match self.engine {
-            Engine::Buildah | Engine::Podman => buildah::remove(self, tag),
-            Engine::Docker => docker::remove(self, tag),
-        };
-        let out = inv.run_captured().await?;
-        if out.success() || is_not_found(&out.stderr) {
-            return Ok(());
-        }
-        out.check()
-    }
+    /// Removes the tag `tag` from the local store (the image itself once no tag is left). A tag
+    /// that is not there is not an error.
+    fn remove_image<'a>(&'a self, tag: &'a str) -> Op<'a, ()>;
 
     /// Gives the image `src` of the local store the additional tag `dst`.
-    pub async fn tag_image(&self, src: &str, dst: &str) -> anyhow::Result<()> {
-        let inv = match self.engine {
-            Engine::Buildah | Engine::Podman => buildah::tag(self, src, dst),
-            Engine::Docker => docker::tag(self, src, dst),
-        };
-        inv.run_ok().await.map(|_| ())
-    }
+    fn tag_image<'a>(&'a self, src: &'a str, dst: &'a str) -> Op<'a, ()>;
 
-    /// Pulls `reference` (of `platform` if given) into the local store. For docker, plain-HTTP and
-    /// private-CA registries are daemon settings (`insecure-registries`, `/etc/docker/certs.d`), so
-    /// `access` is not used there.
-    pub async fn pull(
-        &self,
-        reference: &str,
-        platform: Option<&Platform>,
-        access: &RegistryAccess,
-    ) -> anyhow::Result<()> {
-        let inv = match self.engine {
-            Engine::Buildah | Engine::Podman => buildah::pull(self, reference, platform, access),
-            Engine::Docker => docker::pull(self, reference, platform).envs_owned(access.env()),
-        };
-        inv.run_ok()
-            .await
-            .map(|_| ())
-            .with_context(|| format!("pulling {reference}"))
-    }
+    /// Pulls `reference` (of `platform` if given) into the local store.
+    fn pull<'a>(
+        &'a self,
+        reference: &'a str,
+        platform: Option<&'a Platform>,
+        access: &'a RegistryAccess,
+    ) -> Op<'a, ()>;
+}
 
-    /// A call of this builder's program: its global options and node environment applied.
-    fn invocation(&self) -> process::Invocation {
-        process::Invocation::new(&self.program)
-            .args(&self.global_args)
-            .envs(self.env.overrides())
+/// The platform the local node builds natively, known without asking its engine: this machine's.
+/// A run that builds only "the local platform" (`publish-locally`, `build`) plans with it before
+/// (and without, when nothing is missing) detecting the engine.
+pub fn local_platform() -> Platform {
+    Platform::host()
+}
+
+/// Finds the builder `kind` asks for, configured from the process environment.
+/// `Auto` tries buildah, then podman, then docker (only if its daemon answers).
+pub fn detect(kind: BuilderKind) -> anyhow::Result<Arc<dyn Backend>> {
+    detect_with(kind, NodeEnv::new())
+}
+
+/// [`detect`] for a node configured by `env` (e.g. a `DOCKER_HOST`, a private buildah store
+/// through `CIP_BUILDAH_GLOBAL_ARGS`).
+pub fn detect_with(kind: BuilderKind, env: NodeEnv) -> anyhow::Result<Arc<dyn Backend>> {
+    let buildah =
+        |engine, env| buildah::detect(engine, env).map(|b| Arc::new(b) as Arc<dyn Backend>);
+    let docker = |env| docker::detect(env).map(|b| Arc::new(b) as Arc<dyn Backend>);
+    match kind {
+        BuilderKind::Buildah => buildah(Engine::Buildah, env).map_err(|e| e.into_error()),
+        BuilderKind::Podman => buildah(Engine::Podman, env).map_err(|e| e.into_error()),
+        BuilderKind::Docker => docker(env).map_err(|e| e.into_error()),
+        BuilderKind::Auto => {
+            let mut tried = Vec::new();
+            for engine in [Engine::Buildah, Engine::Podman] {
+                match buildah(engine, env.clone()) {
+                    Ok(b) => return Ok(b),
+                    Err(e) => tried.push(e),
+                }
+            }
+            match docker(env) {
+                Ok(b) => return Ok(b),
+                Err(e) => tried.push(e),
+            }
+            let lines = tried
+                .iter()
+                .map(|e| format!("  {}: {}", e.program, e.reason))
+                .collect::<Vec<_>>()
+                .join("\n");
+            bail!(
+                "no container image builder found; cip looked for buildah, podman and docker (with a \
+                 daemon that answers), in that order:\n{lines}\n\
+                 Install one, e.g. `apt-get install -y buildah` (Debian/Ubuntu; `dnf install -y buildah` \
+                 on Fedora/RHEL) or podman, or start the Docker daemon (`systemctl start docker`, or set \
+                 DOCKER_HOST); choose one explicitly with --builder"
+            )
+        }
     }
+}
+
+/// Runs a build command, once more after a [`TRANSIENT_FAILURES`] line (see [`Backend::build`]).
+async fn run_build(inv: process::Invocation, job: &BuildJob) -> anyhow::Result<()> {
+    let mut attempt = 1;
+    loop {
+        let result = inv.run_logged(&job.log).await;
+        let transient = result.as_ref().err().and_then(transient_failure);
+        match transient {
+            Some(why) if attempt < BUILD_ATTEMPTS => {
+                attempt += 1;
+                crate::progress::eprint_line(&format!(
+                    "retry: building {} for {} failed ({why}: the machine, not the \
+                     Dockerfile), attempt {attempt}/{BUILD_ATTEMPTS} in {:.1}s",
+                    job.tag,
+                    job.platform,
+                    TRANSIENT_RETRY_DELAY.as_secs_f64()
+                ));
+                tokio::time::sleep(TRANSIENT_RETRY_DELAY).await;
+            }
+            _ => {
+                return result
+                    .map_err(with_machine_hint)
+                    .with_context(|| format!("building {} for {}", job.tag, job.platform))
+            }
+        }
+    }
+}
+
+/// Runs an export command into a fresh `dir` and checks the layout it wrote.
+async fn run_export(inv: process::Invocation, tag: &str, dir: &Path) -> anyhow::Result<()> {
+    inv.run_ok()
+        .await
+        .with_context(|| format!("exporting {tag} as an OCI layout"))?;
+    check_layout(dir)
+}
+
+/// The `name:tag` lines a listing command prints, without untagged images.
+async fn run_listing(inv: process::Invocation) -> anyhow::Result<HashSet<String>> {
+    let out = inv.run_ok().await?;
+    Ok(out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.ends_with(":<none>"))
+        .map(str::to_string)
+        .collect())
+}
+
+/// Whether an inspect-like command found its image: a "not found" answer means no.
+async fn run_exists(inv: process::Invocation) -> anyhow::Result<bool> {
+    let out = inv.run_captured().await?;
+    if out.success() {
+        return Ok(true);
+    }
+    if is_not_found(&out.stderr) {
+        return Ok(false);
+    }
+    out.check()?;
+    Ok(true)
+}
+
+/// Runs a pull of `reference`.
+async fn run_pull(inv: process::Invocation, reference: &str) -> anyhow::Result<()> {
+    inv.run_ok()
+        .await
+        .map(|_| ())
+        .with_context(|| format!("pulling {reference}"))
+}
+
+/// `NAME VERSION (NOTE, NOTE)`, what the user is told builds.
+fn describe(name: &str, version: &str, notes: &[String]) -> String {
+    let mut s = format!("{name} {version}");
+    if !notes.is_empty() {
+        s.push_str(&format!(" ({})", notes.join(", ")));
+    }
+    s
+}
+
+/// Runs a removal; an image that is not there is no error.
+async fn run_remove(inv: process::Invocation) -> anyhow::Result<()> {
+    let out = inv.run_captured().await?;
+    if out.success() || is_not_found(&out.stderr) {
+        return Ok(());
+    }
+    out.check()
 }
 
 /// Why a program could not be used (for the detection message).

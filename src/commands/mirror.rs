@@ -7,10 +7,9 @@ use futures_util::StreamExt;
 
 use super::load_valid;
 use super::publish::{connect, runtime};
-use crate::build::{Builder, BuilderKind, RegistryAccess};
+use crate::build::{Backend, BuilderKind, RegistryAccess};
 use crate::cli::{MirrorArgs, ProjectArgs};
 use crate::interrupt::{self, Signal};
-use crate::platform::Platform;
 use crate::registry::copy::{copy_image, Copied, MountIndex};
 use crate::registry::Registry;
 
@@ -109,7 +108,7 @@ pub fn pull_latest(
     let loaded = load_valid(project)?;
     let rt = runtime()?;
     let (reg, auth_dir) = rt.block_on(super::publish::connect_for_builds(registry, &m.connect))?;
-    let builder = Arc::new(Builder::detect(builder)?);
+    let builder = crate::build::detect(builder)?;
     eprintln!("pulling into the local store of {}", builder.describe());
     let certs = super::publish::cert_dir(&m.connect.ca_cert)?;
     let access = RegistryAccess {
@@ -124,7 +123,15 @@ pub fn pull_latest(
         // containers store race for its name list, and one of the names is lost.
         for ctx in &loaded.project.contexts {
             let version = ctx.version.to_string();
-            let what = match pull_one(&reg, &builder, &access, registry, &ctx.name, &version).await
+            let what = match pull_one(
+                &reg,
+                builder.as_ref(),
+                &access,
+                registry,
+                &ctx.name,
+                &version,
+            )
+            .await
             {
                 Ok(true) => format!("pulled, tagged {registry}/{}:latest", ctx.name),
                 Ok(false) => {
@@ -163,7 +170,7 @@ pub fn pull_latest(
 /// latest; false if the registry does not have it.
 async fn pull_one(
     reg: &Registry,
-    builder: &Builder,
+    builder: &dyn Backend,
     access: &RegistryAccess,
     registry: &str,
     name: &str,
@@ -173,9 +180,9 @@ async fn pull_one(
         return Ok(false);
     }
     let reference = format!("{registry}/{name}:{version}");
-    builder
-        .pull(&reference, Some(&Platform::host()), access)
-        .await?;
+    // The store receives the platform its node runs.
+    let native = builder.native_platforms();
+    builder.pull(&reference, native.first(), access).await?;
     builder
         .tag_image(&reference, &format!("{registry}/{name}:latest"))
         .await?;

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 
 use super::{load_valid, Loaded};
-use crate::build::{emulation, Builder, BuilderKind, RegistryAccess};
+use crate::build::{emulation, Backend, BuilderKind, RegistryAccess};
 use crate::cli::{BuildArgs, ConnectArgs, EditArgs, ProjectArgs, TargetArgs};
 use crate::execute::{
     nothing_to_build, render_summary, summary_json, Executor, ImageResult, StepRecord,
 };
 use crate::plan::{self, steps, ImagePlan, PlatformScope, Target};
-use crate::platform::Platform;
 use crate::registry::{self, auth, Endpoint, Registry};
 
 /// Where a run publishes.
@@ -43,7 +42,7 @@ impl Mode {
                 only_local_platform: false,
                 ..
             } => PlatformScope::Declared(project.default_platforms.0.clone()),
-            _ => PlatformScope::Only(Platform::host()),
+            _ => PlatformScope::Only(crate::build::local_platform()),
         }
     }
 }
@@ -179,13 +178,13 @@ fn plan_store(
     loaded: &Loaded,
     t: &TargetArgs,
     force: &[String],
-    builder: &Arc<Builder>,
+    builder: &Arc<dyn Backend>,
 ) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
     let target = Target::LocalStore {
         builder: builder.clone(),
         registry: t.local_registry.clone(),
     };
-    let scope = PlatformScope::Only(Platform::host());
+    let scope = PlatformScope::Only(crate::build::local_platform());
     let plans = runtime()?.block_on(plan::make(loaded, &target, &scope, force))?;
     Ok((target, plans))
 }
@@ -360,7 +359,7 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
         .iter()
         .filter(|p| p.needs_build())
         .map(|p| p.ctx);
-    crate::build::capabilities::refuse_unsupported(&loaded.project, building, &builder)?;
+    crate::build::capabilities::refuse_unsupported(&loaded.project, building, builder.as_ref())?;
     emulation::check(&plan.platforms_built(), &builder.native_platforms())
         .map_err(anyhow::Error::msg)?;
 
@@ -398,15 +397,15 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     })
 }
 
-fn detect_builder(args: &BuildArgs) -> anyhow::Result<Arc<Builder>> {
+fn detect_builder(args: &BuildArgs) -> anyhow::Result<Arc<dyn Backend>> {
     detect(args.builder)
 }
 
-fn detect(kind: BuilderKind) -> anyhow::Result<Arc<Builder>> {
+fn detect(kind: BuilderKind) -> anyhow::Result<Arc<dyn Backend>> {
     let started = std::time::Instant::now();
-    let builder = Builder::detect(kind)?;
+    let builder = crate::build::detect(kind)?;
     crate::output::timing("builder detection", started);
-    Ok(Arc::new(builder))
+    Ok(builder)
 }
 
 /// How many builds run at once by default: the number of CPUs, at least 2.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::ImagePlan;
-use crate::build::{emulation, Builder, StoreRoots};
+use crate::build::{emulation, Backend, StoreRoots};
 use crate::platform::Platform;
 use crate::project::Project;
 
@@ -86,7 +86,7 @@ pub struct Build {
     pub builder_args: Vec<String>,
     /// The tag the image gets in the node's store.
     pub tag: String,
-    /// A store of its own for this platform (buildah/podman; see `Builder::for_platform`).
+    /// A store of its own for this platform (buildah/podman; see `Backend::platform_store`).
     pub store: Option<StoreRoots>,
     pub output: Output,
     pub log: PathBuf,
@@ -132,7 +132,7 @@ pub struct Inputs<'a> {
     pub project: &'a Project,
     pub destination: Destination,
     /// The builder, when something is to be built.
-    pub builder: Option<&'a Builder>,
+    pub builder: Option<&'a dyn Backend>,
     pub slots: usize,
     pub log_dir: PathBuf,
     /// Makes the builder tags of a run private to it (pushed images only).
