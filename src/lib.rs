@@ -1,4 +1,28 @@
 //! cip: build, publish and version a monorepo of co-dependent container images.
+//!
+//! # The stages of a run, in order
+//! 1. **Command line** ([`cli`], [`commands`]): clap parses the flags; each subcommand's module is a
+//!    thin layer that calls the stages below and prints their results. Nothing below `commands`
+//!    imports it.
+//! 2. **Load** ([`load`], [`project`], [`graph`]): `contexts/NN-name/` directories are scanned in
+//!    parallel into contexts (name, version, platforms, the references of their Dockerfiles), the
+//!    references become a DAG, and both are validated; every problem carries a file, line and hint
+//!    ([`diagnostics`]).
+//! 3. **Connect** ([`registry`]): one connection per registry and credential (TLS or plain HTTP,
+//!    retries, authentication), made once per run.
+//! 4. **Plan** ([`plan`], [`digest`]): per image, what the destination holds, what is missing, forced
+//!    or drifted (context digests); then [`plan::steps`] turns that into the [`plan::steps::Plan`]:
+//!    every build and index step with its node, platform, destination, builder tag, log, build
+//!    arguments and dependencies. `cip plan --json` prints it; nothing is decided after this.
+//! 5. **Execute** ([`execute`], [`schedule`], [`build`]): the scheduler starts each step once the steps
+//!    it waits for succeeded and its node's pool has a free slot; build steps run on a
+//!    [`build::Backend`] (buildah, podman, docker) and are pushed by digest ([`registry::push`]);
+//!    assemble steps write the multi-platform index, the version tag last.
+//! 6. **Report** ([`progress`], [`output`]): live progress, the summary table and `--json`.
+//!
+//! Beside the run: [`cascade`] rewrites versions and references (staged, all or nothing),
+//! [`registry::copy`] mirrors images between registries, [`interrupt`] turns SIGINT and SIGTERM into
+//! a stop of the run, and [`scratch`] keeps the private directories builders are handed.
 // `Problem` is a large value, but it only travels on cold error paths where clarity beats boxing.
 #![allow(clippy::result_large_err)]
 pub mod build;
