@@ -34,6 +34,7 @@ pub mod digest;
 pub mod execute;
 pub mod graph;
 pub mod interrupt;
+pub mod inventory;
 pub mod load;
 pub mod output;
 pub mod plan;

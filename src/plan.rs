@@ -7,11 +7,16 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::build::Backend;
+use crate::inventory::{Inventory, PlatformCache, RegistryInventory, StoreInventory};
 use crate::load::Loaded;
 use crate::platform::Platform;
 use crate::registry::{Published, Registry};
 
 pub mod steps;
+
+/// Where the platforms of image configs seen in registries are kept between runs (see
+/// `inventory::PlatformCache`), relative to the project.
+pub const PLATFORM_CACHE: &str = ".cip/cache/config-platforms";
 
 /// Where a run's images live.
 #[derive(Clone)]
@@ -24,7 +29,42 @@ pub enum Target {
     },
 }
 
+/// What a plan asks the target about, and the cache it keeps.
+struct Lookup {
+    inventory: Box<dyn Inventory>,
+    platforms: Arc<PlatformCache>,
+}
+
+impl Lookup {
+    async fn published(
+        &self,
+        name: &str,
+        tag: &str,
+        wanted: &[Platform],
+    ) -> anyhow::Result<Option<Published>> {
+        self.inventory.published(name, tag, wanted).await
+    }
+}
+
 impl Target {
+    /// The target's inventory, with the platform cache of the project at `root`.
+    fn inventory(&self, root: &std::path::Path) -> Lookup {
+        let platforms = Arc::new(PlatformCache::load(root.join(PLATFORM_CACHE)));
+        let inventory: Box<dyn Inventory> = match self {
+            Target::Registry(reg) => Box::new(RegistryInventory {
+                registry: reg.clone(),
+                platforms: platforms.clone(),
+            }),
+            Target::LocalStore { builder, registry } => {
+                Box::new(StoreInventory::new(builder.clone(), registry.clone()))
+            }
+        };
+        Lookup {
+            inventory,
+            platforms,
+        }
+    }
+
     pub fn registry_name(&self) -> &str {
         match self {
             Target::Registry(r) => r.host(),
@@ -131,17 +171,17 @@ pub async fn make(
     let digests = crate::digest::context_digests(&loaded.project, &loaded.graph, &older)?;
     crate::output::timing("context digests", started);
     let order = loaded.graph.order();
-    let listed = Arc::new(listed_tags(target).await);
+    let inventory = target.inventory(&loaded.project.root);
     let lookups = order.iter().map(|&c| {
         let ctx = &loaded.project.contexts[c];
         let (wanted, out_of_scope) = scope_platforms(scope, ctx);
-        let (target, listed) = (target.clone(), listed.clone());
+        let inventory = &inventory;
         let (name, version) = (ctx.name.clone(), ctx.version.to_string());
         async move {
             let published = if wanted.is_empty() {
                 None
             } else {
-                lookup(&target, &listed, &name, &version, &wanted).await?
+                inventory.published(&name, &version, &wanted).await?
             };
             anyhow::Ok((c, wanted, out_of_scope, published))
         }
@@ -153,6 +193,10 @@ pub async fn make(
         .collect()
         .await;
     crate::output::timing("registry queries", started);
+    if let Err(e) = inventory.platforms.save() {
+        // Only a cache: the next run asks the registry again.
+        eprintln!("warning: {e:#}");
+    }
     let mut plans: Vec<ImagePlan> = Vec::with_capacity(found.len());
     for r in found {
         let (c, wanted, out_of_scope, published) = r?;
@@ -240,41 +284,6 @@ fn scope_platforms(
         PlatformScope::Only(p) => {
             let declared = ctx.platforms.clone().unwrap_or_else(|| vec![p.clone()]);
             declared.into_iter().partition(|d| d == p)
-        }
-    }
-}
-
-/// The local store's tags from one listing, when the target is a local store (and the listing
-/// worked: without it every image is asked about on its own).
-async fn listed_tags(target: &Target) -> std::collections::HashSet<String> {
-    match target {
-        Target::LocalStore { builder, .. } => builder.local_tags().await.unwrap_or_default(),
-        Target::Registry(_) => Default::default(),
-    }
-}
-
-async fn lookup(
-    target: &Target,
-    listed: &std::collections::HashSet<String>,
-    name: &str,
-    version: &str,
-    wanted: &[Platform],
-) -> anyhow::Result<Option<Published>> {
-    match target {
-        Target::Registry(reg) => reg.published(name, version).await,
-        Target::LocalStore { builder, registry } => {
-            let tag = format!("{registry}/{name}:{version}");
-            let exists = listed.contains(&tag) || builder.image_exists(&tag).await?;
-            // The local store holds one platform per tag: the one this run builds.
-            Ok(exists.then(|| Published {
-                digest: String::new(),
-                is_index: false,
-                entries: wanted
-                    .iter()
-                    .map(|p| crate::registry::index::new_entry(p, "", 0, ""))
-                    .collect(),
-                annotations: Default::default(),
-            }))
         }
     }
 }

@@ -147,18 +147,28 @@ fn entry_of(d: &Value) -> anyhow::Result<Entry> {
 }
 
 /// A tag that points at one manifest, described as a one-entry `Published` with the config's platform.
-pub fn single(mut entry: Entry, config: &[u8], digest: &str) -> anyhow::Result<Published> {
+pub fn single(entry: Entry, config: &[u8], digest: &str) -> anyhow::Result<Published> {
+    Ok(single_of(entry, config_platform(config)?, digest))
+}
+
+/// The platform an image config names (`os`, `architecture`, `variant`), if it names one.
+pub fn config_platform(config: &[u8]) -> anyhow::Result<Option<Platform>> {
     let config: Value = serde_json::from_slice(config).context("image config is not JSON")?;
-    entry.platform = platform_of(&config);
+    Ok(platform_of(&config))
+}
+
+/// [`single`] with the config's platform already known.
+pub fn single_of(mut entry: Entry, platform: Option<Platform>, digest: &str) -> Published {
+    entry.platform = platform;
     if let (Some(p), Some(obj)) = (&entry.platform, entry.descriptor.as_object_mut()) {
         obj.insert("platform".into(), platform_json(p));
     }
-    Ok(Published {
+    Published {
         digest: digest.to_string(),
         is_index: false,
         entries: vec![entry],
         annotations: BTreeMap::new(),
-    })
+    }
 }
 
 pub fn platform_json(p: &Platform) -> Value {
