@@ -575,3 +575,246 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::Cancelled => "cancelled",
     }
 }
+
+/// The executor in-process, on a test backend that records what it is asked and fails on demand:
+/// what runs is exactly the plan's steps, in an order the plan allows, within the node's slots.
+/// (The same behaviour on real engines: tests/plan_steps.rs, tests/publish.rs.)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::{Backend, BuilderKind, Op, StoreRoots};
+    use crate::plan::steps::{plan_steps, Destination, Inputs};
+    use std::collections::HashSet;
+
+    #[derive(Debug, Default)]
+    struct TestBackend {
+        /// Builds and tags, in the order they started and ended.
+        events: Mutex<Vec<String>>,
+        /// Image names whose build fails.
+        failing: HashSet<String>,
+        running: Mutex<(usize, usize)>,
+    }
+
+    impl TestBackend {
+        fn events(&self) -> Vec<String> {
+            self.events.lock().unwrap().clone()
+        }
+    }
+
+    impl Backend for TestBackend {
+        fn kind(&self) -> BuilderKind {
+            BuilderKind::Buildah
+        }
+        fn version(&self) -> &str {
+            "0.0-test"
+        }
+        fn describe(&self) -> String {
+            "test backend".into()
+        }
+        fn native_platforms(&self) -> Vec<Platform> {
+            vec![Platform::new("linux", "amd64", None)]
+        }
+        fn with_store(&self, _: &StoreRoots) -> Arc<dyn Backend> {
+            unreachable!("store builds push")
+        }
+        fn build<'a>(&'a self, job: &'a BuildJob) -> crate::build::Op<'a, ()> {
+            Box::pin(async move {
+                {
+                    let mut r = self.running.lock().unwrap();
+                    r.0 += 1;
+                    r.1 = r.1.max(r.0);
+                }
+                self.events
+                    .lock()
+                    .unwrap()
+                    .push(format!("start {}", job.tag));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                self.events.lock().unwrap().push(format!("end {}", job.tag));
+                self.running.lock().unwrap().0 -= 1;
+                let name = job
+                    .tag
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .split(':')
+                    .next()
+                    .unwrap();
+                if self.failing.contains(name) {
+                    bail!("{name} does not build");
+                }
+                Ok(())
+            })
+        }
+        fn export_oci_layout<'a>(&'a self, _: &'a str, _: &'a std::path::Path) -> Op<'a, ()> {
+            unreachable!("store builds are not exported")
+        }
+        fn local_tags(&self) -> Op<'_, HashSet<String>> {
+            Box::pin(async { Ok(HashSet::new()) })
+        }
+        fn image_exists<'a>(&'a self, _: &'a str) -> Op<'a, bool> {
+            Box::pin(async { Ok(false) })
+        }
+        fn remove_image<'a>(&'a self, _: &'a str) -> Op<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn tag_image<'a>(&'a self, src: &'a str, dst: &'a str) -> Op<'a, ()> {
+            self.events.lock().unwrap().push(format!("tag {src} {dst}"));
+            Box::pin(async { Ok(()) })
+        }
+        fn pull<'a>(
+            &'a self,
+            _: &'a str,
+            _: Option<&'a Platform>,
+            _: &'a RegistryAccess,
+        ) -> Op<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// base <- mid <- top, and a lone image; every one missing.
+    fn project() -> (tempfile::TempDir, crate::project::Project) {
+        let tmp = tempfile::tempdir().unwrap();
+        let contexts = [
+            ("00-base", "FROM scratch\n"),
+            ("01-mid", "ARG REGISTRY\nFROM ${REGISTRY}/base:1.0.0\n"),
+            ("02-top", "ARG REGISTRY\nFROM ${REGISTRY}/mid:1.0.0\n"),
+            ("00-lone", "FROM scratch\n"),
+        ];
+        for (dir, dockerfile) in contexts {
+            let d = tmp.path().join("contexts").join(dir);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("Dockerfile"), dockerfile).unwrap();
+            std::fs::write(d.join("info.edn"), "{:version \"1.0.0\"}").unwrap();
+        }
+        let p = crate::project::scan(tmp.path()).unwrap();
+        (tmp, p)
+    }
+
+    fn plan_of(project: &crate::project::Project, backend: &TestBackend, slots: usize) -> Plan {
+        let graph = crate::graph::Graph::build(project);
+        let amd64 = Platform::new("linux", "amd64", None);
+        let images: Vec<ImagePlan> = graph
+            .order()
+            .into_iter()
+            .map(|c| {
+                let ctx = &project.contexts[c];
+                ImagePlan {
+                    ctx: c,
+                    name: ctx.name.clone(),
+                    version: "1.0.0".into(),
+                    wanted: vec![amd64.clone()],
+                    out_of_scope: Vec::new(),
+                    published: None,
+                    forced: false,
+                    waits_for: graph.parents(c),
+                    context_digest: String::new(),
+                    drift: None,
+                    drifted_parents: Vec::new(),
+                }
+            })
+            .collect();
+        let inputs = Inputs {
+            project,
+            destination: Destination::Store {
+                name: "reg.test".into(),
+            },
+            builder: Some(backend),
+            slots,
+            log_dir: std::env::temp_dir(),
+            run_id: "test".into(),
+            builder_args: Vec::new(),
+        };
+        plan_steps(images, &inputs)
+    }
+
+    async fn execute(backend: Arc<TestBackend>, plan: &Plan, keep_going: bool) -> RunReport {
+        let executor = Executor {
+            nodes: vec![backend as Arc<dyn Backend>],
+            registry: None,
+            access: RegistryAccess::default(),
+            keep_going,
+        };
+        executor.run(plan).await.unwrap()
+    }
+
+    fn position(events: &[String], event: &str) -> usize {
+        events
+            .iter()
+            .position(|e| e == event)
+            .unwrap_or_else(|| panic!("no {event:?} in {events:?}"))
+    }
+
+    #[tokio::test]
+    async fn the_executor_runs_exactly_the_planned_steps_parents_first() {
+        let (_tmp, project) = project();
+        let backend = Arc::new(TestBackend::default());
+        let plan = plan_of(&project, &backend, 2);
+        assert_eq!(
+            plan.steps.len(),
+            4,
+            "one build per image, no index for a store"
+        );
+        let report = execute(backend.clone(), &plan, false).await;
+        assert!(report.ok);
+        let ids: Vec<StepId> = report.steps.iter().map(|s| s.id).collect();
+        assert_eq!(ids, plan.steps.iter().map(|s| s.id).collect::<Vec<_>>());
+        let events = backend.events();
+        let builds = events.iter().filter(|e| e.starts_with("start ")).count();
+        assert_eq!(builds, 4, "{events:?}");
+        for (child, parent) in [("mid", "base"), ("top", "mid")] {
+            assert!(
+                position(&events, &format!("end reg.test/{parent}:1.0.0"))
+                    < position(&events, &format!("start reg.test/{child}:1.0.0")),
+                "{events:?}"
+            );
+        }
+        // The plan's extra tags, and the slots: base and lone together, never more than 2.
+        assert!(events.contains(&"tag reg.test/top:1.0.0 reg.test/top:latest".to_string()));
+        assert_eq!(backend.running.lock().unwrap().1, 2);
+        for s in &report.steps {
+            let (start, end) = s.ran.expect("every step ran");
+            for dep in &plan.step(s.id).waits_for {
+                assert!(report.steps[dep.0].ran.unwrap().1 <= start);
+            }
+            assert!(start <= end);
+        }
+    }
+
+    #[tokio::test]
+    async fn one_slot_runs_one_build_at_a_time() {
+        let (_tmp, project) = project();
+        let backend = Arc::new(TestBackend::default());
+        let plan = plan_of(&project, &backend, 1);
+        assert!(execute(backend.clone(), &plan, false).await.ok);
+        assert_eq!(backend.running.lock().unwrap().1, 1);
+    }
+
+    #[tokio::test]
+    async fn keep_going_skips_only_what_waits_for_a_failure() {
+        let (_tmp, project) = project();
+        let backend = Arc::new(TestBackend {
+            failing: HashSet::from(["mid".to_string()]),
+            ..Default::default()
+        });
+        let plan = plan_of(&project, &backend, 2);
+        let report = execute(backend.clone(), &plan, true).await;
+        assert!(!report.ok);
+        let result = |name: &str| {
+            report
+                .results
+                .iter()
+                .find(|r| r.name == name)
+                .unwrap()
+                .result
+                .clone()
+        };
+        assert_eq!(result("base"), "built");
+        assert_eq!(result("lone"), "built");
+        assert_eq!(result("mid"), "failed");
+        assert_eq!(result("top"), "skipped: a parent failed");
+        assert!(!backend
+            .events()
+            .iter()
+            .any(|e| e.starts_with("start reg.test/top")));
+    }
+}
