@@ -25,7 +25,7 @@ pub enum Target {
 impl Target {
     pub fn registry_name(&self) -> &str {
         match self {
-            Target::Registry(r) => r.host(),
+            Target::Registry(r) => r.address(),
             Target::LocalStore { registry, .. } => registry,
         }
     }

@@ -103,7 +103,7 @@ async fn copy_manifest(
         .with_context(|| {
             format!(
                 "{repo}@{digest} is listed in the index but missing on {}",
-                src.host()
+                src.address()
             )
         })?;
     let doc: Value = serde_json::from_slice(&raw)?;
@@ -167,7 +167,7 @@ async fn copy_blob(
     let (src_ref, dst_ref) = (src.digest_ref(repo, digest), dst.digest_ref(repo, digest));
     // One attempt = a fresh download streamed into a fresh upload, so a failure midway restarts cleanly.
     dst.retrying(
-        &format!("copy blob {digest} to {}/{repo}", dst.host()),
+        &format!("copy blob {digest} to {}/{repo}", dst.address()),
         || {
             let (src_ref, dst_ref) = (src_ref.clone(), dst_ref.clone());
             async move {

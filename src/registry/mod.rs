@@ -4,6 +4,7 @@
 //! Every request a [`Registry`] makes is idempotent and goes through [`Registry::retrying`]: connection
 //! errors, timeouts, 429 and 5xx answers are retried with backoff as [`retry`] describes (bounded by
 //! `CIP_RETRY_ATTEMPTS` / `CIP_RETRY_MAX_SECONDS`); 400, 401, 403 and 404 never are.
+pub mod address;
 pub mod auth;
 pub mod copy;
 pub mod index;
@@ -16,7 +17,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
@@ -38,8 +39,12 @@ pub const MANIFEST_TYPES: &[&str] = &[
 /// How to reach one registry.
 #[derive(Debug, Clone, Default)]
 pub struct Endpoint {
-    /// `host[:port]`, e.g. `localhost:5000` or `registry.example.com`.
+    /// `host[:port]`, e.g. `localhost:5000` or `registry.example.com`: what cip connects to and
+    /// looks credentials up by.
     pub host: String,
+    /// The namespace inside the registry (`team/sub`), empty for none: image `NAME` is repository
+    /// `PATH/NAME` (see [`address`]).
+    pub path: String,
     /// Hosts for which plain HTTP is allowed besides loopback (`--insecure-registry`).
     pub insecure_hosts: Vec<String>,
     /// Extra CA certificates (PEM) to trust, from `--ca-cert` and SSL_CERT_FILE.
@@ -47,11 +52,37 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn new(host: &str) -> Self {
+    /// The endpoint of `HOST[:PORT][/PATH]`, taken as it is (see [`Endpoint::parse`] to validate).
+    pub fn new(address: &str) -> Self {
+        let (host, path) = address::split(address.trim_end_matches('/'));
         Endpoint {
-            host: host.trim_end_matches('/').to_string(),
+            host: host.to_string(),
+            path: path.to_string(),
             ..Default::default()
         }
+    }
+
+    /// The endpoint of a registry address from the user, validated ([`address::Address::parse`]).
+    pub fn parse(address: &str) -> anyhow::Result<Self> {
+        let a = address::Address::parse(address)?;
+        Ok(Endpoint {
+            host: a.host,
+            path: a.path,
+            ..Default::default()
+        })
+    }
+
+    /// `HOST[:PORT][/PATH]`: where images are named from (`REGISTRY` of builds).
+    pub fn address(&self) -> String {
+        match self.path.as_str() {
+            "" => self.host.clone(),
+            path => format!("{}/{path}", self.host),
+        }
+    }
+
+    /// The repository of image `name`: `PATH/NAME`.
+    pub fn repository(&self, name: &str) -> String {
+        address::repository(&self.path, name)
     }
 
     /// Plain HTTP only for loopback addresses or hosts the user named as insecure.
@@ -83,6 +114,8 @@ pub struct Registry {
     auth_source: String,
     /// One lock per `repo@digest` blob upload (see [`Registry::upload_lock`]).
     uploads: locks::KeyedLocks<()>,
+    /// `HOST[:PORT][/PATH]` ([`Endpoint::address`]).
+    address: String,
 }
 
 impl Registry {
@@ -244,6 +277,7 @@ impl Registry {
         let client = Client::try_from(config).context("cannot create the registry client")?;
         Ok(Registry {
             client,
+            address: endpoint.address(),
             endpoint,
             auth,
             plain_http,
@@ -263,22 +297,30 @@ impl Registry {
         self.retry = policy;
     }
 
+    /// `HOST[:PORT]`: what cip connects to (for messages about the connection).
     pub fn host(&self) -> &str {
         &self.endpoint.host
     }
 
-    pub fn tag_ref(&self, repo: &str, tag: &str) -> Reference {
+    /// `HOST[:PORT][/PATH]`: the prefix of this registry's image names, what `REGISTRY` is for builds.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// `name:tag` of image `name`, in its repository `PATH/NAME`.
+    pub fn tag_ref(&self, name: &str, tag: &str) -> Reference {
         Reference::with_tag(
             self.endpoint.host.clone(),
-            repo.to_string(),
+            self.endpoint.repository(name),
             tag.to_string(),
         )
     }
 
-    pub fn digest_ref(&self, repo: &str, digest: &str) -> Reference {
+    /// `name@digest` of image `name`, in its repository `PATH/NAME`.
+    pub fn digest_ref(&self, name: &str, digest: &str) -> Reference {
         Reference::with_digest(
             self.endpoint.host.clone(),
-            repo.to_string(),
+            self.endpoint.repository(name),
             digest.to_string(),
         )
     }
@@ -572,15 +614,9 @@ fn is_not_found(e: &OciDistributionError) -> bool {
     }
 }
 
-/// Refuses registry strings that are URLs: cip wants `host[:port]`.
-pub fn validate_host(host: &str) -> anyhow::Result<()> {
-    if host.contains("://") {
-        bail!("registry {host:?} must be host[:port] without a scheme (plain HTTP is chosen for localhost, 127.0.0.0/8, [::1] and --insecure-registry hosts)");
-    }
-    if host.is_empty() {
-        bail!("empty registry address");
-    }
-    Ok(())
+/// Refuses registry addresses that are not `HOST[:PORT][/PATH]` (see [`address::Address::parse`]).
+pub fn validate_host(address: &str) -> anyhow::Result<()> {
+    address::Address::parse(address).map(drop)
 }
 
 #[cfg(test)]
