@@ -166,22 +166,20 @@ async fn copy_blob(
     }
     let (src_ref, dst_ref) = (src.digest_ref(repo, digest), dst.digest_ref(repo, digest));
     // One attempt = a fresh download streamed into a fresh upload, so a failure midway restarts cleanly.
-    dst.retrying(
-        &format!("copy blob {digest} to {}/{repo}", dst.address()),
-        || {
-            let (src_ref, dst_ref) = (src_ref.clone(), dst_ref.clone());
-            async move {
-                let body = src.client().pull_blob_stream(&src_ref, digest).await?;
-                let stream = body
-                    .stream
-                    .map_err(oci_client::errors::OciDistributionError::from);
-                dst.client()
-                    .push_blob_stream(&dst_ref, stream, digest, Some(size))
-                    .await?;
-                Ok(())
-            }
-        },
-    )
+    let what = format!("copy blob {digest} to {}/{repo}", dst.address());
+    dst.transfer(&what, &what, || {
+        let (src_ref, dst_ref) = (src_ref.clone(), dst_ref.clone());
+        async move {
+            let body = src.client().pull_blob_stream(&src_ref, digest).await?;
+            let stream = body
+                .stream
+                .map_err(oci_client::errors::OciDistributionError::from);
+            dst.client()
+                .push_blob_stream(&dst_ref, stream, digest, Some(size))
+                .await?;
+            Ok(())
+        }
+    })
     .await?;
     *known = Some(repo.to_string());
     Ok(BlobCopy::Copied(size))

@@ -9,9 +9,14 @@ pub mod auth;
 pub mod copy;
 pub mod index;
 mod locks;
+mod probe;
 pub mod push;
 pub mod retry;
 mod sniff;
+pub mod timeouts;
+mod tls;
+
+use tls::is_certificate_error;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -23,10 +28,14 @@ use futures_util::{Stream, TryStreamExt};
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference, RegistryOperation};
+use oci_client::{Client, Reference};
 
 pub use index::{Entry, Published};
 pub use retry::RetryPolicy;
+pub use timeouts::Timeouts;
+
+/// How long a TCP connection to a registry may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Media types cip reads when it asks what a tag points to.
 pub const MANIFEST_TYPES: &[&str] = &[
@@ -110,6 +119,8 @@ pub struct Registry {
     plain_http: bool,
     /// How failed requests are retried.
     retry: RetryPolicy,
+    /// How long requests may go without an answer.
+    timeouts: Timeouts,
     /// Where the credentials came from, for messages (never the secret itself).
     auth_source: String,
     /// One lock per `repo@digest` blob upload (see [`Registry::upload_lock`]).
@@ -121,58 +132,95 @@ pub struct Registry {
 impl Registry {
     /// Connects over HTTPS; where plain HTTP is allowed (loopback, `--insecure-registry`), HTTP is
     /// used only if the registry does not speak TLS, as docker does: a registry that answers a plain
-    /// `GET /v2/` ([`sniff`]) does not, else an HTTPS probe decides. Requests are retried as the `CIP_RETRY_*` environment says ([`RetryPolicy::from_env`]); the
-    /// HTTPS probe itself is a single request, never retried.
+    /// `GET /v2/` ([`sniff`]) does not, else an HTTPS probe decides. Either way, the server must
+    /// answer `GET /v2/` like a registry (its API version header), or cip stops here. Requests are
+    /// retried as the `CIP_RETRY_*` environment says ([`RetryPolicy::from_env`]) and bounded as
+    /// `CIP_*_TIMEOUT_SECONDS` say ([`Timeouts::from_env`]); the HTTPS probe itself is a single
+    /// request, never retried.
     pub async fn connect(endpoint: Endpoint, auth: RegistryAuth) -> anyhow::Result<Registry> {
         let retry = RetryPolicy::from_env()?;
+        let timeouts = Timeouts::from_env()?;
         let sniffed = if endpoint.plain_http() {
-            sniff::plain_http(&endpoint.host).await
+            sniff::plain_http(&endpoint.host, timeouts.request).await
         } else {
             None
         };
+        if let Some(sniff::Plain::NotRegistry(answered)) = &sniffed {
+            return Err(sniff::not_a_registry(&endpoint.host, answered));
+        }
         let mut reg = match sniffed {
-            Some(_) => Registry::with_protocol(endpoint, auth, true)?,
+            Some(_) => Registry::with_protocol(endpoint, auth, true, timeouts)?,
             None => {
-                let https = Registry::with_protocol(endpoint.clone(), auth.clone(), false)?;
-                if !endpoint.plain_http() || https.speaks_https().await {
+                let https =
+                    Registry::with_protocol(endpoint.clone(), auth.clone(), false, timeouts)?;
+                if !endpoint.plain_http() || https.speaks_https().await? {
                     https
                 } else {
-                    Registry::with_protocol(endpoint, auth, true)?
+                    Registry::with_protocol(endpoint, auth, true, timeouts)?
                 }
             }
         };
         reg.retry = retry;
         match sniffed {
             Some(sniff::Plain::Open) => reg.skip_handshake_of_open_registry(),
-            Some(sniff::Plain::Guarded) => {}
+            Some(_) => {}
             None => {
-                reg.ensure_reachable().await?;
-                reg.skip_anonymous_handshake().await;
+                if reg.recognize().await? == sniff::Access::Open {
+                    reg.skip_handshake_of_open_registry();
+                }
             }
         }
         Ok(reg)
     }
 
-    /// Fails once, here, when the registry cannot be reached at all (not running, wrong address,
-    /// untrusted certificate), instead of letting every later request find out and retry on its own.
-    /// Any HTTP answer will do. A registry that answered the plain sniff needs no such check.
-    async fn ensure_reachable(&self) -> anyhow::Result<()> {
+    /// `GET /v2/` once, at connect ([`probe`]): fails here when the registry cannot be reached at all
+    /// (not running, wrong address, untrusted certificate, plain HTTP where HTTPS is expected) or is
+    /// no registry, instead of letting every later request find out and retry on its own. Tells
+    /// whether anyone may come in. A registry that answered the plain sniff needs no such check.
+    async fn recognize(&self) -> anyhow::Result<sniff::Access> {
         let host = &self.endpoint.host;
-        let probe = self.digest_ref("cip-probe", &format!("sha256:{}", "0".repeat(64)));
+        let client = probe::client(&self.endpoint, &self.timeouts)?;
         let what = format!("connect to {host}");
-        self.run_retrying(&what, &what, || async {
-            match self
-                .client
-                .blob_exists(&probe, probe.digest().unwrap_or(""))
-                .await
-            {
-                Err(OciDistributionError::RequestError(e)) if e.status().is_none() => {
-                    Err(OciDistributionError::RequestError(e))
-                }
-                _ => Ok(()),
-            }
-        })
-        .await
+        let answer = self
+            .run_retrying(&what, &what, || async {
+                probe::get_v2(&client, host, self.plain_http)
+                    .await
+                    .map_err(OciDistributionError::RequestError)
+            })
+            .await;
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => return Err(self.plain_http_to_https(e).await),
+        };
+        match sniff::recognize(answer.status, answer.api_header) {
+            sniff::Recognized::NotRegistry => Err(sniff::not_a_registry(host, &answer.status_line)),
+            _ if answer.status == 200 => Ok(sniff::Access::Open),
+            _ => Ok(sniff::Access::Guarded),
+        }
+    }
+
+    /// `e`, or when the TLS handshake failed because the server answered in plain HTTP, an error that
+    /// says so and how to allow it. Costs one plain request, only on this failure.
+    async fn plain_http_to_https(&self, e: anyhow::Error) -> anyhow::Error {
+        let handshake_failed =
+            e.downcast_ref::<OciDistributionError>()
+                .is_some_and(|oe| match oe {
+                    OciDistributionError::RequestError(re) => {
+                        tls::is_tls_failure(re) && !is_certificate_error(re)
+                    }
+                    _ => false,
+                });
+        if self.plain_http || !handshake_failed {
+            return e;
+        }
+        let host = &self.endpoint.host;
+        match sniff::plain_http(host, self.timeouts.request).await {
+            Some(_) => anyhow::anyhow!(
+                "{host} answered plain HTTP to an HTTPS request: use --insecure-registry {host} \
+                 if this registry is meant to be plain HTTP"
+            ),
+            None => e,
+        }
     }
 
     /// Connects with resolved credentials; messages about refused access name their source.
@@ -190,33 +238,7 @@ impl Registry {
     /// "anonymous". When that handshake yields no token (an open registry, like a local one), an empty
     /// bearer token, which is cached and which such registries ignore, saves one round trip per request
     /// (half of the requests of a no-op publish of many images). Registries that hand out anonymous
-    /// tokens keep the normal flow.
-    async fn skip_anonymous_handshake(&mut self) {
-        if !matches!(self.auth, RegistryAuth::Anonymous) {
-            return;
-        }
-        // A throwaway client: the first credential a client sees sticks, and this one must not.
-        let Ok(prober) = Registry::with_protocol(
-            self.endpoint.clone(),
-            RegistryAuth::Anonymous,
-            self.plain_http,
-        ) else {
-            return;
-        };
-        let probe = self.tag_ref("cip-probe", "probe");
-        let open = matches!(
-            prober
-                .client
-                .auth(&probe, &RegistryAuth::Anonymous, RegistryOperation::Pull)
-                .await,
-            Ok(None)
-        );
-        if open {
-            self.skip_handshake_of_open_registry();
-        }
-    }
-
-    /// For a registry known to let anyone in: see [`Self::skip_anonymous_handshake`].
+    /// tokens (401 to `GET /v2/`) keep the normal flow.
     fn skip_handshake_of_open_registry(&mut self) {
         if matches!(self.auth, RegistryAuth::Anonymous) {
             self.auth = RegistryAuth::Bearer(String::new());
@@ -225,21 +247,24 @@ impl Registry {
 
     /// One `HEAD` of a blob, sent before any credential is stored in the client (so without the
     /// `GET /v2/` an authenticated request starts with). Any HTTP answer over TLS (404, 401, ...)
-    /// proves HTTPS; only a transport error disproves it.
-    async fn speaks_https(&self) -> bool {
+    /// proves HTTPS; only a transport error disproves it. A server that accepts the connection and
+    /// never answers is an error: neither protocol will do.
+    async fn speaks_https(&self) -> anyhow::Result<bool> {
         let probe = self.digest_ref("cip-probe", &format!("sha256:{}", "0".repeat(64)));
-        match self
+        let head = self
             .client
-            .blob_exists(&probe, probe.digest().unwrap_or(""))
+            .blob_exists(&probe, probe.digest().unwrap_or(""));
+        let answer = tokio::time::timeout(self.timeouts.request, head)
             .await
-        {
+            .map_err(|_| self.no_answer("an HTTPS probe", self.timeouts.request))?;
+        Ok(match answer {
             Ok(_) => true,
             // A certificate we do not trust still proves TLS: keep HTTPS and say so later.
             Err(OciDistributionError::RequestError(e)) => {
                 e.status().is_some() || is_certificate_error(&e)
             }
             Err(_) => true,
-        }
+        })
     }
 
     pub fn plain_http(&self) -> bool {
@@ -250,16 +275,9 @@ impl Registry {
         endpoint: Endpoint,
         auth: RegistryAuth,
         plain_http: bool,
+        timeouts: Timeouts,
     ) -> anyhow::Result<Registry> {
-        let mut certs = Vec::new();
-        for path in &endpoint.ca_certs {
-            let data = std::fs::read(path)
-                .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
-            certs.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data,
-            });
-        }
+        let certs = read_ca_certs(&endpoint)?;
         let protocol = if plain_http {
             ClientProtocol::HttpsExcept(vec![endpoint.host.clone()])
         } else {
@@ -270,8 +288,9 @@ impl Registry {
             extra_root_certificates: certs,
             // Sizes are known from the layout: one PUT per blob instead of a PATCH per chunk.
             use_monolithic_push: true,
-            connect_timeout: Some(std::time::Duration::from_secs(10)),
-            read_timeout: Some(std::time::Duration::from_secs(300)),
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            // Per read, not per request: bounds the pauses of a blob transfer (see `timeouts`).
+            read_timeout: Some(timeouts.read),
             ..Default::default()
         };
         let client = Client::try_from(config).context("cannot create the registry client")?;
@@ -282,6 +301,7 @@ impl Registry {
             auth,
             plain_http,
             retry: RetryPolicy::no_retry(),
+            timeouts,
             auth_source: String::new(),
             uploads: Default::default(),
         })
@@ -364,26 +384,84 @@ impl Registry {
             .await
     }
 
+    /// [`Self::retrying`] for a blob transfer: no bound on the whole attempt, only on its pauses
+    /// (the client's read timeout, `CIP_READ_TIMEOUT_SECONDS`): a large blob takes the time it takes.
+    pub(crate) async fn transfer<T, F, Fut>(
+        &self,
+        what: &str,
+        subject: &str,
+        f: F,
+    ) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, OciDistributionError>>,
+    {
+        self.ready().await;
+        self.run_bounded(what, subject, None, f).await
+    }
+
+    /// Runs `f` with retries, each attempt bounded by the request timeout.
     async fn run_retrying<T, F, Fut>(&self, what: &str, subject: &str, f: F) -> anyhow::Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, OciDistributionError>>,
     {
+        self.run_bounded(what, subject, Some(self.timeouts.request), f)
+            .await
+    }
+
+    async fn run_bounded<T, F, Fut>(
+        &self,
+        what: &str,
+        subject: &str,
+        bound: Option<std::time::Duration>,
+        mut f: F,
+    ) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, OciDistributionError>>,
+    {
+        let attempt = || {
+            let request = f();
+            async move {
+                match bound {
+                    Some(b) => match tokio::time::timeout(b, request).await {
+                        Ok(r) => r.map_err(Attempt::Failed),
+                        Err(_) => Err(Attempt::TimedOut),
+                    },
+                    None => request.await.map_err(Attempt::Failed),
+                }
+            }
+        };
         match self
             .retry
-            .run(what, retry::is_transient, retry::reason, f)
+            .run(what, Attempt::transient, Attempt::reason, attempt)
             .await
         {
             Ok(v) => Ok(v),
             Err(failure) => {
                 let mention = failure.worth_mentioning().then(|| failure.exhausted());
-                let e = self.explain_subject(failure.error, subject);
+                let e = match failure.error {
+                    Attempt::Failed(e) => self.explain_subject(e, subject),
+                    Attempt::TimedOut => self.no_answer(subject, bound.unwrap_or_default()),
+                };
                 Err(match mention {
                     Some(exhausted) => e.context(exhausted),
                     None => e,
                 })
             }
         }
+    }
+
+    /// The error of a request that got no answer in `waited`.
+    fn no_answer(&self, subject: &str, waited: std::time::Duration) -> anyhow::Error {
+        anyhow::anyhow!(
+            "no answer from {} in {} ({subject}): the registry took the connection but did not answer; \
+             if it is only slow, raise {}",
+            self.endpoint.host,
+            timeouts::show(waited),
+            timeouts::REQUEST_ENV
+        )
     }
 
     /// The raw manifest (or index) a tag points to, with its digest; None if the tag does not exist.
@@ -557,10 +635,21 @@ impl Registry {
                      --ca-cert FILE (or SSL_CERT_FILE), or use --insecure-registry {host} for plain HTTP"
                 )
             }
-            OciDistributionError::RequestError(re) if re.is_connect() || re.is_timeout() => {
+            OciDistributionError::RequestError(re) if tls::is_tls_failure(re) => format!(
+                "the TLS handshake with registry {host} failed: does it speak HTTPS on this port? \
+                 (--insecure-registry {host} allows plain HTTP)"
+            ),
+            OciDistributionError::RequestError(re) if re.is_connect() => {
                 let scheme = if self.plain_http { "http" } else { "https" };
                 format!("cannot reach registry {host} over {scheme}: is it running and is the address right?")
             }
+            // The client's read timeout: a pause in a transfer (a whole request has its own bound).
+            OciDistributionError::RequestError(re) if re.is_timeout() => format!(
+                "no answer from {host} in {} during {subject}: the registry stopped sending or \
+                 answering; if it is only slow, raise {}",
+                timeouts::show(self.timeouts.read),
+                timeouts::READ_ENV
+            ),
             OciDistributionError::RequestError(re) if re.status().is_none() => {
                 format!("the connection to registry {host} broke during {subject}")
             }
@@ -570,16 +659,41 @@ impl Registry {
     }
 }
 
-/// Whether a transport error is about the server's TLS certificate (untrusted, expired, wrong name).
-fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.to_string().to_ascii_lowercase().contains("certificate") {
-            return true;
-        }
-        cur = err.source();
+/// The CA certificates (PEM) the endpoint trusts besides the system's.
+fn read_ca_certs(endpoint: &Endpoint) -> anyhow::Result<Vec<Certificate>> {
+    let mut certs = Vec::new();
+    for path in &endpoint.ca_certs {
+        let data = std::fs::read(path)
+            .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
+        certs.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data,
+        });
     }
-    false
+    Ok(certs)
+}
+
+/// One attempt's failure: the client's error, or no answer within the request timeout.
+enum Attempt {
+    Failed(OciDistributionError),
+    TimedOut,
+}
+
+impl Attempt {
+    /// A request that got no answer is retried, as a dropped connection is.
+    fn transient(&self) -> bool {
+        match self {
+            Attempt::Failed(e) => retry::is_transient(e),
+            Attempt::TimedOut => true,
+        }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            Attempt::Failed(e) => retry::reason(e),
+            Attempt::TimedOut => "no answer".to_string(),
+        }
+    }
 }
 
 /// Whether the registry (or its token server) refused the credentials or their permissions.

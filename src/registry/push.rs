@@ -122,18 +122,22 @@ pub async fn upload_blob(
     );
     let reference = registry.digest_ref(repo, digest);
     registry
-        .request("PUT blob", &reference, || {
-            let reference = reference.clone();
-            let path = path.to_path_buf();
-            async move {
-                let file = tokio::fs::File::open(&path).await?;
-                registry
-                    .client()
-                    .push_blob_stream(&reference, file_chunks(file), digest, Some(size))
-                    .await?;
-                Ok(())
-            }
-        })
+        .transfer(
+            &format!("PUT blob {reference}"),
+            &reference.to_string(),
+            || {
+                let reference = reference.clone();
+                let path = path.to_path_buf();
+                async move {
+                    let file = tokio::fs::File::open(&path).await?;
+                    registry
+                        .client()
+                        .push_blob_stream(&reference, file_chunks(file), digest, Some(size))
+                        .await?;
+                    Ok(())
+                }
+            },
+        )
         .await
 }
 
