@@ -264,3 +264,49 @@ fn an_untrusted_certificate_is_not_retried() {
         proxy.connection_count()
     );
 }
+
+/// A small tmpfs mounted over a directory, unmounted (lazily: the registry may hold files there)
+/// when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> SmallDisk {
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_registry_out_of_space_says_so_instead_of_its_json() {
+    let reg = TestRegistry::start();
+    // 512 KiB: less than the demo's busybox layer, so its upload fills the registry's storage.
+    let _disk = SmallDisk::mount(&reg.storage_dir(), "512k");
+    let ws = Workspace::demo();
+    let out = ws.cip(&["publish-locally", "--local-registry", &reg.addr()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("registry {} is out of space (", reg.addr())),
+        "{err}"
+    );
+    assert!(
+        !err.contains("{\"errors\"") && !err.contains("DriverName"),
+        "no raw JSON: {err}"
+    );
+    assert!(!err.contains("retry:"), "a full disk is not retried: {err}");
+}

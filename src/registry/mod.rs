@@ -13,6 +13,7 @@ mod probe;
 pub mod push;
 pub mod retry;
 mod sniff;
+mod space;
 pub mod timeouts;
 mod tls;
 
@@ -616,6 +617,14 @@ impl Registry {
     /// [`Self::explain`] for a request about `subject` (a reference, or a description of the request).
     fn explain_subject(&self, e: OciDistributionError, subject: &str) -> anyhow::Error {
         let host = &self.endpoint.host;
+        // Said instead of the registry's raw JSON, which only repeats it less clearly.
+        if space::is_out_of_space(&e) {
+            return anyhow::anyhow!(
+                "registry {host} is out of space (its storage is full: {subject} was refused): free \
+                 space on the registry's storage, or delete unused images and run its garbage \
+                 collection, then push again"
+            );
+        }
         let refused = is_refused(&e);
         let what = match &e {
             _ if refused => {

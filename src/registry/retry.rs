@@ -4,7 +4,8 @@
 //! not be made, broke or timed out, or the registry answered 429 (Too Many Requests, or an error
 //! envelope with the `TOOMANYREQUESTS` code) or any 5xx. Answers that will not change when asked
 //! again (400, 401, 403, 404, other 4xx, malformed answers, digest mismatches, local I/O errors, TLS
-//! certificates that are not trusted and TLS handshakes that fail) are returned at once.
+//! certificates that are not trusted and TLS handshakes that fail, a registry out of space) are
+//! returned at once.
 //!
 //! Retries are bounded both in count and in time: at most [`RetryPolicy::attempts`] attempts (the
 //! first one included), and no retry is started once its delay would end after
@@ -258,6 +259,8 @@ pub fn transient_status(code: u16) -> bool {
 /// Whether a registry client error may go away when the request is repeated.
 pub fn is_transient(e: &OciDistributionError) -> bool {
     match e {
+        // A full disk stays full for longer than the retries last.
+        _ if super::space::is_out_of_space(e) => false,
         OciDistributionError::ServerError { code, .. } => transient_status(*code),
         OciDistributionError::RegistryError { envelope, .. } => envelope
             .errors
