@@ -310,3 +310,122 @@ fn a_registry_out_of_space_says_so_instead_of_its_json() {
     );
     assert!(!err.contains("retry:"), "a full disk is not retried: {err}");
 }
+
+/// A `docker-registry` serving HTTPS with a self-signed certificate made by a plain
+/// `openssl req -x509` (plus `extra` arguments), killed when dropped.
+struct SelfSignedRegistry {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SelfSignedRegistry {
+    fn start(extra: &[&str]) -> SelfSignedRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        common::run_ok(
+            Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+                .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .args([
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
+                .args(extra),
+        );
+        for _ in 0..5 {
+            let port = common::free_port();
+            let config = dir.path().join("config.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                     http:\n  addr: 127.0.0.1:{port}\n  tls:\n    certificate: {}\n    key: {}\n",
+                    dir.path().join("data").display(),
+                    cert.display(),
+                    key.display()
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start docker-registry");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return SelfSignedRegistry { child, port, dir };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("docker-registry with a self-signed certificate did not start");
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn cert(&self) -> String {
+        self.dir.path().join("cert.pem").display().to_string()
+    }
+}
+
+impl Drop for SelfSignedRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_self_signed_ca_certificate_is_explained_once_and_its_leaf_form_works() {
+    let ws = Workspace::demo();
+    // What `openssl req -x509` makes by default: CA:TRUE.
+    let ca_true = SelfSignedRegistry::start(&[]);
+    let out = ws.cip_env(
+        &[
+            "plan",
+            "--remote-registry",
+            &ca_true.addr(),
+            "--ca-cert",
+            &ca_true.cert(),
+        ],
+        &[("CIP_RETRY_BASE_MS", "10")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("presented a certificate marked as a CA (CA:TRUE)")
+            && err.contains("-addext basicConstraints=critical,CA:FALSE"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("retry:"),
+        "a TLS verification error is not retried: {err}"
+    );
+
+    // The same, made with CA:FALSE as the message says, is trusted with --ca-cert.
+    let leaf = SelfSignedRegistry::start(&["-addext", "basicConstraints=critical,CA:FALSE"]);
+    let out = ws.cip(&[
+        "plan",
+        "--remote-registry",
+        &leaf.addr(),
+        "--ca-cert",
+        &leaf.cert(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+}

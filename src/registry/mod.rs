@@ -638,6 +638,15 @@ impl Registry {
                     "registry {host} refused access to {subject} ({tried}): check your credentials"
                 )
             }
+            OciDistributionError::RequestError(re) if tls::is_ca_used_as_end_entity(re) => {
+                format!(
+                    "registry {host} presented a certificate marked as a CA (CA:TRUE) as its own \
+                     server certificate, which cip's TLS library (rustls) refuses even when that \
+                     certificate is given with --ca-cert: issue the registry a certificate with \
+                     CA:FALSE (for a self-signed one, add `-addext basicConstraints=critical,CA:FALSE` \
+                     to `openssl req -x509`) and pass it, or its CA, with --ca-cert"
+                )
+            }
             OciDistributionError::RequestError(re) if is_certificate_error(re) => {
                 format!(
                     "registry {host} presented a TLS certificate that is not trusted: pass its CA with \
