@@ -167,13 +167,16 @@ async fn copy_blob(
     let (src_ref, dst_ref) = (src.digest_ref(repo, digest), dst.digest_ref(repo, digest));
     // One attempt = a fresh download streamed into a fresh upload, so a failure midway restarts cleanly.
     let what = format!("copy blob {digest} to {}/{repo}", dst.address());
-    dst.transfer(&what, &what, || {
+    dst.transfer(&what, &what, |pace| {
         let (src_ref, dst_ref) = (src_ref.clone(), dst_ref.clone());
         async move {
             let body = src.client().pull_blob_stream(&src_ref, digest).await?;
-            let stream = body
-                .stream
-                .map_err(oci_client::errors::OciDistributionError::from);
+            // A chunk moves when the source sends it and the target takes it: a stall of either
+            // side stops the pace.
+            let stream = pace.track(
+                body.stream
+                    .map_err(oci_client::errors::OciDistributionError::from),
+            );
             dst.client()
                 .push_blob_stream(&dst_ref, stream, digest, Some(size))
                 .await?;

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod copy;
 pub mod index;
 mod locks;
+pub mod pace;
 mod probe;
 pub mod push;
 pub mod retry;
@@ -257,7 +258,7 @@ impl Registry {
             .blob_exists(&probe, probe.digest().unwrap_or(""));
         let answer = tokio::time::timeout(self.timeouts.request, head)
             .await
-            .map_err(|_| self.no_answer("an HTTPS probe", self.timeouts.request))?;
+            .map_err(|_| self.no_answer("an HTTPS probe", Bound::Whole(self.timeouts.request)))?;
         Ok(match answer {
             Ok(_) => true,
             // A certificate we do not trust still proves TLS: keep HTTPS and say so later.
@@ -290,8 +291,9 @@ impl Registry {
             // Sizes are known from the layout: one PUT per blob instead of a PATCH per chunk.
             use_monolithic_push: true,
             connect_timeout: Some(CONNECT_TIMEOUT),
-            // Per read, not per request: bounds the pauses of a blob transfer (see `timeouts`).
-            read_timeout: Some(timeouts.read),
+            // None: the client's read timeout runs from a request's start to its answer, an upload's
+            // body included. Requests are bounded as wholes, transfers by their pauses (`pace`).
+            read_timeout: None,
             ..Default::default()
         };
         let client = Client::try_from(config).context("cannot create the registry client")?;
@@ -316,6 +318,11 @@ impl Registry {
     /// Replaces the retry policy (e.g. to send retry lines to a progress display, or in tests).
     pub fn set_retry_policy(&mut self, policy: RetryPolicy) {
         self.retry = policy;
+    }
+
+    /// Replaces the timeouts read from the environment at connect (e.g. in tests).
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.timeouts = timeouts;
     }
 
     /// `HOST[:PORT]`: what cip connects to (for messages about the connection).
@@ -386,7 +393,8 @@ impl Registry {
     }
 
     /// [`Self::retrying`] for a blob transfer: no bound on the whole attempt, only on its pauses
-    /// (the client's read timeout, `CIP_READ_TIMEOUT_SECONDS`): a large blob takes the time it takes.
+    /// (`CIP_READ_TIMEOUT_SECONDS`): a large blob takes the time it takes. `f` gets each attempt's
+    /// [`pace::Pace`] and must pass the chunks it moves through [`pace::Pace::track`].
     pub(crate) async fn transfer<T, F, Fut>(
         &self,
         what: &str,
@@ -394,43 +402,53 @@ impl Registry {
         f: F,
     ) -> anyhow::Result<T>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(pace::Pace) -> Fut,
         Fut: Future<Output = Result<T, OciDistributionError>>,
     {
         self.ready().await;
-        self.run_bounded(what, subject, None, f).await
-    }
-
-    /// Runs `f` with retries, each attempt bounded by the request timeout.
-    async fn run_retrying<T, F, Fut>(&self, what: &str, subject: &str, f: F) -> anyhow::Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, OciDistributionError>>,
-    {
-        self.run_bounded(what, subject, Some(self.timeouts.request), f)
+        self.run_bounded(what, subject, Bound::Pauses(self.timeouts.read), f)
             .await
     }
 
-    async fn run_bounded<T, F, Fut>(
+    /// Runs `f` with retries, each attempt bounded by the request timeout.
+    async fn run_retrying<T, F, Fut>(
         &self,
         what: &str,
         subject: &str,
-        bound: Option<std::time::Duration>,
         mut f: F,
     ) -> anyhow::Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, OciDistributionError>>,
     {
+        let bound = Bound::Whole(self.timeouts.request);
+        self.run_bounded(what, subject, bound, |_| f()).await
+    }
+
+    async fn run_bounded<T, F, Fut>(
+        &self,
+        what: &str,
+        subject: &str,
+        bound: Bound,
+        mut f: F,
+    ) -> anyhow::Result<T>
+    where
+        F: FnMut(pace::Pace) -> Fut,
+        Fut: Future<Output = Result<T, OciDistributionError>>,
+    {
         let attempt = || {
-            let request = f();
+            let pace = pace::Pace::default();
+            let request = f(pace.clone());
             async move {
                 match bound {
-                    Some(b) => match tokio::time::timeout(b, request).await {
+                    Bound::Whole(b) => match tokio::time::timeout(b, request).await {
                         Ok(r) => r.map_err(Attempt::Failed),
                         Err(_) => Err(Attempt::TimedOut),
                     },
-                    None => request.await.map_err(Attempt::Failed),
+                    Bound::Pauses(b) => tokio::select! {
+                        r = request => r.map_err(Attempt::Failed),
+                        _ = pace.stalled(b) => Err(Attempt::TimedOut),
+                    },
                 }
             }
         };
@@ -444,7 +462,7 @@ impl Registry {
                 let mention = failure.worth_mentioning().then(|| failure.exhausted());
                 let e = match failure.error {
                     Attempt::Failed(e) => self.explain_subject(e, subject),
-                    Attempt::TimedOut => self.no_answer(subject, bound.unwrap_or_default()),
+                    Attempt::TimedOut => self.no_answer(subject, bound),
                 };
                 Err(match mention {
                     Some(exhausted) => e.context(exhausted),
@@ -454,15 +472,23 @@ impl Registry {
         }
     }
 
-    /// The error of a request that got no answer in `waited`.
-    fn no_answer(&self, subject: &str, waited: std::time::Duration) -> anyhow::Error {
-        anyhow::anyhow!(
-            "no answer from {} in {} ({subject}): the registry took the connection but did not answer; \
-             if it is only slow, raise {}",
-            self.endpoint.host,
-            timeouts::show(waited),
-            timeouts::REQUEST_ENV
-        )
+    /// The error of a request that got no answer (or a transfer that stopped moving) within `bound`.
+    fn no_answer(&self, subject: &str, bound: Bound) -> anyhow::Error {
+        let host = &self.endpoint.host;
+        match bound {
+            Bound::Whole(waited) => anyhow::anyhow!(
+                "no answer from {host} in {} ({subject}): the registry took the connection but did \
+                 not answer; if it is only slow, raise {}",
+                timeouts::show(waited),
+                timeouts::REQUEST_ENV
+            ),
+            Bound::Pauses(waited) => anyhow::anyhow!(
+                "no answer from {host} in {} ({subject}): the transfer stopped moving; if the \
+                 registry is only slow, raise {}",
+                timeouts::show(waited),
+                timeouts::READ_ENV
+            ),
+        }
     }
 
     /// The raw manifest (or index) a tag points to, with its digest; None if the tag does not exist.
@@ -586,7 +612,8 @@ impl Registry {
                 self.endpoint.host
             )
         })?;
-        Ok((size, sized.stream.map_err(OciDistributionError::from)))
+        let stream = sized.stream.map_err(OciDistributionError::from);
+        Ok((size, paced(stream, self.timeouts.read, &self.endpoint.host)))
     }
 
     /// Pushes manifest bytes as they are (their digest is the digest of exactly these bytes).
@@ -689,6 +716,45 @@ fn read_ca_certs(endpoint: &Endpoint) -> anyhow::Result<Vec<Certificate>> {
         });
     }
     Ok(certs)
+}
+
+/// How long an attempt may take.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    /// The whole request (it moves no blob).
+    Whole(std::time::Duration),
+    /// Each pause of a transfer.
+    Pauses(std::time::Duration),
+}
+
+/// `stream`, ending with an error when its next chunk takes longer than `bound`.
+fn paced<S>(
+    stream: S,
+    bound: std::time::Duration,
+    host: &str,
+) -> impl Stream<Item = Result<Bytes, OciDistributionError>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, OciDistributionError>> + Send + Unpin + 'static,
+{
+    use futures_util::StreamExt as _;
+    let stalled = format!(
+        "no answer from {host} in {}: the download stopped moving; if the registry is only slow, \
+         raise {}",
+        timeouts::show(bound),
+        timeouts::READ_ENV
+    );
+    futures_util::stream::unfold(Some(stream), move |state| {
+        let stalled = stalled.clone();
+        async move {
+            let mut stream = state?;
+            match tokio::time::timeout(bound, stream.next()).await {
+                Ok(Some(item)) => Some((item, Some(stream))),
+                Ok(None) => None,
+                // One error, then the end.
+                Err(_) => Some((Err(OciDistributionError::GenericError(Some(stalled))), None)),
+            }
+        }
+    })
 }
 
 /// One attempt's failure: the client's error, or no answer within the request timeout.

@@ -9,7 +9,9 @@
 //! - `CIP_READ_TIMEOUT_SECONDS` (default 120): a blob transfer (upload or download) that moves no
 //!   byte for this long, including the registry's answer after the last byte of an upload (when it
 //!   checks the digest of what it received, which takes time for a large blob). Never a bound on the
-//!   whole blob: a large layer may take as long as it takes while it makes progress.
+//!   whole blob: a large layer may take as long as it takes while it makes progress ([`super::pace`];
+//!   the HTTP client's own read timeout is off, since it runs from a request's start to its answer,
+//!   an upload's body included).
 use std::time::Duration;
 
 use anyhow::Context as _;
