@@ -99,6 +99,31 @@ fn demo_publishes_under_a_two_level_path_and_plan_and_status_agree() {
     assert_eq!(bare["builds_needed"], 4, "{bare}");
 }
 
+#[test]
+fn build_tags_the_local_store_under_the_path_and_children_find_their_parents_there() {
+    let ws = Workspace::demo();
+    // `build` only tags the builder's store: no registry answers at this address.
+    let address = format!("localhost:5999/{PATH}/");
+    let out = ws.cip(&["build", "--local-registry", &address, "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        results(&out).iter().all(|x| x.1 == "built"),
+        "{}",
+        text(&out)
+    );
+    let images = ws.store.run(&["images", "--format", "{{.Name}}:{{.Tag}}"]);
+    for want in ["app:1.0.0", "app:latest", "hello:1.0.0", "busybox:1.0.0"] {
+        let want = format!("localhost:5999/{PATH}/{want}");
+        assert!(images.lines().any(|l| l == want), "{want} in {images}");
+    }
+    let again = ws.cip(&["build", "--local-registry", &address, "--json"]);
+    assert!(
+        results(&again).iter().all(|x| x.1 == "up to date"),
+        "{}",
+        text(&again)
+    );
+}
+
 /// A small tree in the older layout (`VERSION`, `PLATFORMS_OVERRIDE`): a busybox base for both
 /// platforms and a child built on it for amd64.
 fn version_file_tree(root: &Path) {
