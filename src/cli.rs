@@ -128,7 +128,7 @@ pub enum Command {
     Publish {
         #[command(flatten)]
         build: BuildArgs,
-        /// The registry to publish to, host[:port] (HTTPS)
+        /// The registry to publish to, HOST[:PORT][/PATH] (HTTPS; see docs/registry.md)
         #[arg(long, value_name = "REG")]
         remote_registry: String,
         /// Only build the platform of this machine
@@ -139,7 +139,7 @@ pub enum Command {
     PublishLocally {
         #[command(flatten)]
         build: BuildArgs,
-        /// The local registry, host[:port] (plain HTTP on loopback)
+        /// The local registry, HOST[:PORT][/PATH] (plain HTTP on loopback)
         #[arg(long, value_name = "REG", default_value = "localhost:5000")]
         local_registry: String,
     },
@@ -147,7 +147,7 @@ pub enum Command {
     UploadAllToLocalRegistry {
         #[command(flatten)]
         project: ProjectArgs,
-        /// The registry to copy from, host[:port]
+        /// The registry to copy from, HOST[:PORT][/PATH]
         #[arg(long, value_name = "REG")]
         remote_registry: String,
         /// The registry to copy to

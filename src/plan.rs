@@ -67,7 +67,7 @@ impl Target {
 
     pub fn registry_name(&self) -> &str {
         match self {
-            Target::Registry(r) => r.host(),
+            Target::Registry(r) => r.address(),
             Target::LocalStore { registry, .. } => registry,
         }
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cip::registry::push::upload_blob;
 use cip::registry::retry::RetryPolicy;
-use cip::registry::{Endpoint, Registry};
+use cip::registry::{Endpoint, Registry, Timeouts};
 use common::faultproxy::{Fault, FaultProxy};
 use common::workspace::{results, text, Workspace};
 use common::{RegistryOptions, TestRegistry};
@@ -184,6 +184,55 @@ fn an_upload_cut_midway_restarts_from_the_first_byte() {
     let stored = rt.block_on(async {
         let direct = connect(&reg.addr(), RetryPolicy::no_retry()).await;
         direct.blob_bytes("big", &digest).await.unwrap()
+    });
+    assert!(stored == blob, "the registry holds the whole blob");
+}
+
+#[test]
+fn an_upload_that_stops_moving_is_cut_after_the_read_timeout_and_retried() {
+    let reg = TestRegistry::start();
+    // As in the test above, the PUT's body goes over the second or third connection; whichever it
+    // is stops moving once a megabyte went through, and stays open.
+    let proxy = FaultProxy::start(
+        &reg.addr(),
+        vec![
+            Fault::Pass,
+            Fault::StallAfter(1 << 20),
+            Fault::StallAfter(1 << 20),
+        ],
+    );
+    let blob: Vec<u8> = (0..3u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let (policy, lines) = captured(4);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let started = Instant::now();
+    let digest = rt.block_on(async {
+        let mut flaky = connect(&proxy.addr(), policy).await;
+        flaky.set_timeouts(Timeouts {
+            request: Duration::from_secs(30),
+            read: Duration::from_secs(1),
+        });
+        upload(&flaky, "stalled", dir.path(), &blob).await
+    });
+    // Without a bound on pauses, the stalled PUT would wait for the HTTP client's own timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let lines = lines_of(&lines);
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "retry: PUT blob {}/stalled@{digest} failed (no answer)",
+            proxy.addr()
+        ))),
+        "{lines:?}"
+    );
+    let stored = rt.block_on(async {
+        let direct = connect(&reg.addr(), RetryPolicy::no_retry()).await;
+        direct.blob_bytes("stalled", &digest).await.unwrap()
     });
     assert!(stored == blob, "the registry holds the whole blob");
 }

@@ -27,6 +27,9 @@ pub fn upload_all(
     local: &str,
     m: &MirrorArgs,
 ) -> anyhow::Result<i32> {
+    // Both addresses are checked before either is connected to (and named in output).
+    crate::registry::validate_host(remote)?;
+    crate::registry::validate_host(local)?;
     let loaded = load_valid(project)?;
     let rt = runtime()?;
     let src = Arc::new(rt.block_on(connect(remote, &m.connect))?);
@@ -123,17 +126,8 @@ pub fn pull_latest(
         // containers store race for its name list, and one of the names is lost.
         for ctx in &loaded.project.contexts {
             let version = ctx.version.to_string();
-            let what = match pull_one(
-                &reg,
-                builder.as_ref(),
-                &access,
-                registry,
-                &ctx.name,
-                &version,
-            )
-            .await
-            {
-                Ok(true) => format!("pulled, tagged {registry}/{}:latest", ctx.name),
+            let what = match pull_one(&reg, builder.as_ref(), &access, &ctx.name, &version).await {
+                Ok(true) => format!("pulled, tagged {}/{}:latest", reg.address(), ctx.name),
                 Ok(false) => {
                     missing += 1;
                     format!("missing on {registry}")
@@ -166,19 +160,19 @@ pub fn pull_latest(
     }
 }
 
-/// Pulls `registry/name:version` for this machine's platform into the builder's store and tags it
-/// latest; false if the registry does not have it.
+/// Pulls `HOST[/PATH]/name:version` for this machine's platform into the builder's store and tags
+/// it latest; false if the registry does not have it.
 async fn pull_one(
     reg: &Registry,
     builder: &dyn Backend,
     access: &RegistryAccess,
-    registry: &str,
     name: &str,
     version: &str,
 ) -> anyhow::Result<bool> {
     if reg.published(name, version).await?.is_none() {
         return Ok(false);
     }
+    let registry = reg.address();
     let reference = format!("{registry}/{name}:{version}");
     // The store receives the platform its node runs.
     let native = builder.native_platforms();

@@ -47,23 +47,28 @@ impl Mode {
     }
 }
 
-/// Connects to `host` with the run's TLS settings and credentials.
-pub async fn connect(host: &str, c: &ConnectArgs) -> anyhow::Result<Registry> {
-    connect_as(host, c, credentials(host, c)?).await
+/// Connects to the registry at `address` (`HOST[:PORT][/PATH]`) with the run's TLS settings and
+/// credentials.
+pub async fn connect(address: &str, c: &ConnectArgs) -> anyhow::Result<Registry> {
+    let ep = endpoint(address, c)?;
+    let creds = credentials(&ep.host, c)?;
+    connect_as(ep, creds).await
 }
 
-/// Connects as `connect` does, and also hands the credentials to builders that will pull from `host`
-/// (see `builder_auth_dir`); the credentials are resolved once for both.
+/// Connects as `connect` does, and also hands the credentials to builders that will pull from the
+/// registry (see `builder_auth_dir`); the credentials are resolved once for both.
 pub async fn connect_for_builds(
-    host: &str,
+    address: &str,
     c: &ConnectArgs,
 ) -> anyhow::Result<(Registry, Option<tempfile::TempDir>)> {
-    let creds = credentials(host, c)?;
-    let auth_dir = builder_auth_dir(host, &creds)?;
-    Ok((connect_as(host, c, creds).await?, auth_dir))
+    let ep = endpoint(address, c)?;
+    let creds = credentials(&ep.host, c)?;
+    let auth_dir = builder_auth_dir(&ep.host, &creds)?;
+    Ok((connect_as(ep, creds).await?, auth_dir))
 }
 
-/// The credentials for `host`; says where they come from (never what they are).
+/// The credentials for `host` (`HOST[:PORT]`, never a path: credentials belong to the host); says
+/// where they come from (never what they are).
 fn credentials(host: &str, c: &ConnectArgs) -> anyhow::Result<auth::Credentials> {
     let options = auth::Options {
         no_login: c.no_login,
@@ -73,22 +78,27 @@ fn credentials(host: &str, c: &ConnectArgs) -> anyhow::Result<auth::Credentials>
     Ok(creds)
 }
 
-async fn connect_as(
-    host: &str,
-    c: &ConnectArgs,
-    creds: auth::Credentials,
-) -> anyhow::Result<Registry> {
-    let ep = endpoint(host, c)?;
+async fn connect_as(ep: Endpoint, creds: auth::Credentials) -> anyhow::Result<Registry> {
     let started = std::time::Instant::now();
     let reg = Registry::connect_with(ep, creds).await;
     crate::output::timing("registry connection", started);
     reg
 }
 
-fn endpoint(host: &str, c: &ConnectArgs) -> anyhow::Result<Endpoint> {
-    registry::validate_host(host)?;
-    let mut e = Endpoint::new(host);
-    e.insecure_hosts = c.insecure_registry.clone();
+/// The validated endpoint of `address`, before anything prints it (it may carry a password, which
+/// validation refuses without echoing it). `--insecure-registry` names hosts: a path given with one
+/// is ignored.
+fn endpoint(address: &str, c: &ConnectArgs) -> anyhow::Result<Endpoint> {
+    let mut e = Endpoint::parse(address)?;
+    e.insecure_hosts = c
+        .insecure_registry
+        .iter()
+        .map(|h| {
+            registry::address::split(h.trim_end_matches('/'))
+                .0
+                .to_string()
+        })
+        .collect();
     e.ca_certs = c.ca_cert.clone();
     if let Ok(f) = std::env::var("SSL_CERT_FILE") {
         e.ca_certs.push(PathBuf::from(f));
@@ -180,9 +190,11 @@ fn plan_store(
     force: &[String],
     builder: &Arc<dyn Backend>,
 ) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
+    // Checked before anything prints it, as for a registry that is connected to.
+    let registry = Endpoint::parse(&t.local_registry)?.address();
     let target = Target::LocalStore {
         builder: builder.clone(),
-        registry: t.local_registry.clone(),
+        registry,
     };
     let scope = PlatformScope::Only(crate::build::local_platform());
     let plans = runtime()?.block_on(plan::make(loaded, &target, &scope, force))?;
@@ -296,10 +308,10 @@ pub fn run(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     };
     let rt = runtime()?;
     let (target, plain_http, auth_dir) = match (&mode, &store_builder) {
-        (Mode::Store { registry }, Some(builder)) => {
+        (Mode::Store { .. }, Some(builder)) => {
             let target = Target::LocalStore {
                 builder: builder.clone(),
-                registry: registry.clone(),
+                registry: ep.address(),
             };
             (target, ep.plain_http(), None)
         }

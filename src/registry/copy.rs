@@ -103,7 +103,7 @@ async fn copy_manifest(
         .with_context(|| {
             format!(
                 "{repo}@{digest} is listed in the index but missing on {}",
-                src.host()
+                src.address()
             )
         })?;
     let doc: Value = serde_json::from_slice(&raw)?;
@@ -166,22 +166,23 @@ async fn copy_blob(
     }
     let (src_ref, dst_ref) = (src.digest_ref(repo, digest), dst.digest_ref(repo, digest));
     // One attempt = a fresh download streamed into a fresh upload, so a failure midway restarts cleanly.
-    dst.retrying(
-        &format!("copy blob {digest} to {}/{repo}", dst.host()),
-        || {
-            let (src_ref, dst_ref) = (src_ref.clone(), dst_ref.clone());
-            async move {
-                let body = src.client().pull_blob_stream(&src_ref, digest).await?;
-                let stream = body
-                    .stream
-                    .map_err(oci_client::errors::OciDistributionError::from);
-                dst.client()
-                    .push_blob_stream(&dst_ref, stream, digest, Some(size))
-                    .await?;
-                Ok(())
-            }
-        },
-    )
+    let what = format!("copy blob {digest} to {}/{repo}", dst.address());
+    dst.transfer(&what, &what, |pace| {
+        let (src_ref, dst_ref) = (src_ref.clone(), dst_ref.clone());
+        async move {
+            let body = src.client().pull_blob_stream(&src_ref, digest).await?;
+            // A chunk moves when the source sends it and the target takes it: a stall of either
+            // side stops the pace.
+            let stream = pace.track(
+                body.stream
+                    .map_err(oci_client::errors::OciDistributionError::from),
+            );
+            dst.client()
+                .push_blob_stream(&dst_ref, stream, digest, Some(size))
+                .await?;
+            Ok(())
+        }
+    })
     .await?;
     *known = Some(repo.to_string());
     Ok(BlobCopy::Copied(size))

@@ -4,28 +4,40 @@
 //! Every request a [`Registry`] makes is idempotent and goes through [`Registry::retrying`]: connection
 //! errors, timeouts, 429 and 5xx answers are retried with backoff as [`retry`] describes (bounded by
 //! `CIP_RETRY_ATTEMPTS` / `CIP_RETRY_MAX_SECONDS`); 400, 401, 403 and 404 never are.
+pub mod address;
 pub mod auth;
 pub mod copy;
 pub mod index;
 mod locks;
+pub mod pace;
+mod probe;
 pub mod push;
 pub mod retry;
 mod sniff;
+mod space;
+pub mod timeouts;
+mod tls;
+
+use tls::is_certificate_error;
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference, RegistryOperation};
+use oci_client::{Client, Reference};
 
 pub use index::{Entry, Published};
 pub use retry::RetryPolicy;
+pub use timeouts::Timeouts;
+
+/// How long a TCP connection to a registry may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Media types cip reads when it asks what a tag points to.
 pub const MANIFEST_TYPES: &[&str] = &[
@@ -38,8 +50,12 @@ pub const MANIFEST_TYPES: &[&str] = &[
 /// How to reach one registry.
 #[derive(Debug, Clone, Default)]
 pub struct Endpoint {
-    /// `host[:port]`, e.g. `localhost:5000` or `registry.example.com`.
+    /// `host[:port]`, e.g. `localhost:5000` or `registry.example.com`: what cip connects to and
+    /// looks credentials up by.
     pub host: String,
+    /// The namespace inside the registry (`team/sub`), empty for none: image `NAME` is repository
+    /// `PATH/NAME` (see [`address`]).
+    pub path: String,
     /// Hosts for which plain HTTP is allowed besides loopback (`--insecure-registry`).
     pub insecure_hosts: Vec<String>,
     /// Extra CA certificates (PEM) to trust, from `--ca-cert` and SSL_CERT_FILE.
@@ -47,11 +63,37 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn new(host: &str) -> Self {
+    /// The endpoint of `HOST[:PORT][/PATH]`, taken as it is (see [`Endpoint::parse`] to validate).
+    pub fn new(address: &str) -> Self {
+        let (host, path) = address::split(address.trim_end_matches('/'));
         Endpoint {
-            host: host.trim_end_matches('/').to_string(),
+            host: host.to_string(),
+            path: path.to_string(),
             ..Default::default()
         }
+    }
+
+    /// The endpoint of a registry address from the user, validated ([`address::Address::parse`]).
+    pub fn parse(address: &str) -> anyhow::Result<Self> {
+        let a = address::Address::parse(address)?;
+        Ok(Endpoint {
+            host: a.host,
+            path: a.path,
+            ..Default::default()
+        })
+    }
+
+    /// `HOST[:PORT][/PATH]`: where images are named from (`REGISTRY` of builds).
+    pub fn address(&self) -> String {
+        match self.path.as_str() {
+            "" => self.host.clone(),
+            path => format!("{}/{path}", self.host),
+        }
+    }
+
+    /// The repository of image `name`: `PATH/NAME`.
+    pub fn repository(&self, name: &str) -> String {
+        address::repository(&self.path, name)
     }
 
     /// Plain HTTP only for loopback addresses or hosts the user named as insecure.
@@ -79,67 +121,108 @@ pub struct Registry {
     plain_http: bool,
     /// How failed requests are retried.
     retry: RetryPolicy,
+    /// How long requests may go without an answer.
+    timeouts: Timeouts,
     /// Where the credentials came from, for messages (never the secret itself).
     auth_source: String,
     /// One lock per `repo@digest` blob upload (see [`Registry::upload_lock`]).
     uploads: locks::KeyedLocks<()>,
+    /// `HOST[:PORT][/PATH]` ([`Endpoint::address`]).
+    address: String,
 }
 
 impl Registry {
     /// Connects over HTTPS; where plain HTTP is allowed (loopback, `--insecure-registry`), HTTP is
     /// used only if the registry does not speak TLS, as docker does: a registry that answers a plain
-    /// `GET /v2/` ([`sniff`]) does not, else an HTTPS probe decides. Requests are retried as the `CIP_RETRY_*` environment says ([`RetryPolicy::from_env`]); the
-    /// HTTPS probe itself is a single request, never retried.
+    /// `GET /v2/` ([`sniff`]) does not, else an HTTPS probe decides. Either way, the server must
+    /// answer `GET /v2/` like a registry (its API version header), or cip stops here. Requests are
+    /// retried as the `CIP_RETRY_*` environment says ([`RetryPolicy::from_env`]) and bounded as
+    /// `CIP_*_TIMEOUT_SECONDS` say ([`Timeouts::from_env`]); the HTTPS probe itself is a single
+    /// request, never retried.
     pub async fn connect(endpoint: Endpoint, auth: RegistryAuth) -> anyhow::Result<Registry> {
         let retry = RetryPolicy::from_env()?;
+        let timeouts = Timeouts::from_env()?;
         let sniffed = if endpoint.plain_http() {
-            sniff::plain_http(&endpoint.host).await
+            sniff::plain_http(&endpoint.host, timeouts.request).await
         } else {
             None
         };
+        if let Some(sniff::Plain::NotRegistry(answered)) = &sniffed {
+            return Err(sniff::not_a_registry(&endpoint.host, answered));
+        }
         let mut reg = match sniffed {
-            Some(_) => Registry::with_protocol(endpoint, auth, true)?,
+            Some(_) => Registry::with_protocol(endpoint, auth, true, timeouts)?,
             None => {
-                let https = Registry::with_protocol(endpoint.clone(), auth.clone(), false)?;
-                if !endpoint.plain_http() || https.speaks_https().await {
+                let https =
+                    Registry::with_protocol(endpoint.clone(), auth.clone(), false, timeouts)?;
+                if !endpoint.plain_http() || https.speaks_https().await? {
                     https
                 } else {
-                    Registry::with_protocol(endpoint, auth, true)?
+                    Registry::with_protocol(endpoint, auth, true, timeouts)?
                 }
             }
         };
         reg.retry = retry;
         match sniffed {
             Some(sniff::Plain::Open) => reg.skip_handshake_of_open_registry(),
-            Some(sniff::Plain::Guarded) => {}
+            Some(_) => {}
             None => {
-                reg.ensure_reachable().await?;
-                reg.skip_anonymous_handshake().await;
+                if reg.recognize().await? == sniff::Access::Open {
+                    reg.skip_handshake_of_open_registry();
+                }
             }
         }
         Ok(reg)
     }
 
-    /// Fails once, here, when the registry cannot be reached at all (not running, wrong address,
-    /// untrusted certificate), instead of letting every later request find out and retry on its own.
-    /// Any HTTP answer will do. A registry that answered the plain sniff needs no such check.
-    async fn ensure_reachable(&self) -> anyhow::Result<()> {
+    /// `GET /v2/` once, at connect ([`probe`]): fails here when the registry cannot be reached at all
+    /// (not running, wrong address, untrusted certificate, plain HTTP where HTTPS is expected) or is
+    /// no registry, instead of letting every later request find out and retry on its own. Tells
+    /// whether anyone may come in. A registry that answered the plain sniff needs no such check.
+    async fn recognize(&self) -> anyhow::Result<sniff::Access> {
         let host = &self.endpoint.host;
-        let probe = self.digest_ref("cip-probe", &format!("sha256:{}", "0".repeat(64)));
+        let client = probe::client(&self.endpoint, &self.timeouts)?;
         let what = format!("connect to {host}");
-        self.run_retrying(&what, &what, || async {
-            match self
-                .client
-                .blob_exists(&probe, probe.digest().unwrap_or(""))
-                .await
-            {
-                Err(OciDistributionError::RequestError(e)) if e.status().is_none() => {
-                    Err(OciDistributionError::RequestError(e))
-                }
-                _ => Ok(()),
-            }
-        })
-        .await
+        let answer = self
+            .run_retrying(&what, &what, || async {
+                probe::get_v2(&client, host, self.plain_http)
+                    .await
+                    .map_err(OciDistributionError::RequestError)
+            })
+            .await;
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => return Err(self.plain_http_to_https(e).await),
+        };
+        match sniff::recognize(answer.status, answer.api_header) {
+            sniff::Recognized::NotRegistry => Err(sniff::not_a_registry(host, &answer.status_line)),
+            _ if answer.status == 200 => Ok(sniff::Access::Open),
+            _ => Ok(sniff::Access::Guarded),
+        }
+    }
+
+    /// `e`, or when the TLS handshake failed because the server answered in plain HTTP, an error that
+    /// says so and how to allow it. Costs one plain request, only on this failure.
+    async fn plain_http_to_https(&self, e: anyhow::Error) -> anyhow::Error {
+        let handshake_failed =
+            e.downcast_ref::<OciDistributionError>()
+                .is_some_and(|oe| match oe {
+                    OciDistributionError::RequestError(re) => {
+                        tls::is_tls_failure(re) && !is_certificate_error(re)
+                    }
+                    _ => false,
+                });
+        if self.plain_http || !handshake_failed {
+            return e;
+        }
+        let host = &self.endpoint.host;
+        match sniff::plain_http(host, self.timeouts.request).await {
+            Some(_) => anyhow::anyhow!(
+                "{host} answered plain HTTP to an HTTPS request: use --insecure-registry {host} \
+                 if this registry is meant to be plain HTTP"
+            ),
+            None => e,
+        }
     }
 
     /// Connects with resolved credentials; messages about refused access name their source.
@@ -157,33 +240,7 @@ impl Registry {
     /// "anonymous". When that handshake yields no token (an open registry, like a local one), an empty
     /// bearer token, which is cached and which such registries ignore, saves one round trip per request
     /// (half of the requests of a no-op publish of many images). Registries that hand out anonymous
-    /// tokens keep the normal flow.
-    async fn skip_anonymous_handshake(&mut self) {
-        if !matches!(self.auth, RegistryAuth::Anonymous) {
-            return;
-        }
-        // A throwaway client: the first credential a client sees sticks, and this one must not.
-        let Ok(prober) = Registry::with_protocol(
-            self.endpoint.clone(),
-            RegistryAuth::Anonymous,
-            self.plain_http,
-        ) else {
-            return;
-        };
-        let probe = self.tag_ref("cip-probe", "probe");
-        let open = matches!(
-            prober
-                .client
-                .auth(&probe, &RegistryAuth::Anonymous, RegistryOperation::Pull)
-                .await,
-            Ok(None)
-        );
-        if open {
-            self.skip_handshake_of_open_registry();
-        }
-    }
-
-    /// For a registry known to let anyone in: see [`Self::skip_anonymous_handshake`].
+    /// tokens (401 to `GET /v2/`) keep the normal flow.
     fn skip_handshake_of_open_registry(&mut self) {
         if matches!(self.auth, RegistryAuth::Anonymous) {
             self.auth = RegistryAuth::Bearer(String::new());
@@ -192,21 +249,24 @@ impl Registry {
 
     /// One `HEAD` of a blob, sent before any credential is stored in the client (so without the
     /// `GET /v2/` an authenticated request starts with). Any HTTP answer over TLS (404, 401, ...)
-    /// proves HTTPS; only a transport error disproves it.
-    async fn speaks_https(&self) -> bool {
+    /// proves HTTPS; only a transport error disproves it. A server that accepts the connection and
+    /// never answers is an error: neither protocol will do.
+    async fn speaks_https(&self) -> anyhow::Result<bool> {
         let probe = self.digest_ref("cip-probe", &format!("sha256:{}", "0".repeat(64)));
-        match self
+        let head = self
             .client
-            .blob_exists(&probe, probe.digest().unwrap_or(""))
+            .blob_exists(&probe, probe.digest().unwrap_or(""));
+        let answer = tokio::time::timeout(self.timeouts.request, head)
             .await
-        {
+            .map_err(|_| self.no_answer("an HTTPS probe", Bound::Whole(self.timeouts.request)))?;
+        Ok(match answer {
             Ok(_) => true,
             // A certificate we do not trust still proves TLS: keep HTTPS and say so later.
             Err(OciDistributionError::RequestError(e)) => {
                 e.status().is_some() || is_certificate_error(&e)
             }
             Err(_) => true,
-        }
+        })
     }
 
     pub fn plain_http(&self) -> bool {
@@ -217,16 +277,9 @@ impl Registry {
         endpoint: Endpoint,
         auth: RegistryAuth,
         plain_http: bool,
+        timeouts: Timeouts,
     ) -> anyhow::Result<Registry> {
-        let mut certs = Vec::new();
-        for path in &endpoint.ca_certs {
-            let data = std::fs::read(path)
-                .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
-            certs.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data,
-            });
-        }
+        let certs = read_ca_certs(&endpoint)?;
         let protocol = if plain_http {
             ClientProtocol::HttpsExcept(vec![endpoint.host.clone()])
         } else {
@@ -237,17 +290,21 @@ impl Registry {
             extra_root_certificates: certs,
             // Sizes are known from the layout: one PUT per blob instead of a PATCH per chunk.
             use_monolithic_push: true,
-            connect_timeout: Some(std::time::Duration::from_secs(10)),
-            read_timeout: Some(std::time::Duration::from_secs(300)),
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            // None: the client's read timeout runs from a request's start to its answer, an upload's
+            // body included. Requests are bounded as wholes, transfers by their pauses (`pace`).
+            read_timeout: None,
             ..Default::default()
         };
         let client = Client::try_from(config).context("cannot create the registry client")?;
         Ok(Registry {
             client,
+            address: endpoint.address(),
             endpoint,
             auth,
             plain_http,
             retry: RetryPolicy::no_retry(),
+            timeouts,
             auth_source: String::new(),
             uploads: Default::default(),
         })
@@ -263,22 +320,35 @@ impl Registry {
         self.retry = policy;
     }
 
+    /// Replaces the timeouts read from the environment at connect (e.g. in tests).
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.timeouts = timeouts;
+    }
+
+    /// `HOST[:PORT]`: what cip connects to (for messages about the connection).
     pub fn host(&self) -> &str {
         &self.endpoint.host
     }
 
-    pub fn tag_ref(&self, repo: &str, tag: &str) -> Reference {
+    /// `HOST[:PORT][/PATH]`: the prefix of this registry's image names, what `REGISTRY` is for builds.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// `name:tag` of image `name`, in its repository `PATH/NAME`.
+    pub fn tag_ref(&self, name: &str, tag: &str) -> Reference {
         Reference::with_tag(
             self.endpoint.host.clone(),
-            repo.to_string(),
+            self.endpoint.repository(name),
             tag.to_string(),
         )
     }
 
-    pub fn digest_ref(&self, repo: &str, digest: &str) -> Reference {
+    /// `name@digest` of image `name`, in its repository `PATH/NAME`.
+    pub fn digest_ref(&self, name: &str, digest: &str) -> Reference {
         Reference::with_digest(
             self.endpoint.host.clone(),
-            repo.to_string(),
+            self.endpoint.repository(name),
             digest.to_string(),
         )
     }
@@ -322,25 +392,102 @@ impl Registry {
             .await
     }
 
-    async fn run_retrying<T, F, Fut>(&self, what: &str, subject: &str, f: F) -> anyhow::Result<T>
+    /// [`Self::retrying`] for a blob transfer: no bound on the whole attempt, only on its pauses
+    /// (`CIP_READ_TIMEOUT_SECONDS`): a large blob takes the time it takes. `f` gets each attempt's
+    /// [`pace::Pace`] and must pass the chunks it moves through [`pace::Pace::track`].
+    pub(crate) async fn transfer<T, F, Fut>(
+        &self,
+        what: &str,
+        subject: &str,
+        f: F,
+    ) -> anyhow::Result<T>
+    where
+        F: FnMut(pace::Pace) -> Fut,
+        Fut: Future<Output = Result<T, OciDistributionError>>,
+    {
+        self.ready().await;
+        self.run_bounded(what, subject, Bound::Pauses(self.timeouts.read), f)
+            .await
+    }
+
+    /// Runs `f` with retries, each attempt bounded by the request timeout.
+    async fn run_retrying<T, F, Fut>(
+        &self,
+        what: &str,
+        subject: &str,
+        mut f: F,
+    ) -> anyhow::Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, OciDistributionError>>,
     {
+        let bound = Bound::Whole(self.timeouts.request);
+        self.run_bounded(what, subject, bound, |_| f()).await
+    }
+
+    async fn run_bounded<T, F, Fut>(
+        &self,
+        what: &str,
+        subject: &str,
+        bound: Bound,
+        mut f: F,
+    ) -> anyhow::Result<T>
+    where
+        F: FnMut(pace::Pace) -> Fut,
+        Fut: Future<Output = Result<T, OciDistributionError>>,
+    {
+        let attempt = || {
+            let pace = pace::Pace::default();
+            let request = f(pace.clone());
+            async move {
+                match bound {
+                    Bound::Whole(b) => match tokio::time::timeout(b, request).await {
+                        Ok(r) => r.map_err(Attempt::Failed),
+                        Err(_) => Err(Attempt::TimedOut),
+                    },
+                    Bound::Pauses(b) => tokio::select! {
+                        r = request => r.map_err(Attempt::Failed),
+                        _ = pace.stalled(b) => Err(Attempt::TimedOut),
+                    },
+                }
+            }
+        };
         match self
             .retry
-            .run(what, retry::is_transient, retry::reason, f)
+            .run(what, Attempt::transient, Attempt::reason, attempt)
             .await
         {
             Ok(v) => Ok(v),
             Err(failure) => {
                 let mention = failure.worth_mentioning().then(|| failure.exhausted());
-                let e = self.explain_subject(failure.error, subject);
+                let e = match failure.error {
+                    Attempt::Failed(e) => self.explain_subject(e, subject),
+                    Attempt::TimedOut => self.no_answer(subject, bound),
+                };
                 Err(match mention {
                     Some(exhausted) => e.context(exhausted),
                     None => e,
                 })
             }
+        }
+    }
+
+    /// The error of a request that got no answer (or a transfer that stopped moving) within `bound`.
+    fn no_answer(&self, subject: &str, bound: Bound) -> anyhow::Error {
+        let host = &self.endpoint.host;
+        match bound {
+            Bound::Whole(waited) => anyhow::anyhow!(
+                "no answer from {host} in {} ({subject}): the registry took the connection but did \
+                 not answer; if it is only slow, raise {}",
+                timeouts::show(waited),
+                timeouts::REQUEST_ENV
+            ),
+            Bound::Pauses(waited) => anyhow::anyhow!(
+                "no answer from {host} in {} ({subject}): the transfer stopped moving; if the \
+                 registry is only slow, raise {}",
+                timeouts::show(waited),
+                timeouts::READ_ENV
+            ),
         }
     }
 
@@ -465,7 +612,8 @@ impl Registry {
                 self.endpoint.host
             )
         })?;
-        Ok((size, sized.stream.map_err(OciDistributionError::from)))
+        let stream = sized.stream.map_err(OciDistributionError::from);
+        Ok((size, paced(stream, self.timeouts.read, &self.endpoint.host)))
     }
 
     /// Pushes manifest bytes as they are (their digest is the digest of exactly these bytes).
@@ -496,6 +644,14 @@ impl Registry {
     /// [`Self::explain`] for a request about `subject` (a reference, or a description of the request).
     fn explain_subject(&self, e: OciDistributionError, subject: &str) -> anyhow::Error {
         let host = &self.endpoint.host;
+        // Said instead of the registry's raw JSON, which only repeats it less clearly.
+        if space::is_out_of_space(&e) {
+            return anyhow::anyhow!(
+                "registry {host} is out of space (its storage is full: {subject} was refused): free \
+                 space on the registry's storage, or delete unused images and run its garbage \
+                 collection, then push again"
+            );
+        }
         let refused = is_refused(&e);
         let what = match &e {
             _ if refused => {
@@ -509,16 +665,36 @@ impl Registry {
                     "registry {host} refused access to {subject} ({tried}): check your credentials"
                 )
             }
+            OciDistributionError::RequestError(re) if tls::is_ca_used_as_end_entity(re) => {
+                format!(
+                    "registry {host} presented a certificate marked as a CA (CA:TRUE) as its own \
+                     server certificate, which cip's TLS library (rustls) refuses even when that \
+                     certificate is given with --ca-cert: issue the registry a certificate with \
+                     CA:FALSE (for a self-signed one, add `-addext basicConstraints=critical,CA:FALSE` \
+                     to `openssl req -x509`) and pass it, or its CA, with --ca-cert"
+                )
+            }
             OciDistributionError::RequestError(re) if is_certificate_error(re) => {
                 format!(
                     "registry {host} presented a TLS certificate that is not trusted: pass its CA with \
                      --ca-cert FILE (or SSL_CERT_FILE), or use --insecure-registry {host} for plain HTTP"
                 )
             }
-            OciDistributionError::RequestError(re) if re.is_connect() || re.is_timeout() => {
+            OciDistributionError::RequestError(re) if tls::is_tls_failure(re) => format!(
+                "the TLS handshake with registry {host} failed: does it speak HTTPS on this port? \
+                 (--insecure-registry {host} allows plain HTTP)"
+            ),
+            OciDistributionError::RequestError(re) if re.is_connect() => {
                 let scheme = if self.plain_http { "http" } else { "https" };
                 format!("cannot reach registry {host} over {scheme}: is it running and is the address right?")
             }
+            // The client's read timeout: a pause in a transfer (a whole request has its own bound).
+            OciDistributionError::RequestError(re) if re.is_timeout() => format!(
+                "no answer from {host} in {} during {subject}: the registry stopped sending or \
+                 answering; if it is only slow, raise {}",
+                timeouts::show(self.timeouts.read),
+                timeouts::READ_ENV
+            ),
             OciDistributionError::RequestError(re) if re.status().is_none() => {
                 format!("the connection to registry {host} broke during {subject}")
             }
@@ -528,16 +704,80 @@ impl Registry {
     }
 }
 
-/// Whether a transport error is about the server's TLS certificate (untrusted, expired, wrong name).
-fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.to_string().to_ascii_lowercase().contains("certificate") {
-            return true;
-        }
-        cur = err.source();
+/// The CA certificates (PEM) the endpoint trusts besides the system's.
+fn read_ca_certs(endpoint: &Endpoint) -> anyhow::Result<Vec<Certificate>> {
+    let mut certs = Vec::new();
+    for path in &endpoint.ca_certs {
+        let data = std::fs::read(path)
+            .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
+        certs.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data,
+        });
     }
-    false
+    Ok(certs)
+}
+
+/// How long an attempt may take.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    /// The whole request (it moves no blob).
+    Whole(std::time::Duration),
+    /// Each pause of a transfer.
+    Pauses(std::time::Duration),
+}
+
+/// `stream`, ending with an error when its next chunk takes longer than `bound`.
+fn paced<S>(
+    stream: S,
+    bound: std::time::Duration,
+    host: &str,
+) -> impl Stream<Item = Result<Bytes, OciDistributionError>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, OciDistributionError>> + Send + Unpin + 'static,
+{
+    use futures_util::StreamExt as _;
+    let stalled = format!(
+        "no answer from {host} in {}: the download stopped moving; if the registry is only slow, \
+         raise {}",
+        timeouts::show(bound),
+        timeouts::READ_ENV
+    );
+    futures_util::stream::unfold(Some(stream), move |state| {
+        let stalled = stalled.clone();
+        async move {
+            let mut stream = state?;
+            match tokio::time::timeout(bound, stream.next()).await {
+                Ok(Some(item)) => Some((item, Some(stream))),
+                Ok(None) => None,
+                // One error, then the end.
+                Err(_) => Some((Err(OciDistributionError::GenericError(Some(stalled))), None)),
+            }
+        }
+    })
+}
+
+/// One attempt's failure: the client's error, or no answer within the request timeout.
+enum Attempt {
+    Failed(OciDistributionError),
+    TimedOut,
+}
+
+impl Attempt {
+    /// A request that got no answer is retried, as a dropped connection is.
+    fn transient(&self) -> bool {
+        match self {
+            Attempt::Failed(e) => retry::is_transient(e),
+            Attempt::TimedOut => true,
+        }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            Attempt::Failed(e) => retry::reason(e),
+            Attempt::TimedOut => "no answer".to_string(),
+        }
+    }
 }
 
 /// Whether the registry (or its token server) refused the credentials or their permissions.
@@ -572,15 +812,9 @@ fn is_not_found(e: &OciDistributionError) -> bool {
     }
 }
 
-/// Refuses registry strings that are URLs: cip wants `host[:port]`.
-pub fn validate_host(host: &str) -> anyhow::Result<()> {
-    if host.contains("://") {
-        bail!("registry {host:?} must be host[:port] without a scheme (plain HTTP is chosen for localhost, 127.0.0.0/8, [::1] and --insecure-registry hosts)");
-    }
-    if host.is_empty() {
-        bail!("empty registry address");
-    }
-    Ok(())
+/// Refuses registry addresses that are not `HOST[:PORT][/PATH]` (see [`address::Address::parse`]).
+pub fn validate_host(address: &str) -> anyhow::Result<()> {
+    address::Address::parse(address).map(drop)
 }
 
 #[cfg(test)]

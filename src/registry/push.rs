@@ -122,18 +122,24 @@ pub async fn upload_blob(
     );
     let reference = registry.digest_ref(repo, digest);
     registry
-        .request("PUT blob", &reference, || {
-            let reference = reference.clone();
-            let path = path.to_path_buf();
-            async move {
-                let file = tokio::fs::File::open(&path).await?;
-                registry
-                    .client()
-                    .push_blob_stream(&reference, file_chunks(file), digest, Some(size))
-                    .await?;
-                Ok(())
-            }
-        })
+        .transfer(
+            &format!("PUT blob {reference}"),
+            &reference.to_string(),
+            |pace| {
+                let reference = reference.clone();
+                let path = path.to_path_buf();
+                async move {
+                    let file = tokio::fs::File::open(&path).await?;
+                    // Each chunk the upload takes is progress (see `Registry::transfer`).
+                    let chunks = pace.track(file_chunks(file));
+                    registry
+                        .client()
+                        .push_blob_stream(&reference, chunks, digest, Some(size))
+                        .await?;
+                    Ok(())
+                }
+            },
+        )
         .await
 }
 

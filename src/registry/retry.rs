@@ -3,8 +3,9 @@
 //! A request is tried again when it failed in a way that may go away by itself: the connection could
 //! not be made, broke or timed out, or the registry answered 429 (Too Many Requests, or an error
 //! envelope with the `TOOMANYREQUESTS` code) or any 5xx. Answers that will not change when asked
-//! again (400, 401, 403, 404, other 4xx, malformed answers, digest mismatches, local I/O errors)
-//! are returned at once.
+//! again (400, 401, 403, 404, other 4xx, malformed answers, digest mismatches, local I/O errors, TLS
+//! certificates that are not trusted and TLS handshakes that fail, a registry out of space) are
+//! returned at once.
 //!
 //! Retries are bounded both in count and in time: at most [`RetryPolicy::attempts`] attempts (the
 //! first one included), and no retry is started once its delay would end after
@@ -258,6 +259,8 @@ pub fn transient_status(code: u16) -> bool {
 /// Whether a registry client error may go away when the request is repeated.
 pub fn is_transient(e: &OciDistributionError) -> bool {
     match e {
+        // A full disk stays full for longer than the retries last.
+        _ if super::space::is_out_of_space(e) => false,
         OciDistributionError::ServerError { code, .. } => transient_status(*code),
         OciDistributionError::RegistryError { envelope, .. } => envelope
             .errors
@@ -265,6 +268,8 @@ pub fn is_transient(e: &OciDistributionError) -> bool {
             .any(|er| er.code == OciErrorCode::Toomanyrequests),
         OciDistributionError::RequestError(re) => match re.status() {
             Some(status) => transient_status(status.as_u16()),
+            // A certificate that is not trusted, or a handshake that failed, fails the same way again.
+            None if super::tls::is_tls_failure(re) => false,
             None => {
                 re.is_connect()
                     || re.is_timeout()

@@ -8,6 +8,9 @@
 //! - [`Fault::Status503`]: read the request head, answer `503 Service Unavailable` and close.
 //! - [`Fault::ResetAfter`]: forward the connection, but reset it once the client has sent that many
 //!   bytes (e.g. in the middle of an upload's body).
+//! - [`Fault::StallAfter`]: forward the connection until the client has sent that many bytes, then
+//!   stop taking its bytes and answering, with the connection left open (a registry that hangs
+//!   midway through an upload).
 //!
 //! "Reading the request head" waits for the blank line ending an HTTP head; data that is not HTTP
 //! (a TLS ClientHello) is taken as it comes once the client pauses. When the target refuses the
@@ -44,6 +47,9 @@ pub enum Fault {
     /// Read the request head, then never answer: the connection stays open until the client closes
     /// it or the proxy stops.
     Stall,
+    /// Forward transparently until the client has sent this many bytes, then stop reading from it
+    /// and forwarding, leaving the connection open until the proxy stops.
+    StallAfter(usize),
 }
 
 struct Shared {
@@ -197,7 +203,8 @@ fn serve(client: TcpStream, fault: Option<Fault>, shared: Arc<Shared>) {
             read_head(&client, &shared);
             drain(&client, &shared, Duration::from_secs(3600));
         }
-        Some(Fault::ResetAfter(limit)) => forward(client, Some(limit), &shared),
+        Some(Fault::ResetAfter(limit)) => forward(client, Some((limit, AtLimit::Reset)), &shared),
+        Some(Fault::StallAfter(limit)) => forward(client, Some((limit, AtLimit::Stall)), &shared),
         Some(Fault::Pass) | None => forward(client, None, &shared),
     }
 }
@@ -278,9 +285,16 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-/// Forwards both ways until both sides are done; with `limit`, resets the client once it sent that
-/// many bytes.
-fn forward(client: TcpStream, limit: Option<usize>, shared: &Arc<Shared>) {
+/// What happens once the client sent the limit of a [`forward`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AtLimit {
+    Reset,
+    Stall,
+}
+
+/// Forwards both ways until both sides are done; with `limit`, resets the client (or stalls) once
+/// it sent that many bytes.
+fn forward(client: TcpStream, limit: Option<(usize, AtLimit)>, shared: &Arc<Shared>) {
     let upstream = match TcpStream::connect(&shared.target) {
         Ok(u) => u,
         Err(_) => {
@@ -315,7 +329,7 @@ fn forward(client: TcpStream, limit: Option<usize>, shared: &Arc<Shared>) {
 fn pump(
     from: &TcpStream,
     to: &TcpStream,
-    limit: Option<usize>,
+    limit: Option<(usize, AtLimit)>,
     shared: &Shared,
     aborted: &AtomicBool,
 ) {
@@ -330,9 +344,15 @@ fn pump(
                 return;
             }
             Ok(n) => {
-                if let Some(limit) = limit {
+                if let Some((limit, at_limit)) = limit {
                     if sent + n >= limit {
                         let _ = w.write_all(&buf[..limit - sent]);
+                        if at_limit == AtLimit::Stall {
+                            while !shared.stopped() {
+                                thread::sleep(POLL);
+                            }
+                            return;
+                        }
                         // `forward` resets the client once the other direction has stopped.
                         aborted.store(true, Ordering::SeqCst);
                         return;

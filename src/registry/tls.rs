@@ -1,0 +1,85 @@
+//! TLS failures inside the HTTP client's errors: a certificate cip does not trust, or a handshake
+//! that failed (e.g. a plain-HTTP server on the other end). Neither goes away when asked again, so
+//! neither is retried (see [`super::retry::is_transient`]).
+use std::error::Error;
+
+/// The rustls error somewhere in the chain of `e`, if any (rustls errors travel inside
+/// `std::io::Error`s of the connection).
+pub fn rustls_error<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&(dyn Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // An io::Error's `source()` skips the error it wraps (and io::Errors nest): step into it.
+        cur = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+/// Whether the TLS handshake failed, for whatever reason.
+pub fn is_tls_failure(e: &(dyn Error + 'static)) -> bool {
+    rustls_error(e).is_some()
+}
+
+/// Whether a transport error is about the server's TLS certificate (untrusted, expired, wrong name).
+pub fn is_certificate_error(e: &(dyn Error + 'static)) -> bool {
+    if let Some(tls) = rustls_error(e) {
+        return matches!(
+            tls,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        );
+    }
+    // Errors that do not carry the rustls value (e.g. reformatted by a layer above) still name it.
+    let mut cur: Option<&(dyn Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.to_string().to_ascii_lowercase().contains("certificate") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Whether the server presented a certificate marked as a CA (`CA:TRUE`, what a plain
+/// `openssl req -x509` makes) as its own. rustls refuses that even when the very certificate is
+/// trusted with `--ca-cert` (curl and skopeo accept it), and oci-client 0.18 builds its HTTP client
+/// itself, with no way to hand it a verifier that would: so cip explains how to reissue it.
+pub fn is_ca_used_as_end_entity(e: &(dyn Error + 'static)) -> bool {
+    matches!(
+        rustls_error(e),
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)))
+            if format!("{other:?}").contains("CaUsedAsEndEntity")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_rustls_errors_inside_io_errors() {
+        let cert = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        assert!(is_tls_failure(&cert));
+        assert!(is_certificate_error(&cert));
+        // As hyper-rustls hands it on: an io::Error inside another.
+        let plain = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+        ));
+        assert!(is_tls_failure(&plain));
+        assert!(!is_certificate_error(&plain));
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(!is_tls_failure(&reset));
+        assert!(!is_certificate_error(&reset));
+    }
+}
