@@ -244,14 +244,15 @@ pub struct BuildArgs {
 
 impl BuildArgs {
     pub fn jobs(&self) -> usize {
-        self.jobs
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map_or(2, |n| n.get())
-                    .max(2)
-            })
-            .max(1)
+        self.jobs.unwrap_or_else(default_jobs).max(1)
     }
+}
+
+/// How many builds run at once by default: the number of CPUs, at least 2.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2)
 }
 
 /// Which registry a read-only command asks, as `publish` (remote) or `publish-locally` would.

@@ -42,5 +42,7 @@ pub mod platform;
 pub mod progress;
 pub mod project;
 pub mod registry;
+pub mod run;
 pub mod schedule;
 pub mod scratch;
+pub mod session;

@@ -5,7 +5,6 @@ use clap::{CommandFactory, Parser};
 
 use cip::cli::{Cli, Command};
 use cip::commands;
-use cip::commands::publish::{self, Mode};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -44,10 +43,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             changed,
             target,
             edit,
-        } => match name {
-            Some(name) if !changed => commands::cascade::run(&project, Some((&name, part)), &edit),
-            _ => publish::bump_changed(&project, &target, &edit),
-        },
+        } => commands::bump::run(&project, name.as_deref(), part, changed, &target, &edit),
         Command::Plan {
             project,
             target,
@@ -55,38 +51,21 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             store,
             builder,
             json,
-        } => publish::plan(
-            &project,
-            &target,
-            &force,
-            json,
-            publish::Shown::Plan { store, builder },
-        ),
+        } => commands::plan::run(&project, &target, &force, store, builder, json),
         Command::Status {
             project,
             target,
             json,
-        } => publish::plan(&project, &target, &[], json, publish::Shown::Status),
+        } => commands::status::run(&project, &target, json),
         Command::Publish {
             build,
             remote_registry,
             only_local_platform,
-        } => publish::run(
-            &build,
-            Mode::Remote {
-                registry: remote_registry,
-                only_local_platform,
-            },
-        ),
+        } => commands::publish::run(&build, &remote_registry, only_local_platform),
         Command::PublishLocally {
             build,
             local_registry,
-        } => publish::run(
-            &build,
-            Mode::Local {
-                registry: local_registry,
-            },
-        ),
+        } => commands::publish_locally::run(&build, &local_registry),
         Command::UploadAllToLocalRegistry {
             project,
             remote_registry,
@@ -108,12 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Build {
             build,
             local_registry,
-        } => publish::run(
-            &build,
-            Mode::Store {
-                registry: local_registry,
-            },
-        ),
+        } => commands::build::run(&build, &local_registry),
     }
 }
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use super::load_valid;
-use super::publish::{connect, runtime};
 use crate::build::{Backend, BuilderKind, RegistryAccess};
 use crate::cli::{MirrorArgs, ProjectArgs};
 use crate::interrupt::{self, Signal};
 use crate::registry::copy::{copy_image, Copied, MountIndex};
 use crate::registry::Registry;
+use crate::session::{runtime, Session};
 
 /// Images copied at once.
 const IMAGE_CONCURRENCY: usize = 4;
@@ -32,8 +32,8 @@ pub fn upload_all(
     crate::registry::validate_host(local)?;
     let loaded = load_valid(project)?;
     let rt = runtime()?;
-    let src = Arc::new(rt.block_on(connect(remote, &m.connect))?);
-    let dst = Arc::new(rt.block_on(connect(local, &m.connect))?);
+    let src = rt.block_on(Session::open(remote, &m.connect))?.registry;
+    let dst = rt.block_on(Session::open(local, &m.connect))?.registry;
     let mounts = Arc::new(MountIndex::default());
     let images: Vec<(String, String)> = loaded
         .project
@@ -110,15 +110,11 @@ pub fn pull_latest(
 ) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
     let rt = runtime()?;
-    let (reg, auth_dir) = rt.block_on(super::publish::connect_for_builds(registry, &m.connect))?;
+    let session = rt.block_on(Session::open_for_builds(registry, &m.connect))?;
+    let reg = session.registry.clone();
     let builder = crate::build::detect(builder)?;
     eprintln!("pulling into the local store of {}", builder.describe());
-    let certs = super::publish::cert_dir(&m.connect.ca_cert)?;
-    let access = RegistryAccess {
-        insecure: reg.plain_http(),
-        cert_dir: certs.as_ref().map(|d| d.path().to_path_buf()),
-        auth_dir: auth_dir.as_ref().map(|d| d.path().to_path_buf()),
-    };
+    let access = session.access();
     let mut rows = vec![["IMAGE".to_string(), "VERSION".into(), "RESULT".into()]];
     let (mut missing, mut failed) = (0, 0);
     let pulls = async {

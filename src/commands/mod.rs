@@ -1,12 +1,20 @@
-//! One module per subcommand; each returns the process exit code.
+//! One module per subcommand, each a thin layer: parse, call the library, print. Each returns the
+//! process exit code. (`mirror` holds the three mirroring commands.)
+pub mod build;
+pub mod bump;
 pub mod cascade;
 pub mod check;
 pub mod graph;
 pub mod mirror;
+pub mod plan;
 pub mod publish;
+pub mod publish_locally;
+pub mod status;
 
-use crate::cli::ProjectArgs;
+use crate::cli::{BuildArgs, ProjectArgs};
+use crate::execute::{render_summary, summary_json};
 use crate::output::style_problem;
+use crate::run::{Ended, Mode};
 
 pub use crate::load::{load, Loaded};
 
@@ -24,4 +32,34 @@ pub fn load_valid(args: &ProjectArgs) -> anyhow::Result<Loaded> {
         );
     }
     Ok(loaded)
+}
+
+fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// `build`, `publish` and `publish-locally`: run, then print the summary table (and the JSON
+/// summary with `--json`), or the plan with `--dry-run`.
+fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
+    let loaded = load_valid(&args.project)?;
+    let finished = match crate::run::build(&loaded, args, mode)? {
+        Ended::DryRun(plan) => {
+            print!("{}", crate::plan::render(&loaded, &plan));
+            return Ok(0);
+        }
+        Ended::Ran(finished) => finished,
+    };
+    if args.json {
+        print_json(&summary_json(
+            &finished.destination,
+            &finished.results,
+            &finished.steps,
+        ))?;
+    }
+    eprint!("{}", render_summary(&finished.results));
+    if !finished.ok {
+        eprintln!("logs: {}", finished.log_dir.display());
+    }
+    Ok(finished.exit_code())
 }

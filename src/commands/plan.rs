@@ -1,0 +1,25 @@
+//! `cip plan`: what a run would build and why, per image and platform, then the steps it would
+//! execute (`--json`: the plan itself, see docs/json.md).
+use super::{load_valid, print_json};
+use crate::build::BuilderKind;
+use crate::cli::{ProjectArgs, TargetArgs};
+use crate::plan;
+
+pub fn run(
+    project: &ProjectArgs,
+    target: &TargetArgs,
+    force: &[String],
+    store: bool,
+    builder: BuilderKind,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let loaded = load_valid(project)?;
+    let (destination, planned) =
+        crate::run::plan_run(&loaded, project, target, force, store, builder)?;
+    if json {
+        print_json(&plan::to_json(&loaded, &destination, &planned))?;
+    } else {
+        print!("{}", plan::render(&loaded, &planned));
+    }
+    Ok(0)
+}

@@ -1,0 +1,319 @@
+//! A building run (`build`, `publish`, `publish-locally`) from a loaded project to its report, and
+//! the plans `cip plan` and `cip status` show: connect ([`crate::session`]), plan the images
+//! ([`crate::plan::make`]) and their steps ([`crate::plan::steps`]), then execute the steps
+//! ([`crate::execute`]). The command files print what these return.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::bail;
+
+use crate::build::{emulation, Backend, BuilderKind};
+use crate::cli::{BuildArgs, ProjectArgs, TargetArgs};
+use crate::execute::{nothing_to_build, Executor, ImageResult, StepRecord};
+use crate::interrupt::Signal;
+use crate::load::Loaded;
+use crate::plan::steps::{self, Plan};
+use crate::plan::{self, ImagePlan, PlatformScope, Target};
+use crate::registry::Endpoint;
+use crate::session::{runtime, Session};
+
+/// Where a run publishes.
+pub enum Mode {
+    /// `publish`: a remote registry, every declared platform (or only the local one).
+    Remote {
+        registry: String,
+        only_local_platform: bool,
+    },
+    /// `publish-locally`: a local registry, the local platform.
+    Local { registry: String },
+    /// `build`: the builder's local store, the local platform.
+    Store { registry: String },
+}
+
+impl Mode {
+    fn registry(&self) -> &str {
+        match self {
+            Mode::Remote { registry, .. } | Mode::Local { registry } | Mode::Store { registry } => {
+                registry
+            }
+        }
+    }
+
+    fn scope(&self, project: &ProjectArgs) -> PlatformScope {
+        match self {
+            Mode::Remote {
+                only_local_platform: false,
+                ..
+            } => PlatformScope::Declared(project.default_platforms.0.clone()),
+            _ => PlatformScope::Only(crate::build::local_platform()),
+        }
+    }
+
+    /// The mode whose registry and platforms a read-only command asks about.
+    pub fn of(t: &TargetArgs) -> Mode {
+        match &t.remote_registry {
+            Some(registry) => Mode::Remote {
+                registry: registry.clone(),
+                only_local_platform: t.only_local_platform,
+            },
+            None => Mode::Local {
+                registry: t.local_registry.clone(),
+            },
+        }
+    }
+}
+
+/// The images planned against the registry a read-only command names (no builder is looked for).
+pub fn plan_images(
+    loaded: &Loaded,
+    project: &ProjectArgs,
+    t: &TargetArgs,
+    force: &[String],
+) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
+    let mode = Mode::of(t);
+    let rt = runtime()?;
+    let session = rt.block_on(Session::open(mode.registry(), &t.connect))?;
+    let target = Target::Registry(session.registry.clone());
+    let plans = rt.block_on(plan::make(loaded, &target, &mode.scope(project), force))?;
+    Ok((target, plans))
+}
+
+/// What `cip plan` shows: the images and the steps a run would execute, the builder found only when
+/// something is to be built (as a run finds it). `store` plans `cip build` (the builder's local
+/// store) instead of a registry.
+pub fn plan_run(
+    loaded: &Loaded,
+    project: &ProjectArgs,
+    t: &TargetArgs,
+    force: &[String],
+    store: bool,
+    builder: BuilderKind,
+) -> anyhow::Result<(Target, Plan)> {
+    let (target, images) = if store {
+        let b = detect(builder)?;
+        plan_store(loaded, t, force, &b)?
+    } else {
+        plan_images(loaded, project, t, force)?
+    };
+    let node = match &target {
+        Target::LocalStore { builder, .. } => Some(builder.clone()),
+        Target::Registry(_) if images.iter().any(ImagePlan::needs_build) => Some(detect(builder)?),
+        Target::Registry(_) => None,
+    };
+    let inputs = steps::Inputs {
+        project: &loaded.project,
+        destination: destination_of(&target, store),
+        builder: node.as_deref(),
+        slots: crate::cli::default_jobs(),
+        log_dir: project.project_dir.join(".cip/logs"),
+        run_id: "RUN".into(),
+        builder_args: Vec::new(),
+    };
+    Ok((target, steps::plan_steps(images, &inputs)))
+}
+
+/// What `cip status` shows: the images against the registry, without steps.
+pub fn status(
+    loaded: &Loaded,
+    project: &ProjectArgs,
+    t: &TargetArgs,
+) -> anyhow::Result<(Target, Plan)> {
+    let (target, images) = plan_images(loaded, project, t, &[])?;
+    let inputs = steps::Inputs {
+        project: &loaded.project,
+        destination: destination_of(&target, false),
+        builder: None,
+        slots: 1,
+        log_dir: project.project_dir.join(".cip/logs"),
+        run_id: String::new(),
+        builder_args: Vec::new(),
+    };
+    Ok((target, steps::plan_steps(images, &inputs)))
+}
+
+/// The images against the builder's local store, as `cip build` plans them.
+fn plan_store(
+    loaded: &Loaded,
+    t: &TargetArgs,
+    force: &[String],
+    builder: &Arc<dyn Backend>,
+) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
+    // Checked before anything prints it, as for a registry that is connected to.
+    let registry = Endpoint::parse(&t.local_registry)?.address();
+    let target = Target::LocalStore {
+        builder: builder.clone(),
+        registry,
+    };
+    let scope = PlatformScope::Only(crate::build::local_platform());
+    let plans = runtime()?.block_on(plan::make(loaded, &target, &scope, force))?;
+    Ok((target, plans))
+}
+
+fn destination_of(target: &Target, store: bool) -> steps::Destination {
+    let name = target.registry_name().to_string();
+    if store {
+        steps::Destination::Store { name }
+    } else {
+        steps::Destination::Registry { name }
+    }
+}
+
+/// How a building run ended.
+pub enum Ended {
+    /// `--dry-run`: the plan, not executed.
+    DryRun(Box<Plan>),
+    /// The steps ran (none, when everything was up to date).
+    Ran(Finished),
+}
+
+/// What a building run did.
+pub struct Finished {
+    /// The registry (or the local store's registry name) the images went to.
+    pub destination: String,
+    pub results: Vec<ImageResult>,
+    pub steps: Vec<StepRecord>,
+    pub ok: bool,
+    /// The signal that stopped the run early, if one did.
+    pub interrupted: Option<Signal>,
+    pub log_dir: PathBuf,
+}
+
+impl Finished {
+    /// The process exit code: 0, 1, or the signal's.
+    pub fn exit_code(&self) -> i32 {
+        match self.interrupted {
+            Some(signal) => signal.exit_code(),
+            None if self.ok => 0,
+            None => 1,
+        }
+    }
+}
+
+/// Builds what is missing for `mode`, parents first, and publishes it.
+pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<Ended> {
+    // Only `build` plans with the builder (its local store); the others find one when they must build.
+    let store_builder = match mode {
+        Mode::Store { .. } => Some(detect(args.builder)?),
+        _ => None,
+    };
+    let rt = runtime()?;
+    let (target, session) = match (&mode, &store_builder) {
+        (Mode::Store { registry }, Some(builder)) => {
+            // Checked before anything prints it, as for a registry that is connected to.
+            let target = Target::LocalStore {
+                builder: builder.clone(),
+                registry: Endpoint::parse(registry)?.address(),
+            };
+            (target, None)
+        }
+        _ => {
+            let session = rt.block_on(Session::open_for_builds(mode.registry(), &args.connect))?;
+            (Target::Registry(session.registry.clone()), Some(session))
+        }
+    };
+    let images = rt.block_on(plan::make(
+        loaded,
+        &target,
+        &mode.scope(&args.project),
+        &args.force,
+    ))?;
+    let builder = match store_builder {
+        Some(b) => Some(b),
+        None if images.iter().any(ImagePlan::needs_build) => Some(detect(args.builder)?),
+        None => None,
+    };
+    let log_dir = args
+        .log_dir
+        .clone()
+        .unwrap_or_else(|| args.project.project_dir.join(".cip/logs"));
+    let inputs = steps::Inputs {
+        project: &loaded.project,
+        destination: destination_of(&target, matches!(mode, Mode::Store { .. })),
+        builder: builder.as_deref(),
+        slots: args.jobs(),
+        log_dir: log_dir.clone(),
+        run_id: crate::execute::new_run_id(),
+        builder_args: args.builder_args.clone(),
+    };
+    let plan = steps::plan_steps(images, &inputs);
+    if args.dry_run {
+        return Ok(Ended::DryRun(Box::new(plan)));
+    }
+    refuse_drift(&plan, args.allow_drift)?;
+    let destination = target.registry_name().to_string();
+    let Some(builder) = builder.filter(|_| !plan.steps.is_empty()) else {
+        return Ok(Ended::Ran(Finished {
+            destination,
+            results: nothing_to_build(&plan),
+            steps: Vec::new(),
+            ok: true,
+            interrupted: None,
+            log_dir,
+        }));
+    };
+    refuse_what_cannot_build(loaded, &plan, builder.as_ref())?;
+    let executor = Executor {
+        nodes: vec![builder],
+        registry: session.as_ref().map(|s| s.registry.clone()),
+        access: session.as_ref().map(Session::access).unwrap_or_default(),
+        keep_going: args.keep_going,
+    };
+    let run = rt.block_on(executor.run(&plan))?;
+    // The run handles SIGINT/SIGTERM from now on: another one skips the grace period of the builders
+    // being cancelled (after a failure or a first signal).
+    rt.spawn(async {
+        crate::interrupt::requested().await;
+        crate::build::hurry_cancelled();
+    });
+    // Cancelled builders get SIGKILL from a helper thread after a grace period: let that happen.
+    crate::build::wait_for_cancelled(std::time::Duration::from_secs(10));
+    Ok(Ended::Ran(Finished {
+        destination,
+        results: run.results,
+        steps: run.steps,
+        ok: run.ok,
+        interrupted: run.interrupted,
+        log_dir,
+    }))
+}
+
+/// A published version whose context changed without a version bump is never skipped silently. A
+/// forced image is rebuilt from its current context, so its drift does not matter.
+fn refuse_drift(plan: &Plan, allow: bool) -> anyhow::Result<()> {
+    if !plan.images.iter().any(|p| p.drift.is_some() && !p.forced) {
+        return Ok(());
+    }
+    eprint!("{}", plan::drift_report(&plan.images));
+    if !allow {
+        bail!("published versions differ from their contexts: bump them, or pass --allow-drift");
+    }
+    eprintln!(
+        "--allow-drift: going on; drifted versions keep the context digest they were published with"
+    );
+    Ok(())
+}
+
+/// Features the builder lacks (heredocs) and platforms it cannot emulate fail here, before any
+/// build, not midway.
+fn refuse_what_cannot_build(
+    loaded: &Loaded,
+    plan: &Plan,
+    builder: &dyn Backend,
+) -> anyhow::Result<()> {
+    let building = plan
+        .images
+        .iter()
+        .filter(|p| p.needs_build())
+        .map(|p| p.ctx);
+    crate::build::capabilities::refuse_unsupported(&loaded.project, building, builder)?;
+    emulation::check(&plan.platforms_built(), &builder.native_platforms())
+        .map_err(anyhow::Error::msg)
+}
+
+/// The builder `kind` names, found on this machine.
+pub fn detect(kind: BuilderKind) -> anyhow::Result<Arc<dyn Backend>> {
+    let started = std::time::Instant::now();
+    let builder = crate::build::detect(kind)?;
+    crate::output::timing("builder detection", started);
+    Ok(builder)
+}

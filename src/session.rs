@@ -1,0 +1,156 @@
+//! One connection to one registry for a run: its validated address, the credentials resolved once
+//! (from the environment, podman's auth.json or docker's config.json), and what builders that pull
+//! from it are handed: a private auth file for credentials given in the environment, and a
+//! directory of the CA certificates given with `--ca-cert`. Shared by the building commands,
+//! `plan`, `status` and the mirror commands.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::build::RegistryAccess;
+use crate::cli::ConnectArgs;
+use crate::registry::{self, auth, Endpoint, Registry};
+
+/// A registry connection with what builders need to reach the same registry.
+pub struct Session {
+    pub registry: Arc<Registry>,
+    /// Credentials given in the environment, as a `config.json` builders read.
+    auth_dir: Option<tempfile::TempDir>,
+    /// The `--ca-cert` files, as `*.crt` for buildah's `--cert-dir`.
+    cert_dir: Option<tempfile::TempDir>,
+}
+
+impl Session {
+    /// Connects for reading and writing the registry; builders get nothing.
+    pub async fn open(address: &str, c: &ConnectArgs) -> anyhow::Result<Session> {
+        Ok(Session {
+            registry: Arc::new(connect(address, c).await?),
+            auth_dir: None,
+            cert_dir: None,
+        })
+    }
+
+    /// Connects as [`Session::open`] does, and prepares what builders that pull from the registry
+    /// need; the credentials are resolved once for both.
+    pub async fn open_for_builds(address: &str, c: &ConnectArgs) -> anyhow::Result<Session> {
+        let (registry, auth_dir) = connect_for_builds(address, c).await?;
+        Ok(Session {
+            registry: Arc::new(registry),
+            auth_dir,
+            cert_dir: cert_dir(&c.ca_cert)?,
+        })
+    }
+
+    /// How builders reach this registry.
+    pub fn access(&self) -> RegistryAccess {
+        RegistryAccess {
+            insecure: self.registry.plain_http(),
+            cert_dir: self.cert_dir.as_ref().map(|d| d.path().to_path_buf()),
+            auth_dir: self.auth_dir.as_ref().map(|d| d.path().to_path_buf()),
+        }
+    }
+}
+
+/// Connects to the registry at `address` (`HOST[:PORT][/PATH]`) with the run's TLS settings and
+/// credentials.
+async fn connect(address: &str, c: &ConnectArgs) -> anyhow::Result<Registry> {
+    let ep = endpoint(address, c)?;
+    let creds = credentials(&ep.host, c)?;
+    connect_as(ep, creds).await
+}
+
+/// Connects as `connect` does, and also hands the credentials to builders that will pull from the
+/// registry (see `builder_auth_dir`); the credentials are resolved once for both.
+async fn connect_for_builds(
+    address: &str,
+    c: &ConnectArgs,
+) -> anyhow::Result<(Registry, Option<tempfile::TempDir>)> {
+    let ep = endpoint(address, c)?;
+    let creds = credentials(&ep.host, c)?;
+    let auth_dir = builder_auth_dir(&ep.host, &creds)?;
+    Ok((connect_as(ep, creds).await?, auth_dir))
+}
+
+/// The credentials for `host` (`HOST[:PORT]`, never a path: credentials belong to the host); says
+/// where they come from (never what they are).
+fn credentials(host: &str, c: &ConnectArgs) -> anyhow::Result<auth::Credentials> {
+    let options = auth::Options {
+        no_login: c.no_login,
+    };
+    let creds = auth::resolve(host, &options)?;
+    eprintln!("registry {host}: {}", creds.describe_source());
+    Ok(creds)
+}
+
+async fn connect_as(ep: Endpoint, creds: auth::Credentials) -> anyhow::Result<Registry> {
+    let started = std::time::Instant::now();
+    let reg = Registry::connect_with(ep, creds).await;
+    crate::output::timing("registry connection", started);
+    reg
+}
+
+/// The validated endpoint of `address`, before anything prints it (it may carry a password, which
+/// validation refuses without echoing it). `--insecure-registry` names hosts: a path given with one
+/// is ignored.
+pub fn endpoint(address: &str, c: &ConnectArgs) -> anyhow::Result<Endpoint> {
+    let mut e = Endpoint::parse(address)?;
+    e.insecure_hosts = c
+        .insecure_registry
+        .iter()
+        .map(|h| {
+            registry::address::split(h.trim_end_matches('/'))
+                .0
+                .to_string()
+        })
+        .collect();
+    e.ca_certs = c.ca_cert.clone();
+    if let Ok(f) = std::env::var("SSL_CERT_FILE") {
+        e.ca_certs.push(PathBuf::from(f));
+    }
+    Ok(e)
+}
+
+/// Credentials given in the environment, written where builders look for them (see
+/// `RegistryAccess::auth_dir`), readable by the owner only. None when builders find them on their own.
+fn builder_auth_dir(
+    host: &str,
+    creds: &auth::Credentials,
+) -> anyhow::Result<Option<tempfile::TempDir>> {
+    use base64::Engine as _;
+    use std::os::unix::fs::PermissionsExt;
+    let (auth::Source::Env, oci_client::secrets::RegistryAuth::Basic(user, password)) =
+        (&creds.source, &creds.auth)
+    else {
+        return Ok(None);
+    };
+    let dir = crate::scratch::private_dir("auth")?;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let path = dir.path().join("config.json");
+    std::fs::write(
+        &path,
+        serde_json::json!({"auths": {host: {"auth": token}}}).to_string(),
+    )?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(Some(dir))
+}
+
+/// Copies the CA files into a directory as `*.crt`, the form buildah's `--cert-dir` reads.
+fn cert_dir(ca_certs: &[PathBuf]) -> anyhow::Result<Option<tempfile::TempDir>> {
+    if ca_certs.is_empty() {
+        return Ok(None);
+    }
+    let dir = crate::scratch::private_dir("certs")?;
+    for (i, c) in ca_certs.iter().enumerate() {
+        std::fs::copy(c, dir.path().join(format!("ca-{i}.crt")))
+            .with_context(|| format!("cannot read CA certificate {}", c.display()))?;
+    }
+    Ok(Some(dir))
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
