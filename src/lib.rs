@@ -29,6 +29,7 @@ pub mod build;
 pub mod cascade;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod diagnostics;
 pub mod digest;
 pub mod execute;

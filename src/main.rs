@@ -26,6 +26,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
+    // Every setting the environment gives, read once: a bad value stops here.
+    cip::config::init(cip::config::RunConfig::from_env()?);
     match cli.command {
         Command::Check {
             project,

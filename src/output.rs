@@ -36,7 +36,7 @@ pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
 
 /// With `CIP_TIMINGS=1`, prints how long a phase took (for profiling large projects).
 pub fn timing(phase: &str, since: std::time::Instant) {
-    if std::env::var_os("CIP_TIMINGS").is_some_and(|v| v == "1") {
+    if crate::config::get().timings {
         eprintln!(
             "timing: {phase}: {:.1} ms",
             since.elapsed().as_secs_f64() * 1000.0

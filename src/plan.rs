@@ -144,14 +144,9 @@ impl ImagePlan {
     }
 }
 
-/// How many registry lookups run at once: enough to keep a registry busy, few enough not to
-/// exhaust its connections. `CIP_QUERY_CONCURRENCY` overrides it.
+/// How many registry lookups run at once (`CIP_QUERY_CONCURRENCY`, see `crate::config`).
 fn query_concurrency() -> usize {
-    std::env::var("CIP_QUERY_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(32)
+    crate::config::get().query_concurrency
 }
 
 /// Asks the target, for all images at once (bounded concurrency), what is there already.

@@ -105,8 +105,8 @@ pub fn endpoint(address: &str, c: &ConnectArgs) -> anyhow::Result<Endpoint> {
         })
         .collect();
     e.ca_certs = c.ca_cert.clone();
-    if let Ok(f) = std::env::var("SSL_CERT_FILE") {
-        e.ca_certs.push(PathBuf::from(f));
+    if let Some(f) = &crate::config::get().ssl_cert_file {
+        e.ca_certs.push(f.clone());
     }
     Ok(e)
 }

@@ -157,3 +157,25 @@ fn plan_store_shows_what_build_would_do_and_dry_runs_print_the_steps() {
     assert!(out.contains("tag latest, 1.0.0"), "{out}");
     assert_eq!(ws.builds(), 0, "plans and dry runs build nothing");
 }
+
+#[test]
+fn a_bad_setting_in_the_environment_stops_the_run_before_anything() {
+    let ws = Workspace::demo();
+    for (var, value) in [
+        ("CIP_RETRY_ATTEMPTS", "zero"),
+        ("CIP_REQUEST_TIMEOUT_SECONDS", "-3"),
+        ("CIP_QUERY_CONCURRENCY", "0"),
+    ] {
+        let out = ws.cip_env(
+            &["plan", "--local-registry", "127.0.0.1:9"],
+            &[(var, value)],
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(var), "the message names {var}: {err}");
+        assert!(
+            !err.contains("registry 127.0.0.1:9"),
+            "nothing was connected: {err}"
+        );
+    }
+}

@@ -61,10 +61,7 @@ pub fn runs_natively(platform: &Platform, native: &[Platform]) -> bool {
 
 /// The binfmt_misc directory consulted: `$CIP_BINFMT_DIR` or `/proc/sys/fs/binfmt_misc`.
 pub fn binfmt_dir() -> PathBuf {
-    std::env::var_os(BINFMT_DIR_ENV)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(BINFMT_DIR))
+    crate::config::get().binfmt_dir.clone()
 }
 
 /// Checks that every platform in `platforms` either runs natively on a builder running `native`,

@@ -183,7 +183,7 @@ impl NodeEnv {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
-            .or_else(|| std::env::var(key).ok())
+            .or_else(|| crate::config::get().var(key))
             .filter(|v| !v.trim().is_empty())
     }
 

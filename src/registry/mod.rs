@@ -136,12 +136,12 @@ impl Registry {
     /// used only if the registry does not speak TLS, as docker does: a registry that answers a plain
     /// `GET /v2/` ([`sniff`]) does not, else an HTTPS probe decides. Either way, the server must
     /// answer `GET /v2/` like a registry (its API version header), or cip stops here. Requests are
-    /// retried as the `CIP_RETRY_*` environment says ([`RetryPolicy::from_env`]) and bounded as
-    /// `CIP_*_TIMEOUT_SECONDS` say ([`Timeouts::from_env`]); the HTTPS probe itself is a single
-    /// request, never retried.
+    /// retried and bounded as the run configuration says (`CIP_RETRY_*`, `CIP_*_TIMEOUT_SECONDS`,
+    /// see `crate::config`); the HTTPS probe itself is a single request, never retried.
     pub async fn connect(endpoint: Endpoint, auth: RegistryAuth) -> anyhow::Result<Registry> {
-        let retry = RetryPolicy::from_env()?;
-        let timeouts = Timeouts::from_env()?;
+        let config = crate::config::get();
+        let retry = config.retry.clone();
+        let timeouts = config.timeouts;
         let sniffed = if endpoint.plain_http() {
             sniff::plain_http(&endpoint.host, timeouts.request).await
         } else {

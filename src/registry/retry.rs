@@ -21,7 +21,7 @@
 //! The line names the request, never credentials. When the attempts are used up, the error says what
 //! was tried: `after 5 attempts over 12.3s: <last error>` (see [`Exhausted`]).
 //!
-//! Environment overrides, read by [`RetryPolicy::from_env`] (used by `Registry::connect`):
+//! Environment overrides, read once by the run configuration (`crate::config`):
 //! - `CIP_RETRY_ATTEMPTS`: number of attempts, the first included (default 5; `1` disables retries).
 //! - `CIP_RETRY_MAX_SECONDS`: time budget in seconds, may be fractional (default 60).
 //! - `CIP_RETRY_BASE_MS`: first backoff ceiling in milliseconds, doubled on each retry (default 500;
@@ -92,11 +92,6 @@ impl RetryPolicy {
             attempts: 1,
             ..Default::default()
         }
-    }
-
-    /// The default policy with the `CIP_RETRY_*` overrides of the environment applied.
-    pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_vars(|name| std::env::var(name).ok())
     }
 
     /// The default policy with overrides looked up through `var` (testable without the process

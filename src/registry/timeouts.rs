@@ -1,8 +1,8 @@
 //! How long cip waits for a registry that accepted a connection but does not answer.
 //!
 //! Without a bound, a hung registry stalls a run for the HTTP client's read timeout on every
-//! request, with nothing on screen. Two bounds, each overridable in the environment (read by
-//! [`Timeouts::from_env`], like the `CIP_RETRY_*` settings):
+//! request, with nothing on screen. Two bounds, each overridable in the environment (read once by
+//! the run configuration, `crate::config`, like the `CIP_RETRY_*` settings):
 //! - `CIP_REQUEST_TIMEOUT_SECONDS` (default 30): a whole request that moves no blob (manifests, blob
 //!   lookups and mounts, the connect probes). A request that runs out is reported as `no answer from
 //!   HOST in N s` and retried like a dropped connection.
@@ -39,11 +39,6 @@ impl Default for Timeouts {
 }
 
 impl Timeouts {
-    /// The defaults with the overrides of the process environment.
-    pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_vars(|name| std::env::var(name).ok())
-    }
-
     /// The defaults with overrides looked up through `var`. Empty values are ignored; invalid ones
     /// are an error naming the variable.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {

@@ -1,0 +1,147 @@
+//! The run configuration: every setting cip takes from its environment, read once, when the run
+//! starts ([`init`] in `main`, so that a bad value stops the run before anything happens). Nothing
+//! else in cip reads the environment, except credential lookup, which follows docker's and
+//! podman's own rules (`registry::auth`); builder processes inherit it as it is.
+//!
+//! | variable | setting |
+//! |---|---|
+//! | `CIP_RETRY_ATTEMPTS`, `CIP_RETRY_MAX_SECONDS`, `CIP_RETRY_BASE_MS` | [`RunConfig::retry`] |
+//! | `CIP_REQUEST_TIMEOUT_SECONDS`, `CIP_READ_TIMEOUT_SECONDS` | [`RunConfig::timeouts`] |
+//! | `CIP_QUERY_CONCURRENCY` | [`RunConfig::query_concurrency`] (registry lookups at once, 32) |
+//! | `CIP_TIMINGS=1` | [`RunConfig::timings`] (how long each phase took) |
+//! | `SSL_CERT_FILE` | [`RunConfig::ssl_cert_file`] (a CA trusted beside `--ca-cert`) |
+//! | `CIP_BINFMT_DIR` | [`RunConfig::binfmt_dir`] (where emulators are registered) |
+//! | `PATH`, `STORAGE_DRIVER`, `BUILDAH_ISOLATION`, `CIP_BUILDAH_GLOBAL_ARGS`, `CIP_PODMAN_GLOBAL_ARGS`, `DOCKER_HOST`, `CIP_DOCKER` | the local build node ([`RunConfig::var`], through `build::NodeEnv`) |
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use anyhow::Context as _;
+
+use crate::registry::retry::RetryPolicy;
+use crate::registry::timeouts::Timeouts;
+
+/// Registry lookups at once by default: enough to keep a registry busy, few enough not to exhaust
+/// its connections.
+const QUERY_CONCURRENCY: usize = 32;
+/// Where binfmt_misc registers emulators.
+const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// How registry requests are retried.
+    pub retry: RetryPolicy,
+    /// How long a registry may stay silent.
+    pub timeouts: Timeouts,
+    /// How many registry lookups run at once while planning.
+    pub query_concurrency: usize,
+    /// Print how long each phase took.
+    pub timings: bool,
+    /// A CA certificate trusted beside `--ca-cert`.
+    pub ssl_cert_file: Option<PathBuf>,
+    /// Where binfmt_misc registers emulators.
+    pub binfmt_dir: PathBuf,
+    /// The environment as the run started, for the settings of the local build node.
+    vars: HashMap<String, String>,
+}
+
+impl RunConfig {
+    /// The configuration the process environment gives.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_vars(std::env::vars().collect())
+    }
+
+    /// The configuration `vars` give; a bad value is an error naming its variable.
+    pub fn from_vars(vars: HashMap<String, String>) -> anyhow::Result<Self> {
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let query_concurrency =
+            match get("CIP_QUERY_CONCURRENCY") {
+                Some(v) => v.parse().ok().filter(|&n: &usize| n > 0).with_context(|| {
+                    format!("CIP_QUERY_CONCURRENCY={v:?} is not a positive number")
+                })?,
+                None => QUERY_CONCURRENCY,
+            };
+        Ok(RunConfig {
+            retry: RetryPolicy::from_vars(get)?,
+            timeouts: Timeouts::from_vars(get)?,
+            query_concurrency,
+            timings: get("CIP_TIMINGS").as_deref() == Some("1"),
+            ssl_cert_file: get("SSL_CERT_FILE").map(PathBuf::from),
+            binfmt_dir: get("CIP_BINFMT_DIR").map_or_else(|| BINFMT_DIR.into(), PathBuf::from),
+            vars,
+        })
+    }
+
+    /// A variable of the environment the run started with; empty counts as unset.
+    pub fn var(&self, key: &str) -> Option<String> {
+        self.vars.get(key).filter(|v| !v.trim().is_empty()).cloned()
+    }
+}
+
+static CONFIG: OnceLock<RunConfig> = OnceLock::new();
+
+/// Sets the run's configuration; `main` calls it first. A second call changes nothing.
+pub fn init(config: RunConfig) {
+    let _ = CONFIG.set(config);
+}
+
+/// The run's configuration. Outside `main` (a library user, a test, a benchmark), it is read from
+/// the environment on first use, bad values falling back to the defaults.
+pub fn get() -> &'static RunConfig {
+    CONFIG.get_or_init(|| {
+        RunConfig::from_env().unwrap_or_else(|_| {
+            RunConfig::from_vars(HashMap::new()).expect("the defaults are valid")
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let d = RunConfig::from_vars(HashMap::new()).unwrap();
+        assert_eq!(d.query_concurrency, 32);
+        assert!(!d.timings);
+        assert_eq!(d.binfmt_dir, PathBuf::from("/proc/sys/fs/binfmt_misc"));
+        let c = RunConfig::from_vars(vars(&[
+            ("CIP_QUERY_CONCURRENCY", "4"),
+            ("CIP_TIMINGS", "1"),
+            ("CIP_RETRY_ATTEMPTS", "2"),
+            ("CIP_REQUEST_TIMEOUT_SECONDS", "3"),
+            ("SSL_CERT_FILE", "/ca.pem"),
+            ("STORAGE_DRIVER", " "),
+        ]))
+        .unwrap();
+        assert_eq!(c.query_concurrency, 4);
+        assert!(c.timings);
+        assert_eq!(c.retry.attempts, 2);
+        assert_eq!(c.timeouts.request.as_secs(), 3);
+        assert_eq!(c.ssl_cert_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(c.var("STORAGE_DRIVER"), None, "empty counts as unset");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (k, v) in [
+            ("CIP_QUERY_CONCURRENCY", "0"),
+            ("CIP_RETRY_ATTEMPTS", "many"),
+            ("CIP_READ_TIMEOUT_SECONDS", "-1"),
+        ] {
+            let e = RunConfig::from_vars(vars(&[(k, v)])).unwrap_err();
+            assert!(format!("{e:#}").contains(k), "{e:#}");
+        }
+    }
+}
