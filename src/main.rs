@@ -73,19 +73,34 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             remote_registry,
             local_registry,
             mirror,
-        } => commands::mirror::upload_all(&project, &remote_registry, &local_registry, &mirror),
+        } => commands::upload_all_to_local_registry::run(
+            &project,
+            &remote_registry,
+            &local_registry,
+            &mirror,
+        ),
         Command::PullLatestFromLocalRegistry {
             project,
             local_registry,
             builder,
             mirror,
-        } => commands::mirror::pull_latest(&project, &local_registry, builder, &mirror),
+        } => commands::pull_latest_from_local_registry::run(
+            &project,
+            &local_registry,
+            builder,
+            &mirror,
+        ),
         Command::PullLatestFromRemoteRegistry {
             project,
             remote_registry,
             builder,
             mirror,
-        } => commands::mirror::pull_latest(&project, &remote_registry, builder, &mirror),
+        } => commands::pull_latest_from_remote_registry::run(
+            &project,
+            &remote_registry,
+            builder,
+            &mirror,
+        ),
         Command::Build {
             build,
             local_registry,

@@ -1,15 +1,17 @@
 //! One module per subcommand, each a thin layer: parse, call the library, print. Each returns the
-//! process exit code. (`mirror` holds the three mirroring commands.)
+//! process exit code.
 pub mod build;
 pub mod bump;
 pub mod cascade;
 pub mod check;
 pub mod graph;
-pub mod mirror;
 pub mod plan;
 pub mod publish;
 pub mod publish_locally;
+pub mod pull_latest_from_local_registry;
+pub mod pull_latest_from_remote_registry;
 pub mod status;
+pub mod upload_all_to_local_registry;
 
 use crate::cli::{BuildArgs, ProjectArgs};
 use crate::execute::{render_summary, summary_json};

@@ -1,14 +1,15 @@
-//! The original tool's mirroring commands, without a Docker daemon in the middle:
-//! `upload-all-to-local-registry` copies registry to registry; `pull-latest-from-*-registry` pulls each
-//! context's current version into the builder's local store and tags it latest.
+//! Mirroring, without a Docker daemon in the middle: [`upload_all`] copies every context's current
+//! version registry to registry (`upload-all-to-local-registry`); [`pull_latest`] pulls each one
+//! into the builder's local store and tags it latest (`pull-latest-from-*-registry`). Each prints
+//! a table of what it did and returns the exit code.
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 
-use super::load_valid;
 use crate::build::{Backend, BuilderKind, RegistryAccess};
-use crate::cli::{MirrorArgs, ProjectArgs};
+use crate::cli::MirrorArgs;
 use crate::interrupt::{self, Signal};
+use crate::load::Loaded;
 use crate::registry::copy::{copy_image, Copied, MountIndex};
 use crate::registry::Registry;
 use crate::session::{runtime, Session};
@@ -20,17 +21,14 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-/// `cip upload-all-to-local-registry`.
+/// Copies every context's current version from `remote` to `local`. Both addresses are checked
+/// before either is connected to (and named in output).
 pub fn upload_all(
-    project: &ProjectArgs,
+    loaded: &Loaded,
     remote: &str,
     local: &str,
     m: &MirrorArgs,
 ) -> anyhow::Result<i32> {
-    // Both addresses are checked before either is connected to (and named in output).
-    crate::registry::validate_host(remote)?;
-    crate::registry::validate_host(local)?;
-    let loaded = load_valid(project)?;
     let rt = runtime()?;
     let src = rt.block_on(Session::open(remote, &m.connect))?.registry;
     let dst = rt.block_on(Session::open(local, &m.connect))?.registry;
@@ -101,14 +99,14 @@ fn finish(missing: usize, failed: usize, strict: bool, registry: &str) -> anyhow
     Ok(0)
 }
 
-/// `cip pull-latest-from-local-registry` and `cip pull-latest-from-remote-registry`.
+/// Pulls each context's current version from `registry` into the store of `builder`, tagged
+/// latest.
 pub fn pull_latest(
-    project: &ProjectArgs,
+    loaded: &Loaded,
     registry: &str,
     builder: BuilderKind,
     m: &MirrorArgs,
 ) -> anyhow::Result<i32> {
-    let loaded = load_valid(project)?;
     let rt = runtime()?;
     let session = rt.block_on(Session::open_for_builds(registry, &m.connect))?;
     let reg = session.registry.clone();
