@@ -1,7 +1,8 @@
 //! Registry-to-registry copy (issue 5): a set of images, several layers each, one layer of 1 GiB of
 //! random data, copied by `cip upload-all-to-local-registry` and by `skopeo copy --all` (one image after
 //! another) between real registry processes; prints both wall times and cip's peak RSS.
-//! Run: `cargo bench --bench copy` (needs scripts/setup-env; about 4 GiB of free disk).
+//! Run: `cargo bench --bench copy` (about 4 GiB of free disk; runs scripts/setup-env first when the
+//! registry or skopeo is missing, or skips with the reason).
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -94,6 +95,10 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     // `cargo test --benches` runs a small version.
     let big: u64 = if full { 1 << 30 } else { 8 << 20 };
+    if let Err(why) = common::setup::prepare("copy", &["docker-registry", "skopeo"], &[]) {
+        println!("copy: skipped: {why}");
+        return;
+    }
     let work = tempfile::tempdir().unwrap();
     let src = start_registry(Some(work.path()));
     let dst_cip = start_registry(Some(work.path()));

@@ -1,4 +1,5 @@
-//! Benchmarks of issue 3, printed as figures (run `cargo bench --bench publish`; needs scripts/setup-env):
+//! Benchmarks of issue 3, printed as figures (run `cargo bench --bench publish`; a part whose tools or
+//! busybox files are missing runs scripts/setup-env first, or is skipped with the reason):
 //! 1. no-op `publish-locally` of 1000 contexts all published in a local registry, against one
 //!    `skopeo inspect` after another for the same images;
 //! 2. scheduling: a generated DAG of tasks that each sleep a known time, wall time against the
@@ -9,7 +10,6 @@ use common::start_registry;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -394,12 +394,13 @@ fn max_width(parents: &[Vec<usize>], cost: &[f64]) -> usize {
         .unwrap_or(1)
 }
 
+/// What the no-op publish part runs: the registry, cip's builder, and the two clients it is compared to.
+const NOOP_TOOLS: &[&str] = &["docker-registry", "buildah", "skopeo", "curl"];
+/// What the overhead part runs besides the demo's busybox binaries.
+const OVERHEAD_TOOLS: &[&str] = &["docker-registry", "buildah"];
+
 fn overhead() {
-    let busybox = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/contexts/00-busybox");
-    assert!(
-        busybox.join("busybox-amd64").exists(),
-        "run scripts/setup-env first"
-    );
+    let busybox = common::setup::demo_busybox_dir();
     let reg = start_registry(None);
     let store = tempfile::tempdir().unwrap();
     let global = format!(
@@ -505,17 +506,18 @@ fn main() {
         std::env::var("CIP_BENCH_PARTS").unwrap_or_else(|_| "noop,schedule,overhead".into());
     if full {
         if parts.contains("noop") {
-            noop_publish(1000);
+            common::run_prepared("noop publish", NOOP_TOOLS, &[], || noop_publish(1000));
         }
         if parts.contains("schedule") {
             scheduling(300);
         }
         if parts.contains("overhead") {
-            overhead();
+            let files = common::setup::demo_busybox_files();
+            common::run_prepared("overhead", OVERHEAD_TOOLS, &files, overhead);
         }
     } else {
         // `cargo test --benches`: a quick smoke run of each part.
-        noop_publish(20);
+        common::run_prepared("noop publish", NOOP_TOOLS, &[], || noop_publish(20));
         scheduling(30);
     }
 }

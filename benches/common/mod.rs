@@ -1,6 +1,8 @@
-//! Shared pieces of the benchmarks: generated project trees (`n` contexts with a random, seeded DAG)
-//! and a real registry process.
+//! Shared pieces of the benchmarks: generated project trees (`n` contexts with a random, seeded DAG),
+//! a real registry process, and the machine setup a part needs (`setup`).
 #![allow(dead_code)]
+pub mod setup;
+
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -81,6 +83,15 @@ fn write_context(root: &Path, i: usize, parents: &[usize]) {
     df.push_str("COPY payload /payload\n");
     fs::write(dir.join("Dockerfile"), df).unwrap();
     fs::write(dir.join("payload"), format!("{i}\n")).unwrap();
+}
+
+/// Runs the bench part `part` once `tools` and `files` are there (see `prepare`), else prints why
+/// it is skipped.
+pub fn run_prepared(part: &str, tools: &[&str], files: &[std::path::PathBuf], run: impl FnOnce()) {
+    match setup::prepare(part, tools, files) {
+        Ok(()) => run(),
+        Err(why) => println!("{part}: skipped: {why}"),
+    }
 }
 
 /// A real registry process on a free loopback port, stopped when dropped.
