@@ -19,8 +19,9 @@ use cip::registry::{Endpoint, Registry};
 use cip::schedule::{self, Task};
 use oci_client::secrets::RegistryAuth;
 
-/// Pushes one tiny single-layer image as `name:1.0.0` under every name (an index, like cip publishes).
-async fn seed(addr: &str, names: &[String]) {
+/// Pushes one tiny single-layer image as `name:1.0.0` under every name: an index, like cip
+/// publishes, or with `single` the platform's manifest itself, as a plain `docker push` leaves it.
+async fn seed(addr: &str, names: &[String], single: bool) {
     let reg = Arc::new(
         Registry::connect(Endpoint::new(addr), RegistryAuth::Anonymous)
             .await
@@ -75,12 +76,20 @@ async fn seed(addr: &str, names: &[String]) {
             let digest = sha256_digest(&manifest);
             reg.put_manifest(
                 &reg.digest_ref(&name, &digest),
-                manifest.into(),
+                manifest.clone().into(),
                 "application/vnd.oci.image.manifest.v1+json",
             )
             .await
             .unwrap();
-            reg.put_manifest(&reg.tag_ref(&name, "1.0.0"), index, OCI_INDEX)
+            let (tag_body, media_type) = if single {
+                (
+                    manifest.clone(),
+                    "application/vnd.oci.image.manifest.v1+json",
+                )
+            } else {
+                (index.to_vec(), OCI_INDEX)
+            };
+            reg.put_manifest(&reg.tag_ref(&name, "1.0.0"), tag_body.into(), media_type)
                 .await
                 .unwrap();
         }
@@ -112,7 +121,7 @@ fn noop_publish(n: usize) {
     let names: Vec<String> = (0..n).map(|i| format!("img-{i}")).collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let t = Instant::now();
-    rt.block_on(seed(&reg.addr, &names));
+    rt.block_on(seed(&reg.addr, &names, false));
     println!("seeded {n} images in {:.1}s", t.elapsed().as_secs_f64());
 
     let run_cip_on = |addr: &str| {
@@ -283,6 +292,58 @@ fn noop_publish(n: usize) {
         "  ratio skopeo / cip:                {:>8.1}x",
         skopeo / cip_median
     );
+}
+
+/// A repeated no-op run over single-platform images (a tag pointing at one manifest, not an index):
+/// the first run reads each manifest and its config (for the platform), the next ones only the
+/// manifest, since a config's platform is cached. Prints the requests per image of the repeated run
+/// (goal 1.0) and its time against the same manifest GETs by `curl --parallel`.
+fn noop_single_platform(n: usize) {
+    let seeded = start_registry(None);
+    let dir = tempfile::tempdir().unwrap();
+    common::generate(dir.path(), n, 3, 50, 7);
+    let names: Vec<String> = (0..n).map(|i| format!("img-{i}")).collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(seed(&seeded.addr, &names, true));
+    // The same storage, served with every request logged.
+    let reg = seeded.twin("docker-registry", &[("REGISTRY_LOG_LEVEL", "info")]);
+    let run = || {
+        let before = reg.requests_logged();
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_cip"))
+            .args(["publish-locally", "--local-registry", &reg.addr, "-C"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let took = t.elapsed().as_secs_f64();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stderr).contains("up to date"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The registry writes its log line as it answers: let the last ones land.
+        std::thread::sleep(Duration::from_millis(300));
+        (reg.requests_logged() - before, took)
+    };
+    let (first, first_time) = run();
+    let (second, second_time) = run();
+    let urls: Vec<String> = names
+        .iter()
+        .map(|n| format!("http://{}/v2/{n}/manifests/1.0.0", reg.addr))
+        .collect();
+    let (curl, _) = curl_parallel(&reg, dir.path(), &urls);
+    println!("no-op publish-locally, {n} single-platform images:");
+    println!(
+        "  first run:    {:>6} requests ({:.3} per image), {first_time:.3} s",
+        first,
+        first as f64 / n as f64
+    );
+    println!(
+        "  repeated run: {:>6} requests ({:.3} per image, goal 1.0), {second_time:.3} s",
+        second,
+        second as f64 / n as f64
+    );
+    println!("  the same {n} manifest GETs by curl --parallel: {curl:.3} s");
 }
 
 /// Another way to serve the registry's storage, measured like the registry as installed.
@@ -501,12 +562,17 @@ fn overhead() {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    // CIP_BENCH_PARTS=noop,schedule,overhead runs a subset.
+    // CIP_BENCH_PARTS=noop,single,schedule,overhead runs a subset.
     let parts =
-        std::env::var("CIP_BENCH_PARTS").unwrap_or_else(|_| "noop,schedule,overhead".into());
+        std::env::var("CIP_BENCH_PARTS").unwrap_or_else(|_| "noop,single,schedule,overhead".into());
     if full {
         if parts.contains("noop") {
             common::run_prepared("noop publish", NOOP_TOOLS, &[], || noop_publish(1000));
+        }
+        if parts.contains("single") {
+            common::run_prepared("single-platform no-op", NOOP_TOOLS, &[], || {
+                noop_single_platform(1000)
+            });
         }
         if parts.contains("schedule") {
             scheduling(300);
@@ -518,6 +584,9 @@ fn main() {
     } else {
         // `cargo test --benches`: a quick smoke run of each part.
         common::run_prepared("noop publish", NOOP_TOOLS, &[], || noop_publish(20));
+        common::run_prepared("single-platform no-op", NOOP_TOOLS, &[], || {
+            noop_single_platform(20)
+        });
         scheduling(30);
     }
 }

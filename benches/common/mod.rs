@@ -101,6 +101,18 @@ pub struct RegistryProcess {
     _dir: tempfile::TempDir,
 }
 
+impl RegistryProcess {
+    /// How many requests the registry logged as answered (it logs them at level info, which
+    /// `REGISTRY_LOG_LEVEL=info` in its environment turns on).
+    pub fn requests_logged(&self) -> usize {
+        fs::read_to_string(self._dir.path().join("registry.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("msg=\"response completed"))
+            .count()
+    }
+}
+
 impl Drop for RegistryProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -178,7 +190,11 @@ fn serve(
         .arg(&config)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(
+            fs::File::create(dir.path().join("registry.log"))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        )
         .spawn()
         .unwrap_or_else(|e| panic!("{program}: {e} (run scripts/setup-env)"));
     let addr = format!("127.0.0.1:{port}");
