@@ -64,136 +64,184 @@ fn one(
     (severity.into(), code.into(), file.into(), line)
 }
 
-#[test]
-fn valid_project_has_no_problems() {
-    let (code, problems, doc) = check("valid");
-    assert_eq!(problems, vec![]);
-    assert_eq!(code, 0);
-    assert_eq!(doc["contexts"], 4, "README.md and .hidden are not contexts");
+/// One fixture of fixtures/check: the exit code, the single problem it must report (severity,
+/// code, file relative to the fixture, line), and words its message or hint must hold.
+struct Case {
+    fixture: &'static str,
+    exit: i32,
+    problem: Option<(&'static str, &'static str, &'static str, Option<u64>)>,
+    message_has: &'static [&'static str],
+    hint_has: &'static [&'static str],
 }
 
-#[test]
-fn edn_syntax_error_names_file_line_and_column() {
-    let (code, problems, doc) = check("bad-edn");
-    assert_eq!(code, 1);
-    assert_eq!(
-        problems,
-        [one(
-            "error",
-            "bad-edn",
-            "contexts/00-base/info.edn",
-            Some(3)
-        )]
-    );
-    assert!(doc["problems"][0]["hint"]
-        .as_str()
-        .unwrap()
-        .contains("close"));
-}
-
-#[test]
-fn trailing_form_is_an_error() {
-    let (code, problems, _) = check("trailing-form");
-    assert_eq!(code, 1);
-    assert_eq!(
-        problems,
-        [one(
-            "error",
-            "bad-edn",
-            "contexts/00-base/info.edn",
-            Some(3)
-        )]
-    );
-}
-
-#[test]
-fn missing_and_bad_version() {
-    assert_eq!(
-        check("missing-version").1,
-        [one(
+const CASES: &[Case] = &[
+    Case {
+        fixture: "valid",
+        exit: 0,
+        problem: None,
+        message_has: &[],
+        hint_has: &[],
+    },
+    Case {
+        fixture: "bad-edn",
+        exit: 1,
+        problem: Some(("error", "bad-edn", "contexts/00-base/info.edn", Some(3))),
+        message_has: &[],
+        hint_has: &["close"],
+    },
+    Case {
+        fixture: "trailing-form",
+        exit: 1,
+        problem: Some(("error", "bad-edn", "contexts/00-base/info.edn", Some(3))),
+        message_has: &[],
+        hint_has: &[],
+    },
+    Case {
+        fixture: "missing-version",
+        exit: 1,
+        problem: Some((
             "error",
             "missing-version",
             "contexts/00-base/info.edn",
-            Some(1)
-        )]
-    );
-    assert_eq!(
-        check("bad-version").1,
-        [one(
-            "error",
-            "bad-version",
-            "contexts/00-base/info.edn",
-            Some(2)
-        )]
-    );
-}
-
-#[test]
-fn bad_platform_names_its_line() {
-    let (code, problems, _) = check("bad-platform");
-    assert_eq!(code, 1);
-    assert_eq!(
-        problems,
-        [one(
+            Some(1),
+        )),
+        message_has: &[],
+        hint_has: &[],
+    },
+    Case {
+        fixture: "bad-version",
+        exit: 1,
+        problem: Some(("error", "bad-version", "contexts/00-base/info.edn", Some(2))),
+        message_has: &[],
+        hint_has: &[],
+    },
+    Case {
+        fixture: "bad-platform",
+        exit: 1,
+        problem: Some((
             "error",
             "bad-platform",
             "contexts/00-base/info.edn",
-            Some(3)
-        )]
-    );
-}
-
-#[test]
-fn missing_files() {
-    assert_eq!(
-        check("missing-dockerfile").1,
-        [one(
+            Some(3),
+        )),
+        message_has: &[],
+        hint_has: &[],
+    },
+    Case {
+        fixture: "missing-dockerfile",
+        exit: 1,
+        problem: Some((
             "error",
             "missing-dockerfile",
             "contexts/00-base/Dockerfile",
-            None
-        )]
-    );
-    assert_eq!(
-        check("missing-info").1,
-        [one(
-            "error",
-            "missing-info",
-            "contexts/00-base/info.edn",
-            None
-        )]
-    );
-}
-
-#[test]
-fn duplicate_image_names() {
-    let (code, problems, doc) = check("duplicate-name");
-    assert_eq!(code, 1);
-    assert_eq!(
-        problems,
-        [one("error", "duplicate-name", "contexts/01-base", None)]
-    );
-    let msg = doc["problems"][0]["message"].as_str().unwrap();
-    assert!(msg.contains("00-base") && msg.contains("01-base"), "{msg}");
-}
-
-#[test]
-fn unknown_image_suggests_the_closest_name() {
-    let (code, problems, doc) = check("unknown-image");
-    assert_eq!(code, 1);
-    assert_eq!(
-        problems,
-        [one(
+            None,
+        )),
+        message_has: &[],
+        hint_has: &[],
+    },
+    Case {
+        fixture: "missing-info",
+        exit: 1,
+        problem: Some(("error", "missing-info", "contexts/00-base/info.edn", None)),
+        message_has: &[],
+        hint_has: &[],
+    },
+    Case {
+        fixture: "duplicate-name",
+        exit: 1,
+        problem: Some(("error", "duplicate-name", "contexts/01-base", None)),
+        message_has: &["00-base", "01-base"],
+        hint_has: &[],
+    },
+    Case {
+        fixture: "unknown-image",
+        exit: 1,
+        problem: Some((
             "error",
             "unknown-image",
             "contexts/01-child/Dockerfile",
-            Some(2)
-        )]
+            Some(2),
+        )),
+        message_has: &[],
+        hint_has: &["\"base\""],
+    },
+    Case {
+        fixture: "order",
+        exit: 1,
+        problem: Some(("error", "order", "contexts/02-child/Dockerfile", Some(2))),
+        message_has: &["02-child", "03-parent"],
+        hint_has: &[],
+    },
+    Case {
+        fixture: "stale-reference",
+        exit: 0, // warnings do not fail check
+        problem: Some((
+            "warning",
+            "stale-reference",
+            "contexts/01-child/Dockerfile",
+            Some(2),
+        )),
+        message_has: &[],
+        hint_has: &["cascade-version-updates"],
+    },
+    Case {
+        fixture: "registry-out-of-scope",
+        exit: 0,
+        problem: Some((
+            "warning",
+            "registry-out-of-scope",
+            "contexts/02-app/Dockerfile",
+            Some(3),
+        )),
+        message_has: &[],
+        hint_has: &["ARG REGISTRY"],
+    },
+    Case {
+        fixture: "platform-missing-in-parent",
+        exit: 1,
+        problem: Some((
+            "error",
+            "platform-missing-in-parent",
+            "contexts/01-child/Dockerfile",
+            Some(2),
+        )),
+        message_has: &[],
+        hint_has: &[],
+    },
+];
+
+#[test]
+fn each_fixture_reports_its_one_problem_with_file_and_line() {
+    for case in CASES {
+        let (code, problems, doc) = check(case.fixture);
+        let want: Vec<Found> = case
+            .problem
+            .iter()
+            .map(|(sev, code, file, line)| one(sev, code, file, *line))
+            .collect();
+        assert_eq!(problems, want, "{}", case.fixture);
+        assert_eq!(code, case.exit, "{}: exit code", case.fixture);
+        let field = |name: &str| doc["problems"][0][name].as_str().unwrap_or("").to_string();
+        for word in case.message_has {
+            assert!(
+                field("message").contains(word),
+                "{}: {word:?} in {doc}",
+                case.fixture
+            );
+        }
+        for word in case.hint_has {
+            assert!(
+                field("hint").contains(word),
+                "{}: {word:?} in {doc}",
+                case.fixture
+            );
+        }
+    }
+    assert_eq!(
+        check("valid").2["contexts"],
+        4,
+        "README.md and .hidden are not contexts"
     );
-    assert!(doc["problems"][0]["hint"]
-        .as_str()
-        .unwrap()
-        .contains("\"base\""));
 }
 
 #[test]
@@ -219,79 +267,6 @@ fn cycle_names_the_whole_cycle() {
     let (code, _, stderr) = cip(&["graph", "-C", fixture("cycle").to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(stderr.contains("cycle"), "{stderr}");
-}
-
-#[test]
-fn prefix_contradicting_the_graph_names_both_directories() {
-    let (code, problems, doc) = check("order");
-    assert_eq!(code, 1);
-    assert_eq!(
-        problems,
-        [one(
-            "error",
-            "order",
-            "contexts/02-child/Dockerfile",
-            Some(2)
-        )]
-    );
-    let msg = doc["problems"][0]["message"].as_str().unwrap();
-    assert!(
-        msg.contains("02-child") && msg.contains("03-parent"),
-        "{msg}"
-    );
-}
-
-#[test]
-fn stale_reference_is_a_warning_with_the_cascade_hint() {
-    let (code, problems, doc) = check("stale-reference");
-    assert_eq!(code, 0, "warnings do not fail check");
-    assert_eq!(
-        problems,
-        [one(
-            "warning",
-            "stale-reference",
-            "contexts/01-child/Dockerfile",
-            Some(2)
-        )]
-    );
-    assert!(doc["problems"][0]["hint"]
-        .as_str()
-        .unwrap()
-        .contains("cascade-version-updates"));
-}
-
-#[test]
-fn registry_not_redeclared_in_stage_is_a_warning() {
-    let (code, problems, doc) = check("registry-out-of-scope");
-    assert_eq!(code, 0);
-    assert_eq!(
-        problems,
-        [one(
-            "warning",
-            "registry-out-of-scope",
-            "contexts/02-app/Dockerfile",
-            Some(3)
-        )]
-    );
-    assert!(doc["problems"][0]["hint"]
-        .as_str()
-        .unwrap()
-        .contains("ARG REGISTRY"));
-}
-
-#[test]
-fn child_platform_missing_in_parent() {
-    let (code, problems, _) = check("platform-missing-in-parent");
-    assert_eq!(code, 1);
-    assert_eq!(
-        problems,
-        [one(
-            "error",
-            "platform-missing-in-parent",
-            "contexts/01-child/Dockerfile",
-            Some(2)
-        )]
-    );
 }
 
 #[test]
