@@ -17,10 +17,7 @@ fn gets(reg: &TestRegistry, needle: &str) -> usize {
 
 #[test]
 fn a_repeated_plan_over_single_platform_images_reads_one_manifest_per_image() {
-    // The registry logs every request at level info (its config says warn; the environment
-    // overrides it, as distribution documents). This binary has this one test.
-    std::env::set_var("REGISTRY_LOG_LEVEL", "info");
-    let reg = TestRegistry::start();
+    let reg = TestRegistry::start_logging_requests();
     let ws = Workspace::demo();
     let addr = reg.addr();
     let first = ws.cip(&["publish-locally", "--local-registry", &addr]);

@@ -253,7 +253,13 @@ impl TestRegistry {
 
     /// A registry served as `options` says.
     pub fn start_with(options: RegistryOptions) -> TestRegistry {
-        TestRegistry::start_inner(options, None)
+        TestRegistry::start_inner(options, None, false)
+    }
+
+    /// A plain-HTTP registry that logs every request it answers (`msg="response completed"` lines
+    /// of [`TestRegistry::log`]), for tests that count requests.
+    pub fn start_logging_requests() -> TestRegistry {
+        TestRegistry::start_inner(RegistryOptions::default(), None, true)
     }
 
     /// A registry that wants bearer tokens from `server` (the Docker Hub / Harbor scheme), served
@@ -267,10 +273,14 @@ impl TestRegistry {
             options.auth.is_none(),
             "a token registry checks no password itself: give it to the token server"
         );
-        TestRegistry::start_inner(options, Some(TokenAuth::of(server)))
+        TestRegistry::start_inner(options, Some(TokenAuth::of(server)), false)
     }
 
-    fn start_inner(options: RegistryOptions, token: Option<TokenAuth>) -> TestRegistry {
+    fn start_inner(
+        options: RegistryOptions,
+        token: Option<TokenAuth>,
+        log_requests: bool,
+    ) -> TestRegistry {
         require_program("docker-registry");
         let dir = tempfile::Builder::new()
             .prefix("cip-registry-")
@@ -287,7 +297,7 @@ impl TestRegistry {
         let mut last_error = String::new();
         for _ in 0..REGISTRY_START_ATTEMPTS {
             let port = free_port();
-            write_config(dir.path(), port, &options, token.as_ref());
+            write_config(dir.path(), port, &options, token.as_ref(), log_requests);
             let log_path = dir.path().join("registry.log");
             let log = fs::File::create(&log_path).expect("create registry log");
             let mut child = Command::new("docker-registry")
@@ -512,10 +522,17 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
-fn write_config(dir: &Path, port: u16, options: &RegistryOptions, token: Option<&TokenAuth>) {
+fn write_config(
+    dir: &Path,
+    port: u16,
+    options: &RegistryOptions,
+    token: Option<&TokenAuth>,
+    log_requests: bool,
+) {
+    let level = if log_requests { "info" } else { "warn" };
     let mut config = format!(
         "version: 0.1\n\
-         log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+         log:\n  level: {level}\n  accesslog:\n    disabled: true\n\
          storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n\
          http:\n  addr: 127.0.0.1:{port}\n  secret: cip-test-{port}\n",
         data = dir.join("data").display()
