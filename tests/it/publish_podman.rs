@@ -1,7 +1,7 @@
 //! The demo tree publishes with the podman backend too: the same engine as buildah, driven through
 //! `podman build`, with a private store and a store per platform for arm64; and pull-latest fills
 //! podman's store.
-mod common;
+use crate::common;
 
 use common::workspace::{result_of, results, text, Workspace};
 use common::TestRegistry;

@@ -1,7 +1,7 @@
 //! cip against a registry that uses bearer-token authentication (the Docker Hub / Harbor scheme):
 //! docker-registry with `auth.token`, and the test token server of `common::tokenserver`, which
 //! checks the user and password and signs the JWTs the registry verifies.
-mod common;
+use crate::common;
 
 use std::fs;
 

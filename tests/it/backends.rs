@@ -3,7 +3,7 @@
 //! builds, the binfmt_misc check, and docker (a private dockerd started by the test when none
 //! answers). Needs `scripts/setup-env` to have run (`--docker` for the docker test).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

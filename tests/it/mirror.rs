@@ -1,6 +1,6 @@
 //! upload-all-to-local-registry and pull-latest-from-*-registry against two real registries: a "remote"
 //! one with TLS and htpasswd authentication, and a plain local one.
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

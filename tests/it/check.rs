@@ -4,7 +4,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-mod common;
+use crate::common;
 use common::workspace::{results, text, Workspace};
 
 fn fixture(case: &str) -> PathBuf {

@@ -1,6 +1,6 @@
 //! The demo tree publishes with the docker backend too (a private dockerd, BuildKit without buildx),
 //! for both platforms, arm64 under emulation.
-mod common;
+use crate::common;
 
 use common::docker::TestDockerd;
 use common::workspace::{results, text, Workspace};

@@ -1,7 +1,7 @@
 //! Registry-facing faults, against real servers on loopback: a web server that is no registry, a
 //! registry that accepts connections and never answers, plain HTTP where HTTPS is expected, TLS
 //! failures (never retried).
-mod common;
+use crate::common;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

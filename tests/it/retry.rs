@@ -1,7 +1,7 @@
 //! Retries of registry requests against a real registry behind a fault-injecting proxy: resets,
 //! 503 answers and uploads cut midway are retried and recovered from; a registry that is down fails
 //! after a bounded number of attempts and time; 401 and 404 are never retried.
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

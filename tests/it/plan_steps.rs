@@ -1,6 +1,6 @@
 //! The plan is the run: `cip plan --json` lists the steps a publish executes, and the publish runs
 //! exactly those, in an order the plan allows. Real registry, real buildah.
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -2,7 +2,7 @@
 //! published platform, leave `latest` behind its version, hide drift, publish one checkout's content
 //! under another's digest, or report success for a version another run overwrote. Real registry
 //! processes and real buildah builds (arm64 under QEMU emulation).
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //!
 //! The environment is given to `resolve_with` as a map (HOME, DOCKER_CONFIG, XDG_RUNTIME_DIR, PATH in
 //! a temp dir), so the tests run in parallel without touching the process environment.
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::fs;

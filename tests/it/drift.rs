@@ -1,5 +1,5 @@
 //! Drift: a context changed after its version was published, without a version bump.
-mod common;
+use crate::common;
 
 use std::fs;
 

@@ -1,7 +1,7 @@
 //! What the registry holds is asked once per image: a repeated no-op run over single-platform images
 //! (pushed by other tools, e.g. `docker push`) reads their manifests only, since the platform of an
 //! image config is cached. Real registry, real buildah and skopeo.
-mod common;
+use crate::common;
 
 use common::workspace::{text, Workspace};
 use common::TestRegistry;

@@ -1,6 +1,6 @@
 //! `cip publish-locally`, `publish`, `build` and `plan` against real registry processes and real buildah
 //! builds (arm64 under QEMU emulation).
-mod common;
+use crate::common;
 
 use std::fs;
 use std::process::Command;

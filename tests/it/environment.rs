@@ -3,7 +3,7 @@
 //! registry, and skopeo reads back what was pushed. Also exercises the TLS and authentication
 //! modes of the registry helper. Needs `scripts/setup-env` to have run.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

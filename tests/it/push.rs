@@ -1,6 +1,6 @@
 //! Pushing single-platform images from OCI layouts to a real registry, as `publish` does for each
 //! platform of an image at once.
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Registry addresses with a namespace path (`HOST:PORT/team/sub`): every command puts the images
 //! under the path, builds find their parents there, credentials and plain HTTP go by the host, and an
 //! address carrying credentials is refused without echoing them. Real registries, real buildah.
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

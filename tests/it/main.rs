@@ -1,0 +1,26 @@
+//! The integration tests, one binary (it links once): each module tests one area against real
+//! parts (registry processes, buildah, podman, dockerd, QEMU emulation, files); `common` holds
+//! what they share.
+mod common;
+
+mod auth;
+mod backends;
+mod bearer;
+mod cascade;
+mod cascade_props;
+mod check;
+mod dockerfile_scan;
+mod drift;
+mod environment;
+mod info_props;
+mod inventory;
+mod mirror;
+mod plan_steps;
+mod publish;
+mod publish_docker;
+mod publish_integrity;
+mod publish_podman;
+mod push;
+mod registry_faults;
+mod registry_path;
+mod retry;
