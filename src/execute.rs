@@ -640,7 +640,7 @@ mod tests {
                     .next()
                     .unwrap();
                 if self.failing.contains(name) {
-                    bail!("{name} does not build");
+                    return Err(anyhow::anyhow!("{name} does not build").into());
                 }
                 Ok(())
             })

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::process::{find_program, Invocation};
 use super::{
-    prepare_layout_dir, probe, run_build, run_exists, run_export, run_listing, run_remove, Backend,
+    prepare_layout_dir, probe, run_build, run_exists, run_on_image, run_export, run_listing, run_remove, Backend,
     BuildJob, BuilderKind, Engine, NodeEnv, NotUsable, Op, RegistryAccess, StoreRoots,
     PROBE_TIMEOUT,
 };
@@ -170,7 +170,7 @@ impl Backend for Buildah {
 
     fn tag_image<'a>(&'a self, src: &'a str, dst: &'a str) -> Op<'a, ()> {
         let inv = self.invocation().args(["tag", src, dst]);
-        Box::pin(async move { inv.run_ok().await.map(|_| ()) })
+        Box::pin(run_on_image(inv, src))
     }
 
     fn pull<'a>(

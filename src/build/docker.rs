@@ -27,7 +27,7 @@ use sha2::{Digest as _, Sha256};
 use super::buildkit;
 use super::process::{find_all_programs, find_program, Invocation};
 use super::{
-    prepare_layout_dir, probe, run_build, run_exists, run_export, run_listing, run_pull,
+    prepare_layout_dir, probe, run_build, run_exists, run_on_image, run_export, run_listing, run_pull,
     run_remove, Backend, BuildJob, BuilderKind, NodeEnv, NotUsable, Op, RegistryAccess, StoreRoots,
     PROBE_TIMEOUT,
 };
@@ -118,7 +118,7 @@ impl Backend for Docker {
 
     fn tag_image<'a>(&'a self, src: &'a str, dst: &'a str) -> Op<'a, ()> {
         let inv = self.invocation().args(["tag", src, dst]);
-        Box::pin(async move { inv.run_ok().await.map(|_| ()) })
+        Box::pin(run_on_image(inv, src))
     }
 
     /// Plain-HTTP and private-CA registries are daemon settings for docker (`insecure-registries`,

@@ -123,30 +123,10 @@ pub fn machine_failure_hint(tail: &str) -> Option<&'static str> {
         .map(|&(_, hint)| hint)
 }
 
-/// A failed build's error with the [`MACHINE_FAILURES`] hint appended, if one applies.
-fn with_machine_hint(error: anyhow::Error) -> anyhow::Error {
-    let hint = error
-        .downcast_ref::<process::LoggedFailure>()
-        .and_then(|f| machine_failure_hint(&f.tail));
-    match hint {
-        Some(hint) => anyhow!("{error:#}\n  hint: {hint}"),
-        None => error,
-    }
-}
-
 /// Tries of a build whose failure is in [`TRANSIENT_FAILURES`].
 const BUILD_ATTEMPTS: u32 = 2;
 /// Pause before such a retry, for the load behind it to ease.
 const TRANSIENT_RETRY_DELAY: Duration = Duration::from_secs(1);
-
-/// The [`TRANSIENT_FAILURES`] line the last lines of a failed build show, if any.
-fn transient_failure(error: &anyhow::Error) -> Option<&'static str> {
-    let failure = error.downcast_ref::<process::LoggedFailure>()?;
-    TRANSIENT_FAILURES
-        .iter()
-        .copied()
-        .find(|line| failure.tail.contains(line))
-}
 
 /// Environment variable with extra global options for buildah.
 pub const BUILDAH_GLOBAL_ARGS_ENV: &str = "CIP_BUILDAH_GLOBAL_ARGS";
@@ -235,7 +215,84 @@ impl StoreRoots {
 }
 
 /// The result of a backend operation.
-pub type Op<'a, T> = BoxFuture<'a, anyhow::Result<T>>;
+pub type Op<'a, T> = BoxFuture<'a, Result<T, BackendError>>;
+
+/// Why a backend operation failed, in the terms a caller acts on: the machine (worth trying again,
+/// on this node or another), an image that is not there, or the engine's own failure with its log.
+#[derive(Debug)]
+pub enum BackendError {
+    /// A failure of the machine, not of the input ([`TRANSIENT_FAILURES`]), that outlasted the
+    /// retry.
+    Transient {
+        what: String,
+        why: &'static str,
+        failure: process::LoggedFailure,
+    },
+    /// The engine failed; its log says why, and `hint` how to fix the machine when a
+    /// [`MACHINE_FAILURES`] line shows that it is the cause.
+    Failed {
+        what: String,
+        failure: process::LoggedFailure,
+        hint: Option<&'static str>,
+    },
+    /// An image that is not in the node's store.
+    NotFound { image: String, detail: String },
+    /// Anything else: the program could not be run, a file could not be written.
+    Other(anyhow::Error),
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendError::Transient { what, failure, .. } => write!(f, "{what}: {failure}"),
+            BackendError::Failed {
+                what,
+                failure,
+                hint,
+            } => {
+                write!(f, "{what}: {failure}")?;
+                match hint {
+                    Some(hint) => write!(f, "\n  hint: {hint}"),
+                    None => Ok(()),
+                }
+            }
+            BackendError::NotFound { image, detail } => {
+                write!(f, "{image} is not in the local store ({detail})")
+            }
+            BackendError::Other(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+impl From<anyhow::Error> for BackendError {
+    fn from(e: anyhow::Error) -> Self {
+        BackendError::Other(e)
+    }
+}
+
+impl BackendError {
+    /// The failure of a logged command doing `what`, classified by the lines it printed last.
+    fn of_command(what: String, error: anyhow::Error) -> BackendError {
+        let failure = match error.downcast::<process::LoggedFailure>() {
+            Ok(failure) => failure,
+            Err(other) => return BackendError::Other(other.context(what)),
+        };
+        let transient = TRANSIENT_FAILURES
+            .iter()
+            .copied()
+            .find(|line| failure.tail.contains(line));
+        match transient {
+            Some(why) => BackendError::Transient { what, why, failure },
+            None => BackendError::Failed {
+                what,
+                hint: machine_failure_hint(&failure.tail),
+                failure,
+            },
+        }
+    }
+}
 
 /// One build engine on one node (buildah, podman, docker): what the run asks of it. Implementations
 /// describe themselves, say which platforms they run natively, and build, export, list, pull, tag
@@ -351,13 +408,16 @@ pub fn detect_with(kind: BuilderKind, env: NodeEnv) -> anyhow::Result<Arc<dyn Ba
 }
 
 /// Runs a build command, once more after a [`TRANSIENT_FAILURES`] line (see [`Backend::build`]).
-async fn run_build(inv: process::Invocation, job: &BuildJob) -> anyhow::Result<()> {
+async fn run_build(inv: process::Invocation, job: &BuildJob) -> Result<(), BackendError> {
+    let what = || format!("building {} for {}", job.tag, job.platform);
     let mut attempt = 1;
     loop {
-        let result = inv.run_logged(&job.log).await;
-        let transient = result.as_ref().err().and_then(transient_failure);
-        match transient {
-            Some(why) if attempt < BUILD_ATTEMPTS => {
+        let error = match inv.run_logged(&job.log).await {
+            Ok(()) => return Ok(()),
+            Err(e) => BackendError::of_command(what(), e),
+        };
+        match error {
+            BackendError::Transient { why, .. } if attempt < BUILD_ATTEMPTS => {
                 attempt += 1;
                 crate::progress::eprint_line(&format!(
                     "retry: building {} for {} failed ({why}: the machine, not the \
@@ -368,25 +428,38 @@ async fn run_build(inv: process::Invocation, job: &BuildJob) -> anyhow::Result<(
                 ));
                 tokio::time::sleep(TRANSIENT_RETRY_DELAY).await;
             }
-            _ => {
-                return result
-                    .map_err(with_machine_hint)
-                    .with_context(|| format!("building {} for {}", job.tag, job.platform))
-            }
+            error => return Err(error),
         }
     }
 }
 
+/// Runs a command about `image`: an engine that says the image is not there gives
+/// [`BackendError::NotFound`].
+async fn run_on_image(inv: process::Invocation, image: &str) -> Result<(), BackendError> {
+    let out = inv.run_captured().await?;
+    if !out.success() && is_not_found(&out.stderr) {
+        return Err(BackendError::NotFound {
+            image: image.to_string(),
+            detail: process::last_lines(&out.stderr, 1).trim().to_string(),
+        });
+    }
+    out.check()?;
+    Ok(())
+}
+
 /// Runs an export command into a fresh `dir` and checks the layout it wrote.
-async fn run_export(inv: process::Invocation, tag: &str, dir: &Path) -> anyhow::Result<()> {
-    inv.run_ok()
-        .await
-        .with_context(|| format!("exporting {tag} as an OCI layout"))?;
-    check_layout(dir)
+async fn run_export(inv: process::Invocation, tag: &str, dir: &Path) -> Result<(), BackendError> {
+    run_on_image(inv, tag).await.map_err(|e| match e {
+        BackendError::Other(e) => {
+            BackendError::Other(e.context(format!("exporting {tag} as an OCI layout")))
+        }
+        e => e,
+    })?;
+    Ok(check_layout(dir)?)
 }
 
 /// The `name:tag` lines a listing command prints, without untagged images.
-async fn run_listing(inv: process::Invocation) -> anyhow::Result<HashSet<String>> {
+async fn run_listing(inv: process::Invocation) -> Result<HashSet<String>, BackendError> {
     let out = inv.run_ok().await?;
     Ok(out
         .stdout
@@ -398,7 +471,7 @@ async fn run_listing(inv: process::Invocation) -> anyhow::Result<HashSet<String>
 }
 
 /// Whether an inspect-like command found its image: a "not found" answer means no.
-async fn run_exists(inv: process::Invocation) -> anyhow::Result<bool> {
+async fn run_exists(inv: process::Invocation) -> Result<bool, BackendError> {
     let out = inv.run_captured().await?;
     if out.success() {
         return Ok(true);
@@ -411,11 +484,11 @@ async fn run_exists(inv: process::Invocation) -> anyhow::Result<bool> {
 }
 
 /// Runs a pull of `reference`.
-async fn run_pull(inv: process::Invocation, reference: &str) -> anyhow::Result<()> {
-    inv.run_ok()
-        .await
-        .map(|_| ())
-        .with_context(|| format!("pulling {reference}"))
+async fn run_pull(inv: process::Invocation, reference: &str) -> Result<(), BackendError> {
+    run_on_image(inv, reference).await.map_err(|e| match e {
+        BackendError::Other(e) => BackendError::Other(e.context(format!("pulling {reference}"))),
+        e => e,
+    })
 }
 
 /// `NAME VERSION (NOTE, NOTE)`, what the user is told builds.
@@ -428,12 +501,12 @@ fn describe(name: &str, version: &str, notes: &[String]) -> String {
 }
 
 /// Runs a removal; an image that is not there is no error.
-async fn run_remove(inv: process::Invocation) -> anyhow::Result<()> {
+async fn run_remove(inv: process::Invocation) -> Result<(), BackendError> {
     let out = inv.run_captured().await?;
     if out.success() || is_not_found(&out.stderr) {
         return Ok(());
     }
-    out.check()
+    Ok(out.check()?)
 }
 
 /// Why a program could not be used (for the detection message).
@@ -604,10 +677,39 @@ mod tests {
                 tail: tail.into(),
             })
         };
-        let shown = format!("{:#}", with_machine_hint(failure(tail)));
-        assert!(shown.starts_with("`buildah bud` failed"), "{shown}");
+        let what = || "building x for linux/amd64".to_string();
+        let e = BackendError::of_command(what(), failure(tail));
+        assert!(matches!(e, BackendError::Failed { hint: Some(h), .. } if h == hint));
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("building x for linux/amd64: `buildah bud` failed"),
+            "{shown}"
+        );
         assert!(shown.ends_with(&format!("\n  hint: {hint}")), "{shown}");
-        let shown = format!("{:#}", with_machine_hint(failure("no such file")));
-        assert!(!shown.contains("hint"), "{shown}");
+        let e = BackendError::of_command(what(), failure("no such file"));
+        assert!(matches!(e, BackendError::Failed { hint: None, .. }), "{e}");
+        assert!(!e.to_string().contains("hint"));
+    }
+
+    #[test]
+    fn failures_are_classified_by_what_the_command_printed_last() {
+        let logged = |tail: &str| {
+            anyhow::Error::new(process::LoggedFailure {
+                command: "buildah bud".into(),
+                status: "exit status: 1".into(),
+                log: "x.log".into(),
+                tail: tail.into(),
+            })
+        };
+        let transient = BackendError::of_command(
+            "building".into(),
+            logged("error: Close_Fd sealing memfd copy: Device or resource busy"),
+        );
+        assert!(
+            matches!(transient, BackendError::Transient { why, .. } if why == TRANSIENT_FAILURES[0])
+        );
+        let other = BackendError::of_command("building".into(), anyhow!("cannot run buildah"));
+        assert!(matches!(other, BackendError::Other(_)));
+        assert_eq!(other.to_string(), "building: cannot run buildah");
     }
 }

@@ -224,7 +224,16 @@ async fn buildah_local_store_operations() {
         .tag_image(&tag, &unique_tag("nothing"))
         .await
         .unwrap_err();
-    assert!(format!("{err:#}").contains("buildah"), "{err:#}");
+    assert!(
+        matches!(&err, cip::build::BackendError::NotFound { image, .. } if *image == tag),
+        "a typed error, not a message to match: {err:#}"
+    );
+    let layout = tempfile::tempdir().unwrap().path().join("layout");
+    let err = builder.export_oci_layout(&tag, &layout).await.unwrap_err();
+    assert!(
+        matches!(err, cip::build::BackendError::NotFound { .. }),
+        "{err:#}"
+    );
     builder.remove_image(&other).await.unwrap();
     assert!(!builder.image_exists(&other).await.unwrap());
 }
