@@ -669,6 +669,10 @@ mod tests {
         ) -> Op<'a, ()> {
             Box::pin(async { Ok(()) })
         }
+        fn cancel(&self) {}
+        fn wait_cancelled(&self, _: Duration) -> bool {
+            true
+        }
     }
 
     /// base <- mid <- top, and a lone image; every one missing.

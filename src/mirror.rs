@@ -137,7 +137,7 @@ pub fn pull_latest(
     let stopped = rt.block_on(until_stopped(pulls)).err();
     if stopped.is_some() {
         // The pull under way was cancelled: let its builder process end before cip does.
-        crate::build::wait_for_cancelled(std::time::Duration::from_secs(10));
+        builder.wait_cancelled(std::time::Duration::from_secs(10));
     }
     print!("{}", crate::output::table(&rows));
     match stopped {

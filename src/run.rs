@@ -252,8 +252,9 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         }));
     };
     refuse_what_cannot_build(loaded, &plan, builder.as_ref())?;
+    let nodes = vec![builder];
     let executor = Executor {
-        nodes: vec![builder],
+        nodes: nodes.clone(),
         registry: session.as_ref().map(|s| s.registry.clone()),
         access: session.as_ref().map(Session::access).unwrap_or_default(),
         keep_going: args.keep_going,
@@ -261,12 +262,17 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     let run = rt.block_on(executor.run(&plan))?;
     // The run handles SIGINT/SIGTERM from now on: another one skips the grace period of the builders
     // being cancelled (after a failure or a first signal).
-    rt.spawn(async {
+    let hurried = nodes.clone();
+    rt.spawn(async move {
         crate::interrupt::requested().await;
-        crate::build::hurry_cancelled();
+        for node in &hurried {
+            node.cancel();
+        }
     });
     // Cancelled builders get SIGKILL from a helper thread after a grace period: let that happen.
-    crate::build::wait_for_cancelled(std::time::Duration::from_secs(10));
+    for node in &nodes {
+        node.wait_cancelled(std::time::Duration::from_secs(10));
+    }
     Ok(Ended::Ran(Finished {
         destination,
         results: run.results,

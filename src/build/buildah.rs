@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use super::process::{find_program, Invocation};
 use super::{
-    prepare_layout_dir, probe, run_build, run_exists, run_on_image, run_export, run_listing, run_remove, Backend,
-    BuildJob, BuilderKind, Engine, NodeEnv, NotUsable, Op, RegistryAccess, StoreRoots,
-    PROBE_TIMEOUT,
+    prepare_layout_dir, probe, run_build, run_exists, run_export, run_listing, run_on_image,
+    run_remove, Backend, BuildJob, BuilderKind, Engine, NodeEnv, NotUsable, Op, RegistryAccess,
+    StoreRoots, Supervisor, PROBE_TIMEOUT,
 };
 use super::{BUILDAH_GLOBAL_ARGS_ENV, PODMAN_GLOBAL_ARGS_ENV};
 use crate::platform::Platform;
@@ -37,6 +37,8 @@ pub struct Buildah {
     /// The store's graph root and run root, from which private per-platform stores are derived
     /// (see [`Backend::platform_store`]).
     store: StoreRoots,
+    /// Ends the processes of cancelled operations (shared by the per-platform copies).
+    supervisor: Arc<Supervisor>,
 }
 
 pub(super) fn detect(engine: Engine, env: NodeEnv) -> Result<Buildah, NotUsable> {
@@ -77,6 +79,7 @@ pub(super) fn detect(engine: Engine, env: NodeEnv) -> Result<Buildah, NotUsable>
         env,
         native: vec![super::local_platform()],
         store,
+        supervisor: Supervisor::new(),
     })
 }
 
@@ -86,6 +89,7 @@ impl Buildah {
         Invocation::new(&self.program)
             .args(&self.global_args)
             .envs(self.env.overrides())
+            .supervised_by(&self.supervisor)
     }
 }
 
@@ -171,6 +175,14 @@ impl Backend for Buildah {
     fn tag_image<'a>(&'a self, src: &'a str, dst: &'a str) -> Op<'a, ()> {
         let inv = self.invocation().args(["tag", src, dst]);
         Box::pin(run_on_image(inv, src))
+    }
+
+    fn cancel(&self) {
+        self.supervisor.hurry();
+    }
+
+    fn wait_cancelled(&self, timeout: std::time::Duration) -> bool {
+        self.supervisor.wait_for_cancelled(timeout)
     }
 
     fn pull<'a>(

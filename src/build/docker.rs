@@ -27,9 +27,9 @@ use sha2::{Digest as _, Sha256};
 use super::buildkit;
 use super::process::{find_all_programs, find_program, Invocation};
 use super::{
-    prepare_layout_dir, probe, run_build, run_exists, run_on_image, run_export, run_listing, run_pull,
-    run_remove, Backend, BuildJob, BuilderKind, NodeEnv, NotUsable, Op, RegistryAccess, StoreRoots,
-    PROBE_TIMEOUT,
+    prepare_layout_dir, probe, run_build, run_exists, run_export, run_listing, run_on_image,
+    run_pull, run_remove, Backend, BuildJob, BuilderKind, NodeEnv, NotUsable, Op, RegistryAccess,
+    StoreRoots, Supervisor, PROBE_TIMEOUT,
 };
 use crate::platform::Platform;
 
@@ -49,12 +49,16 @@ pub struct Docker {
     docker_host: Option<String>,
     /// The daemon has no bridge network: builds get `--network=host`.
     host_network: bool,
+    /// Ends the processes of cancelled operations.
+    supervisor: Arc<Supervisor>,
 }
 
 impl Docker {
     /// A call of the client, with the node's environment.
     fn invocation(&self) -> Invocation {
-        Invocation::new(&self.program).envs(self.env.overrides())
+        Invocation::new(&self.program)
+            .envs(self.env.overrides())
+            .supervised_by(&self.supervisor)
     }
 }
 
@@ -123,6 +127,14 @@ impl Backend for Docker {
 
     /// Plain-HTTP and private-CA registries are daemon settings for docker (`insecure-registries`,
     /// `/etc/docker/certs.d`): of `access`, only the credentials are used.
+    fn cancel(&self) {
+        self.supervisor.hurry();
+    }
+
+    fn wait_cancelled(&self, timeout: std::time::Duration) -> bool {
+        self.supervisor.wait_for_cancelled(timeout)
+    }
+
     fn pull<'a>(
         &'a self,
         reference: &'a str,
@@ -210,6 +222,7 @@ pub(super) fn detect(env: NodeEnv) -> Result<Docker, NotUsable> {
             native,
             buildx,
             host_network,
+            supervisor: Supervisor::new(),
         });
     }
     Err(not_usable(format!(
@@ -398,11 +411,10 @@ fn export(b: &Docker, tag: &str, dir: &Path) -> anyhow::Result<Invocation> {
              `apt-get install -y skopeo` (Debian/Ubuntu) or `dnf install -y skopeo` (Fedora/RHEL)"
         );
     };
-    let mut inv = Invocation::new(skopeo).envs(b.env.overrides()).args([
-        "copy",
-        "--quiet",
-        "--dest-compress",
-    ]);
+    let mut inv = Invocation::new(skopeo)
+        .envs(b.env.overrides())
+        .supervised_by(&b.supervisor)
+        .args(["copy", "--quiet", "--dest-compress"]);
     if let Some(host) = &b.docker_host {
         // skopeo does not read DOCKER_HOST.
         inv = inv.arg(format!("--src-daemon-host={host}"));
@@ -501,6 +513,7 @@ mod tests {
             buildx: false,
             docker_host: None,
             host_network: false,
+            supervisor: Supervisor::new(),
         };
         let command = build(&b, &job).to_string();
         assert!(

@@ -41,7 +41,7 @@ pub mod emulation;
 pub mod process;
 
 pub use docker::DOCKER_PROGRAM_ENV;
-pub use process::{hurry_cancelled, wait_for_cancelled};
+pub use process::Supervisor;
 
 /// Which program builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -354,6 +354,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         platform: Option<&'a Platform>,
         access: &'a RegistryAccess,
     ) -> Op<'a, ()>;
+
+    /// Ends the operations of this node that were cancelled (their futures dropped) at once,
+    /// without the grace period their processes get to clean up (a second Ctrl-C).
+    fn cancel(&self);
+
+    /// Waits up to `timeout` until the processes of this node's cancelled operations are gone;
+    /// whether they were. A run calls it before it ends, so no builder outlives cip.
+    fn wait_cancelled(&self, timeout: Duration) -> bool;
 }
 
 /// The platform the local node builds natively, known without asking its engine: this machine's.

@@ -3,8 +3,10 @@
 //! cancels builds that way on `--stop-on-first-error`).
 //!
 //! Cancellation sends SIGTERM to the group first, so buildah can remove its working container, and
-//! SIGKILL after [`TERM_GRACE`]. That happens on a helper thread, since `Drop` cannot wait;
-//! [`wait_for_cancelled`] lets a process that is about to exit give those threads time to finish.
+//! SIGKILL after [`TERM_GRACE`]. That happens on a helper thread, since `Drop` cannot wait. Each
+//! node's [`Supervisor`], owned through its backend by the run, counts those threads:
+//! [`Supervisor::wait_for_cancelled`] lets a run that is about to end give them time to finish,
+//! and [`Supervisor::hurry`] (a second Ctrl-C) turns the grace period into an immediate SIGKILL.
 //!
 //! A builder's helpers may leave its group (buildah runs a RUN step in a group of its own), and one
 //! whose parent exits would be re-parented to init, out of sight. So cip makes itself the
@@ -17,7 +19,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
@@ -31,12 +34,70 @@ pub const TAIL_LINES: usize = 20;
 /// Longest command line quoted in an error message.
 const SHORT_COMMAND_CHARS: usize = 400;
 
+/// The cancellation of one node's processes: the process groups being ended after their
+/// operation was dropped, and whether to end them at once.
+#[derive(Debug, Default)]
+pub struct Supervisor {
+    /// Process groups being terminated by helper threads.
+    pending: Mutex<usize>,
+    done: Condvar,
+    /// Cancelled groups get SIGKILL without waiting for [`TERM_GRACE`].
+    hurry: AtomicBool,
+}
+
+impl Supervisor {
+    pub fn new() -> Arc<Supervisor> {
+        Arc::new(Supervisor::default())
+    }
+
+    /// Kills the processes being cancelled now rather than after their grace period.
+    pub fn hurry(&self) {
+        self.hurry.store(true, Ordering::Relaxed);
+    }
+
+    fn hurried(&self) -> bool {
+        self.hurry.load(Ordering::Relaxed)
+    }
+
+    /// Waits (up to `timeout`) until every process group cancelled by dropping its operation is
+    /// gone. A run calls it before it ends after a cancellation, so no builder outlives cip.
+    /// Returns whether all were gone in time.
+    pub fn wait_for_cancelled(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut n = lock(&self.pending);
+        while *n > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            n = self
+                .done
+                .wait_timeout(n, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    fn started_one(&self) {
+        *lock(&self.pending) += 1;
+    }
+
+    fn finished_one(&self) {
+        let mut n = lock(&self.pending);
+        *n = n.saturating_sub(1);
+        self.done.notify_all();
+    }
+}
+
 /// A program with its arguments and environment overrides, runnable several ways.
 #[derive(Debug, Clone)]
 pub struct Invocation {
     program: OsString,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+    /// Who ends the process group when the operation is dropped (a private one if not set).
+    supervisor: Option<Arc<Supervisor>>,
 }
 
 impl Invocation {
@@ -45,7 +106,14 @@ impl Invocation {
             program: program.into(),
             args: Vec::new(),
             env: Vec::new(),
+            supervisor: None,
         }
+    }
+
+    /// The node whose [`Supervisor`] ends this command when its operation is dropped.
+    pub fn supervised_by(mut self, supervisor: &Arc<Supervisor>) -> Self {
+        self.supervisor = Some(supervisor.clone());
+        self
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -200,7 +268,8 @@ impl Invocation {
         let child = self.spawn_unregistered(cmd)?;
         let pgid = child.id().and_then(|id| libc::pid_t::try_from(id).ok());
         leaders.extend(pgid);
-        Ok((child, GroupGuard { pgid }))
+        let supervisor = self.supervisor.clone().unwrap_or_default();
+        Ok((child, GroupGuard { pgid, supervisor }))
     }
 
     fn spawn_unregistered(
@@ -387,6 +456,7 @@ fn read_tail(log: &Path, start: u64, n: usize) -> String {
 /// waiting for the child was dropped before the child exited.
 struct GroupGuard {
     pgid: Option<libc::pid_t>,
+    supervisor: Arc<Supervisor>,
 }
 
 impl GroupGuard {
@@ -401,21 +471,9 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(pgid) = self.pgid.take() {
-            terminate_group(pgid);
+            terminate_group(pgid, self.supervisor.clone());
         }
     }
-}
-
-/// Process groups being terminated by helper threads.
-static PENDING: Mutex<usize> = Mutex::new(0);
-static PENDING_DONE: Condvar = Condvar::new();
-
-/// Set by [`hurry_cancelled`]: cancelled groups get SIGKILL without waiting for [`TERM_GRACE`].
-static HURRY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Kills the builders being cancelled now rather than after their grace period (a second Ctrl-C).
-pub fn hurry_cancelled() {
-    HURRY.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The builder processes cip started and has not reaped yet; each leads its own process group.
@@ -469,25 +527,26 @@ fn adopted() -> Vec<Proc> {
 /// [`TERM_GRACE`] if anything of the group is left, and returns when the group is gone.
 /// Descendants that left the group (buildah runs a RUN step in a session of its own) are recorded
 /// first and get the same treatment, so none outlives a cancelled build.
-fn terminate_group(pgid: libc::pid_t) {
+fn terminate_group(pgid: libc::pid_t, supervisor: Arc<Supervisor>) {
     let mut strays = Vec::new();
     record_descendants(pgid, &mut strays);
     // SAFETY: kill(2) with a negative pid signals the process group; no memory is involved.
     unsafe {
         libc::kill(-pgid, libc::SIGTERM);
     }
-    *PENDING.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    supervisor.started_one();
     let mut strays2 = strays.clone();
+    let thread_supervisor = supervisor.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("cip-kill-{pgid}"))
         .spawn(move || {
-            reap_group(pgid, &mut strays2);
-            finish_pending();
+            reap_group(pgid, &mut strays2, &thread_supervisor);
+            thread_supervisor.finished_one();
         });
     if spawned.is_err() {
         // No thread: do not leave the group running.
         kill_all(pgid, &strays);
-        finish_pending();
+        supervisor.finished_one();
     }
 }
 
@@ -594,13 +653,7 @@ fn descendants(root: libc::pid_t) -> Vec<Proc> {
     out
 }
 
-fn finish_pending() {
-    let mut n = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-    *n = n.saturating_sub(1);
-    PENDING_DONE.notify_all();
-}
-
-fn reap_group(pgid: libc::pid_t, strays: &mut Vec<Proc>) {
+fn reap_group(pgid: libc::pid_t, strays: &mut Vec<Proc>, supervisor: &Supervisor) {
     let started = Instant::now();
     let mut killed_at: Option<Instant> = None;
     loop {
@@ -625,9 +678,7 @@ fn reap_group(pgid: libc::pid_t, strays: &mut Vec<Proc>) {
             }
         }
         match killed_at {
-            None if started.elapsed() >= TERM_GRACE
-                || HURRY.load(std::sync::atomic::Ordering::Relaxed) =>
-            {
+            None if started.elapsed() >= TERM_GRACE || supervisor.hurried() => {
                 kill_all(pgid, strays);
                 killed_at = Some(Instant::now());
             }
@@ -667,25 +718,6 @@ fn group_alive(pgid: libc::pid_t) -> bool {
     all_pids()
         .into_iter()
         .any(|p| stat_of(p).is_some_and(|st| st.pgrp == pgid && st.state != 'Z' && st.state != 'X'))
-}
-
-/// Waits (up to `timeout`) until every builder process group cancelled by dropping its future is
-/// gone. Call it before exiting after a cancellation, so no builder outlives cip. Returns whether
-/// all were gone in time.
-pub fn wait_for_cancelled(timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    let mut n = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-    while *n > 0 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        n = PENDING_DONE
-            .wait_timeout(n, left)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-    }
-    true
 }
 
 /// Finds `program` on `path` (a `PATH` value; or checks it when it contains a `/`).
@@ -796,7 +828,10 @@ mod tests {
             m = marker.display(),
             r = ready.display()
         );
-        let inv = Invocation::new("sh").args(["-c", &script]);
+        let supervisor = Supervisor::new();
+        let inv = Invocation::new("sh")
+            .args(["-c", &script])
+            .supervised_by(&supervisor);
         let log = dir.path().join("log");
         let wait_ready = async {
             while !ready.exists() {
@@ -807,7 +842,7 @@ mod tests {
             _ = inv.run_logged(&log) => panic!("the command ended on its own"),
             _ = wait_ready => {}
         }
-        assert!(wait_for_cancelled(Duration::from_secs(15)));
+        assert!(supervisor.wait_for_cancelled(Duration::from_secs(15)));
         let deadline = Instant::now() + Duration::from_secs(3);
         while !marker.exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
@@ -825,18 +860,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_hurried_supervisor_kills_without_the_grace_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
+        // Ignores SIGTERM: only SIGKILL ends it, after TERM_GRACE unless hurried.
+        let script = format!(
+            "trap '' TERM; echo > {}; while :; do sleep 0.05; done",
+            ready.display()
+        );
+        let supervisor = Supervisor::new();
+        let inv = Invocation::new("sh")
+            .args(["-c", &script])
+            .supervised_by(&supervisor);
+        let log = dir.path().join("log");
+        let wait_ready = async {
+            while !ready.exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::select! {
+            _ = inv.run_logged(&log) => panic!("the command ended on its own"),
+            _ = wait_ready => {}
+        }
+        let dropped = Instant::now();
+        supervisor.hurry();
+        assert!(supervisor.wait_for_cancelled(Duration::from_secs(15)));
+        assert!(
+            dropped.elapsed() < TERM_GRACE,
+            "killed after {:?}, not at once",
+            dropped.elapsed()
+        );
+        // Another node's supervisor has nothing to wait for.
+        assert!(Supervisor::new().wait_for_cancelled(Duration::ZERO));
+    }
+
+    #[tokio::test]
     async fn dropping_the_future_kills_the_group() {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("pid");
         // The shell's child (sleep) is what must die too: it is in the same group.
         let script = format!("sleep 30 & echo $! > {}; wait", marker.display());
-        let inv = Invocation::new("sh").args(["-c", &script]);
+        let supervisor = Supervisor::new();
+        let inv = Invocation::new("sh")
+            .args(["-c", &script])
+            .supervised_by(&supervisor);
         let log = dir.path().join("log");
         let fut = inv.run_logged(&log);
         let res = tokio::time::timeout(Duration::from_millis(500), fut).await;
         assert!(res.is_err(), "the command should still run");
         let pid: i32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
-        assert!(wait_for_cancelled(Duration::from_secs(10)));
+        assert!(supervisor.wait_for_cancelled(Duration::from_secs(10)));
         let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // Gone, or a zombie waiting for a reaper that is not us.
         assert!(

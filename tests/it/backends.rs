@@ -344,7 +344,7 @@ async fn dropping_a_running_build_kills_buildah_and_its_run_step() {
     let dropped = Instant::now();
 
     assert!(
-        cip::build::wait_for_cancelled(Duration::from_secs(20)),
+        builder.wait_cancelled(Duration::from_secs(20)),
         "the cancelled group is still being terminated"
     );
     let left: Vec<_> = group_members(pgid)
@@ -682,7 +682,7 @@ async fn docker_builds_exports_and_manages_its_store() {
         } => {}
     }
     let dropped = Instant::now();
-    assert!(cip::build::wait_for_cancelled(Duration::from_secs(20)));
+    assert!(builder.wait_cancelled(Duration::from_secs(20)));
     while find_process(&needle).is_some() {
         assert!(
             dropped.elapsed() < Duration::from_secs(20),
