@@ -11,6 +11,7 @@
 //! | `CIP_TIMINGS=1` | [`RunConfig::timings`] (how long each phase took) |
 //! | `SSL_CERT_FILE` | [`RunConfig::ssl_cert_file`] (a CA trusted beside `--ca-cert`) |
 //! | `CIP_BINFMT_DIR` | [`RunConfig::binfmt_dir`] (where emulators are registered) |
+//! | `TMPDIR` | [`RunConfig::temp_dir`] (where the private directories builders get live) |
 //! | `PATH`, `STORAGE_DRIVER`, `BUILDAH_ISOLATION`, `CIP_BUILDAH_GLOBAL_ARGS`, `CIP_PODMAN_GLOBAL_ARGS`, `DOCKER_HOST`, `CIP_DOCKER` | the local build node ([`RunConfig::var`], through `build::NodeEnv`) |
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ pub struct RunConfig {
     pub ssl_cert_file: Option<PathBuf>,
     /// Where binfmt_misc registers emulators.
     pub binfmt_dir: PathBuf,
+    /// Where temporary directories go (`TMPDIR`, else `/tmp`).
+    pub temp_dir: PathBuf,
     /// The environment as the run started, for the settings of the local build node.
     vars: HashMap<String, String>,
 }
@@ -72,6 +75,7 @@ impl RunConfig {
             timings: get("CIP_TIMINGS").as_deref() == Some("1"),
             ssl_cert_file: get("SSL_CERT_FILE").map(PathBuf::from),
             binfmt_dir: get("CIP_BINFMT_DIR").map_or_else(|| BINFMT_DIR.into(), PathBuf::from),
+            temp_dir: get("TMPDIR").map_or_else(|| "/tmp".into(), PathBuf::from),
             vars,
         })
     }

@@ -23,7 +23,7 @@ pub fn private_dir(purpose: &str) -> anyhow::Result<tempfile::TempDir> {
 fn base_dir() -> anyhow::Result<PathBuf> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
-    let base = std::env::temp_dir().join(format!("cip-{uid}"));
+    let base = crate::config::get().temp_dir.join(format!("cip-{uid}"));
     match fs::DirBuilder::new().mode(0o700).create(&base) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
