@@ -3,6 +3,12 @@
 //! else in cip reads the environment, except credential lookup, which follows docker's and
 //! podman's own rules (`registry::auth`); builder processes inherit it as it is.
 //!
+//! The stages take what they need from it where a run starts them and hand it down: the registry
+//! connection's retry policy and timeouts go into its `Endpoint` (`session`), the planning
+//! concurrency into `plan::make` (`run`). Three leaf utilities read it where they are used: the
+//! timing lines (`output`), where private directories go (`scratch`) and the local node's
+//! variables (`build::NodeEnv`), with the binfmt directory of the emulation check.
+//!
 //! | variable | setting |
 //! |---|---|
 //! | `CIP_RETRY_ATTEMPTS`, `CIP_RETRY_MAX_SECONDS`, `CIP_RETRY_BASE_MS` | [`RunConfig::retry`] |

@@ -144,24 +144,21 @@ impl ImagePlan {
     }
 }
 
-/// How many registry lookups run at once (`CIP_QUERY_CONCURRENCY`, see `crate::config`).
-fn query_concurrency() -> usize {
-    crate::config::get().query_concurrency
-}
-
-/// Asks the target, for all images at once (bounded concurrency), what is there already.
+/// Asks the target, for all images at once (at most `concurrency` lookups at a time), what is
+/// there already.
 pub async fn make(
     loaded: &Loaded,
     target: &Target,
     scope: &PlatformScope,
     force: &[String],
+    concurrency: usize,
 ) -> anyhow::Result<Vec<ImagePlan>> {
     for name in force {
         if loaded.graph.node(name).is_none() {
             anyhow::bail!("--force {name}: no context produces an image named {name:?}");
         }
     }
-    let older = recorded_digests_of_older_parents(loaded, target).await?;
+    let older = recorded_digests_of_older_parents(loaded, target, concurrency).await?;
     let started = std::time::Instant::now();
     let digests = crate::digest::context_digests(&loaded.project, &loaded.graph, &older)?;
     crate::output::timing("context digests", started);
@@ -184,7 +181,7 @@ pub async fn make(
     let started = std::time::Instant::now();
     // `buffered` runs the lookups concurrently but yields them in build order.
     let found: Vec<_> = stream::iter(lookups)
-        .buffered(query_concurrency())
+        .buffered(concurrency.max(1))
         .collect()
         .await;
     crate::output::timing("registry queries", started);
@@ -234,6 +231,7 @@ pub async fn make(
 async fn recorded_digests_of_older_parents(
     loaded: &Loaded,
     target: &Target,
+    concurrency: usize,
 ) -> anyhow::Result<crate::digest::PublishedDigests> {
     let Target::Registry(reg) = target else {
         return Ok(Default::default());
@@ -245,7 +243,7 @@ async fn recorded_digests_of_older_parents(
             published.and_then(|p| p.annotations.get(crate::digest::ANNOTATION).cloned());
         anyhow::Ok(recorded.map(|d| ((name, tag), d)))
     }))
-    .buffer_unordered(query_concurrency())
+    .buffer_unordered(concurrency.max(1))
     .collect()
     .await;
     found.into_iter().filter_map(Result::transpose).collect()

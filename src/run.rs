@@ -74,7 +74,14 @@ pub fn plan_images(
     let rt = runtime()?;
     let session = rt.block_on(Session::open(mode.registry(), &t.connect))?;
     let target = Target::Registry(session.registry.clone());
-    let plans = rt.block_on(plan::make(loaded, &target, &mode.scope(project), force))?;
+    let concurrency = crate::config::get().query_concurrency;
+    let plans = rt.block_on(plan::make(
+        loaded,
+        &target,
+        &mode.scope(project),
+        force,
+        concurrency,
+    ))?;
     Ok((target, plans))
 }
 
@@ -145,7 +152,8 @@ fn plan_store(
         registry,
     };
     let scope = PlatformScope::Only(crate::build::local_platform());
-    let plans = runtime()?.block_on(plan::make(loaded, &target, &scope, force))?;
+    let concurrency = crate::config::get().query_concurrency;
+    let plans = runtime()?.block_on(plan::make(loaded, &target, &scope, force, concurrency))?;
     Ok((target, plans))
 }
 
@@ -216,6 +224,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         &target,
         &mode.scope(&args.project),
         &args.force,
+        crate::config::get().query_concurrency,
     ))?;
     let builder = match store_builder {
         Some(b) => Some(b),

@@ -104,10 +104,13 @@ pub fn endpoint(address: &str, c: &ConnectArgs) -> anyhow::Result<Endpoint> {
                 .to_string()
         })
         .collect();
+    let config = crate::config::get();
     e.ca_certs = c.ca_cert.clone();
-    if let Some(f) = &crate::config::get().ssl_cert_file {
+    if let Some(f) = &config.ssl_cert_file {
         e.ca_certs.push(f.clone());
     }
+    e.retry = config.retry.clone();
+    e.timeouts = config.timeouts;
     Ok(e)
 }
 

@@ -60,6 +60,10 @@ pub struct Endpoint {
     pub insecure_hosts: Vec<String>,
     /// Extra CA certificates (PEM) to trust, from `--ca-cert` and SSL_CERT_FILE.
     pub ca_certs: Vec<PathBuf>,
+    /// How requests are retried (the run configuration's `CIP_RETRY_*`).
+    pub retry: RetryPolicy,
+    /// How long the registry may stay silent (the run configuration's `CIP_*_TIMEOUT_SECONDS`).
+    pub timeouts: Timeouts,
 }
 
 impl Endpoint {
@@ -136,12 +140,11 @@ impl Registry {
     /// used only if the registry does not speak TLS, as docker does: a registry that answers a plain
     /// `GET /v2/` ([`sniff`]) does not, else an HTTPS probe decides. Either way, the server must
     /// answer `GET /v2/` like a registry (its API version header), or cip stops here. Requests are
-    /// retried and bounded as the run configuration says (`CIP_RETRY_*`, `CIP_*_TIMEOUT_SECONDS`,
-    /// see `crate::config`); the HTTPS probe itself is a single request, never retried.
+    /// retried and bounded as the endpoint says ([`Endpoint::retry`], [`Endpoint::timeouts`]); the
+    /// HTTPS probe itself is a single request, never retried.
     pub async fn connect(endpoint: Endpoint, auth: RegistryAuth) -> anyhow::Result<Registry> {
-        let config = crate::config::get();
-        let retry = config.retry.clone();
-        let timeouts = config.timeouts;
+        let retry = endpoint.retry.clone();
+        let timeouts = endpoint.timeouts;
         let sniffed = if endpoint.plain_http() {
             sniff::plain_http(&endpoint.host, timeouts.request).await
         } else {
