@@ -593,6 +593,7 @@ mod tests {
         /// Image names whose build fails.
         failing: HashSet<String>,
         running: Mutex<(usize, usize)>,
+        supervisor: crate::build::Supervisor,
     }
 
     impl TestBackend {
@@ -669,9 +670,8 @@ mod tests {
         ) -> Op<'a, ()> {
             Box::pin(async { Ok(()) })
         }
-        fn cancel(&self) {}
-        fn wait_cancelled(&self, _: Duration) -> bool {
-            true
+        fn supervisor(&self) -> &crate::build::Supervisor {
+            &self.supervisor
         }
     }
 

@@ -177,12 +177,8 @@ impl Backend for Buildah {
         Box::pin(run_on_image(inv, src))
     }
 
-    fn cancel(&self) {
-        self.supervisor.hurry();
-    }
-
-    fn wait_cancelled(&self, timeout: std::time::Duration) -> bool {
-        self.supervisor.wait_for_cancelled(timeout)
+    fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
     }
 
     fn pull<'a>(

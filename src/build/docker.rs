@@ -125,16 +125,12 @@ impl Backend for Docker {
         Box::pin(run_on_image(inv, src))
     }
 
+    fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
     /// Plain-HTTP and private-CA registries are daemon settings for docker (`insecure-registries`,
     /// `/etc/docker/certs.d`): of `access`, only the credentials are used.
-    fn cancel(&self) {
-        self.supervisor.hurry();
-    }
-
-    fn wait_cancelled(&self, timeout: std::time::Duration) -> bool {
-        self.supervisor.wait_for_cancelled(timeout)
-    }
-
     fn pull<'a>(
         &'a self,
         reference: &'a str,

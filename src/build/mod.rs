@@ -355,13 +355,20 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         access: &'a RegistryAccess,
     ) -> Op<'a, ()>;
 
-    /// Ends the operations of this node that were cancelled (their futures dropped) at once,
-    /// without the grace period their processes get to clean up (a second Ctrl-C).
-    fn cancel(&self);
+    /// Who ends this node's cancelled operations (their futures dropped).
+    fn supervisor(&self) -> &Supervisor;
+
+    /// Ends the operations of this node that were cancelled at once, without the grace period
+    /// their processes get to clean up (a second Ctrl-C).
+    fn cancel(&self) {
+        self.supervisor().hurry();
+    }
 
     /// Waits up to `timeout` until the processes of this node's cancelled operations are gone;
     /// whether they were. A run calls it before it ends, so no builder outlives cip.
-    fn wait_cancelled(&self, timeout: Duration) -> bool;
+    fn wait_cancelled(&self, timeout: Duration) -> bool {
+        self.supervisor().wait_for_cancelled(timeout)
+    }
 }
 
 /// The platform the local node builds natively, known without asking its engine: this machine's.

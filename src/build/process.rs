@@ -814,6 +814,25 @@ mod tests {
         assert!(err.contains("not installed"), "{err}");
     }
 
+    /// Runs `sh -c script` under a supervisor of its own and drops it (cancels it) once `ready`
+    /// exists.
+    async fn cancel_when_ready(script: &str, ready: &Path, log: &Path) -> Arc<Supervisor> {
+        let supervisor = Supervisor::new();
+        let inv = Invocation::new("sh")
+            .args(["-c", script])
+            .supervised_by(&supervisor);
+        let wait_ready = async {
+            while !ready.exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::select! {
+            _ = inv.run_logged(log) => panic!("the command ended on its own"),
+            _ = wait_ready => {}
+        }
+        supervisor
+    }
+
     #[tokio::test]
     async fn a_helper_orphaned_after_the_cancellation_is_killed_too() {
         let dir = tempfile::tempdir().unwrap();
@@ -828,20 +847,7 @@ mod tests {
             m = marker.display(),
             r = ready.display()
         );
-        let supervisor = Supervisor::new();
-        let inv = Invocation::new("sh")
-            .args(["-c", &script])
-            .supervised_by(&supervisor);
-        let log = dir.path().join("log");
-        let wait_ready = async {
-            while !ready.exists() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        tokio::select! {
-            _ = inv.run_logged(&log) => panic!("the command ended on its own"),
-            _ = wait_ready => {}
-        }
+        let supervisor = cancel_when_ready(&script, &ready, &dir.path().join("log")).await;
         assert!(supervisor.wait_for_cancelled(Duration::from_secs(15)));
         let deadline = Instant::now() + Duration::from_secs(3);
         while !marker.exists() && Instant::now() < deadline {
@@ -868,20 +874,7 @@ mod tests {
             "trap '' TERM; echo > {}; while :; do sleep 0.05; done",
             ready.display()
         );
-        let supervisor = Supervisor::new();
-        let inv = Invocation::new("sh")
-            .args(["-c", &script])
-            .supervised_by(&supervisor);
-        let log = dir.path().join("log");
-        let wait_ready = async {
-            while !ready.exists() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        tokio::select! {
-            _ = inv.run_logged(&log) => panic!("the command ended on its own"),
-            _ = wait_ready => {}
-        }
+        let supervisor = cancel_when_ready(&script, &ready, &dir.path().join("log")).await;
         let dropped = Instant::now();
         supervisor.hurry();
         assert!(supervisor.wait_for_cancelled(Duration::from_secs(15)));

@@ -65,3 +65,14 @@ fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     }
     Ok(finished.exit_code())
 }
+
+/// `pull-latest-from-local-registry` and `pull-latest-from-remote-registry`.
+fn pulling(
+    project: &ProjectArgs,
+    registry: &str,
+    builder: crate::build::BuilderKind,
+    m: &crate::cli::MirrorArgs,
+) -> anyhow::Result<i32> {
+    let loaded = load_valid(project)?;
+    crate::mirror::pull_latest(&loaded, registry, builder, m)
+}

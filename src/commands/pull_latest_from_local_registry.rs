@@ -1,15 +1,13 @@
 //! `cip pull-latest-from-local-registry`: pull each context's current version from the local
 //! registry into the builder's local store and tag it latest.
-use super::load_valid;
 use crate::build::BuilderKind;
 use crate::cli::{MirrorArgs, ProjectArgs};
 
 pub fn run(
     project: &ProjectArgs,
-    registry: &str,
+    local_registry: &str,
     builder: BuilderKind,
     m: &MirrorArgs,
 ) -> anyhow::Result<i32> {
-    let loaded = load_valid(project)?;
-    crate::mirror::pull_latest(&loaded, registry, builder, m)
+    super::pulling(project, local_registry, builder, m)
 }

@@ -1,5 +1,6 @@
 //! `cip cascade-version-updates` and `cip bump` on fixture trees: rewritten files equal the expected
 //! ones byte for byte, a second run changes nothing, and failures leave every file untouched.
+use crate::common::Immutable;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -263,32 +264,6 @@ fn unrewritable_references_are_all_reported_and_nothing_is_written() {
     );
     assert!(stderr.contains("no file was changed"), "{stderr}");
     assert_eq!(snapshot(tmp.path()), before);
-}
-
-/// Makes a path immutable (even for root) for the life of the guard.
-struct Immutable(PathBuf);
-
-impl Immutable {
-    fn new(p: &Path) -> Immutable {
-        let ok = Command::new("chattr")
-            .arg("+i")
-            .arg(p)
-            .status()
-            .expect("chattr (e2fsprogs)")
-            .success();
-        assert!(
-            ok,
-            "chattr +i {} failed: the test directory must be on ext4",
-            p.display()
-        );
-        Immutable(p.to_path_buf())
-    }
-}
-
-impl Drop for Immutable {
-    fn drop(&mut self) {
-        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
-    }
 }
 
 #[test]

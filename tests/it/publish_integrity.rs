@@ -9,7 +9,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::workspace::{result_of, results, set_info, text, Workspace};
-use common::{index_platforms as platforms, is_tagged, raw_manifest as raw, TestRegistry};
+use common::{
+    index_platforms as platforms, is_tagged, raw_manifest as raw, Immutable, TestRegistry,
+};
 use serde_json::Value;
 
 const DIGEST_ANNOTATION: &str = "dev.cip.context-digest";
@@ -147,29 +149,6 @@ fn bumping_only_a_base_is_no_drift_for_children_naming_its_old_version() {
         ),
         "{out}"
     );
-}
-
-/// Makes a file immutable (even for root) for the life of the guard: the registry's writes to it
-/// then fail with a server error.
-struct Immutable(std::path::PathBuf);
-
-impl Immutable {
-    fn new(p: &Path) -> Immutable {
-        let ok = Command::new("chattr")
-            .arg("+i")
-            .arg(p)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "chattr +i {} failed (needs ext4)", p.display());
-        Immutable(p.to_path_buf())
-    }
-}
-
-impl Drop for Immutable {
-    fn drop(&mut self) {
-        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
-    }
 }
 
 #[test]

@@ -737,3 +737,30 @@ impl Buildah {
 pub fn buildah(store: &Buildah, args: &[&str]) -> String {
     store.run(args)
 }
+
+/// Makes a path immutable (even for root) for the life of the guard (`chattr +i`, on ext4): writes
+/// to it fail, as on a broken disk or a registry whose storage refuses them.
+pub struct Immutable(PathBuf);
+
+impl Immutable {
+    pub fn new(p: &Path) -> Immutable {
+        let ok = Command::new("chattr")
+            .arg("+i")
+            .arg(p)
+            .status()
+            .expect("chattr (e2fsprogs)")
+            .success();
+        assert!(
+            ok,
+            "chattr +i {} failed: the test directory must be on ext4",
+            p.display()
+        );
+        Immutable(p.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
