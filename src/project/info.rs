@@ -18,6 +18,9 @@ pub struct Info {
     pub version: Version,
     /// None: not declared, the run's default platforms apply.
     pub platforms: Option<Vec<Platform>>,
+    /// `:dockerfile "Dockerfile.prod"`: the file to build, relative to the context (None: the
+    /// context's `Dockerfile`, or its `Containerfile`).
+    pub dockerfile: Option<String>,
 }
 
 /// Which file layout a context uses; cascade rewrites the same file.
@@ -48,8 +51,15 @@ pub fn parse_edn(text: &str, file: &Path) -> Result<Info, Vec<Problem>> {
         .map_err(|p| problems.push(p))
         .ok();
     let platforms = platforms_of(&map, text, file).map_err(|p| problems.extend(p));
-    match (version, platforms) {
-        (Some(version), Ok(platforms)) if problems.is_empty() => Ok(Info { version, platforms }),
+    let dockerfile = dockerfile_of(&map, text, file)
+        .map_err(|p| problems.push(p))
+        .ok();
+    match (version, platforms, dockerfile) {
+        (Some(version), Ok(platforms), Some(dockerfile)) if problems.is_empty() => Ok(Info {
+            version,
+            platforms,
+            dockerfile,
+        }),
         _ => Err(problems),
     }
 }
@@ -214,6 +224,38 @@ fn short_platform_message(message: &str, value: &str) -> String {
     message.replace(&format!("{value:?}"), &crate::diagnostics::quote(value))
 }
 
+/// `:dockerfile`: a file name inside the context (a relative path that does not climb out).
+fn dockerfile_of(map: &Edn, text: &str, file: &Path) -> Result<Option<String>, Problem> {
+    let bad = |what: String| {
+        Problem::error("bad-dockerfile-key", what)
+            .at(file, key_line(text, "dockerfile"))
+            .hint("name a file inside the context, e.g. :dockerfile \"Dockerfile.prod\"")
+    };
+    match map.get(&Edn::key("dockerfile")) {
+        None => Ok(None),
+        Some(Edn::Str(name)) => {
+            let path = Path::new(name.as_ref() as &str);
+            let inside = !name.is_empty()
+                && path.is_relative()
+                && path
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if inside {
+                Ok(Some(name.to_string()))
+            } else {
+                Err(bad(format!(
+                    ":dockerfile {} is not a file name inside the context",
+                    crate::diagnostics::quote(name)
+                )))
+            }
+        }
+        Some(other) => Err(bad(format!(
+            ":dockerfile must be a string, found {}",
+            kind_name(other)
+        ))),
+    }
+}
+
 fn platforms_of(map: &Edn, text: &str, file: &Path) -> Result<Option<Vec<Platform>>, Vec<Problem>> {
     let items: Vec<&Edn> = match map.get(&Edn::key("platforms")) {
         None => return Ok(None),
@@ -374,7 +416,11 @@ pub fn parse_version_file(
         },
     };
     match version {
-        Some(version) if problems.is_empty() => Ok(Info { version, platforms }),
+        Some(version) if problems.is_empty() => Ok(Info {
+            version,
+            platforms,
+            dockerfile: None,
+        }),
         _ => Err(problems),
     }
 }

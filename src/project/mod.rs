@@ -136,7 +136,12 @@ fn read_context(project_files: &Allowed, dir_name: &str, dir: &Path) -> Scanned 
             ),
         );
     }
-    let dockerfile = dir.join("Dockerfile");
+    let info = read_info(dir, dir_name, &allowed, &mut usable);
+    let named = info
+        .as_ref()
+        .ok()
+        .and_then(|(i, _, _)| i.dockerfile.clone());
+    let dockerfile = dockerfile_path(dir, named.as_deref());
     let refs = match read_dockerfile(&dockerfile, &allowed, dir_name) {
         Ok((refs, mut problems)) => {
             usable.append(&mut problems);
@@ -147,7 +152,6 @@ fn read_context(project_files: &Allowed, dir_name: &str, dir: &Path) -> Scanned 
             None
         }
     };
-    let info = read_info(dir, dir_name, &allowed, &mut usable);
     let (info, format, info_file) = match info {
         Ok(x) => x,
         Err(mut p) => {
@@ -175,6 +179,21 @@ fn read_context(project_files: &Allowed, dir_name: &str, dir: &Path) -> Scanned 
     }
 }
 
+/// The file a context builds: the one `info.edn` names (`:dockerfile`), else `Dockerfile`, else
+/// `Containerfile` (podman's name), else `Dockerfile` (reported missing).
+fn dockerfile_path(dir: &Path, named: Option<&str>) -> PathBuf {
+    if let Some(name) = named {
+        return dir.join(name);
+    }
+    let dockerfile = dir.join("Dockerfile");
+    let containerfile = dir.join("Containerfile");
+    if !files::present(&dockerfile) && files::present(&containerfile) {
+        containerfile
+    } else {
+        dockerfile
+    }
+}
+
 /// Reads and scans a Dockerfile: its references, and the problems in it that still leave them
 /// usable. A Dockerfile that cannot be read or is not text is an error of the whole context.
 fn read_dockerfile(
@@ -185,12 +204,20 @@ fn read_dockerfile(
     let bytes = match files::read_bounded(path, allowed, files::DOCKERFILE_LIMIT) {
         Ok(b) => b,
         Err(ReadError::Missing) => {
+            let file = path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let what = if file == "Dockerfile" {
+                "no Dockerfile (nor Containerfile)".to_string()
+            } else {
+                format!("no {file}, which its info.edn names with :dockerfile")
+            };
             return Err(Problem::error(
                 "missing-dockerfile",
-                format!("context {dir_name} has no Dockerfile"),
+                format!("context {dir_name} has {what}"),
             )
             .at(path, None)
-            .hint("add a Dockerfile, or move the directory out of contexts/"))
+            .hint("add a Dockerfile, or move the directory out of contexts/"));
         }
         Err(ReadError::Problem(p)) => return Err(p),
     };

@@ -1,4 +1,5 @@
 //! `cip check` and `cip graph` on the fixture trees in fixtures/check: every problem with file and line.
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -903,4 +904,71 @@ fn info_edn_with_a_byte_order_mark_is_read_and_kept_by_a_bump() {
         read("01-child/Dockerfile"),
         "ARG REGISTRY\nFROM ${REGISTRY}/base:1.1.0\n"
     );
+}
+
+/// podman's `Containerfile` is built where there is no `Dockerfile`, and `:dockerfile` in info.edn
+/// names another file; both with real builds, and both wrong uses are check errors.
+#[test]
+fn containerfiles_and_named_dockerfiles_are_built() {
+    let reg = common::TestRegistry::start();
+    let ws = Workspace::demo();
+    let busybox = ws.context("00-busybox");
+    fs::rename(busybox.join("Dockerfile"), busybox.join("Containerfile")).unwrap();
+    let hello = ws.context("01-hello");
+    fs::write(
+        hello.join("Dockerfile.prod"),
+        "ARG REGISTRY\nFROM ${REGISTRY}/busybox:1.0.0\nRUN echo prod > /hello.txt\n",
+    )
+    .unwrap();
+    // A decoy that cannot build: the run must not use it.
+    fs::write(hello.join("Dockerfile"), "FROM scratch\nRUN false\n").unwrap();
+    fs::write(
+        hello.join("info.edn"),
+        "{:version \"1.0.0\" :platforms #{\"linux/amd64\" \"linux/arm64\"}\n :dockerfile \"Dockerfile.prod\"}\n",
+    )
+    .unwrap();
+    let out = ws.cip(&["publish-locally", "--local-registry", &reg.addr(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        results(&out).iter().all(|r| r.1 == "built"),
+        "{}",
+        text(&out)
+    );
+    let calls = ws.buildah_calls().join("\n");
+    assert!(calls.contains("00-busybox/Containerfile"), "{calls}");
+    assert!(calls.contains("01-hello/Dockerfile.prod"), "{calls}");
+    assert!(!calls.contains("01-hello/Dockerfile "), "{calls}");
+
+    for (value, code) in [
+        ("\"../outside\"", "bad-dockerfile-key"),
+        ("42", "bad-dockerfile-key"),
+        ("\"Missing.Dockerfile\"", "missing-dockerfile"),
+    ] {
+        fs::write(
+            hello.join("info.edn"),
+            format!("{{:version \"1.0.0\"\n :dockerfile {value}}}\n"),
+        )
+        .unwrap();
+        let dir = ws.project();
+        let (exit, stdout, _) = cip(&["check", "--json", "-C", dir.to_str().unwrap()]);
+        assert_eq!(exit, 1, "{value}: {stdout}");
+        let doc: Value = serde_json::from_str(&stdout).unwrap();
+        let found = doc["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["code"] == code)
+            .unwrap_or_else(|| panic!("{value}: no {code} in {doc}"));
+        if code == "bad-dockerfile-key" {
+            assert_eq!(found["line"], 2, "{value}: {found}");
+        } else {
+            assert!(
+                found["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Missing.Dockerfile"),
+                "{found}"
+            );
+        }
+    }
 }
