@@ -180,6 +180,14 @@ pub enum Command {
         #[command(flatten)]
         mirror: MirrorArgs,
     },
+    /// Print a shell completion script: `cip completions bash > /etc/bash_completion.d/cip`
+    Completions {
+        /// The shell to complete in
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print cip's manual page (roff): `cip man > /usr/local/share/man/man1/cip.1`
+    Man,
     /// Build missing images for this machine's platform into the builder's local store (no push)
     Build {
         #[command(flatten)]

@@ -105,6 +105,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             build,
             local_registry,
         } => commands::build::run(&build, &local_registry),
+        Command::Completions { shell } => commands::completions::run(shell),
+        Command::Man => commands::man::run(),
     }
 }
 

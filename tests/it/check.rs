@@ -972,3 +972,49 @@ fn containerfiles_and_named_dockerfiles_are_built() {
         }
     }
 }
+
+/// Every subcommand of `cip --help`, by name.
+fn subcommands() -> Vec<String> {
+    let (_, help, _) = cip(&["--help"]);
+    let section = help
+        .split("Commands:")
+        .nth(1)
+        .expect("a Commands section")
+        .split("\n\n")
+        .next()
+        .unwrap();
+    section
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn completions_and_the_manual_page_list_every_subcommand() {
+    let all = subcommands();
+    assert!(all.len() >= 14, "{all:?}");
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, script, err) = cip(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {err}");
+        for name in &all {
+            assert!(
+                script.contains(name.as_str()),
+                "{shell} completion lacks {name}"
+            );
+        }
+    }
+    let (code, page, err) = cip(&["man"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(page.contains(".TH cip 1"), "{page}");
+    for name in &all {
+        let title = format!(".SH \"CIP {}\"", name.to_uppercase());
+        assert!(
+            page.contains(&title),
+            "the manual page has no {title} section"
+        );
+    }
+    let (code, _, err) = cip(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "an unknown shell is a usage error: {err}");
+}
