@@ -1018,3 +1018,26 @@ fn completions_and_the_manual_page_list_every_subcommand() {
     let (code, _, err) = cip(&["completions", "tcsh"]);
     assert_eq!(code, 2, "an unknown shell is a usage error: {err}");
 }
+
+/// docs/exit-codes.md lists every code cip uses, and the common ones are what cip exits with.
+#[test]
+fn exit_codes_are_documented_and_used() {
+    let doc = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/exit-codes.md"))
+        .unwrap();
+    for code in ["`0`", "`1`", "`2`", "`130`", "`143`"] {
+        assert!(
+            doc.contains(&format!("| {code} |")),
+            "{code} is not documented"
+        );
+    }
+    let valid = fixture("valid");
+    let invalid = fixture("order");
+    assert_eq!(cip(&["check", "-C", valid.to_str().unwrap()]).0, 0);
+    assert_eq!(cip(&["check", "-C", invalid.to_str().unwrap()]).0, 1);
+    assert_eq!(cip(&["check", "--no-such-flag"]).0, 2);
+    assert_eq!(cip(&["no-such-command"]).0, 2);
+    assert_eq!(
+        cip(&["publish", "--jobs", "many", "--remote-registry", "r"]).0,
+        2
+    );
+}
