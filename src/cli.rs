@@ -234,6 +234,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub allow_drift: bool,
 
+    /// Tag each index with its version only, leaving `latest` where it is (`latest` never moves
+    /// back to an older version anyway)
+    #[arg(long)]
+    pub no_latest: bool,
+
     #[command(flatten)]
     pub connect: ConnectArgs,
 

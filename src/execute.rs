@@ -412,7 +412,7 @@ fn kept_platforms(entries: &[Entry], replaced: &[Platform]) -> Vec<Platform> {
 fn index_annotations(image: &ImagePlan, published: Option<&Published>) -> BTreeMap<String, String> {
     let mut annotations = BTreeMap::new();
     annotations.insert(
-        "org.opencontainers.image.version".to_string(),
+        crate::plan::VERSION_ANNOTATION.to_string(),
         image.version.clone(),
     );
     let recorded = published.and_then(|p| p.annotations.get(crate::digest::ANNOTATION));
@@ -714,6 +714,7 @@ mod tests {
                     context_digest: String::new(),
                     drift: None,
                     drifted_parents: Vec::new(),
+                    latest: None,
                 }
             })
             .collect();
@@ -727,6 +728,7 @@ mod tests {
             log_dir: std::env::temp_dir(),
             run_id: "test".into(),
             builder_args: Vec::new(),
+            no_latest: false,
         };
         plan_steps(images, &inputs)
     }

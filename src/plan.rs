@@ -113,6 +113,9 @@ pub struct ImagePlan {
     /// Parents that drifted too and whose content this image covers (it references their current
     /// version): the likely cause of this image's drift.
     pub drifted_parents: Vec<String>,
+    /// The version `latest` points at now, for an image this run builds (None: no `latest`, or
+    /// one that names no version). `latest` only moves forward (see [`ImagePlan::moves_latest`]).
+    pub latest: Option<String>,
 }
 
 impl ImagePlan {
@@ -141,6 +144,16 @@ impl ImagePlan {
 
     pub fn needs_build(&self) -> bool {
         !self.to_build().is_empty()
+    }
+
+    /// Whether publishing this version moves `latest`: not when `latest` names a higher version
+    /// (publishing an older one, e.g. a patch of an old line, leaves it where it is).
+    pub fn moves_latest(&self) -> bool {
+        let newer = |v: &str| crate::project::info::parse_version(v).ok();
+        match (self.latest.as_deref().and_then(newer), newer(&self.version)) {
+            (Some(latest), Some(this)) => this >= latest,
+            _ => true,
+        }
     }
 }
 
@@ -209,9 +222,11 @@ pub async fn make(
             context_digest: digests[c].clone(),
             drift,
             drifted_parents: Vec::new(),
+            latest: None,
         });
     }
     name_drifted_parents(loaded, &mut plans);
+    find_latest_versions(target, &mut plans, concurrency).await?;
     // Parents come first in `order`, so their needs are known when a child is looked at.
     for i in 0..plans.len() {
         let waits: Vec<usize> = loaded
@@ -248,6 +263,36 @@ async fn recorded_digests_of_older_parents(
     .await;
     found.into_iter().filter_map(Result::transpose).collect()
 }
+
+/// Fills `latest` for the images this run builds into a registry: the version their `latest` tag
+/// names now (one lookup each; an up-to-date image costs nothing).
+async fn find_latest_versions(
+    target: &Target,
+    plans: &mut [ImagePlan],
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let Target::Registry(reg) = target else {
+        return Ok(());
+    };
+    let building: Vec<usize> = (0..plans.len())
+        .filter(|&i| plans[i].needs_build())
+        .collect();
+    let names: Vec<String> = building.iter().map(|&i| plans[i].name.clone()).collect();
+    let found: Vec<anyhow::Result<Option<String>>> = stream::iter(names.iter().map(|name| async {
+        let latest = reg.published(name, "latest").await?;
+        Ok(latest.and_then(|p| p.annotations.get(VERSION_ANNOTATION).cloned()))
+    }))
+    .buffered(concurrency.max(1))
+    .collect()
+    .await;
+    for (i, version) in building.into_iter().zip(found) {
+        plans[i].latest = version?;
+    }
+    Ok(())
+}
+
+/// The index annotation that names the version an index was published as.
+pub const VERSION_ANNOTATION: &str = "org.opencontainers.image.version";
 
 /// Fills `drifted_parents`: the drifted parents whose current version a drifted image follows.
 fn name_drifted_parents(loaded: &Loaded, plans: &mut [ImagePlan]) {
@@ -378,13 +423,21 @@ fn reason(loaded: &Loaded, plan: &ImagePlan, p: &Platform) -> String {
     } else {
         format!(", after {}", waits.join(", "))
     };
+    let latest = if plan.moves_latest() {
+        String::new()
+    } else {
+        format!(
+            "; latest stays at {}",
+            plan.latest.as_deref().unwrap_or_default()
+        )
+    };
     match plan.status(p) {
         Status::Published => "published".into(),
-        Status::Forced => format!("forced rebuild{after}"),
+        Status::Forced => format!("forced rebuild{after}{latest}"),
         Status::Missing if plan.published.is_some() => {
-            format!("missing from the published index: build{after}")
+            format!("missing from the published index: build{after}{latest}")
         }
-        Status::Missing => format!("missing: build{after}"),
+        Status::Missing => format!("missing: build{after}{latest}"),
     }
 }
 

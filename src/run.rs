@@ -115,6 +115,7 @@ pub fn plan_run(
         log_dir: project.project_dir.join(".cip/logs"),
         run_id: "RUN".into(),
         builder_args: Vec::new(),
+        no_latest: false,
     };
     Ok((target, steps::plan_steps(images, &inputs)))
 }
@@ -134,6 +135,7 @@ pub fn status(
         log_dir: project.project_dir.join(".cip/logs"),
         run_id: String::new(),
         builder_args: Vec::new(),
+        no_latest: false,
     };
     Ok((target, steps::plan_steps(images, &inputs)))
 }
@@ -243,6 +245,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         log_dir: log_dir.clone(),
         run_id: crate::execute::new_run_id(),
         builder_args: args.builder_args.clone(),
+        no_latest: args.no_latest,
     };
     let plan = steps::plan_steps(images, &inputs);
     if args.dry_run {

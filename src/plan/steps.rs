@@ -138,6 +138,8 @@ pub struct Inputs<'a> {
     /// Makes the builder tags of a run private to it (pushed images only).
     pub run_id: String,
     pub builder_args: Vec<String>,
+    /// `--no-latest`: indexes get their version tag only.
+    pub no_latest: bool,
 }
 
 /// The steps that build every image of `images` that needs it, parents first.
@@ -185,7 +187,7 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
                     waits_for: builds,
                     action: Action::Assemble(Assemble {
                         repository: format!("{name}/{}", image.name),
-                        tags: vec!["latest".into(), image.version.clone()],
+                        tags: index_tags(image, inputs.no_latest),
                     }),
                 });
                 vec![id]
@@ -200,6 +202,17 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
         nodes,
         steps,
     }
+}
+
+/// The tags an image's index gets, in the order written: `latest` (unless it names a higher
+/// version, or `--no-latest`), then the version tag, last, so that its presence proves the others.
+fn index_tags(image: &ImagePlan, no_latest: bool) -> Vec<String> {
+    let mut tags = Vec::new();
+    if !no_latest && image.moves_latest() {
+        tags.push("latest".to_string());
+    }
+    tags.push(image.version.clone());
+    tags
 }
 
 fn build_step(image: &ImagePlan, platform: &Platform, inputs: &Inputs) -> Build {

@@ -434,3 +434,44 @@ fn auth_dirs(scratch: &Path) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// `latest` only moves forward: publishing an older version (a patch of an old line) leaves it on
+/// the newest, and says so; `--no-latest` leaves it alone too. Versions compare as semver.
+#[test]
+fn latest_only_moves_forward() {
+    let reg = TestRegistry::start();
+    let ws = demo_with(&["00-busybox"]);
+    let addr = reg.addr();
+    let publish = |version: &str, extra: &[&str]| {
+        set_info(&ws, "00-busybox", &format!("{{:version \"{version}\"}}\n"));
+        let mut args = vec!["publish-locally", "--local-registry", addr.as_str()];
+        args.extend_from_slice(extra);
+        let out = ws.cip(&args);
+        assert!(out.status.success(), "{version}: {}", text(&out));
+        out
+    };
+    let latest_is =
+        |version: &str| raw(&reg, "busybox:latest") == raw(&reg, &format!("busybox:{version}"));
+
+    publish("1.10.0", &[]);
+    assert!(latest_is("1.10.0"));
+    let plan = {
+        set_info(&ws, "00-busybox", "{:version \"1.9.0\"}\n");
+        ws.cip(&["plan", "--local-registry", &addr])
+    };
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("latest stays at 1.10.0"),
+        "{}",
+        text(&plan)
+    );
+    publish("1.9.0", &[]);
+    assert!(is_tagged(&reg, "busybox:1.9.0"));
+    assert!(latest_is("1.10.0"), "an older version does not take latest");
+
+    publish("1.11.0", &["--no-latest"]);
+    assert!(is_tagged(&reg, "busybox:1.11.0"));
+    assert!(latest_is("1.10.0"), "--no-latest leaves latest alone");
+
+    publish("1.12.0", &[]);
+    assert!(latest_is("1.12.0"), "a newer version moves latest");
+}
