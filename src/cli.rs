@@ -131,8 +131,8 @@ pub enum Command {
         /// The registry to publish to, HOST[:PORT][/PATH] (HTTPS; see docs/registry.md)
         #[arg(long, value_name = "REG")]
         remote_registry: String,
-        /// Only build the platform of this machine
-        #[arg(long)]
+        /// Only build the platform of this machine (the same as --platform with it)
+        #[arg(long, conflicts_with = "platform")]
         only_local_platform: bool,
     },
     /// Build every missing image for this machine's platform and push it to the local registry
@@ -208,6 +208,11 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value_t = BuilderKind::Auto)]
     pub builder: BuilderKind,
 
+    /// Build only these platforms, of the images that declare them (`publish`: instead of every
+    /// declared platform; `publish-locally`, `build`: instead of this machine's)
+    #[arg(long, value_name = "P,P", value_parser = parse_platforms)]
+    pub platform: Option<PlatformList>,
+
     /// How many builds run at once [default: number of CPUs, at least 2]
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -277,9 +282,12 @@ pub struct TargetArgs {
     /// The local registry of `publish-locally`
     #[arg(long, value_name = "REG", default_value = "localhost:5000")]
     pub local_registry: String,
-    /// Only the platform of this machine
-    #[arg(long)]
+    /// Only the platform of this machine (the same as --platform with it)
+    #[arg(long, conflicts_with = "platform")]
     pub only_local_platform: bool,
+    /// Only these platforms, of the images that declare them
+    #[arg(long, value_name = "P,P", value_parser = parse_platforms)]
+    pub platform: Option<PlatformList>,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }

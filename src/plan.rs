@@ -78,8 +78,12 @@ impl Target {
 pub enum PlatformScope {
     /// Each image's declared platforms (or the defaults).
     Declared(Vec<Platform>),
-    /// Only this platform, for the images that declare it.
-    Only(Platform),
+    /// Only these platforms, of the images that declare them; an image that declares none has
+    /// `defaults`.
+    Only {
+        platforms: Vec<Platform>,
+        defaults: Vec<Platform>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -319,9 +323,12 @@ fn scope_platforms(
 ) -> (Vec<Platform>, Vec<Platform>) {
     match scope {
         PlatformScope::Declared(defaults) => (ctx.platforms_or(defaults).to_vec(), Vec::new()),
-        PlatformScope::Only(p) => {
-            let declared = ctx.platforms.clone().unwrap_or_else(|| vec![p.clone()]);
-            declared.into_iter().partition(|d| d == p)
+        PlatformScope::Only {
+            platforms,
+            defaults,
+        } => {
+            let declared = ctx.platforms_or(defaults).to_vec();
+            declared.into_iter().partition(|d| platforms.contains(d))
         }
     }
 }

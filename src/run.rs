@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::bail;
 
 use crate::build::{emulation, Backend, BuilderKind};
-use crate::cli::{BuildArgs, ProjectArgs, TargetArgs};
+use crate::cli::{BuildArgs, PlatformList, ProjectArgs, TargetArgs};
 use crate::execute::{nothing_to_build, Executor, ImageResult, StepRecord};
 use crate::interrupt::Signal;
 use crate::load::Loaded;
@@ -39,13 +39,36 @@ impl Mode {
         }
     }
 
-    fn scope(&self, project: &ProjectArgs) -> PlatformScope {
+    /// The platforms a run builds: every declared one (`publish`), or this machine's
+    /// (`publish-locally`, `build`, `--only-local-platform`); `--platform` names them instead.
+    fn scope(&self, project: &ProjectArgs, platform: Option<&PlatformList>) -> PlatformScope {
+        let local = || vec![crate::build::local_platform()];
+        let chosen = platform.map(|p| p.0.clone());
         match self {
             Mode::Remote {
-                only_local_platform: false,
+                only_local_platform,
                 ..
-            } => PlatformScope::Declared(project.default_platforms.0.clone()),
-            _ => PlatformScope::Only(crate::build::local_platform()),
+            } => {
+                let defaults = project.default_platforms.0.clone();
+                match (chosen, only_local_platform) {
+                    (Some(platforms), _) => PlatformScope::Only {
+                        platforms,
+                        defaults,
+                    },
+                    (None, true) => PlatformScope::Only {
+                        platforms: local(),
+                        defaults,
+                    },
+                    (None, false) => PlatformScope::Declared(defaults),
+                }
+            }
+            Mode::Local { .. } | Mode::Store { .. } => {
+                let platforms = chosen.unwrap_or_else(local);
+                PlatformScope::Only {
+                    defaults: platforms.clone(),
+                    platforms,
+                }
+            }
         }
     }
 
@@ -78,7 +101,7 @@ pub fn plan_images(
     let plans = rt.block_on(plan::make(
         loaded,
         &target,
-        &mode.scope(project),
+        &mode.scope(project, t.platform.as_ref()),
         force,
         concurrency,
     ))?;
@@ -98,7 +121,7 @@ pub fn plan_run(
 ) -> anyhow::Result<(Target, Plan)> {
     let (target, images) = if store {
         let b = detect(builder)?;
-        plan_store(loaded, t, force, &b)?
+        plan_store(loaded, project, t, force, &b)?
     } else {
         plan_images(loaded, project, t, force)?
     };
@@ -143,6 +166,7 @@ pub fn status(
 /// The images against the builder's local store, as `cip build` plans them.
 fn plan_store(
     loaded: &Loaded,
+    project: &ProjectArgs,
     t: &TargetArgs,
     force: &[String],
     builder: &Arc<dyn Backend>,
@@ -153,7 +177,10 @@ fn plan_store(
         builder: builder.clone(),
         registry,
     };
-    let scope = PlatformScope::Only(crate::build::local_platform());
+    let mode = Mode::Store {
+        registry: t.local_registry.clone(),
+    };
+    let scope = mode.scope(project, t.platform.as_ref());
     let concurrency = crate::config::get().query_concurrency;
     let plans = runtime()?.block_on(plan::make(loaded, &target, &scope, force, concurrency))?;
     Ok((target, plans))
@@ -224,7 +251,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     let images = rt.block_on(plan::make(
         loaded,
         &target,
-        &mode.scope(&args.project),
+        &mode.scope(&args.project, args.platform.as_ref()),
         &args.force,
         crate::config::get().query_concurrency,
     ))?;

@@ -475,3 +475,65 @@ fn latest_only_moves_forward() {
     publish("1.12.0", &[]);
     assert!(latest_is("1.12.0"), "a newer version moves latest");
 }
+
+/// `--platform` builds only the platforms named, of the images that declare them; the rest of the
+/// index stays, and a later run adds what is missing. `--only-local-platform` is its alias.
+#[test]
+fn platform_restricts_what_a_run_builds() {
+    let reg = TestRegistry::start();
+    let ws = demo_with(&["00-busybox"]);
+    let addr = reg.addr();
+    let arm = ws.cip(&[
+        "publish",
+        "--remote-registry",
+        &addr,
+        "--platform",
+        "linux/arm64",
+        "--json",
+    ]);
+    assert!(arm.status.success(), "{}", text(&arm));
+    assert_eq!(result_of(&results(&arm), "busybox").2, ["linux/arm64"]);
+    assert_eq!(platforms(&raw(&reg, "busybox:1.0.0")), ["linux/arm64"]);
+
+    let plan = ws.cip(&[
+        "plan",
+        "--remote-registry",
+        &addr,
+        "--platform",
+        "linux/arm64",
+    ]);
+    let out = String::from_utf8_lossy(&plan.stdout);
+    assert!(out.contains("0 build(s) of 0 image(s) needed"), "{out}");
+    assert!(out.contains("not in this run's platforms"), "{out}");
+
+    let rest = ws.cip(&[
+        "publish",
+        "--remote-registry",
+        &addr,
+        "--only-local-platform",
+        "--json",
+    ]);
+    assert!(rest.status.success(), "{}", text(&rest));
+    assert_eq!(result_of(&results(&rest), "busybox").2, ["linux/amd64"]);
+    assert_eq!(
+        platforms(&raw(&reg, "busybox:1.0.0")),
+        ["linux/amd64", "linux/arm64"]
+    );
+
+    let both = ws.cip(&[
+        "publish",
+        "--remote-registry",
+        &addr,
+        "--platform",
+        "linux/arm64",
+        "--only-local-platform",
+    ]);
+    assert_eq!(
+        both.status.code(),
+        Some(2),
+        "the two conflict: {}",
+        text(&both)
+    );
+    let bad = ws.cip(&["plan", "--platform", "linux/amd65"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+}
