@@ -1,5 +1,5 @@
 //! Command-line interface: subcommands and their flags, with the original tool's names.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -18,14 +18,53 @@ use crate::platform::{self, Platform};
     after_help = "Run `cip <COMMAND> --help` for the flags of one command. Docs: README.md and docs/."
 )]
 pub struct Cli {
+    /// The project directory (the one that holds contexts/) [default: the current directory or
+    /// the nearest parent that holds contexts/]. Before or after the subcommand.
+    #[arg(long, short = 'C', value_name = "DIR", global = true)]
+    pub project_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
+impl Cli {
+    /// The project directory: `-C DIR`, else the current directory or the nearest parent that
+    /// holds `contexts/` (as git finds its repository), else the current directory (whose missing
+    /// `contexts/` is then reported).
+    pub fn project_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.project_dir {
+            return dir.clone();
+        }
+        let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        here.ancestors()
+            .find(|d| d.join("contexts").is_dir())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+
+    /// The project arguments of the subcommand, if it acts on a project.
+    pub fn project_args_mut(&mut self) -> Option<&mut ProjectArgs> {
+        match &mut self.command {
+            Command::Check { project, .. }
+            | Command::Graph { project, .. }
+            | Command::Plan { project, .. }
+            | Command::Status { project, .. }
+            | Command::CascadeVersionUpdates { project, .. }
+            | Command::Bump { project, .. }
+            | Command::UploadAllToLocalRegistry { project, .. }
+            | Command::PullLatestFromLocalRegistry { project, .. }
+            | Command::PullLatestFromRemoteRegistry { project, .. } => Some(project),
+            Command::Publish { build, .. }
+            | Command::PublishLocally { build, .. }
+            | Command::Build { build, .. } => Some(&mut build.project),
+            Command::Completions { .. } | Command::Man => None,
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct ProjectArgs {
-    /// The project directory (the one that holds contexts/)
-    #[arg(long, short = 'C', default_value = ".", value_name = "DIR")]
+    /// The project directory, from the global `-C` (see [`Cli::project_dir`]).
+    #[arg(skip)]
     pub project_dir: PathBuf,
 
     /// Platforms of contexts whose info.edn has no :platforms

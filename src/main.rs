@@ -25,9 +25,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<i32> {
+fn run(mut cli: Cli) -> anyhow::Result<i32> {
     // Every setting the environment gives, read once: a bad value stops here.
     cip::config::init(cip::config::RunConfig::from_env()?);
+    let project_dir = cli.project_dir();
+    if let Some(project) = cli.project_args_mut() {
+        project.project_dir = project_dir;
+    }
     match cli.command {
         Command::Check {
             project,

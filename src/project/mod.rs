@@ -62,8 +62,8 @@ pub fn scan(root: &Path) -> anyhow::Result<Project> {
     let contexts_dir = root.join("contexts");
     if !contexts_dir.is_dir() {
         bail!(
-            "{} is not a directory: a project keeps one directory per image under contexts/ \
-             (use --project-dir to point at the project)",
+            "{} is not a directory: a project keeps one directory per image under contexts/; run \
+             cip in the project or below it, or point at it with -C DIR",
             contexts_dir.display()
         );
     }

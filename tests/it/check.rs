@@ -1041,3 +1041,40 @@ fn exit_codes_are_documented_and_used() {
         2
     );
 }
+
+/// `-C` goes before or after the subcommand, and without it cip finds the project from inside
+/// it (its contexts/ or a context), as git finds its repository.
+#[test]
+fn the_project_is_found_from_inside_it_and_c_goes_anywhere() {
+    let valid = fixture("valid");
+    let run_in = |dir: &Path, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cip"))
+            .args(args)
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let elsewhere = tempfile::tempdir().unwrap();
+    let v = valid.to_str().unwrap();
+    assert_eq!(run_in(elsewhere.path(), &["-C", v, "check"]).0, Some(0));
+    assert_eq!(run_in(elsewhere.path(), &["check", "-C", v]).0, Some(0));
+    assert_eq!(
+        run_in(elsewhere.path(), &["--project-dir", v, "graph"]).0,
+        Some(0)
+    );
+    for inside in ["", "contexts", "contexts/00-base"] {
+        let (code, err) = run_in(&valid.join(inside), &["check"]);
+        assert_eq!(code, Some(0), "from {inside:?}: {err}");
+    }
+    let (code, err) = run_in(elsewhere.path(), &["check"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("-C DIR"),
+        "says how to point at a project: {err}"
+    );
+}
