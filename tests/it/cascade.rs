@@ -330,6 +330,28 @@ fn bump_of_unknown_image_is_a_clear_error() {
         stderr.contains("no context produces an image named \"nope\""),
         "{stderr}"
     );
+    let (code, _, stderr) = cip(
+        &fixtures().join("chain/before"),
+        &["bump", "01-bb", "--dry-run"],
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("did you mean \"01-b\"?"), "{stderr}");
+}
+
+#[test]
+fn bump_takes_an_image_name_or_its_context_directory() {
+    for name in ["b", "01-b", "contexts/01-b/"] {
+        let (code, stdout, stderr) = cip(
+            &fixtures().join("chain/before"),
+            &["bump", name, "--dry-run"],
+        );
+        assert_eq!(code, 0, "{name}: {stderr}");
+        assert!(
+            stdout.contains("a/contexts/01-b/info.edn")
+                || stdout.contains("contexts/01-b/info.edn"),
+            "{name}: the diff edits b: {stdout}"
+        );
+    }
 }
 
 /// The chain fixture with these versions of a, b and c.
