@@ -285,10 +285,16 @@ fn read_utf8(path: &Path) -> Result<String, Problem> {
 }
 
 /// A unified diff of every planned edit, paths as given.
-pub fn diff(cascade: &Cascade) -> String {
+/// A unified diff of every planned edit, with paths relative to the project `root` (`a/contexts/..`),
+/// so that `git apply` in the project takes it.
+pub fn diff(cascade: &Cascade, root: &Path) -> String {
     let mut out = String::new();
     for (path, (old, new)) in &cascade.files {
-        let p = path.display().to_string();
+        let p = path
+            .strip_prefix(root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
         let d = similar::TextDiff::from_lines(old, new);
         out.push_str(
             &d.unified_diff()

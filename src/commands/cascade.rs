@@ -100,7 +100,7 @@ pub fn apply(
         return Ok(0);
     }
     if edit.dry_run {
-        print!("{}", cascade::diff(&plan));
+        print!("{}", cascade::diff(&plan, &loaded.project.root));
         eprint!("{}", cascade::summary(&plan));
         eprintln!("dry run: {} file(s) would change", plan.files.len());
         return Ok(0);

@@ -798,3 +798,33 @@ fn a_killed_cascade_is_cleaned_up_or_undone_by_the_next_one() {
         }
     }
 }
+
+/// A dry run's diff names files relative to the project, so `git apply` in the project makes
+/// exactly the edit the real run makes.
+#[test]
+fn a_dry_run_diff_applies_with_git_apply() {
+    let dry = tempfile::tempdir().unwrap();
+    let real = tempfile::tempdir().unwrap();
+    for d in [&dry, &real] {
+        copy_tree(&fixtures().join("chain/before"), d.path());
+    }
+    let (code, patch, stderr) = cip(dry.path(), &["bump", "a", "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(patch.starts_with("--- a/contexts/"), "{patch}");
+    let patch_file = dry.path().join("bump.patch");
+    fs::write(&patch_file, &patch).unwrap();
+    let applied = Command::new("git")
+        .args(["apply", "bump.patch"])
+        .current_dir(dry.path())
+        .output()
+        .unwrap();
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    fs::remove_file(&patch_file).unwrap();
+    let (code, _, stderr) = cip(real.path(), &["bump", "a"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_same(&snapshot(dry.path()), &snapshot(real.path()));
+}
