@@ -294,6 +294,10 @@ pub struct BuildArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// List every image in the summary, the up-to-date ones too
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+
     /// Extra arguments passed to every builder invocation (after `--`)
     #[arg(last = true, value_name = "BUILDER_ARGS")]
     pub builder_args: Vec<String>,

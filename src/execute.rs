@@ -70,7 +70,6 @@ pub struct StepRecord {
 struct Shared {
     /// Index entries pushed per image.
     entries: HashMap<ImageId, Vec<Entry>>,
-    durations: HashMap<ImageId, Duration>,
     ran: HashMap<StepId, (Duration, Duration)>,
     /// The index digest this run wrote to each image's version tag.
     tagged: HashMap<ImageId, String>,
@@ -267,7 +266,6 @@ impl StepRunner {
         let finished = self.started.elapsed();
         {
             let mut s = self.shared();
-            *s.durations.entry(step.image).or_default() += finished - started;
             s.ran.insert(id, (started, finished));
         }
         let counts = matches!(step.action, Action::Build(_));
@@ -494,8 +492,37 @@ fn summarize_image(
         replaced: shared.replaced.get(&id).cloned().unwrap_or_default(),
         result,
         error,
-        duration: shared.durations.get(&id).copied().unwrap_or_default(),
+        duration: wall_time(plan, id, shared),
     }
+}
+
+/// From the first of an image's steps starting to the last one ending: its platforms build side
+/// by side, so this is not their sum.
+fn wall_time(plan: &Plan, id: ImageId, shared: &Shared) -> Duration {
+    let ran: Vec<(Duration, Duration)> = plan
+        .steps
+        .iter()
+        .filter(|s| s.image == id)
+        .filter_map(|s| shared.ran.get(&s.id).copied())
+        .collect();
+    match (ran.iter().map(|r| r.0).min(), ran.iter().map(|r| r.1).max()) {
+        (Some(start), Some(end)) => end.saturating_sub(start),
+        _ => Duration::ZERO,
+    }
+}
+
+/// Platforms as the summary shows them: `amd64,arm64` for Linux ones.
+fn short_list(ps: &[Platform]) -> String {
+    if ps.is_empty() {
+        return "-".into();
+    }
+    ps.iter()
+        .map(|p| match p.os.as_str() {
+            "linux" => p.to_string()["linux/".len()..].to_string(),
+            _ => p.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn list(ps: &[Platform]) -> String {
@@ -509,29 +536,42 @@ fn list(ps: &[Platform]) -> String {
     }
 }
 
-/// The summary table printed at the end of a run.
-pub fn render_summary(results: &[ImageResult]) -> String {
-    let mut rows = vec![[
-        "IMAGE".to_string(),
-        "VERSION".into(),
-        "BUILT".into(),
-        "ALREADY PUBLISHED".into(),
-        "RESULT".into(),
-        "TIME".into(),
-    ]];
-    for r in results {
-        rows.push([
-            r.name.clone(),
-            r.version.clone(),
-            list(&r.built),
-            list(&r.kept),
-            r.result.clone(),
-            format!("{:.1}s", r.duration.as_secs_f64()),
-        ]);
+/// The summary printed at the end of a run: a row per image the run did something with (all rows
+/// with `verbose`), one line for the images that were up to date, the failures, and the run's
+/// wall time. Fits 80 columns for usual names.
+pub fn render_summary(results: &[ImageResult], total: Duration, verbose: bool) -> String {
+    let up_to_date = results.iter().filter(|r| r.result == "up to date").count();
+    let shown: Vec<&ImageResult> = results
+        .iter()
+        .filter(|r| verbose || r.result != "up to date")
+        .collect();
+    let mut out = String::new();
+    if !shown.is_empty() {
+        let mut rows = vec![[
+            "IMAGE".to_string(),
+            "VERSION".into(),
+            "BUILT".into(),
+            "KEPT".into(),
+            "RESULT".into(),
+            "TIME".into(),
+        ]];
+        for r in &shown {
+            rows.push([
+                r.name.clone(),
+                r.version.clone(),
+                short_list(&r.built),
+                short_list(&r.kept),
+                r.result.clone(),
+                format!("{:.1}s", r.duration.as_secs_f64()),
+            ]);
+        }
+        out.push_str(&crate::output::table(&rows));
     }
-    let mut out = crate::output::table(&rows);
-    let failures: Vec<&ImageResult> = results.iter().filter(|r| r.error.is_some()).collect();
-    for f in &failures {
+    if up_to_date > 0 && !verbose {
+        let others = if shown.is_empty() { "" } else { "other " };
+        out.push_str(&format!("{up_to_date} {others}image(s) up to date\n"));
+    }
+    for f in results.iter().filter(|r| r.error.is_some()) {
         out.push_str(&format!(
             "\nFAILED {}:{}: {}\n",
             f.name,
@@ -539,6 +579,7 @@ pub fn render_summary(results: &[ImageResult]) -> String {
             f.error.as_deref().unwrap_or("")
         ));
     }
+    out.push_str(&format!("total {:.1}s\n", total.as_secs_f64()));
     out
 }
 
@@ -556,15 +597,20 @@ pub fn summary_json(registry: &str, results: &[ImageResult], steps: &[StepRecord
             "replaced": r.replaced,
             "result": r.result,
             "error": r.error,
-            "duration_seconds": r.duration.as_secs_f64(),
+            "duration_seconds": millis(r.duration),
         })).collect::<Vec<_>>(),
         "steps": steps.iter().map(|s| json!({
             "id": s.id,
             "outcome": outcome_name(&s.outcome),
-            "started_seconds": s.ran.map(|r| r.0.as_secs_f64()),
-            "finished_seconds": s.ran.map(|r| r.1.as_secs_f64()),
+            "started_seconds": s.ran.map(|r| millis(r.0)),
+            "finished_seconds": s.ran.map(|r| millis(r.1)),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Seconds, rounded to milliseconds.
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
 fn outcome_name(o: &Outcome) -> &'static str {
@@ -784,6 +830,42 @@ mod tests {
             }
             assert!(start <= end);
         }
+    }
+
+    fn result(name: &str, result: &str, built: &[&str]) -> ImageResult {
+        ImageResult {
+            name: name.into(),
+            version: "1.0.0".into(),
+            built: built.iter().map(|p| p.parse().unwrap()).collect(),
+            kept: Vec::new(),
+            replaced: Vec::new(),
+            result: result.into(),
+            error: None,
+            duration: Duration::from_millis(1500),
+        }
+    }
+
+    #[test]
+    fn a_no_op_summary_is_one_line_and_verbose_lists_every_image() {
+        let all: Vec<ImageResult> = (0..1000)
+            .map(|i| result(&format!("img-{i}"), "up to date", &[]))
+            .collect();
+        let s = render_summary(&all, Duration::from_millis(640), false);
+        assert_eq!(s, "1000 image(s) up to date\ntotal 0.6s\n");
+        let v = render_summary(&all, Duration::from_millis(640), true);
+        assert_eq!(v.lines().count(), 1000 + 2, "a header, the rows, the total");
+
+        let mut mixed = all[..3].to_vec();
+        mixed.push(result(
+            "a-rather-long-image-name",
+            "built",
+            &["linux/amd64", "linux/arm64", "linux/arm/v7"],
+        ));
+        let s = render_summary(&mixed, Duration::from_secs(75), false);
+        assert!(s.contains("amd64,arm64,arm/v7"), "{s}");
+        assert!(s.contains("3 other image(s) up to date"), "{s}");
+        assert!(!s.contains("img-0"), "{s}");
+        assert!(s.lines().all(|l| l.chars().count() <= 80), "{s}");
     }
 
     #[tokio::test]

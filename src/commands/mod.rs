@@ -46,6 +46,7 @@ fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
 /// `build`, `publish` and `publish-locally`: run, then print the summary table (and the JSON
 /// summary with `--json`), or the plan with `--dry-run`.
 fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
+    let started = std::time::Instant::now();
     let loaded = load_valid(&args.project)?;
     let finished = match crate::run::build(&loaded, args, mode)? {
         Ended::DryRun(plan) => {
@@ -61,7 +62,10 @@ fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
             &finished.steps,
         ))?;
     }
-    eprint!("{}", render_summary(&finished.results));
+    eprint!(
+        "{}",
+        render_summary(&finished.results, started.elapsed(), args.verbose)
+    );
     if !finished.ok {
         eprintln!("logs: {}", finished.log_dir.display());
     }

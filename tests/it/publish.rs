@@ -50,6 +50,11 @@ fn publish_locally_builds_what_is_missing_and_nothing_else() {
     let second = ws.cip(&args);
     assert!(second.status.success(), "{}", text(&second));
     assert!(
+        String::from_utf8_lossy(&second.stderr).contains("4 image(s) up to date\ntotal "),
+        "a no-op run says so in one line: {}",
+        text(&second)
+    );
+    assert!(
         results(&second).iter().all(|x| x.1 == "up to date"),
         "{}",
         text(&second)
