@@ -51,6 +51,8 @@ pub struct ImageResult {
     pub kept: Vec<Platform>,
     /// Platforms whose published entry this run replaced (a forced rebuild).
     pub replaced: Vec<Platform>,
+    /// The steps of this image that failed: the platform built (None for the index) and its log.
+    pub failed_steps: Vec<(Option<Platform>, Option<std::path::PathBuf>)>,
     pub result: String,
     pub error: Option<String>,
     pub duration: Duration,
@@ -468,6 +470,14 @@ fn summarize_image(
         Outcome::Failed(m) => Some(m.clone()),
         _ => None,
     });
+    let failed_steps = mine
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+        .map(|(a, _)| match a {
+            Action::Build(b) => (Some(b.platform.clone()), Some(b.log.clone())),
+            Action::Assemble(_) => (None, None),
+        })
+        .collect();
     let (result, error) = if let Some(conflict) = shared.conflicts.get(&id) {
         ("failed".to_string(), Some(conflict.clone()))
     } else if mine.is_empty() {
@@ -490,6 +500,7 @@ fn summarize_image(
         built,
         kept,
         replaced: shared.replaced.get(&id).cloned().unwrap_or_default(),
+        failed_steps,
         result,
         error,
         duration: wall_time(plan, id, shared),
@@ -596,7 +607,12 @@ pub fn summary_json(registry: &str, results: &[ImageResult], steps: &[StepRecord
             "already_published": r.kept,
             "replaced": r.replaced,
             "result": r.result,
+            "code": result_code(&r.result),
             "error": r.error,
+            "failed": r.failed_steps.iter().map(|(platform, log)| json!({
+                "platform": platform,
+                "log": log,
+            })).collect::<Vec<_>>(),
             "duration_seconds": millis(r.duration),
         })).collect::<Vec<_>>(),
         "steps": steps.iter().map(|s| json!({
@@ -606,6 +622,18 @@ pub fn summary_json(registry: &str, results: &[ImageResult], steps: &[StepRecord
             "finished_seconds": s.ran.map(|r| millis(r.1)),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The machine-friendly form of a result: `up_to_date`, `built`, `failed`,
+/// `skipped_parent_failed`, `cancelled`.
+fn result_code(result: &str) -> &'static str {
+    match result {
+        "up to date" => "up_to_date",
+        "built" => "built",
+        "failed" => "failed",
+        "cancelled" => "cancelled",
+        _ => "skipped_parent_failed",
+    }
 }
 
 /// Seconds, rounded to milliseconds.
@@ -839,6 +867,7 @@ mod tests {
             built: built.iter().map(|p| p.parse().unwrap()).collect(),
             kept: Vec::new(),
             replaced: Vec::new(),
+            failed_steps: Vec::new(),
             result: result.into(),
             error: None,
             duration: Duration::from_millis(1500),

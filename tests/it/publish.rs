@@ -195,10 +195,25 @@ fn keep_going_publishes_independent_images_and_skips_descendants() {
         !common::is_tagged(&reg, "tools:1.0.0"),
         "nothing half-published is tagged"
     );
-    assert!(ws
-        .project()
-        .join(".cip/logs/tools-1.0.0-linux-amd64.log")
-        .exists());
+    let log = ws.project().join(".cip/logs/tools-1.0.0-linux-amd64.log");
+    assert!(log.exists());
+    // The JSON summary has machine-friendly codes, and the failed platform with its log.
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let image = |name: &str| {
+        doc["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(image("busybox")["code"], "built");
+    assert_eq!(image("app")["code"], "skipped_parent_failed");
+    let tools = image("tools");
+    assert_eq!(tools["code"], "failed");
+    assert_eq!(tools["failed"][0]["platform"], "linux/amd64");
+    assert_eq!(tools["failed"][0]["log"], log.to_str().unwrap());
 }
 
 /// buildah fails a RUN step now and then on a loaded machine with "Close_Fd sealing memfd copy:
