@@ -329,8 +329,29 @@ impl StepRunner {
             .context("cannot create a temporary directory for the image layout")?;
         let layout = dir.path().join("image");
         builder.export_oci_layout(&b.tag, &layout).await?;
-        let name = &self.plan.image(image).name;
-        let pushed = push_layout(reg, name, &layout, &b.platform).await?;
+        let img = self.plan.image(image);
+        let line = self
+            .progress
+            .start(&format!("push {}:{} {}", img.name, img.version, b.platform));
+        let pushed = push_layout(reg, &img.name, &layout, &b.platform)
+            .await
+            .with_context(|| {
+                format!(
+                    "pushing {}:{} for {} (the build succeeded)",
+                    img.name, img.version, b.platform
+                )
+            });
+        let done = match &pushed {
+            Ok(p) => format!(
+                "{} blob(s) uploaded ({:.1} MiB), {} already there",
+                p.blobs_uploaded,
+                p.bytes_uploaded as f64 / (1024.0 * 1024.0),
+                p.blobs_skipped
+            ),
+            Err(e) => format!("FAILED: {e:#}"),
+        };
+        self.progress.finish(line, &done, false);
+        let pushed = pushed?;
         Ok(pushed.entry)
     }
 

@@ -309,6 +309,10 @@ fn a_registry_out_of_space_says_so_instead_of_its_json() {
         "no raw JSON: {err}"
     );
     assert!(!err.contains("retry:"), "a full disk is not retried: {err}");
+    assert!(
+        err.contains("pushing busybox:1.0.0 for linux/amd64 (the build succeeded)"),
+        "a push failure is reported as one: {err}"
+    );
 }
 
 /// A `docker-registry` serving HTTPS with a self-signed certificate made by a plain
