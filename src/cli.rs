@@ -108,6 +108,9 @@ pub enum Command {
         /// Output format
         #[arg(long, short, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
+        /// The same as --format json
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
     },
     /// Show what publish / publish-locally would build and why, per image and platform (no builds)
     Plan {

@@ -38,7 +38,18 @@ fn run(mut cli: Cli) -> anyhow::Result<i32> {
             json,
             builder,
         } => commands::check::run(&project, json, builder),
-        Command::Graph { project, format } => commands::graph::run(&project, format),
+        Command::Graph {
+            project,
+            format,
+            json,
+        } => {
+            let format = if json {
+                cip::cli::GraphFormat::Json
+            } else {
+                format
+            };
+            commands::graph::run(&project, format)
+        }
         Command::CascadeVersionUpdates { project, edit } => {
             commands::cascade::run(&project, None, &edit)
         }

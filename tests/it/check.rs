@@ -318,6 +318,8 @@ fn graph_json_is_the_documented_schema() {
         fixture("valid").to_str().unwrap(),
     ]);
     assert_eq!(code, 0);
+    let (_, alias, _) = cip(&["graph", "--json", "-C", fixture("valid").to_str().unwrap()]);
+    assert_eq!(alias, out, "--json is --format json");
     let doc: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["schema_version"], 1);
     assert_eq!(
