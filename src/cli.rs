@@ -130,6 +130,8 @@ pub enum Command {
         /// Print the plan as JSON, with every step (see docs/json.md)
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        targets: Targets,
     },
     /// Per image: version, what the registry holds, and whether the context drifted since it was published
     Status {
@@ -140,6 +142,8 @@ pub enum Command {
         /// Print as JSON (the plan document, see docs/json.md)
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        targets: Targets,
     },
     /// Move every reference to its parent's current version and bump each image whose references moved
     CascadeVersionUpdates {
@@ -301,9 +305,24 @@ pub struct BuildArgs {
     #[arg(long, short = 'v')]
     pub verbose: bool,
 
+    #[command(flatten)]
+    pub targets: Targets,
+
     /// Extra arguments passed to every builder invocation (after `--`)
     #[arg(last = true, value_name = "BUILDER_ARGS")]
     pub builder_args: Vec<String>,
+}
+
+/// Which images a run is about: all of them, or the ones named.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Targets {
+    /// Only these images (names or context directories), plus the parents they need that are not
+    /// published yet [default: every image]
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// With the images named, every image below them too
+    #[arg(long, requires = "images")]
+    pub with_descendants: bool,
 }
 
 impl BuildArgs {

@@ -90,6 +90,23 @@ impl Graph {
         v
     }
 
+    /// Every context `ctx` builds on, through parents, in topological order.
+    pub fn ancestors(&self, ctx: usize) -> Vec<usize> {
+        let mut reach = BTreeSet::new();
+        let mut stack = vec![ctx];
+        while let Some(n) = stack.pop() {
+            for p in self.parents(n) {
+                if reach.insert(p) {
+                    stack.push(p);
+                }
+            }
+        }
+        self.order()
+            .into_iter()
+            .filter(|c| reach.contains(c))
+            .collect()
+    }
+
     /// Every context reachable from `ctx` through children, in topological order.
     pub fn descendants(&self, ctx: usize) -> Vec<usize> {
         let mut reach = BTreeSet::new();

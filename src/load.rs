@@ -16,6 +16,34 @@ impl Loaded {
     pub fn errors(&self) -> usize {
         self.problems.iter().filter(|p| p.is_error()).count()
     }
+
+    /// The context `name` names: an image name (`debian-slim`) or a context directory
+    /// (`00-debian-slim`, `contexts/00-debian-slim/`); otherwise an error with the closest name.
+    pub fn context_named(&self, name: &str) -> anyhow::Result<usize> {
+        let wanted = name.trim_end_matches('/');
+        let wanted = wanted.strip_prefix("contexts/").unwrap_or(wanted);
+        let contexts = &self.project.contexts;
+        if let Some(i) = contexts
+            .iter()
+            .position(|c| c.name == wanted || c.dir_name == wanted)
+        {
+            return Ok(i);
+        }
+        let closest = contexts
+            .iter()
+            .flat_map(|c| [&c.name, &c.dir_name])
+            .map(|n| (crate::diagnostics::edit_distance(n, wanted), n))
+            .filter(|(d, _)| *d <= 3)
+            .min();
+        let hint = match closest {
+            Some((_, n)) => format!("did you mean {n:?}?"),
+            None => "`cip graph` lists the images".to_string(),
+        };
+        anyhow::bail!(
+            "no context produces an image named {} and no context directory is called so: {hint}",
+            crate::diagnostics::quote(name)
+        )
+    }
 }
 
 pub fn load(args: &ProjectArgs) -> anyhow::Result<Loaded> {

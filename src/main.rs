@@ -68,12 +68,14 @@ fn run(mut cli: Cli) -> anyhow::Result<i32> {
             store,
             builder,
             json,
-        } => commands::plan::run(&project, &target, &force, store, builder, json),
+            targets,
+        } => commands::plan::run(&project, &target, &force, store, builder, json, &targets),
         Command::Status {
             project,
             target,
             json,
-        } => commands::status::run(&project, &target, json),
+            targets,
+        } => commands::status::run(&project, &target, json, &targets),
         Command::Publish {
             build,
             remote_registry,

@@ -268,6 +268,42 @@ async fn recorded_digests_of_older_parents(
     found.into_iter().filter_map(Result::transpose).collect()
 }
 
+/// The images of `plans` a run with `targets` is about: the ones named (and their descendants with
+/// `--with-descendants`), plus every parent they build on that is not published yet, so a child is
+/// never built on a missing parent. No target: every image.
+pub fn select(
+    loaded: &Loaded,
+    plans: Vec<ImagePlan>,
+    targets: &crate::cli::Targets,
+) -> anyhow::Result<Vec<ImagePlan>> {
+    if targets.images.is_empty() {
+        return Ok(plans);
+    }
+    let mut chosen = std::collections::BTreeSet::new();
+    for name in &targets.images {
+        let ctx = loaded.context_named(name)?;
+        chosen.insert(ctx);
+        if targets.with_descendants {
+            chosen.extend(loaded.graph.descendants(ctx));
+        }
+    }
+    let missing: std::collections::HashSet<usize> = plans
+        .iter()
+        .filter(|p| p.needs_build())
+        .map(|p| p.ctx)
+        .collect();
+    let needed: Vec<usize> = chosen
+        .iter()
+        .flat_map(|&c| loaded.graph.ancestors(c))
+        .filter(|a| missing.contains(a))
+        .collect();
+    chosen.extend(needed);
+    Ok(plans
+        .into_iter()
+        .filter(|p| chosen.contains(&p.ctx))
+        .collect())
+}
+
 /// Fills `latest` for the images this run builds into a registry: the version their `latest` tag
 /// names now (one lookup each; an up-to-date image costs nothing).
 async fn find_latest_versions(

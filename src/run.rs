@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::bail;
 
 use crate::build::{emulation, Backend, BuilderKind};
-use crate::cli::{BuildArgs, PlatformList, ProjectArgs, TargetArgs};
+use crate::cli::{BuildArgs, PlatformList, ProjectArgs, TargetArgs, Targets};
 use crate::execute::{nothing_to_build, Executor, ImageResult, StepRecord};
 use crate::interrupt::Signal;
 use crate::load::Loaded;
@@ -92,6 +92,7 @@ pub fn plan_images(
     project: &ProjectArgs,
     t: &TargetArgs,
     force: &[String],
+    targets: &Targets,
 ) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
     let mode = Mode::of(t);
     let rt = runtime()?;
@@ -105,7 +106,7 @@ pub fn plan_images(
         force,
         concurrency,
     ))?;
-    Ok((target, plans))
+    Ok((target, plan::select(loaded, plans, targets)?))
 }
 
 /// What `cip plan` shows: the images and the steps a run would execute, the builder found only when
@@ -118,12 +119,14 @@ pub fn plan_run(
     force: &[String],
     store: bool,
     builder: BuilderKind,
+    targets: &Targets,
 ) -> anyhow::Result<(Target, Plan)> {
     let (target, images) = if store {
         let b = detect(builder)?;
-        plan_store(loaded, project, t, force, &b)?
+        let (target, images) = plan_store(loaded, project, t, force, &b)?;
+        (target, plan::select(loaded, images, targets)?)
     } else {
-        plan_images(loaded, project, t, force)?
+        plan_images(loaded, project, t, force, targets)?
     };
     let node = match &target {
         Target::LocalStore { builder, .. } => Some(builder.clone()),
@@ -148,8 +151,9 @@ pub fn status(
     loaded: &Loaded,
     project: &ProjectArgs,
     t: &TargetArgs,
+    targets: &Targets,
 ) -> anyhow::Result<(Target, Plan)> {
-    let (target, images) = plan_images(loaded, project, t, &[])?;
+    let (target, images) = plan_images(loaded, project, t, &[], targets)?;
     let inputs = steps::Inputs {
         project: &loaded.project,
         destination: destination_of(&target, false),
@@ -255,6 +259,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         &args.force,
         crate::config::get().query_concurrency,
     ))?;
+    let images = plan::select(loaded, images, &args.targets)?;
     let builder = match store_builder {
         Some(b) => Some(b),
         None if images.iter().any(ImagePlan::needs_build) => Some(detect(args.builder)?),

@@ -20,7 +20,7 @@ pub fn run(
 
 fn bump_changed(project: &ProjectArgs, t: &TargetArgs, edit: &EditArgs) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
-    let (_, images) = crate::run::plan_images(&loaded, project, t, &[])?;
+    let (_, images) = crate::run::plan_images(&loaded, project, t, &[], &Default::default())?;
     let drifted: Vec<usize> = images
         .iter()
         .filter(|p| p.drift.is_some())

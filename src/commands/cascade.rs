@@ -19,38 +19,10 @@ pub fn run(
     }
     let loaded = load_valid(args)?;
     let (requested, part) = match bump {
-        Some((name, part)) => (vec![context_named(&loaded, name)?], part),
+        Some((name, part)) => (vec![loaded.context_named(name)?], part),
         None => (Vec::new(), edit.level),
     };
     apply(&loaded, &requested, part, edit)
-}
-
-/// The context `name` names: an image name (`debian-slim`) or a context directory
-/// (`00-debian-slim`, `contexts/00-debian-slim/`); otherwise an error with the closest name.
-fn context_named(loaded: &Loaded, name: &str) -> anyhow::Result<usize> {
-    let wanted = name.trim_end_matches('/');
-    let wanted = wanted.strip_prefix("contexts/").unwrap_or(wanted);
-    let contexts = &loaded.project.contexts;
-    if let Some(i) = contexts
-        .iter()
-        .position(|c| c.name == wanted || c.dir_name == wanted)
-    {
-        return Ok(i);
-    }
-    let closest = contexts
-        .iter()
-        .flat_map(|c| [&c.name, &c.dir_name])
-        .map(|n| (crate::diagnostics::edit_distance(n, wanted), n))
-        .filter(|(d, _)| *d <= 3)
-        .min();
-    let hint = match closest {
-        Some((_, n)) => format!("did you mean {n:?}?"),
-        None => "`cip graph` lists the images".to_string(),
-    };
-    bail!(
-        "no context produces an image named {} and no context directory is called so: {hint}",
-        crate::diagnostics::quote(name)
-    )
 }
 
 /// Before a cascade writes: signals are noted rather than fatal (see `cascade::signals`), and what

@@ -2,7 +2,7 @@
 //! execute (`--json`: the plan itself, see docs/json.md).
 use super::{load_valid, print_json};
 use crate::build::BuilderKind;
-use crate::cli::{ProjectArgs, TargetArgs};
+use crate::cli::{ProjectArgs, TargetArgs, Targets};
 use crate::plan;
 
 pub fn run(
@@ -12,10 +12,11 @@ pub fn run(
     store: bool,
     builder: BuilderKind,
     json: bool,
+    targets: &Targets,
 ) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
     let (destination, planned) =
-        crate::run::plan_run(&loaded, project, target, force, store, builder)?;
+        crate::run::plan_run(&loaded, project, target, force, store, builder, targets)?;
     if json {
         print_json(&plan::to_json(&loaded, &destination, &planned))?;
     } else {

@@ -1,12 +1,17 @@
 //! `cip status`: per image, its version, what the registry holds, and whether its context drifted
 //! since that version was published.
 use super::{load_valid, print_json};
-use crate::cli::{ProjectArgs, TargetArgs};
+use crate::cli::{ProjectArgs, TargetArgs, Targets};
 use crate::plan;
 
-pub fn run(project: &ProjectArgs, target: &TargetArgs, json: bool) -> anyhow::Result<i32> {
+pub fn run(
+    project: &ProjectArgs,
+    target: &TargetArgs,
+    json: bool,
+    targets: &Targets,
+) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
-    let (destination, planned) = crate::run::status(&loaded, project, target)?;
+    let (destination, planned) = crate::run::status(&loaded, project, target, targets)?;
     if json {
         print_json(&plan::to_json(&loaded, &destination, &planned))?;
     } else {

@@ -179,3 +179,54 @@ fn a_bad_setting_in_the_environment_stops_the_run_before_anything() {
         );
     }
 }
+
+/// `cip publish-locally NAME...` builds those images and the parents they need that are not
+/// published yet; `--with-descendants` adds what is below them; an unknown name gets a
+/// did-you-mean.
+#[test]
+fn targets_build_what_they_name_and_the_parents_they_miss() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let addr = reg.addr();
+    let names = |doc: &Value| -> Vec<String> {
+        doc["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = json(&ws.cip(&[
+        "publish-locally",
+        "hello",
+        "--local-registry",
+        &addr,
+        "--json",
+    ]));
+    assert_eq!(names(&first), ["busybox", "hello"], "{first:#}");
+    assert!(common::is_tagged(&reg, "hello:1.0.0"));
+    assert!(!common::is_tagged(&reg, "tools:1.0.0"));
+
+    let tools = json(&ws.cip(&["plan", "01-tools", "--local-registry", &addr, "--json"]));
+    assert_eq!(names(&tools), ["tools"], "busybox is published: {tools:#}");
+    assert_eq!(tools["builds_needed"], 1);
+
+    let below = json(&ws.cip(&[
+        "plan",
+        "hello",
+        "--with-descendants",
+        "--local-registry",
+        &addr,
+        "--json",
+    ]));
+    assert_eq!(names(&below), ["hello", "tools", "app"], "{below:#}");
+    assert_eq!(below["builds_needed"], 2, "app and the parent it misses");
+
+    let typo = ws.cip(&["plan", "helo", "--local-registry", &addr]);
+    assert_eq!(typo.status.code(), Some(1), "{}", text(&typo));
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("did you mean \"hello\"?"),
+        "{}",
+        text(&typo)
+    );
+}
