@@ -83,6 +83,13 @@ impl std::ops::Deref for PlatformList {
     }
 }
 
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
 fn parse_platforms(s: &str) -> Result<PlatformList, String> {
     platform::parse_list(s).map(PlatformList)
 }
@@ -289,6 +296,26 @@ pub struct BuildArgs {
     /// back to an older version anyway)
     #[arg(long)]
     pub no_latest: bool,
+
+    /// Build every step anew, without the builder's cache
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Pull base images even if the builder's store has them
+    #[arg(long)]
+    pub pull: bool,
+
+    /// A build argument for every image, K=V (repeatable; REGISTRY is cip's)
+    #[arg(long, value_name = "K=V", value_parser = parse_key_value)]
+    pub build_arg: Vec<(String, String)>,
+
+    /// A label for every image, K=V (repeatable)
+    #[arg(long, value_name = "K=V", value_parser = parse_key_value)]
+    pub label: Vec<(String, String)>,
+
+    /// A build secret, id=ID,src=PATH (repeatable), for `RUN --mount=type=secret,id=ID`
+    #[arg(long, value_name = "SPEC")]
+    pub secret: Vec<String>,
 
     #[command(flatten)]
     pub connect: ConnectArgs,

@@ -295,6 +295,7 @@ impl StepRunner {
             extra_args: b.builder_args.clone(),
             log: b.log.clone(),
             registry: self.access.clone(),
+            options: b.options.clone(),
         };
         builder.build(&job).await?;
         match &b.output {
@@ -824,6 +825,8 @@ mod tests {
             run_id: "test".into(),
             builder_args: Vec::new(),
             no_latest: false,
+            build_args: Vec::new(),
+            options: Default::default(),
         };
         plan_steps(images, &inputs)
     }

@@ -142,6 +142,8 @@ pub fn plan_run(
         run_id: "RUN".into(),
         builder_args: Vec::new(),
         no_latest: false,
+        build_args: Vec::new(),
+        options: Default::default(),
     };
     Ok((target, steps::plan_steps(images, &inputs)))
 }
@@ -163,6 +165,8 @@ pub fn status(
         run_id: String::new(),
         builder_args: Vec::new(),
         no_latest: false,
+        build_args: Vec::new(),
+        options: Default::default(),
     };
     Ok((target, steps::plan_steps(images, &inputs)))
 }
@@ -278,6 +282,14 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         run_id: crate::execute::new_run_id(),
         builder_args: args.builder_args.clone(),
         no_latest: args.no_latest,
+        build_args: user_build_args(args)?,
+        options: crate::build::BuildOptions {
+            no_cache: args.no_cache,
+            pull: args.pull,
+            labels: args.label.clone(),
+            secrets: args.secret.clone(),
+            target: None,
+        },
     };
     let plan = steps::plan_steps(images, &inputs);
     if args.dry_run {
@@ -325,6 +337,17 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         interrupted: run.interrupted,
         log_dir,
     }))
+}
+
+/// `--build-arg`s: REGISTRY is cip's own (every child finds its parents by it).
+fn user_build_args(args: &BuildArgs) -> anyhow::Result<Vec<(String, String)>> {
+    if args.build_arg.iter().any(|(k, _)| k == "REGISTRY") {
+        bail!(
+            "--build-arg REGISTRY=... is not yours to set: cip passes the registry it publishes to \
+             (choose it with --local-registry or --remote-registry)"
+        );
+    }
+    Ok(args.build_arg.clone())
 }
 
 /// A published version whose context changed without a version bump is never skipped silently. A

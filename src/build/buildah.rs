@@ -294,6 +294,7 @@ fn build(b: &Buildah, job: &BuildJob) -> Invocation {
         .arg("-t")
         .arg(&job.tag)
         .args(registry_flags(&job.registry))
+        .args(job.options.flags("--pull-always"))
         .args(&job.extra_args)
         .arg(&job.context_dir)
 }

@@ -288,6 +288,7 @@ fn build(b: &Docker, job: &BuildJob) -> Invocation {
         .arg(dockerfile_for_buildkit(job))
         .arg("-t")
         .arg(&job.tag)
+        .args(job.options.flags("--pull"))
         .args(&job.extra_args)
         .arg(&job.context_dir)
 }
@@ -460,6 +461,7 @@ mod tests {
             build_args: vec![("REGISTRY".into(), "127.0.0.1:5000".into())],
             tag: "cip.local/app:1.0.0-linux-amd64".into(),
             extra_args: Vec::new(),
+            options: Default::default(),
             log: dir.join("logs/app-1.0.0-linux-amd64.log"),
             registry: super::super::RegistryAccess::default(),
         }

@@ -94,6 +94,45 @@ pub struct BuildJob {
     /// Builder output (stdout and stderr) goes here.
     pub log: PathBuf,
     pub registry: RegistryAccess,
+    pub options: BuildOptions,
+}
+
+/// What users pass to builders every day, each engine told in its own words.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BuildOptions {
+    /// Build every step anew (`--no-cache`).
+    pub no_cache: bool,
+    /// Pull base images even if the store has them (`--pull`; buildah says `--pull-always`).
+    pub pull: bool,
+    /// `--label K=V`.
+    pub labels: Vec<(String, String)>,
+    /// `--secret id=ID,src=PATH`.
+    pub secrets: Vec<String>,
+    /// The stage to build (`--target`), from info.edn's `:target`.
+    pub target: Option<String>,
+}
+
+impl BuildOptions {
+    /// The flags; `pull_flag` is the engine's word for "always pull".
+    fn flags(&self, pull_flag: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.no_cache {
+            out.push("--no-cache".to_string());
+        }
+        if self.pull {
+            out.push(pull_flag.to_string());
+        }
+        for (k, v) in &self.labels {
+            out.extend(["--label".to_string(), format!("{k}={v}")]);
+        }
+        for s in &self.secrets {
+            out.extend(["--secret".to_string(), s.clone()]);
+        }
+        if let Some(t) = &self.target {
+            out.extend(["--target".to_string(), t.clone()]);
+        }
+        out
+    }
 }
 
 /// Lines a builder prints when it fails for a reason of the machine, not of the Dockerfile, and

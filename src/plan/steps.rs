@@ -84,6 +84,8 @@ pub struct Build {
     pub build_args: BTreeMap<String, String>,
     /// Arguments given after `--`, passed to the builder as they are.
     pub builder_args: Vec<String>,
+    /// `--no-cache`, `--pull`, labels, secrets, and the image's `:target`.
+    pub options: crate::build::BuildOptions,
     /// The tag the image gets in the node's store.
     pub tag: String,
     /// A store of its own for this platform (buildah/podman; see `Backend::platform_store`).
@@ -140,6 +142,10 @@ pub struct Inputs<'a> {
     pub builder_args: Vec<String>,
     /// `--no-latest`: indexes get their version tag only.
     pub no_latest: bool,
+    /// `--build-arg K=V` for every image (REGISTRY is set by cip).
+    pub build_args: Vec<(String, String)>,
+    /// Builder options for every image; each image adds its `:target`.
+    pub options: crate::build::BuildOptions,
 }
 
 /// The steps that build every image of `images` that needs it, parents first.
@@ -246,8 +252,17 @@ fn build_step(image: &ImagePlan, platform: &Platform, inputs: &Inputs) -> Build 
         emulated: !emulation::runs_natively(platform, &builder.native_platforms()),
         context_dir: ctx.dir.clone(),
         dockerfile: ctx.dockerfile.clone(),
-        build_args: BTreeMap::from([("REGISTRY".to_string(), registry)]),
+        build_args: inputs
+            .build_args
+            .iter()
+            .cloned()
+            .chain([("REGISTRY".to_string(), registry)])
+            .collect(),
         builder_args: inputs.builder_args.clone(),
+        options: crate::build::BuildOptions {
+            target: ctx.target.clone(),
+            ..inputs.options.clone()
+        },
         tag,
         store,
         output,

@@ -21,6 +21,8 @@ pub struct Info {
     /// `:dockerfile "Dockerfile.prod"`: the file to build, relative to the context (None: the
     /// context's `Dockerfile`, or its `Containerfile`).
     pub dockerfile: Option<String>,
+    /// `:target "runtime"`: the stage to build (None: the last).
+    pub target: Option<String>,
 }
 
 /// Which file layout a context uses; cascade rewrites the same file.
@@ -54,12 +56,18 @@ pub fn parse_edn(text: &str, file: &Path) -> Result<Info, Vec<Problem>> {
     let dockerfile = dockerfile_of(&map, text, file)
         .map_err(|p| problems.push(p))
         .ok();
-    match (version, platforms, dockerfile) {
-        (Some(version), Ok(platforms), Some(dockerfile)) if problems.is_empty() => Ok(Info {
-            version,
-            platforms,
-            dockerfile,
-        }),
+    let target = target_of(&map, text, file)
+        .map_err(|p| problems.push(p))
+        .ok();
+    match (version, platforms, dockerfile, target) {
+        (Some(version), Ok(platforms), Some(dockerfile), Some(target)) if problems.is_empty() => {
+            Ok(Info {
+                version,
+                platforms,
+                dockerfile,
+                target,
+            })
+        }
         _ => Err(problems),
     }
 }
@@ -222,6 +230,36 @@ fn describe(e: &Edn) -> String {
 /// A platform parser message with the full bad value replaced by a short quote of it.
 fn short_platform_message(message: &str, value: &str) -> String {
     message.replace(&format!("{value:?}"), &crate::diagnostics::quote(value))
+}
+
+/// `:target`: a stage name (letters, digits, `_`, `-`, `.`).
+fn target_of(map: &Edn, text: &str, file: &Path) -> Result<Option<String>, Problem> {
+    let bad = |what: String| {
+        Problem::error("bad-target", what)
+            .at(file, key_line(text, "target"))
+            .hint("name a stage of the Dockerfile (FROM ... AS NAME), e.g. :target \"runtime\"")
+    };
+    match map.get(&Edn::key("target")) {
+        None => Ok(None),
+        Some(Edn::Str(name)) => {
+            let ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if ok {
+                Ok(Some(name.to_string()))
+            } else {
+                Err(bad(format!(
+                    ":target {} is not a stage name",
+                    crate::diagnostics::quote(name)
+                )))
+            }
+        }
+        Some(other) => Err(bad(format!(
+            ":target must be a string, found {}",
+            kind_name(other)
+        ))),
+    }
 }
 
 /// `:dockerfile`: a file name inside the context (a relative path that does not climb out).
@@ -420,6 +458,7 @@ pub fn parse_version_file(
             version,
             platforms,
             dockerfile: None,
+            target: None,
         }),
         _ => Err(problems),
     }

@@ -34,6 +34,8 @@ pub struct Context {
     /// `info.edn` or `VERSION`: the file holding the version.
     pub info_file: PathBuf,
     pub dockerfile: PathBuf,
+    /// The stage to build (`:target`), None for the last.
+    pub target: Option<String>,
     pub refs: DockerfileRefs,
 }
 
@@ -171,6 +173,7 @@ fn read_context(project_files: &Allowed, dir_name: &str, dir: &Path) -> Scanned 
                 info_format: format,
                 info_file,
                 dockerfile,
+                target: info.target,
                 refs,
             };
             (name, Ok(ctx), usable)

@@ -76,6 +76,7 @@ fn job(ctx: &Path, platform: &Platform, tag: &str, log: PathBuf) -> BuildJob {
         extra_args: Vec::new(),
         log,
         registry: RegistryAccess::default(),
+        options: Default::default(),
     }
 }
 

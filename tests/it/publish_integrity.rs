@@ -537,3 +537,72 @@ fn platform_restricts_what_a_run_builds() {
     let bad = ws.cip(&["plan", "--platform", "linux/amd65"]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
 }
+
+/// The builder flags users pass every day work directly, with a real buildah: `--build-arg`,
+/// `--secret`, `--label`, `--no-cache`, `--pull`, and `:target` in info.edn. REGISTRY stays cip's.
+#[test]
+fn everyday_builder_flags_reach_the_builder() {
+    let reg = TestRegistry::start();
+    let ws = demo_with(&["00-busybox"]);
+    let opts = ws.project().join("contexts/01-opts");
+    fs::create_dir_all(&opts).unwrap();
+    fs::write(
+        opts.join("Dockerfile"),
+        "ARG REGISTRY\nFROM ${REGISTRY}/busybox:1.0.0 AS good\nARG GREETING\n\
+         RUN test \"$GREETING\" = hi\n\
+         RUN --mount=type=secret,id=tok test \"$(cat /run/secrets/tok)\" = s3cret\n\
+         FROM good AS broken\nRUN false\n",
+    )
+    .unwrap();
+    fs::write(
+        opts.join("info.edn"),
+        "{:version \"1.0.0\" :platforms #{\"linux/amd64\"} :target \"good\"}\n",
+    )
+    .unwrap();
+    let secret = ws.project().join("token");
+    fs::write(&secret, "s3cret").unwrap();
+    let secret_spec = format!("id=tok,src={}", secret.display());
+    let addr = reg.addr();
+    let out = ws.cip(&[
+        "publish-locally",
+        "--local-registry",
+        &addr,
+        "--build-arg",
+        "GREETING=hi",
+        "--secret",
+        &secret_spec,
+        "--label",
+        "org.example.team=images",
+        "--no-cache",
+        "--pull",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let calls = ws.buildah_calls().join("\n");
+    for flag in [
+        "--no-cache",
+        "--pull-always",
+        "--target good",
+        "--build-arg GREETING=hi",
+    ] {
+        assert!(calls.contains(flag), "{flag} not passed: {calls}");
+    }
+    let config = common::image_config(&reg, "opts:1.0.0", "amd64");
+    assert_eq!(
+        config["config"]["Labels"]["org.example.team"], "images",
+        "{config}"
+    );
+
+    let refused = ws.cip(&[
+        "publish-locally",
+        "--local-registry",
+        &addr,
+        "--build-arg",
+        "REGISTRY=elsewhere",
+    ]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        stderr(&refused).contains("REGISTRY=... is not yours to set"),
+        "{}",
+        text(&refused)
+    );
+}
