@@ -193,7 +193,11 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
                     waits_for: builds,
                     action: Action::Assemble(Assemble {
                         repository: format!("{name}/{}", image.name),
-                        tags: index_tags(image, inputs.no_latest),
+                        tags: index_tags(
+                            image,
+                            &inputs.project.contexts[image.ctx].tags,
+                            inputs.no_latest,
+                        ),
                     }),
                 });
                 vec![id]
@@ -211,12 +215,14 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
 }
 
 /// The tags an image's index gets, in the order written: `latest` (unless it names a higher
-/// version, or `--no-latest`), then the version tag, last, so that its presence proves the others.
-fn index_tags(image: &ImagePlan, no_latest: bool) -> Vec<String> {
+/// version, or `--no-latest`), the context's `:tags`, then the version tag, last, so that its
+/// presence proves the others were written.
+fn index_tags(image: &ImagePlan, extra: &[String], no_latest: bool) -> Vec<String> {
     let mut tags = Vec::new();
     if !no_latest && image.moves_latest() {
         tags.push("latest".to_string());
     }
+    tags.extend(extra.iter().filter(|t| **t != image.version).cloned());
     tags.push(image.version.clone());
     tags
 }

@@ -23,6 +23,8 @@ pub struct Info {
     pub dockerfile: Option<String>,
     /// `:target "runtime"`: the stage to build (None: the last).
     pub target: Option<String>,
+    /// `:tags ["1" "1.2"]`: more tags for each published index, besides VERSION and latest.
+    pub tags: Vec<String>,
 }
 
 /// Which file layout a context uses; cascade rewrites the same file.
@@ -59,13 +61,17 @@ pub fn parse_edn(text: &str, file: &Path) -> Result<Info, Vec<Problem>> {
     let target = target_of(&map, text, file)
         .map_err(|p| problems.push(p))
         .ok();
-    match (version, platforms, dockerfile, target) {
-        (Some(version), Ok(platforms), Some(dockerfile), Some(target)) if problems.is_empty() => {
+    let tags = tags_of(&map, text, file).map_err(|p| problems.push(p)).ok();
+    match (version, platforms, dockerfile, target, tags) {
+        (Some(version), Ok(platforms), Some(dockerfile), Some(target), Some(tags))
+            if problems.is_empty() =>
+        {
             Ok(Info {
                 version,
                 platforms,
                 dockerfile,
                 target,
+                tags,
             })
         }
         _ => Err(problems),
@@ -230,6 +236,56 @@ fn describe(e: &Edn) -> String {
 /// A platform parser message with the full bad value replaced by a short quote of it.
 fn short_platform_message(message: &str, value: &str) -> String {
     message.replace(&format!("{value:?}"), &crate::diagnostics::quote(value))
+}
+
+/// `:tags`: a vector (or set) of valid tags, none of them `latest` (cip moves it).
+fn tags_of(map: &Edn, text: &str, file: &Path) -> Result<Vec<String>, Problem> {
+    let bad = |what: String| {
+        Problem::error("bad-tags", what)
+            .at(file, key_line(text, "tags"))
+            .hint("write :tags [\"1\" \"1.2\"]: letters, digits, '_', '.', '-', at most 128 characters")
+    };
+    let items: Vec<&Edn> = match map.get(&Edn::key("tags")) {
+        None => return Ok(Vec::new()),
+        Some(Edn::Vector(v)) | Some(Edn::List(v)) => v.iter().collect(),
+        Some(Edn::Set(s)) => s.iter().collect(),
+        Some(other) => {
+            return Err(bad(format!(
+                ":tags must be a vector of strings, found {}",
+                kind_name(other)
+            )))
+        }
+    };
+    let mut tags = Vec::new();
+    for item in items {
+        let Edn::Str(tag) = item else {
+            return Err(bad(format!(
+                ":tags holds {}, not a string",
+                kind_name(item)
+            )));
+        };
+        let valid = tag.len() <= 128
+            && tag
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !valid || *tag == "latest" {
+            let why = if valid {
+                "cip moves latest itself"
+            } else {
+                "not a valid tag"
+            };
+            return Err(bad(format!(
+                ":tags: {} is {why}",
+                crate::diagnostics::quote(tag)
+            )));
+        }
+        tags.push(tag.to_string());
+    }
+    Ok(tags)
 }
 
 /// `:target`: a stage name (letters, digits, `_`, `-`, `.`).
@@ -459,6 +515,7 @@ pub fn parse_version_file(
             platforms,
             dockerfile: None,
             target: None,
+            tags: Vec::new(),
         }),
         _ => Err(problems),
     }

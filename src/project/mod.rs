@@ -36,6 +36,8 @@ pub struct Context {
     pub dockerfile: PathBuf,
     /// The stage to build (`:target`), None for the last.
     pub target: Option<String>,
+    /// More tags for each published index (`:tags`).
+    pub tags: Vec<String>,
     pub refs: DockerfileRefs,
 }
 
@@ -174,6 +176,7 @@ fn read_context(project_files: &Allowed, dir_name: &str, dir: &Path) -> Scanned 
                 info_file,
                 dockerfile,
                 target: info.target,
+                tags: info.tags,
                 refs,
             };
             (name, Ok(ctx), usable)

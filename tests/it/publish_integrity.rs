@@ -606,3 +606,39 @@ fn everyday_builder_flags_reach_the_builder() {
         text(&refused)
     );
 }
+
+/// `:tags` in info.edn adds tags to each published index; `latest` and invalid tags are refused.
+#[test]
+fn extra_tags_from_info_edn_are_written_with_the_version() {
+    let reg = TestRegistry::start();
+    let ws = demo_with(&["00-busybox"]);
+    let addr = reg.addr();
+    set_info(
+        &ws,
+        "00-busybox",
+        "{:version \"1.2.3\" :platforms #{\"linux/amd64\"} :tags [\"1\" \"1.2\"]}\n",
+    );
+    let out = ws.cip(&["publish-locally", "--local-registry", &addr]);
+    assert!(out.status.success(), "{}", text(&out));
+    let version = raw(&reg, "busybox:1.2.3");
+    for tag in ["1", "1.2", "latest"] {
+        assert_eq!(raw(&reg, &format!("busybox:{tag}")), version, "{tag}");
+    }
+    for (tags, why) in [
+        ("[\"latest\"]", "cip moves latest itself"),
+        ("[\"a b\"]", "not a valid tag"),
+    ] {
+        set_info(
+            &ws,
+            "00-busybox",
+            &format!("{{:version \"1.2.3\"\n :tags {tags}}}\n"),
+        );
+        let check = ws.cip(&["check"]);
+        assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+        let err = stderr(&check);
+        assert!(
+            err.contains("bad-tags") && err.contains(why) && err.contains("info.edn:2"),
+            "{err}"
+        );
+    }
+}
