@@ -420,6 +420,9 @@ pub struct EditArgs {
     /// Keep the original of each rewritten file as FILE.bk (FILE.bk.1, .bk.2, ... if that exists)
     #[arg(long)]
     pub backup: bool,
+    /// Print what was (or, with --dry-run, would be) bumped and rewritten as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

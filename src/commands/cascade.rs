@@ -69,6 +69,19 @@ pub fn apply(
     };
     if plan.is_empty() {
         eprintln!("every reference already names its parent's current version: nothing to change");
+        if edit.json {
+            print_json(
+                &plan,
+                &loaded.project.root,
+                edit.dry_run,
+                &Default::default(),
+            );
+        }
+        return Ok(0);
+    }
+    if edit.dry_run && edit.json {
+        print_json(&plan, &loaded.project.root, true, &Default::default());
+        eprint!("{}", cascade::summary(&plan));
         return Ok(0);
     }
     if edit.dry_run {
@@ -87,17 +100,10 @@ pub fn apply(
             None => return Err(e),
         },
     };
-    print!("{}", cascade::summary(&plan));
-    for path in plan.files.keys() {
-        let backup = match written.backups.get(path) {
-            Some(bk) => format!(", original kept as {}", bk.display()),
-            None => String::new(),
-        };
-        println!(
-            "  rewrote {}{}{backup}",
-            path.display(),
-            linked_from(&plan, path)
-        );
+    if edit.json {
+        print_json(&plan, &loaded.project.root, false, &written.backups);
+    } else {
+        print_written(&plan, &written.backups);
     }
     if let Some(sig) = written.deferred {
         eprintln!(
@@ -107,6 +113,60 @@ pub fn apply(
         return Ok(sig.exit_code());
     }
     Ok(0)
+}
+
+/// The bumps and the files rewritten, as text.
+fn print_written(
+    plan: &cascade::Cascade,
+    backups: &std::collections::BTreeMap<std::path::PathBuf, std::path::PathBuf>,
+) {
+    print!("{}", cascade::summary(plan));
+    for path in plan.files.keys() {
+        let backup = match backups.get(path) {
+            Some(bk) => format!(", original kept as {}", bk.display()),
+            None => String::new(),
+        };
+        println!(
+            "  rewrote {}{}{backup}",
+            path.display(),
+            linked_from(plan, path)
+        );
+    }
+}
+
+/// The cascade as JSON (docs/json.md): each bump with its reason, each file relative to the
+/// project with its backup.
+fn print_json(
+    plan: &cascade::Cascade,
+    root: &Path,
+    dry_run: bool,
+    backups: &std::collections::BTreeMap<std::path::PathBuf, std::path::PathBuf>,
+) {
+    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    let doc = serde_json::json!({
+        "schema_version": 1,
+        "dry_run": dry_run,
+        "bumps": plan.bumps.iter().map(|b| serde_json::json!({
+            "name": b.name,
+            "from": b.from.to_string(),
+            "to": b.to.to_string(),
+            "because": match &b.why {
+                cascade::Why::Requested => serde_json::json!("requested"),
+                cascade::Why::ParentsMoved(ps) => serde_json::json!(ps
+                    .iter()
+                    .map(|(n, v)| serde_json::json!({"parent": n, "to": v}))
+                    .collect::<Vec<_>>()),
+            },
+        })).collect::<Vec<_>>(),
+        "files": plan.files.keys().map(|p| serde_json::json!({
+            "path": rel(p),
+            "backup": backups.get(p).map(|b| rel(b)),
+        })).collect::<Vec<_>>(),
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string())
+    );
 }
 
 /// ` (linked from A, B)` for a file reached through symlinks.

@@ -828,3 +828,51 @@ fn a_dry_run_diff_applies_with_git_apply() {
     assert_eq!(code, 0, "{stderr}");
     assert_same(&snapshot(dry.path()), &snapshot(real.path()));
 }
+
+/// `--json` on bump and cascade-version-updates: the bumps with their reasons, the files relative to
+/// the project, their backups; with --dry-run nothing is written.
+#[test]
+fn bump_and_cascade_print_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("chain/before"), tmp.path());
+    let before = snapshot(tmp.path());
+    let (code, out, err) = cip(tmp.path(), &["bump", "a", "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["dry_run"], true);
+    let names: Vec<&str> = doc["bumps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert_eq!(doc["bumps"][0]["because"], "requested");
+    assert_eq!(doc["bumps"][1]["because"][0]["parent"], "a");
+    assert_eq!(snapshot(tmp.path()), before, "a dry run writes nothing");
+
+    let (code, out, err) = cip(tmp.path(), &["bump", "a", "--backup", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["dry_run"], false);
+    let files = doc["files"].as_array().unwrap();
+    assert!(
+        files.iter().any(|f| f["path"] == "contexts/00-a/info.edn"),
+        "{doc}"
+    );
+    assert!(
+        files
+            .iter()
+            .all(|f| f["backup"].as_str().is_some_and(|b| b.ends_with(".bk"))),
+        "{doc}"
+    );
+
+    let (code, out, err) = cip(tmp.path(), &["cascade-version-updates", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        doc["bumps"],
+        serde_json::json!([]),
+        "nothing left to cascade"
+    );
+}
