@@ -20,7 +20,7 @@ const DECOYS: &[&str] = &[
     "#_{:version \"1\"}",
     ":note \":version \\\"9.9.9\\\"\"",
     "; :version \"8.8.8\"\n",
-    ":tags #{:version :x}",
+    ":keys #{:version :x}",
     ":t #my/tag {:version \"7.7.7\"}",
     ":c \\: :d \\\"",
     ":list (:version \"6.6.6\")",
