@@ -175,12 +175,13 @@ pub async fn make(
             anyhow::bail!("--force {name}: no context produces an image named {name:?}");
         }
     }
-    let older = recorded_digests_of_older_parents(loaded, target, concurrency).await?;
+    // Every question about what a tag holds goes through the inventory (and its cache).
+    let inventory = target.inventory(&loaded.project.root);
+    let older = recorded_digests_of_older_parents(loaded, target, &inventory, concurrency).await?;
     let started = std::time::Instant::now();
     let digests = crate::digest::context_digests(&loaded.project, &loaded.graph, &older)?;
     crate::output::timing("context digests", started);
     let order = loaded.graph.order();
-    let inventory = target.inventory(&loaded.project.root);
     let lookups = order.iter().map(|&c| {
         let ctx = &loaded.project.contexts[c];
         let (wanted, out_of_scope) = scope_platforms(scope, ctx);
@@ -202,10 +203,6 @@ pub async fn make(
         .collect()
         .await;
     crate::output::timing("registry queries", started);
-    if let Err(e) = inventory.platforms.save() {
-        // Only a cache: the next run asks the registry again.
-        eprintln!("warning: {e:#}");
-    }
     let mut plans: Vec<ImagePlan> = Vec::with_capacity(found.len());
     for r in found {
         let (c, wanted, out_of_scope, published) = r?;
@@ -230,7 +227,11 @@ pub async fn make(
         });
     }
     name_drifted_parents(loaded, &mut plans);
-    find_latest_versions(target, &mut plans, concurrency).await?;
+    find_latest_versions(target, &inventory, &mut plans, concurrency).await?;
+    if let Err(e) = inventory.platforms.save() {
+        // Only a cache: the next run asks the registry again.
+        eprintln!("warning: {e:#}");
+    }
     // Parents come first in `order`, so their needs are known when a child is looked at.
     for i in 0..plans.len() {
         let waits: Vec<usize> = loaded
@@ -250,14 +251,16 @@ pub async fn make(
 async fn recorded_digests_of_older_parents(
     loaded: &Loaded,
     target: &Target,
+    inventory: &Lookup,
     concurrency: usize,
 ) -> anyhow::Result<crate::digest::PublishedDigests> {
-    let Target::Registry(reg) = target else {
+    // A local store keeps no annotations: the tags stand for those versions.
+    if !matches!(target, Target::Registry(_)) {
         return Ok(Default::default());
-    };
+    }
     let wanted = crate::digest::older_parent_versions(&loaded.project, &loaded.graph);
     let found: Vec<_> = stream::iter(wanted.into_iter().map(|(name, tag)| async move {
-        let published = reg.published(&name, &tag).await?;
+        let published = inventory.published(&name, &tag, &[]).await?;
         let recorded =
             published.and_then(|p| p.annotations.get(crate::digest::ANNOTATION).cloned());
         anyhow::Ok(recorded.map(|d| ((name, tag), d)))
@@ -308,18 +311,20 @@ pub fn select(
 /// names now (one lookup each; an up-to-date image costs nothing).
 async fn find_latest_versions(
     target: &Target,
+    inventory: &Lookup,
     plans: &mut [ImagePlan],
     concurrency: usize,
 ) -> anyhow::Result<()> {
-    let Target::Registry(reg) = target else {
+    // A local store's latest is tagged by its build, whatever it named before.
+    if !matches!(target, Target::Registry(_)) {
         return Ok(());
-    };
+    }
     let building: Vec<usize> = (0..plans.len())
         .filter(|&i| plans[i].needs_build())
         .collect();
     let names: Vec<String> = building.iter().map(|&i| plans[i].name.clone()).collect();
     let found: Vec<anyhow::Result<Option<String>>> = stream::iter(names.iter().map(|name| async {
-        let latest = reg.published(name, "latest").await?;
+        let latest = inventory.published(name, "latest", &[]).await?;
         Ok(latest.and_then(|p| p.annotations.get(VERSION_ANNOTATION).cloned()))
     }))
     .buffered(concurrency.max(1))

@@ -11,19 +11,11 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cascade")
 }
 
+/// cip `args` on the project in `dir`.
 fn cip(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cip"))
-        .args(args)
-        .arg("-C")
-        .arg(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run cip");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let dir = dir.to_str().expect("a UTF-8 test path");
+    let all: Vec<&str> = args.iter().copied().chain(["-C", dir]).collect();
+    crate::common::cip(&all)
 }
 
 /// Files by relative path, with their content.

@@ -14,18 +14,7 @@ fn fixture(case: &str) -> PathBuf {
         .join(case)
 }
 
-fn cip(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cip"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run cip");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::cip;
 
 /// A problem as (severity, code, file relative to the fixture, line).
 type Found = (String, String, String, Option<u64>);

@@ -85,6 +85,20 @@ fn require_program(program: &str) {
     }
 }
 
+/// Runs the cip binary with `args` (no colour): its exit code, stdout and stderr.
+pub fn cip(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cip"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run cip");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs `cmd`, returning its output; panics when it cannot be started.
 pub fn run_output(cmd: &mut Command) -> Output {
     let program = cmd.get_program().to_string_lossy().into_owned();
