@@ -187,6 +187,18 @@ pub enum Command {
         /// Only build the platform of this machine (the same as --platform with it)
         #[arg(long, conflicts_with = "platform")]
         only_local_platform: bool,
+        #[command(flatten)]
+        stage: StageArgs,
+        /// Fan-in (CI): assemble the final index REG/NAME:VERSION (and latest, :tags) of every image
+        /// whose declared platforms are all staged (by `--stage` runs) or already published,
+        /// mounting the blobs; builds nothing. Images with a platform missing are named and make
+        /// the exit code 1
+        #[arg(long, conflicts_with_all = ["stage", "platform", "only_local_platform", "force"])]
+        merge: bool,
+        /// With --merge: exit 0 even when some images lack a platform (their index is still not
+        /// published: an index never lacks a declared platform)
+        #[arg(long, requires = "merge")]
+        allow_incomplete: bool,
     },
     /// Build every missing image for this machine's platform and push it to the local registry
     PublishLocally {
@@ -297,6 +309,12 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_latest: bool,
 
+    /// Also tag each platform's image NAME:VERSION-ARCH[-VARIANT] in the final repository
+    /// (e.g. 1.2.0-amd64, 1.2.0-arm64, 1.2.0-arm-v7), as per-arch tooling expects (not in a
+    /// --stage run: `publish --merge --arch-tags` writes them)
+    #[arg(long)]
+    pub arch_tags: bool,
+
     /// Build every step anew, without the builder's cache
     #[arg(long)]
     pub no_cache: bool,
@@ -381,7 +399,30 @@ pub struct TargetArgs {
     #[arg(long, value_name = "P,P", value_parser = parse_platforms)]
     pub platform: Option<PlatformList>,
     #[command(flatten)]
+    pub stage: StageArgs,
+    #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+/// Per-platform fan-out (CI): each runner stages its platform, a last job merges.
+#[derive(Debug, Args, Clone)]
+pub struct StageArgs {
+    /// Build one platform (--platform P, or --only-local-platform) into the staging namespace
+    /// REG/NS/<os>-<arch>[-<variant>]/NAME:VERSION, with REGISTRY pointing there so children find
+    /// the same platform's parents; parents already published in final form are linked there, not
+    /// rebuilt. Tags nothing in the final repositories: `publish --merge` does
+    #[arg(long)]
+    pub stage: bool,
+    /// The staging namespace under the registry (with --stage)
+    #[arg(long, value_name = "NS", default_value = "cip-stage")]
+    pub stage_namespace: String,
+}
+
+impl StageArgs {
+    /// The namespace root NS, when staging.
+    pub fn namespace(&self) -> Option<String> {
+        self.stage.then(|| self.stage_namespace.clone())
+    }
 }
 
 /// How to reach registries: TLS trust, plain HTTP, credentials.

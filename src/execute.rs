@@ -11,11 +11,12 @@ use serde_json::{json, Value};
 
 use crate::build::{Backend, BuildJob, RegistryAccess};
 use crate::interrupt::{self, Signal};
-use crate::plan::steps::{Action, Assemble, Build, ImageId, Output, Plan, StepId};
+use crate::plan::steps::{Action, Assemble, Build, ImageId, Link, Output, Plan, StepId};
 use crate::plan::ImagePlan;
 use crate::platform::Platform;
 use crate::progress::Progress;
 use crate::registry::index::{self, Entry};
+use crate::registry::merge;
 use crate::registry::push::push_layout;
 use crate::registry::{Published, Registry};
 use crate::schedule::{self, Outcome, Task};
@@ -73,8 +74,9 @@ struct Shared {
     /// Index entries pushed per image.
     entries: HashMap<ImageId, Vec<Entry>>,
     ran: HashMap<StepId, (Duration, Duration)>,
-    /// The index digest this run wrote to each image's version tag.
-    tagged: HashMap<ImageId, String>,
+    /// The repository (name within the registry) and index digest this run wrote to each
+    /// image's version tag.
+    tagged: HashMap<ImageId, (String, String)>,
     /// Published platform entries each image's index replaced.
     replaced: HashMap<ImageId, Vec<Platform>>,
     /// Version tags another run moved after this run wrote them.
@@ -166,7 +168,7 @@ impl Executor {
         let Some(reg) = &self.registry else {
             return;
         };
-        let tagged: Vec<(ImageId, String)> = {
+        let tagged: Vec<(ImageId, (String, String))> = {
             let s = shared.lock().unwrap_or_else(|e| e.into_inner());
             s.tagged.iter().map(|(k, v)| (*k, v.clone())).collect()
         };
@@ -174,11 +176,9 @@ impl Executor {
             return;
         }
         tokio::time::sleep(TAG_SETTLE).await;
-        for (id, written) in tagged {
+        for (id, (repo, written)) in tagged {
             let image = plan.image(id);
-            let found = reg
-                .manifest_raw(&reg.tag_ref(&image.name, &image.version))
-                .await;
+            let found = reg.manifest_raw(&reg.tag_ref(&repo, &image.version)).await;
             let conflict = match found {
                 Ok(Some((_, digest))) if digest == written => continue,
                 Ok(Some((_, digest))) => format!(
@@ -207,11 +207,11 @@ fn tasks_of(plan: &Plan) -> Vec<Task> {
             deps: s.waits_for.iter().map(|d| d.0).collect(),
             pool: match &s.action {
                 Action::Build(b) => Some(b.node.0),
-                Action::Assemble(_) => None,
+                Action::Assemble(_) | Action::Link(_) => None,
             },
             cost: match &s.action {
                 Action::Build(_) => 1.0,
-                Action::Assemble(_) => 0.01,
+                Action::Assemble(_) | Action::Link(_) => 0.01,
             },
         })
         .collect()
@@ -257,13 +257,15 @@ impl StepRunner {
         let image = self.plan.image(step.image);
         let label = match &step.action {
             Action::Build(b) => format!("build {}:{} {}", image.name, image.version, b.platform),
-            Action::Assemble(_) => format!("tag {}:{}", image.name, image.version),
+            Action::Assemble(a) => format!("tag {}:{}", a.repository, image.version),
+            Action::Link(l) => format!("link {}:{} {}", l.repository, l.tag, l.platform),
         };
         let line = self.progress.start(&label);
         let started = self.started.elapsed();
         let result = match &step.action {
             Action::Build(b) => self.build(step.image, b).await,
             Action::Assemble(a) => self.assemble(step.image, a).await,
+            Action::Link(l) => self.link(l).await,
         };
         let finished = self.started.elapsed();
         {
@@ -334,7 +336,10 @@ impl StepRunner {
         let line = self
             .progress
             .start(&format!("push {}:{} {}", img.name, img.version, b.platform));
-        let pushed = push_layout(reg, &img.name, &layout, &b.platform)
+        let Output::Push { name, .. } = &b.output else {
+            bail!("a build kept in the store is not pushed");
+        };
+        let pushed = push_layout(reg, name, &layout, &b.platform)
             .await
             .with_context(|| {
                 format!(
@@ -367,7 +372,7 @@ impl StepRunner {
         let image = self.plan.image(id);
         let new = self.shared().entries.get(&id).cloned().unwrap_or_default();
         // Refuse to replace a tag that moved since the plan was made (another publisher raced us).
-        let now = reg.published(&image.name, &image.version).await?;
+        let now = reg.published(&a.name, &image.version).await?;
         let before = image.published.as_ref().map(|p| p.digest.as_str());
         if now.as_ref().map(|p| p.digest.as_str()) != before {
             bail!(
@@ -381,13 +386,10 @@ impl StepRunner {
         let entries = index::merge(now.as_ref(), new);
         let annotations = index_annotations(image, now.as_ref());
         let (bytes, digest) = index::build_index(&entries, &annotations);
+        merge::tag_platforms(reg, &a.name, &entries, &a.arch_tags).await?;
         for tag in &a.tags {
-            reg.put_manifest(
-                &reg.tag_ref(&image.name, tag),
-                bytes.clone(),
-                index::OCI_INDEX,
-            )
-            .await?;
+            reg.put_manifest(&reg.tag_ref(&a.name, tag), bytes.clone(), index::OCI_INDEX)
+                .await?;
         }
         if !replaced.is_empty() {
             self.progress.println(&format!(
@@ -399,9 +401,35 @@ impl StepRunner {
             ));
         }
         let mut s = self.shared();
-        s.tagged.insert(id, digest);
+        s.tagged.insert(id, (a.name.clone(), digest));
         s.replaced.insert(id, replaced);
         Ok(())
+    }
+
+    /// Makes the final repository's image of one platform available in the stage: its blobs
+    /// mounted, its manifest put, and the stage's index for the version (with the final index's
+    /// annotations) written to hold it.
+    async fn link(&self, l: &Link) -> anyhow::Result<()> {
+        let reg = self
+            .registry
+            .as_ref()
+            .context("a link step needs a registry")?;
+        let published = reg
+            .published(&l.from_name, &l.tag)
+            .await?
+            .with_context(|| format!("{}:{} is no longer published", l.from, l.tag))?;
+        let entry = published
+            .entries
+            .iter()
+            .find(|e| e.platform.as_ref() == Some(&l.platform))
+            .cloned()
+            .with_context(|| format!("{}:{} no longer holds {}", l.from, l.tag, l.platform))?;
+        merge::mount_image(reg, &l.from_name, &l.name, &entry.digest).await?;
+        let staged = reg.published(&l.name, &l.tag).await?;
+        let entries = index::merge(staged.as_ref(), vec![entry]);
+        let (bytes, _) = index::build_index(&entries, &published.annotations);
+        reg.put_manifest(&reg.tag_ref(&l.name, &l.tag), bytes, index::OCI_INDEX)
+            .await
     }
 }
 
@@ -431,7 +459,10 @@ fn kept_platforms(entries: &[Entry], replaced: &[Platform]) -> Vec<Platform> {
 /// The index annotations: the version, and the context digest. A drifted version (published from
 /// other content, version not bumped) keeps the digest it was published with unless forced, so
 /// adding a platform under `--allow-drift` never hides the drift from later runs.
-fn index_annotations(image: &ImagePlan, published: Option<&Published>) -> BTreeMap<String, String> {
+pub fn index_annotations(
+    image: &ImagePlan,
+    published: Option<&Published>,
+) -> BTreeMap<String, String> {
     let mut annotations = BTreeMap::new();
     annotations.insert(
         crate::plan::VERSION_ANNOTATION.to_string(),
@@ -472,6 +503,8 @@ fn summarize_image(
         .iter()
         .zip(outcomes)
         .filter(|(s, _)| s.image == id)
+        // A stage's link of a published platform is no work on the image (unless it failed).
+        .filter(|(s, o)| !(matches!(s.action, Action::Link(_)) && **o == Outcome::Succeeded))
         .map(|(s, o)| (&s.action, o))
         .collect();
     let built: Vec<Platform> = mine
@@ -497,7 +530,7 @@ fn summarize_image(
         .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
         .map(|(a, _)| match a {
             Action::Build(b) => (Some(b.platform.clone()), Some(b.log.clone())),
-            Action::Assemble(_) => (None, None),
+            Action::Assemble(_) | Action::Link(_) => (None, None),
         })
         .collect();
     let (result, error) = if let Some(conflict) = shared.conflicts.get(&id) {
@@ -811,6 +844,7 @@ mod tests {
                     drift: None,
                     drifted_parents: Vec::new(),
                     latest: None,
+                    in_final: None,
                 }
             })
             .collect();
@@ -825,6 +859,7 @@ mod tests {
             run_id: "test".into(),
             builder_args: Vec::new(),
             no_latest: false,
+            arch_tags: false,
             build_args: Vec::new(),
             options: Default::default(),
         };

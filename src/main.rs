@@ -80,7 +80,19 @@ fn run(mut cli: Cli) -> anyhow::Result<i32> {
             build,
             remote_registry,
             only_local_platform,
-        } => commands::publish::run(&build, &remote_registry, only_local_platform),
+            stage,
+            merge,
+            allow_incomplete,
+        } => commands::publish::run(
+            &build,
+            &remote_registry,
+            only_local_platform,
+            &stage,
+            commands::publish::Merge {
+                merge,
+                allow_incomplete,
+            },
+        ),
         Command::PublishLocally {
             build,
             local_registry,

@@ -27,6 +27,14 @@ pub enum Target {
         builder: Arc<dyn Backend>,
         registry: String,
     },
+    /// A stage run (`publish --stage`): one platform's images go to `namespace/NAME` of the
+    /// registry (e.g. `cip-stage/linux-arm64/base`), single-platform, and what the final
+    /// repositories (`NAME`) hold already counts as built.
+    Stage {
+        registry: Arc<Registry>,
+        /// `NS/<os>-<arch>[-<variant>]`, inside the registry's own path.
+        namespace: String,
+    },
 }
 
 /// What a plan asks the target about, and the cache it keeps.
@@ -51,10 +59,12 @@ impl Target {
     fn inventory(&self, root: &std::path::Path) -> Lookup {
         let platforms = Arc::new(PlatformCache::load(root.join(PLATFORM_CACHE)));
         let inventory: Box<dyn Inventory> = match self {
-            Target::Registry(reg) => Box::new(RegistryInventory {
-                registry: reg.clone(),
-                platforms: platforms.clone(),
-            }),
+            Target::Registry(reg) | Target::Stage { registry: reg, .. } => {
+                Box::new(RegistryInventory {
+                    registry: reg.clone(),
+                    platforms: platforms.clone(),
+                })
+            }
             Target::LocalStore { builder, registry } => {
                 Box::new(StoreInventory::new(builder.clone(), registry.clone()))
             }
@@ -65,12 +75,39 @@ impl Target {
         }
     }
 
-    pub fn registry_name(&self) -> &str {
+    /// What images are named from: `REGISTRY` of the builds (`REG/NS/linux-arm64` in a stage).
+    pub fn registry_name(&self) -> String {
         match self {
-            Target::Registry(r) => r.address(),
-            Target::LocalStore { registry, .. } => registry,
+            Target::Registry(r) => r.address().to_string(),
+            Target::LocalStore { registry, .. } => registry.clone(),
+            Target::Stage {
+                registry,
+                namespace,
+            } => format!("{}/{namespace}", registry.address()),
         }
     }
+
+    /// The name within the registry that holds image `name` for this target.
+    pub fn repository_of(&self, name: &str) -> String {
+        match self {
+            Target::Stage { namespace, .. } => format!("{namespace}/{name}"),
+            _ => name.to_string(),
+        }
+    }
+
+    /// Whether the target is a registry (stage or final), whose indexes carry annotations.
+    fn is_registry(&self) -> bool {
+        !matches!(self, Target::LocalStore { .. })
+    }
+}
+
+/// The staging namespace of `platform` under `ns`: `ns/<os>-<arch>[-<variant>]`.
+pub fn stage_namespace(ns: &str, platform: &Platform) -> String {
+    format!(
+        "{}/{}",
+        ns.trim_matches('/'),
+        platform.to_string().replace('/', "-")
+    )
 }
 
 /// Which platforms a run builds.
@@ -120,17 +157,18 @@ pub struct ImagePlan {
     /// The version `latest` points at now, for an image this run builds (None: no `latest`, or
     /// one that names no version). `latest` only moves forward (see [`ImagePlan::moves_latest`]).
     pub latest: Option<String>,
+    /// In a stage run: what the final repository's version tag holds. Its platforms count as
+    /// built: they are linked into the stage for the children that need them, never rebuilt.
+    pub in_final: Option<Published>,
 }
 
 impl ImagePlan {
     pub fn status(&self, p: &Platform) -> Status {
+        let holds =
+            |pb: &Option<Published>| pb.as_ref().is_some_and(|pb| pb.platforms().contains(p));
         if self.forced {
             Status::Forced
-        } else if self
-            .published
-            .as_ref()
-            .is_some_and(|pb| pb.platforms().contains(p))
-        {
+        } else if holds(&self.published) || holds(&self.in_final) {
             Status::Published
         } else {
             Status::Missing
@@ -148,6 +186,25 @@ impl ImagePlan {
 
     pub fn needs_build(&self) -> bool {
         !self.to_build().is_empty()
+    }
+
+    /// In a stage run, the platforms the final repository holds and the stage does not: a child
+    /// built in the stage finds them there once they are linked.
+    pub fn to_link(&self) -> Vec<Platform> {
+        let Some(fin) = &self.in_final else {
+            return Vec::new();
+        };
+        let staged = self
+            .published
+            .as_ref()
+            .map(Published::platforms)
+            .unwrap_or_default();
+        let have = fin.platforms();
+        self.wanted
+            .iter()
+            .filter(|p| have.contains(p) && !staged.contains(p) && !self.forced)
+            .cloned()
+            .collect()
     }
 
     /// Whether publishing this version moves `latest`: not when `latest` names a higher version
@@ -187,13 +244,23 @@ pub async fn make(
         let (wanted, out_of_scope) = scope_platforms(scope, ctx);
         let inventory = &inventory;
         let (name, version) = (ctx.name.clone(), ctx.version.to_string());
+        let repository = target.repository_of(&name);
+        let staged = matches!(target, Target::Stage { .. });
         async move {
-            let published = if wanted.is_empty() {
-                None
-            } else {
+            if wanted.is_empty() {
+                return anyhow::Ok((c, wanted, out_of_scope, None, None));
+            }
+            let published = inventory.published(&repository, &version, &wanted).await?;
+            let complete = published
+                .as_ref()
+                .is_some_and(|p| p.missing(&wanted).is_empty());
+            // A stage asks the final repository about what it lacks.
+            let in_final = if staged && !complete {
                 inventory.published(&name, &version, &wanted).await?
+            } else {
+                None
             };
-            anyhow::Ok((c, wanted, out_of_scope, published))
+            anyhow::Ok((c, wanted, out_of_scope, published, in_final))
         }
     });
     let started = std::time::Instant::now();
@@ -205,7 +272,7 @@ pub async fn make(
     crate::output::timing("registry queries", started);
     let mut plans: Vec<ImagePlan> = Vec::with_capacity(found.len());
     for r in found {
-        let (c, wanted, out_of_scope, published) = r?;
+        let (c, wanted, out_of_scope, published, in_final) = r?;
         let ctx = &loaded.project.contexts[c];
         let recorded = published
             .as_ref()
@@ -224,6 +291,7 @@ pub async fn make(
             drift,
             drifted_parents: Vec::new(),
             latest: None,
+            in_final,
         });
     }
     name_drifted_parents(loaded, &mut plans);
@@ -238,7 +306,11 @@ pub async fn make(
             .graph
             .parents(plans[i].ctx)
             .into_iter()
-            .filter(|p| plans.iter().any(|pl| pl.ctx == *p && pl.needs_build()))
+            .filter(|p| {
+                plans
+                    .iter()
+                    .any(|pl| pl.ctx == *p && (pl.needs_build() || !pl.to_link().is_empty()))
+            })
             .collect();
         plans[i].waits_for = waits;
     }
@@ -254,8 +326,9 @@ async fn recorded_digests_of_older_parents(
     inventory: &Lookup,
     concurrency: usize,
 ) -> anyhow::Result<crate::digest::PublishedDigests> {
-    // A local store keeps no annotations: the tags stand for those versions.
-    if !matches!(target, Target::Registry(_)) {
+    // A local store keeps no annotations: the tags stand for those versions. (A stage asks the
+    // final repositories, where older versions are published.)
+    if !target.is_registry() {
         return Ok(Default::default());
     }
     let wanted = crate::digest::older_parent_versions(&loaded.project, &loaded.graph);
@@ -290,9 +363,10 @@ pub fn select(
             chosen.extend(loaded.graph.descendants(ctx));
         }
     }
+    // A parent only linked into a stage is needed as much as one to build.
     let missing: std::collections::HashSet<usize> = plans
         .iter()
-        .filter(|p| p.needs_build())
+        .filter(|p| p.needs_build() || !p.to_link().is_empty())
         .map(|p| p.ctx)
         .collect();
     let needed: Vec<usize> = chosen
@@ -315,7 +389,7 @@ async fn find_latest_versions(
     plans: &mut [ImagePlan],
     concurrency: usize,
 ) -> anyhow::Result<()> {
-    // A local store's latest is tagged by its build, whatever it named before.
+    // A local store's latest is tagged by its build, whatever it named before; a stage tags none.
     if !matches!(target, Target::Registry(_)) {
         return Ok(());
     }
@@ -442,7 +516,17 @@ fn render_steps(plan: &steps::Plan) -> String {
                 let node = plan.nodes[b.node.0].name.clone();
                 (format!("build {}{how}, {to}", b.platform), node)
             }
-            steps::Action::Assemble(a) => (format!("tag {}", a.tags.join(", ")), "-".into()),
+            steps::Action::Assemble(a) => (
+                format!("tag {} in {}", a.tags.join(", "), a.repository),
+                "-".into(),
+            ),
+            steps::Action::Link(l) => (
+                format!(
+                    "link {} from {} (published, not rebuilt)",
+                    l.platform, l.from
+                ),
+                "-".into(),
+            ),
         };
         let after: Vec<String> = s.waits_for.iter().map(|d| d.0.to_string()).collect();
         rows.push([

@@ -23,6 +23,8 @@ pub enum Mode {
     Remote {
         registry: String,
         only_local_platform: bool,
+        /// `--stage`: the staging namespace root (`cip-stage`).
+        stage: Option<String>,
     },
     /// `publish-locally`: a local registry, the local platform.
     Local { registry: String },
@@ -72,12 +74,41 @@ impl Mode {
         }
     }
 
+    /// Where the images of a run on `registry` go: its final repositories, or for `--stage` the
+    /// staging namespace of the one platform the run builds.
+    fn target(
+        &self,
+        registry: Arc<crate::registry::Registry>,
+        scope: &PlatformScope,
+    ) -> anyhow::Result<Target> {
+        let Mode::Remote {
+            stage: Some(ns), ..
+        } = self
+        else {
+            return Ok(Target::Registry(registry));
+        };
+        let platform = match scope {
+            PlatformScope::Only { platforms, .. } if platforms.len() == 1 => &platforms[0],
+            _ => bail!(
+                "--stage builds one platform, staged apart from the others: name it with --platform P \
+                 (e.g. --platform linux/arm64) or --only-local-platform; one CI job per platform"
+            ),
+        };
+        crate::registry::address::Address::parse(&format!("{}/{ns}", registry.address()))
+            .map_err(|e| anyhow::anyhow!("--stage-namespace {ns:?}: {e:#}"))?;
+        Ok(Target::Stage {
+            namespace: plan::stage_namespace(ns, platform),
+            registry,
+        })
+    }
+
     /// The mode whose registry and platforms a read-only command asks about.
     pub fn of(t: &TargetArgs) -> Mode {
         match &t.remote_registry {
             Some(registry) => Mode::Remote {
                 registry: registry.clone(),
                 only_local_platform: t.only_local_platform,
+                stage: t.stage.namespace(),
             },
             None => Mode::Local {
                 registry: t.local_registry.clone(),
@@ -97,15 +128,10 @@ pub fn plan_images(
     let mode = Mode::of(t);
     let rt = runtime()?;
     let session = rt.block_on(Session::open(mode.registry(), &t.connect))?;
-    let target = Target::Registry(session.registry.clone());
+    let scope = mode.scope(project, t.platform.as_ref());
+    let target = mode.target(session.registry.clone(), &scope)?;
     let concurrency = crate::config::get().query_concurrency;
-    let plans = rt.block_on(plan::make(
-        loaded,
-        &target,
-        &mode.scope(project, t.platform.as_ref()),
-        force,
-        concurrency,
-    ))?;
+    let plans = rt.block_on(plan::make(loaded, &target, &scope, force, concurrency))?;
     Ok((target, plan::select(loaded, plans, targets)?))
 }
 
@@ -130,8 +156,10 @@ pub fn plan_run(
     };
     let node = match &target {
         Target::LocalStore { builder, .. } => Some(builder.clone()),
-        Target::Registry(_) if images.iter().any(ImagePlan::needs_build) => Some(detect(builder)?),
-        Target::Registry(_) => None,
+        Target::Registry(_) | Target::Stage { .. } if images.iter().any(ImagePlan::needs_build) => {
+            Some(detect(builder)?)
+        }
+        Target::Registry(_) | Target::Stage { .. } => None,
     };
     let inputs = steps::Inputs {
         project: &loaded.project,
@@ -142,6 +170,7 @@ pub fn plan_run(
         run_id: "RUN".into(),
         builder_args: Vec::new(),
         no_latest: false,
+        arch_tags: false,
         build_args: Vec::new(),
         options: Default::default(),
     };
@@ -165,6 +194,7 @@ pub fn status(
         run_id: String::new(),
         builder_args: Vec::new(),
         no_latest: false,
+        arch_tags: false,
         build_args: Vec::new(),
         options: Default::default(),
     };
@@ -195,7 +225,13 @@ fn plan_store(
 }
 
 fn destination_of(target: &Target, store: bool) -> steps::Destination {
-    let name = target.registry_name().to_string();
+    let name = target.registry_name();
+    if let Target::Stage { namespace, .. } = target {
+        return steps::Destination::Stage {
+            name,
+            namespace: namespace.clone(),
+        };
+    }
     if store {
         steps::Destination::Store { name }
     } else {
@@ -253,7 +289,11 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         }
         _ => {
             let session = rt.block_on(Session::open_for_builds(mode.registry(), &args.connect))?;
-            (Target::Registry(session.registry.clone()), Some(session))
+            let scope = mode.scope(&args.project, args.platform.as_ref());
+            (
+                mode.target(session.registry.clone(), &scope)?,
+                Some(session),
+            )
         }
     };
     let images = rt.block_on(plan::make(
@@ -282,6 +322,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         run_id: crate::execute::new_run_id(),
         builder_args: args.builder_args.clone(),
         no_latest: args.no_latest,
+        arch_tags: args.arch_tags,
         build_args: user_build_args(args)?,
         options: crate::build::BuildOptions {
             no_cache: args.no_cache,
@@ -296,7 +337,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         return Ok(Ended::DryRun(Box::new(plan)));
     }
     refuse_drift(&plan, args.allow_drift)?;
-    let destination = target.registry_name().to_string();
+    let destination = target.registry_name();
     let Some(builder) = builder.filter(|_| !plan.steps.is_empty()) else {
         return Ok(Ended::Ran(Finished {
             destination,

@@ -1,16 +1,86 @@
 //! `cip publish`: build every missing image for all its platforms (or only this machine's) and push
-//! it to a remote registry, with its multi-platform index tagged VERSION and latest.
-use crate::cli::BuildArgs;
+//! it to a remote registry, with its multi-platform index tagged VERSION and latest; with `--stage`,
+//! one platform into a staging namespace; with `--merge`, the final indexes from the staged
+//! platforms (see `crate::fan_in`).
+use crate::cli::{BuildArgs, StageArgs};
 use crate::run::Mode;
+use crate::session::{runtime, Session};
+
+/// The fan-in flags of `publish`.
+pub struct Merge {
+    pub merge: bool,
+    pub allow_incomplete: bool,
+}
 
 pub fn run(
     args: &BuildArgs,
     remote_registry: &str,
     only_local_platform: bool,
+    stage: &StageArgs,
+    merge: Merge,
 ) -> anyhow::Result<i32> {
+    if merge.merge {
+        return run_merge(args, remote_registry, stage, merge.allow_incomplete);
+    }
     let mode = Mode::Remote {
         registry: remote_registry.to_string(),
         only_local_platform,
+        stage: stage.namespace(),
     };
     super::building(args, mode)
+}
+
+/// `publish --merge`: exit 1 when an image lacks a platform, unless `--allow-incomplete`.
+fn run_merge(
+    args: &BuildArgs,
+    registry: &str,
+    stage: &StageArgs,
+    allow_incomplete: bool,
+) -> anyhow::Result<i32> {
+    let loaded = super::load_valid(&args.project)?;
+    let rt = runtime()?;
+    let session = rt.block_on(Session::open(registry, &args.connect))?;
+    let reg = session.registry.clone();
+    let opts = crate::fan_in::Options {
+        namespace: stage.stage_namespace.clone(),
+        no_latest: args.no_latest,
+        arch_tags: args.arch_tags,
+        concurrency: crate::config::get().query_concurrency,
+    };
+    let images = rt.block_on(crate::fan_in::plan(
+        &loaded,
+        &reg,
+        &args.project.default_platforms,
+        &opts,
+    ))?;
+    let images = crate::fan_in::select(&loaded, images, &args.targets)?;
+    if args.json {
+        super::print_json(&serde_json::json!({
+            "registry": reg.address(),
+            "dry_run": args.dry_run,
+            "images": images.iter().map(|m| {
+                let mut v = serde_json::to_value(m).unwrap_or_default();
+                v["result"] = m.result().into();
+                v
+            }).collect::<Vec<_>>(),
+        }))?;
+    }
+    eprint!(
+        "{}",
+        crate::fan_in::render(&images, reg.address(), &stage.stage_namespace)
+    );
+    if !args.dry_run {
+        rt.block_on(crate::fan_in::execute(&reg, &images))?;
+    }
+    let incomplete = images.iter().filter(|m| m.result() == "incomplete").count();
+    if incomplete > 0 {
+        eprintln!(
+            "{incomplete} image(s) incomplete: their indexes were not written (a published index never lacks a declared platform){}",
+            if allow_incomplete { "; --allow-incomplete: exit 0" } else { "" }
+        );
+        if !allow_incomplete {
+            return Ok(1);
+        }
+    }
+    Ok(0)
 }

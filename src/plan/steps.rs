@@ -69,6 +69,25 @@ pub struct Step {
 pub enum Action {
     Build(Box<Build>),
     Assemble(Assemble),
+    Link(Link),
+}
+
+/// In a stage run, makes a platform the final repository holds available in the stage (blobs
+/// mounted, manifest put, the version tagged), so children built in the stage find their parent
+/// there without rebuilding it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Link {
+    pub platform: Platform,
+    /// The final repository, `REG/NAME`.
+    pub from: String,
+    /// The stage repository, `REG/NS/<os>-<arch>/NAME`.
+    pub repository: String,
+    /// The names of both within the registry.
+    #[serde(skip)]
+    pub from_name: String,
+    #[serde(skip)]
+    pub name: String,
+    pub tag: String,
 }
 
 /// Build one platform of one image on one node.
@@ -99,7 +118,12 @@ pub struct Build {
 #[serde(tag = "to", rename_all = "kebab-case")]
 pub enum Output {
     /// Pushed by digest to this repository; the builder's tag is removed afterwards.
-    Push { repository: String },
+    Push {
+        repository: String,
+        /// The repository's name within the registry (`NAME`, or `NS/<os>-<arch>/NAME` in a stage).
+        #[serde(skip)]
+        name: String,
+    },
     /// Kept in the node's store, also tagged with these names.
     Store { also_tagged: Vec<String> },
 }
@@ -108,8 +132,34 @@ pub enum Output {
 #[derive(Debug, Clone, Serialize)]
 pub struct Assemble {
     pub repository: String,
+    /// The repository's name within the registry (see [`Output::Push`]).
+    #[serde(skip)]
+    pub name: String,
     /// In the order written: the version tag last, so its presence proves the others were written.
     pub tags: Vec<String>,
+    /// `--arch-tags`: each platform's manifest also tagged `VERSION-ARCH[-VARIANT]`, written
+    /// before the index's tags.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub arch_tags: BTreeMap<String, Platform>,
+}
+
+/// The per-platform tags of `--arch-tags`: `VERSION-amd64`, `VERSION-arm64`, `VERSION-arm-v7`
+/// (and the OS first for other systems than Linux: `VERSION-windows-amd64`).
+pub fn arch_tags(version: &str, platforms: &[Platform]) -> BTreeMap<String, Platform> {
+    platforms
+        .iter()
+        .map(|p| {
+            let mut tag = format!("{version}-");
+            if p.os != "linux" {
+                tag.push_str(&format!("{}-", p.os));
+            }
+            tag.push_str(&p.arch);
+            if let Some(v) = &p.variant {
+                tag.push_str(&format!("-{v}"));
+            }
+            (tag, p.clone())
+        })
+        .collect()
 }
 
 /// Where a run's images go, as the plan needs to know it.
@@ -117,6 +167,10 @@ pub struct Assemble {
 pub enum Destination {
     /// A registry: `REGISTRY` for builds, and the prefix of repositories.
     Registry { name: String },
+    /// A staging namespace of a registry (`publish --stage`): `name` is `REG/NS/<os>-<arch>`,
+    /// `REGISTRY` for builds; `namespace` is `NS/<os>-<arch>`, the prefix of repository names
+    /// within the registry. Indexes get their version tag only.
+    Stage { name: String, namespace: String },
     /// The node's local store, images tagged `NAME/image:VERSION`.
     Store { name: String },
 }
@@ -124,7 +178,31 @@ pub enum Destination {
 impl Destination {
     fn name(&self) -> &str {
         match self {
-            Destination::Registry { name } | Destination::Store { name } => name,
+            Destination::Registry { name }
+            | Destination::Stage { name, .. }
+            | Destination::Store { name } => name,
+        }
+    }
+
+    /// Image `image`'s repository: its full name, and its name within the registry. None for a
+    /// store.
+    fn repository(&self, image: &str) -> Option<(String, String)> {
+        match self {
+            Destination::Registry { name } => Some((format!("{name}/{image}"), image.to_string())),
+            Destination::Stage { name, namespace } => {
+                Some((format!("{name}/{image}"), format!("{namespace}/{image}")))
+            }
+            Destination::Store { .. } => None,
+        }
+    }
+
+    /// The final registry's address, for a stage (its name without the namespace).
+    fn final_name(&self) -> Option<String> {
+        match self {
+            Destination::Stage { name, namespace } => {
+                Some(name.strip_suffix(&format!("/{namespace}"))?.to_string())
+            }
+            _ => None,
         }
     }
 }
@@ -142,6 +220,8 @@ pub struct Inputs<'a> {
     pub builder_args: Vec<String>,
     /// `--no-latest`: indexes get their version tag only.
     pub no_latest: bool,
+    /// `--arch-tags`: each platform's image is also tagged `VERSION-ARCH[-VARIANT]`.
+    pub arch_tags: bool,
     /// `--build-arg K=V` for every image (REGISTRY is set by cip).
     pub build_args: Vec<(String, String)>,
     /// Builder options for every image; each image adds its `:target`.
@@ -163,7 +243,12 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
     let mut steps: Vec<Step> = Vec::new();
     // Per context index: the steps its children wait for.
     let mut done_by: BTreeMap<usize, Vec<StepId>> = BTreeMap::new();
+    let linked = needed_links(&images);
     for (i, image) in images.iter().enumerate() {
+        if linked.contains(&image.ctx) {
+            let links = link_steps(ImageId(i), image, inputs, &mut steps);
+            done_by.insert(image.ctx, links);
+        }
         if !image.needs_build() || nodes.is_empty() {
             continue;
         }
@@ -184,25 +269,39 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
             });
             builds.push(id);
         }
-        let finished = match &inputs.destination {
-            Destination::Registry { name } => {
+        let finished = match inputs.destination.repository(&image.name) {
+            Some((repository, name)) => {
                 let id = StepId(steps.len());
+                let (tags, arch) = match inputs.destination {
+                    // A stage's index is found by its version; latest and :tags are the merge's.
+                    Destination::Stage { .. } => (vec![image.version.clone()], BTreeMap::new()),
+                    _ => (
+                        index_tags(
+                            image,
+                            &inputs.project.contexts[image.ctx].tags,
+                            inputs.no_latest,
+                        ),
+                        if inputs.arch_tags {
+                            arch_tags(&image.version, &image.wanted)
+                        } else {
+                            BTreeMap::new()
+                        },
+                    ),
+                };
                 steps.push(Step {
                     id,
                     image: ImageId(i),
                     waits_for: builds,
                     action: Action::Assemble(Assemble {
-                        repository: format!("{name}/{}", image.name),
-                        tags: index_tags(
-                            image,
-                            &inputs.project.contexts[image.ctx].tags,
-                            inputs.no_latest,
-                        ),
+                        repository,
+                        name,
+                        tags,
+                        arch_tags: arch,
                     }),
                 });
                 vec![id]
             }
-            Destination::Store { .. } => builds,
+            None => builds,
         };
         done_by.insert(image.ctx, finished);
     }
@@ -214,10 +313,60 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
     }
 }
 
+/// The images (context indexes) whose final platforms a stage run links into the stage: those a
+/// child built in this run waits for.
+fn needed_links(images: &[ImagePlan]) -> std::collections::BTreeSet<usize> {
+    let linkable: std::collections::BTreeSet<usize> = images
+        .iter()
+        .filter(|i| !i.to_link().is_empty())
+        .map(|i| i.ctx)
+        .collect();
+    images
+        .iter()
+        .filter(|i| i.needs_build())
+        .flat_map(|i| i.waits_for.iter().copied())
+        .filter(|c| linkable.contains(c))
+        .collect()
+}
+
+/// One link step per platform the final repository holds and the stage lacks.
+fn link_steps(
+    id: ImageId,
+    image: &ImagePlan,
+    inputs: &Inputs,
+    steps: &mut Vec<Step>,
+) -> Vec<StepId> {
+    let (Some((repository, name)), Some(fin)) = (
+        inputs.destination.repository(&image.name),
+        inputs.destination.final_name(),
+    ) else {
+        return Vec::new();
+    };
+    let mut ids = Vec::new();
+    for platform in image.to_link() {
+        let step = StepId(steps.len());
+        steps.push(Step {
+            id: step,
+            image: id,
+            waits_for: Vec::new(),
+            action: Action::Link(Link {
+                platform,
+                from: format!("{fin}/{}", image.name),
+                repository: repository.clone(),
+                from_name: image.name.clone(),
+                name: name.clone(),
+                tag: image.version.clone(),
+            }),
+        });
+        ids.push(step);
+    }
+    ids
+}
+
 /// The tags an image's index gets, in the order written: `latest` (unless it names a higher
 /// version, or `--no-latest`), the context's `:tags`, then the version tag, last, so that its
 /// presence proves the others were written.
-fn index_tags(image: &ImagePlan, extra: &[String], no_latest: bool) -> Vec<String> {
+pub fn index_tags(image: &ImagePlan, extra: &[String], no_latest: bool) -> Vec<String> {
     let mut tags = Vec::new();
     if !no_latest && image.moves_latest() {
         tags.push("latest".to_string());
@@ -234,16 +383,20 @@ fn build_step(image: &ImagePlan, platform: &Platform, inputs: &Inputs) -> Build 
     let slug = platform.to_string().replace('/', "-");
     let (tag, output, store) = match &inputs.destination {
         // Private to this run: two runs building one version at once must not swap images.
-        Destination::Registry { name } => (
-            format!(
-                "cip.local/run-{}/{}:{}-{slug}",
-                inputs.run_id, image.name, image.version
-            ),
-            Output::Push {
-                repository: format!("{name}/{}", image.name),
-            },
-            builder.platform_store(platform),
-        ),
+        Destination::Registry { .. } | Destination::Stage { .. } => {
+            let (repository, name) = inputs
+                .destination
+                .repository(&image.name)
+                .expect("a registry has repositories");
+            (
+                format!(
+                    "cip.local/run-{}/{}:{}-{slug}",
+                    inputs.run_id, image.name, image.version
+                ),
+                Output::Push { repository, name },
+                builder.platform_store(platform),
+            )
+        }
         Destination::Store { name } => (
             format!("{name}/{}:{}", image.name, image.version),
             Output::Store {
@@ -291,7 +444,7 @@ impl Plan {
     pub fn builds(&self) -> impl Iterator<Item = (&Step, &Build)> {
         self.steps.iter().filter_map(|s| match &s.action {
             Action::Build(b) => Some((s, b.as_ref())),
-            Action::Assemble(_) => None,
+            Action::Assemble(_) | Action::Link(_) => None,
         })
     }
 

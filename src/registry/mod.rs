@@ -9,6 +9,7 @@ pub mod auth;
 pub mod copy;
 pub mod index;
 mod locks;
+pub mod merge;
 pub mod pace;
 mod probe;
 pub mod push;

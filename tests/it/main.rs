@@ -24,3 +24,4 @@ mod push;
 mod registry_faults;
 mod registry_path;
 mod retry;
+mod stage;

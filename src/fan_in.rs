@@ -1,0 +1,293 @@
+//! `cip publish --merge`, the fan-in of a CI fan-out: after one `publish --stage` run per platform,
+//! each image whose declared platforms are all staged (in `REG/NS/<os>-<arch>/NAME:VERSION`) or
+//! already published gets its final index at `REG/NAME:VERSION`, tagged as `publish` tags it
+//! (latest, :tags, the version last), with the same annotations; the staged manifests' blobs are
+//! mounted into the final repository, never downloaded. An image that lacks a platform is named,
+//! and its index is not written: a published index never lacks a declared platform. A second
+//! run finds everything published and changes nothing.
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::load::Loaded;
+use crate::plan::{self, ImagePlan, PlatformScope, Target};
+use crate::platform::Platform;
+use crate::registry::index::{self, Entry};
+use crate::registry::{merge, Registry};
+
+/// Where a platform's image comes from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Staged {
+    pub platform: Platform,
+    /// The staging repository within the registry, `NS/<os>-<arch>/NAME`.
+    pub repository: String,
+    #[serde(skip)]
+    pub entry: Entry,
+}
+
+/// What the merge does with one image: the decision, made before anything is written.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeImage {
+    pub name: String,
+    pub version: String,
+    /// The platforms the final index holds already.
+    pub published: Vec<Platform>,
+    /// The platforms taken from the stage.
+    pub staged: Vec<Staged>,
+    /// Declared platforms neither published nor staged (with the current context).
+    pub missing: Vec<Platform>,
+    /// Staged images left out because their context digest is not the context's now.
+    pub stale: Vec<Platform>,
+    /// The tags the index gets, in the order written (the version last); empty when nothing is
+    /// written.
+    pub tags: Vec<String>,
+    #[serde(skip)]
+    pub arch_tags: BTreeMap<String, Platform>,
+    #[serde(skip)]
+    image: ImagePlan,
+}
+
+impl MergeImage {
+    /// `merged`, `up to date` or `incomplete`.
+    pub fn result(&self) -> &'static str {
+        if !self.missing.is_empty() {
+            "incomplete"
+        } else if self.staged.is_empty() {
+            "up to date"
+        } else {
+            "merged"
+        }
+    }
+}
+
+/// The options of a merge.
+pub struct Options {
+    /// The staging namespace root (`cip-stage`).
+    pub namespace: String,
+    pub no_latest: bool,
+    pub arch_tags: bool,
+    pub concurrency: usize,
+}
+
+/// Decides, per image of the project, what its final index is made of.
+pub async fn plan(
+    loaded: &Loaded,
+    reg: &std::sync::Arc<Registry>,
+    defaults: &[Platform],
+    opts: &Options,
+) -> anyhow::Result<Vec<MergeImage>> {
+    let target = Target::Registry(reg.clone());
+    let scope = PlatformScope::Declared(defaults.to_vec());
+    let images = plan::make(loaded, &target, &scope, &[], opts.concurrency).await?;
+    let mut out = Vec::with_capacity(images.len());
+    for image in images {
+        out.push(plan_image(loaded, reg, image, opts).await?);
+    }
+    Ok(out)
+}
+
+async fn plan_image(
+    loaded: &Loaded,
+    reg: &Registry,
+    image: ImagePlan,
+    opts: &Options,
+) -> anyhow::Result<MergeImage> {
+    let mut staged = Vec::new();
+    let mut missing = Vec::new();
+    let mut stale = Vec::new();
+    for platform in image.to_build() {
+        let repository = format!(
+            "{}/{}",
+            plan::stage_namespace(&opts.namespace, &platform),
+            image.name
+        );
+        let found = reg.published(&repository, &image.version).await?;
+        let entry = found.as_ref().and_then(|f| {
+            f.entries
+                .iter()
+                .find(|e| e.platform.as_ref() == Some(&platform))
+                .cloned()
+        });
+        let recorded = found
+            .as_ref()
+            .and_then(|f| f.annotations.get(crate::digest::ANNOTATION));
+        match entry {
+            // Staged from other content (the context changed since, version not bumped).
+            Some(_) if recorded.is_some_and(|r| *r != image.context_digest) => {
+                stale.push(platform.clone());
+                missing.push(platform);
+            }
+            Some(entry) => staged.push(Staged {
+                platform,
+                repository,
+                entry,
+            }),
+            None => missing.push(platform),
+        }
+    }
+    let complete = missing.is_empty() && !staged.is_empty();
+    let ctx = &loaded.project.contexts[image.ctx];
+    let tags = if complete {
+        crate::plan::steps::index_tags(&image, &ctx.tags, opts.no_latest)
+    } else {
+        Vec::new()
+    };
+    let arch_tags = if complete && opts.arch_tags {
+        crate::plan::steps::arch_tags(&image.version, &image.wanted)
+    } else {
+        BTreeMap::new()
+    };
+    Ok(MergeImage {
+        name: image.name.clone(),
+        version: image.version.clone(),
+        published: image
+            .published
+            .as_ref()
+            .map(|p| p.platforms())
+            .unwrap_or_default(),
+        staged,
+        missing,
+        stale,
+        tags,
+        arch_tags,
+        image,
+    })
+}
+
+/// Writes the index of every complete image: the staged manifests mounted into the final
+/// repository, then the platform tags, then the index under its tags, the version last.
+pub async fn execute(reg: &Registry, images: &[MergeImage]) -> anyhow::Result<()> {
+    for m in images.iter().filter(|m| m.result() == "merged") {
+        write_index(reg, m).await.map_err(|e| {
+            e.context(format!(
+                "merging {}:{} (nothing of it was tagged)",
+                m.name, m.version
+            ))
+        })?;
+        eprintln!(
+            "merged {}:{}: {} from the stage",
+            m.name,
+            m.version,
+            m.staged
+                .iter()
+                .map(|s| s.platform.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn write_index(reg: &Registry, m: &MergeImage) -> anyhow::Result<()> {
+    for s in &m.staged {
+        merge::mount_image(reg, &s.repository, &m.name, &s.entry.digest).await?;
+    }
+    let now = reg.published(&m.name, &m.version).await?;
+    let before = m.image.published.as_ref().map(|p| p.digest.as_str());
+    if now.as_ref().map(|p| p.digest.as_str()) != before {
+        anyhow::bail!(
+            "{}:{} changed on {} since the merge looked (another publish?); rerun to merge what it holds now",
+            m.name,
+            m.version,
+            reg.host()
+        );
+    }
+    let entries = index::merge(
+        now.as_ref(),
+        m.staged.iter().map(|s| s.entry.clone()).collect(),
+    );
+    let annotations = crate::execute::index_annotations(&m.image, now.as_ref());
+    let (bytes, _) = index::build_index(&entries, &annotations);
+    merge::tag_platforms(reg, &m.name, &entries, &m.arch_tags).await?;
+    for tag in &m.tags {
+        reg.put_manifest(&reg.tag_ref(&m.name, tag), bytes.clone(), index::OCI_INDEX)
+            .await?;
+    }
+    Ok(())
+}
+
+/// One row per image the merge did something with, or could not; the incomplete ones say what
+/// they lack and where it was looked for.
+pub fn render(images: &[MergeImage], registry: &str, namespace: &str) -> String {
+    let mut rows = vec![[
+        "IMAGE".to_string(),
+        "VERSION".into(),
+        "PUBLISHED".into(),
+        "STAGED".into(),
+        "RESULT".into(),
+    ]];
+    let list = |ps: &mut dyn Iterator<Item = &Platform>| {
+        let v: Vec<String> = ps.map(Platform::to_string).collect();
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(",")
+        }
+    };
+    let mut notes = String::new();
+    let up_to_date = images.iter().filter(|m| m.result() == "up to date").count();
+    for m in images.iter().filter(|m| m.result() != "up to date") {
+        let result = match m.result() {
+            "incomplete" => format!("incomplete: lacks {}", list(&mut m.missing.iter())),
+            r => r.to_string(),
+        };
+        rows.push([
+            m.name.clone(),
+            m.version.clone(),
+            list(&mut m.published.iter()),
+            list(&mut m.staged.iter().map(|s| &s.platform)),
+            result,
+        ]);
+        for p in &m.missing {
+            let why = if m.stale.contains(p) {
+                "staged from an older context (rerun that platform's --stage job)"
+            } else {
+                "not staged"
+            };
+            notes.push_str(&format!(
+                "{}:{} {p}: {why}: {registry}/{}/{}:{}\n",
+                m.name,
+                m.version,
+                plan::stage_namespace(namespace, p),
+                m.name,
+                m.version
+            ));
+        }
+    }
+    let mut out = if rows.len() > 1 {
+        crate::output::table(&rows)
+    } else {
+        String::new()
+    };
+    out.push_str(&notes);
+    if up_to_date > 0 {
+        out.push_str(&format!(
+            "{up_to_date} image(s) already published in full\n"
+        ));
+    }
+    out
+}
+
+/// The images a merge with `targets` is about: the ones named (and their descendants with
+/// `--with-descendants`); no target: every image.
+pub fn select(
+    loaded: &Loaded,
+    images: Vec<MergeImage>,
+    targets: &crate::cli::Targets,
+) -> anyhow::Result<Vec<MergeImage>> {
+    if targets.images.is_empty() {
+        return Ok(images);
+    }
+    let mut chosen = std::collections::BTreeSet::new();
+    for name in &targets.images {
+        let ctx = loaded.context_named(name)?;
+        chosen.insert(ctx);
+        if targets.with_descendants {
+            chosen.extend(loaded.graph.descendants(ctx));
+        }
+    }
+    Ok(images
+        .into_iter()
+        .filter(|m| chosen.contains(&m.image.ctx))
+        .collect())
+}

@@ -1,0 +1,157 @@
+//! Images moved between repositories of one registry without moving data: each blob is mounted
+//! from the source repository (uploaded only when the registry refuses the mount), then the
+//! manifest is put by digest with its exact bytes. Used by the stage links, `publish --merge` and
+//! `cip merge`, which assemble indexes from images in other repositories.
+use anyhow::Context as _;
+use futures_util::TryStreamExt;
+use serde_json::Value;
+
+use super::index::{Entry, Published};
+use super::Registry;
+
+/// What [`mount_image`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Mounted {
+    pub blobs_mounted: usize,
+    pub blobs_there: usize,
+    pub blobs_copied: usize,
+}
+
+/// Makes manifest `digest` of repository `from` (names within the registry) available in `to`:
+/// every blob it names (and, for an index, every manifest it lists) first, then the manifest.
+pub async fn mount_image(
+    reg: &Registry,
+    from: &str,
+    to: &str,
+    digest: &str,
+) -> anyhow::Result<Mounted> {
+    let mut done = Mounted::default();
+    mount_manifest(reg, from, to, digest, &mut done, 0).await?;
+    Ok(done)
+}
+
+async fn mount_manifest(
+    reg: &Registry,
+    from: &str,
+    to: &str,
+    digest: &str,
+    done: &mut Mounted,
+    depth: usize,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(depth < 3, "{from}@{digest}: indexes nested too deep");
+    let (raw, _) = reg
+        .manifest_raw(&reg.digest_ref(from, digest))
+        .await?
+        .with_context(|| format!("{}: no manifest {digest} in {from}", reg.host()))?;
+    let doc: Value = serde_json::from_slice(&raw).context("manifest is not JSON")?;
+    let media_type = doc
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+        .to_string();
+    if let Some(children) = doc.get("manifests").and_then(Value::as_array) {
+        for child in children {
+            let d = child["digest"]
+                .as_str()
+                .context("index entry without digest")?;
+            Box::pin(mount_manifest(reg, from, to, d, done, depth + 1)).await?;
+        }
+    } else {
+        let blobs = std::iter::once(&doc["config"])
+            .chain(doc["layers"].as_array().into_iter().flatten())
+            .filter_map(|d| Some((d["digest"].as_str()?.to_string(), d["size"].as_u64()?)));
+        for (blob, size) in blobs {
+            mount_blob(reg, from, to, &blob, size, done).await?;
+        }
+    }
+    reg.put_manifest(&reg.digest_ref(to, digest), raw, &media_type)
+        .await
+}
+
+async fn mount_blob(
+    reg: &Registry,
+    from: &str,
+    to: &str,
+    digest: &str,
+    size: u64,
+    done: &mut Mounted,
+) -> anyhow::Result<()> {
+    let lock = reg.upload_lock(to, digest);
+    let _held = lock.lock().await;
+    if reg.blob_exists(to, digest).await? {
+        done.blobs_there += 1;
+    } else if reg.mount_blob(to, from, digest).await? {
+        done.blobs_mounted += 1;
+    } else {
+        copy_blob(reg, from, to, digest, size).await?;
+        done.blobs_copied += 1;
+    }
+    Ok(())
+}
+
+/// Streams a blob from one repository to another, for a registry that refuses a mount.
+async fn copy_blob(
+    reg: &Registry,
+    from: &str,
+    to: &str,
+    digest: &str,
+    size: u64,
+) -> anyhow::Result<()> {
+    let (src, dst) = (reg.digest_ref(from, digest), reg.digest_ref(to, digest));
+    let what = format!("copy blob {digest} from {from} to {to}");
+    reg.transfer(&what, &what, |pace| {
+        let (src, dst) = (src.clone(), dst.clone());
+        async move {
+            let body = reg.client().pull_blob_stream(&src, digest).await?;
+            let stream = pace.track(
+                body.stream
+                    .map_err(oci_client::errors::OciDistributionError::from),
+            );
+            reg.client()
+                .push_blob_stream(&dst, stream, digest, Some(size))
+                .await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// The platform entries of a source: an index's own, or the manifest's with its config's platform.
+pub fn platform_entries(published: &Published) -> Vec<Entry> {
+    published
+        .entries
+        .iter()
+        .filter(|e| e.platform.is_some())
+        .cloned()
+        .collect()
+}
+
+/// Tags each platform's manifest of `entries` in `repo` with its tag of `tags` (`--arch-tags`),
+/// the exact bytes of the manifest, so the tag's digest is the entry's.
+pub async fn tag_platforms(
+    reg: &Registry,
+    repo: &str,
+    entries: &[Entry],
+    tags: &std::collections::BTreeMap<String, crate::platform::Platform>,
+) -> anyhow::Result<()> {
+    for (tag, platform) in tags {
+        let Some(entry) = entries
+            .iter()
+            .find(|e| e.platform.as_ref() == Some(platform))
+        else {
+            continue;
+        };
+        let (raw, _) = reg
+            .manifest_raw(&reg.digest_ref(repo, &entry.digest))
+            .await?
+            .with_context(|| {
+                format!(
+                    "{repo}@{} is in the index but not in the repository",
+                    entry.digest
+                )
+            })?;
+        reg.put_manifest(&reg.tag_ref(repo, tag), raw, &entry.media_type)
+            .await?;
+    }
+    Ok(())
+}

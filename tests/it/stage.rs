@@ -1,0 +1,256 @@
+//! CI fan-out and fan-in: `publish --stage` per platform (linux/arm64 under QEMU emulation), then
+//! `publish --merge`, against real registries and buildah, checked with skopeo.
+use crate::common;
+
+use std::process::Output;
+
+use common::workspace::{result_of, results, text, Workspace};
+use common::{image_config, index_platforms, is_tagged, raw_manifest as raw, TestRegistry};
+use serde_json::Value;
+
+const IMAGES: [&str; 4] = ["busybox", "hello", "tools", "app"];
+
+fn stage(ws: &Workspace, reg: &TestRegistry, platform: &str, extra: &[&str]) -> Output {
+    let addr = reg.addr();
+    let mut args = vec![
+        "publish",
+        "--remote-registry",
+        &addr,
+        "--stage",
+        "--platform",
+        platform,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    ws.cip(&args)
+}
+
+fn merge(ws: &Workspace, reg: &TestRegistry, extra: &[&str]) -> Output {
+    let addr = reg.addr();
+    let mut args = vec!["publish", "--remote-registry", &addr, "--merge"];
+    args.extend_from_slice(extra);
+    ws.cip(&args)
+}
+
+fn ok(out: &Output) {
+    assert!(out.status.success(), "{}", text(out));
+}
+
+/// Each tag's index as the registry holds it, for comparing two registries.
+fn tags_of(reg: &TestRegistry, image: &str) -> Vec<String> {
+    let out = common::skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{}/{image}", reg.addr()),
+    ]);
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let mut tags: Vec<String> = doc["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    tags.sort();
+    tags
+}
+
+#[test]
+fn two_stage_runs_then_merge_equal_one_multi_platform_publish() {
+    let (staged, direct) = (TestRegistry::start(), TestRegistry::start());
+    let ws = Workspace::demo();
+
+    let amd = stage(&ws, &staged, "linux/amd64", &[]);
+    ok(&amd);
+    let r = results(&amd);
+    for image in IMAGES {
+        assert_eq!(result_of(&r, image).2, ["linux/amd64"], "{}", text(&amd));
+        // Nothing in the final repositories before the merge.
+        assert!(!is_tagged(&staged, &format!("{image}:1.0.0")));
+        assert!(!is_tagged(&staged, &format!("{image}:latest")));
+        let s = raw(&staged, &format!("cip-stage/linux-amd64/{image}:1.0.0"));
+        assert_eq!(index_platforms(&s), ["linux/amd64"]);
+    }
+    let arm = stage(&ws, &staged, "linux/arm64", &[]);
+    ok(&arm);
+    // The grandchild was built on its own platform's staged parents.
+    let app = image_config(&staged, "cip-stage/linux-arm64/app:1.0.0", "arm64");
+    assert_eq!(app["architecture"], "arm64");
+    assert!(!is_tagged(&staged, "app:1.0.0"));
+
+    ok(&merge(&ws, &staged, &[]));
+    ok(&ws.cip(&["publish", "--remote-registry", &direct.addr()]));
+
+    let mut digests = Vec::new();
+    for image in IMAGES {
+        assert_eq!(tags_of(&staged, image), tags_of(&direct, image), "{image}");
+        assert_eq!(tags_of(&staged, image), ["1.0.0", "latest"]);
+        for tag in ["1.0.0", "latest"] {
+            let (a, b) = (
+                raw(&staged, &format!("{image}:{tag}")),
+                raw(&direct, &format!("{image}:{tag}")),
+            );
+            assert_eq!(a["mediaType"], b["mediaType"], "{image}:{tag}");
+            assert_eq!(index_platforms(&a), index_platforms(&b), "{image}:{tag}");
+            assert_eq!(index_platforms(&a), ["linux/amd64", "linux/arm64"]);
+            assert_eq!(a["annotations"], b["annotations"], "{image}:{tag}");
+            assert!(a["annotations"]["dev.cip.context-digest"].is_string());
+        }
+        for arch in ["amd64", "arm64"] {
+            let config = image_config(&staged, &format!("{image}:1.0.0"), arch);
+            assert_eq!(config["architecture"], arch, "{image} {arch}");
+        }
+        digests.push(raw(&staged, &format!("{image}:1.0.0")));
+    }
+
+    // Idempotent: a second merge finds everything published and writes nothing.
+    let again = merge(&ws, &staged, &[]);
+    ok(&again);
+    assert!(
+        text(&again).contains("4 image(s) already published in full"),
+        "{}",
+        text(&again)
+    );
+    for (image, before) in IMAGES.iter().zip(digests) {
+        assert_eq!(raw(&staged, &format!("{image}:1.0.0")), before);
+    }
+}
+
+#[test]
+fn a_stage_run_after_the_parent_is_published_links_it_and_rebuilds_nothing_above_it() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    // busybox published in final form (both platforms), as an earlier release did.
+    ok(&ws.cip(&["publish", "--remote-registry", &reg.addr(), "busybox"]));
+    let published = raw(&reg, "busybox:1.0.0");
+    let builds = ws.builds();
+
+    let plan = ws.cip(&[
+        "plan",
+        "--remote-registry",
+        &reg.addr(),
+        "--stage",
+        "--platform",
+        "linux/arm64",
+        "--json",
+    ]);
+    ok(&plan);
+    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let steps = doc["steps"].as_array().unwrap();
+    let link = steps
+        .iter()
+        .find(|s| s["action"] == "link")
+        .unwrap_or_else(|| panic!("no link step: {doc:#}"));
+    assert_eq!(link["from"], format!("{}/busybox", reg.addr()));
+    assert_eq!(
+        link["repository"],
+        format!("{}/cip-stage/linux-arm64/busybox", reg.addr())
+    );
+    let stage_registry = format!("{}/cip-stage/linux-arm64", reg.addr());
+    for s in steps.iter().filter(|s| s["action"] == "build") {
+        assert_eq!(s["platform"], "linux/arm64");
+        assert_eq!(s["build_args"]["REGISTRY"], stage_registry.as_str());
+        assert!(
+            s["output"]["repository"]
+                .as_str()
+                .unwrap()
+                .starts_with(&stage_registry),
+            "{s}"
+        );
+    }
+    assert_eq!(
+        steps.iter().filter(|s| s["action"] == "build").count(),
+        3,
+        "hello, tools and app; busybox is published: {doc:#}"
+    );
+
+    let out = stage(&ws, &reg, "linux/arm64", &[]);
+    ok(&out);
+    assert_eq!(ws.builds() - builds, 3, "{}", text(&out));
+    let r = results(&out);
+    assert_eq!(result_of(&r, "busybox").1, "up to date", "{r:?}");
+    // The stage holds the very manifest of the final index, with its annotations.
+    let linked = raw(&reg, "cip-stage/linux-arm64/busybox:1.0.0");
+    let arm_entry = |doc: &Value| {
+        doc["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["platform"]["architecture"] == "arm64")
+            .unwrap()["digest"]
+            .clone()
+    };
+    assert_eq!(arm_entry(&linked), arm_entry(&published));
+    assert_eq!(linked["annotations"], published["annotations"]);
+    assert_eq!(
+        raw(&reg, "busybox:1.0.0"),
+        published,
+        "the final index is untouched"
+    );
+    assert_eq!(
+        image_config(&reg, "cip-stage/linux-arm64/app:1.0.0", "arm64")["architecture"],
+        "arm64"
+    );
+}
+
+#[test]
+fn merge_with_a_platform_missing_publishes_the_complete_images_names_the_other_and_exits_1() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    ok(&stage(&ws, &reg, "linux/amd64", &[]));
+    // arm64 staged for everything but app.
+    ok(&stage(&ws, &reg, "linux/arm64", &["hello", "tools"]));
+    assert!(!is_tagged(&reg, "cip-stage/linux-arm64/app:1.0.0"));
+
+    let out = merge(&ws, &reg, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "app:1.0.0 linux/arm64: not staged: {}/cip-stage/linux-arm64/app:1.0.0",
+            reg.addr()
+        )),
+        "{err}"
+    );
+    for image in ["busybox", "hello", "tools"] {
+        let index = raw(&reg, &format!("{image}:1.0.0"));
+        assert_eq!(index_platforms(&index), ["linux/amd64", "linux/arm64"]);
+        assert!(is_tagged(&reg, &format!("{image}:latest")));
+    }
+    assert!(!is_tagged(&reg, "app:1.0.0"));
+    assert!(!is_tagged(&reg, "app:latest"));
+
+    // --allow-incomplete: exit 0, and still no index without arm64.
+    let allowed = merge(&ws, &reg, &["--allow-incomplete"]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed));
+    assert!(!is_tagged(&reg, "app:1.0.0"));
+
+    // The missing platform staged, the next merge completes app.
+    ok(&stage(&ws, &reg, "linux/arm64", &[]));
+    ok(&merge(&ws, &reg, &["--arch-tags"]));
+    assert_eq!(
+        index_platforms(&raw(&reg, "app:1.0.0")),
+        ["linux/amd64", "linux/arm64"]
+    );
+    let arm = raw(&reg, "app:1.0.0-arm64");
+    assert!(
+        arm.get("manifests").is_none(),
+        "a platform's manifest: {arm}"
+    );
+    assert_eq!(
+        image_config(&reg, "app:1.0.0-arm64", "arm64")["architecture"],
+        "arm64"
+    );
+}
+
+#[test]
+fn stage_needs_exactly_one_platform() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let out = ws.cip(&["publish", "--remote-registry", &reg.addr(), "--stage"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("--stage builds one platform"),
+        "{}",
+        text(&out)
+    );
+}
