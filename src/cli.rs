@@ -56,7 +56,7 @@ impl Cli {
             Command::Publish { build, .. }
             | Command::PublishLocally { build, .. }
             | Command::Build { build, .. } => Some(&mut build.project),
-            Command::Completions { .. } | Command::Man => None,
+            Command::Completions { .. } | Command::Man | Command::Merge { .. } => None,
         }
     }
 }
@@ -244,6 +244,29 @@ pub enum Command {
         builder: BuilderKind,
         #[command(flatten)]
         mirror: MirrorArgs,
+    },
+    /// Push an image index made of existing images (per-arch images, other indexes) of one
+    /// registry, their blobs mounted into the target repository: `cip merge --tag
+    /// REG/app:1.2 REG/app-amd64:1.2 REG/app-arm64:1.2`
+    Merge {
+        /// The index to write, HOST[:PORT]/REPOSITORY:TAG
+        #[arg(long, value_name = "REG/REPO:TAG")]
+        tag: String,
+        /// The images to take platforms from, HOST[:PORT]/REPO:TAG or REPO@sha256:...; each a
+        /// single-platform image (its platform read from its config) or an index
+        #[arg(required = true, value_name = "SRC")]
+        sources: Vec<String>,
+        /// When two sources hold one platform, take it from this one (repeatable)
+        #[arg(long, value_name = "SRC")]
+        prefer: Vec<String>,
+        /// An annotation of the index, KEY=VALUE (repeatable)
+        #[arg(long, value_name = "K=V", value_parser = parse_key_value)]
+        annotation: Vec<(String, String)>,
+        /// Print the index (stdout) and where each platform comes from, write nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
     /// Print a shell completion script: `cip completions bash > /etc/bash_completion.d/cip`
     Completions {

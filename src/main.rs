@@ -93,6 +93,21 @@ fn run(mut cli: Cli) -> anyhow::Result<i32> {
                 allow_incomplete,
             },
         ),
+        Command::Merge {
+            tag,
+            sources,
+            prefer,
+            annotation,
+            dry_run,
+            connect,
+        } => commands::merge::run(&commands::merge::MergeArgs {
+            tag: &tag,
+            sources: &sources,
+            prefer: &prefer,
+            annotations: &annotation,
+            dry_run,
+            connect: &connect,
+        }),
         Command::PublishLocally {
             build,
             local_registry,

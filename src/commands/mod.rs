@@ -7,6 +7,7 @@ pub mod check;
 pub mod completions;
 pub mod graph;
 pub mod man;
+pub mod merge;
 pub mod plan;
 pub mod publish;
 pub mod publish_locally;

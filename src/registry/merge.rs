@@ -155,3 +155,126 @@ pub async fn tag_platforms(
     }
     Ok(())
 }
+
+/// An image named on the command line, `HOST[:PORT]/REPO:TAG` or `HOST[:PORT]/REPO@DIGEST`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub host: String,
+    pub repository: String,
+    /// The tag, or the digest (`sha256:...`).
+    pub reference: String,
+}
+
+impl ImageRef {
+    pub fn parse(s: &str) -> anyhow::Result<ImageRef> {
+        let bad = |why: &str| {
+            anyhow::anyhow!("{s:?} is not an image reference: {why} (expected HOST[:PORT]/REPOSITORY:TAG or HOST[:PORT]/REPOSITORY@sha256:DIGEST)")
+        };
+        let (host, rest) = s.split_once('/').ok_or_else(|| bad("no registry host"))?;
+        let (repository, reference) = match rest.split_once('@') {
+            Some((repo, digest)) => (repo, digest),
+            None => match rest.rsplit_once(':') {
+                Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+                _ => return Err(bad("no :TAG or @DIGEST")),
+            },
+        };
+        if repository.is_empty() || reference.is_empty() {
+            return Err(bad("empty repository or tag"));
+        }
+        let address = super::address::Address::parse(&format!("{host}/{repository}"))?;
+        Ok(ImageRef {
+            host: address.host,
+            repository: address.path,
+            reference: reference.to_string(),
+        })
+    }
+
+    fn is_digest(&self) -> bool {
+        self.reference.starts_with("sha256:")
+    }
+}
+
+impl std::fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sep = if self.is_digest() { '@' } else { ':' };
+        write!(
+            f,
+            "{}/{}{sep}{}",
+            self.host, self.repository, self.reference
+        )
+    }
+}
+
+/// What `cip merge` found in its sources: per platform, the entry and the source it comes from.
+#[derive(Debug, Clone)]
+pub struct MergeSource {
+    pub source: ImageRef,
+    pub entry: Entry,
+}
+
+/// The platform entries of one source: an index's, or a single manifest's with its config's
+/// platform. A source without a platform is refused.
+pub async fn source_entries(reg: &Registry, src: &ImageRef) -> anyhow::Result<Vec<Entry>> {
+    let reference = if src.is_digest() {
+        reg.digest_ref(&src.repository, &src.reference)
+    } else {
+        reg.tag_ref(&src.repository, &src.reference)
+    };
+    let (raw, digest) = reg
+        .manifest_raw(&reference)
+        .await?
+        .with_context(|| format!("{src}: no such image on {}", reg.host()))?;
+    let published = match super::index::parse(&raw, &digest)? {
+        super::index::Parsed::Index(p) => p,
+        super::index::Parsed::Manifest {
+            config_digest,
+            entry,
+        } => {
+            let config = reg.blob_bytes(&src.repository, &config_digest).await?;
+            super::index::single(entry, &config, &digest)?
+        }
+    };
+    let entries = platform_entries(&published);
+    if entries.is_empty() {
+        anyhow::bail!("{src}: its config names no platform (os and architecture), so it cannot go in an index");
+    }
+    Ok(entries)
+}
+
+/// One entry per platform: two sources of one platform are refused unless `prefer` is one of
+/// them.
+pub fn choose(found: Vec<MergeSource>, prefer: &[ImageRef]) -> anyhow::Result<Vec<MergeSource>> {
+    let mut by_platform: std::collections::BTreeMap<crate::platform::Platform, Vec<MergeSource>> =
+        Default::default();
+    for f in found {
+        let p = f.entry.platform.clone().expect("platform entries");
+        by_platform.entry(p).or_default().push(f);
+    }
+    let mut out = Vec::new();
+    for (platform, mut candidates) in by_platform {
+        // The same manifest from two sources is one image.
+        let mut seen = std::collections::HashSet::new();
+        candidates.retain(|c| seen.insert(c.entry.digest.clone()));
+        if candidates.len() == 1 {
+            out.extend(candidates);
+            continue;
+        }
+        let preferred: Vec<MergeSource> = candidates
+            .iter()
+            .filter(|c| prefer.contains(&c.source))
+            .cloned()
+            .collect();
+        match preferred.as_slice() {
+            [one] => out.push(one.clone()),
+            _ => anyhow::bail!(
+                "{platform} comes from {}: name the one to use with --prefer SRC",
+                candidates
+                    .iter()
+                    .map(|c| c.source.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        }
+    }
+    Ok(out)
+}

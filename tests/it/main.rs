@@ -14,6 +14,7 @@ mod drift;
 mod environment;
 mod info_props;
 mod inventory;
+mod merge;
 mod mirror;
 mod plan_steps;
 mod publish;
