@@ -2,6 +2,7 @@
 pub mod context;
 pub mod dockerfile;
 pub mod dockerignore;
+pub mod dockerma;
 pub mod files;
 pub mod info;
 
@@ -146,9 +147,11 @@ fn read_context(project_files: &Allowed, dir_name: &str, dir: &Path) -> Scanned 
         .ok()
         .and_then(|(i, _, _)| i.dockerfile.clone());
     let dockerfile = dockerfile_path(dir, named.as_deref());
+    let mut directive = None;
     let refs = match read_dockerfile(&dockerfile, &allowed, dir_name) {
-        Ok((refs, mut problems)) => {
+        Ok((refs, mut problems, found)) => {
             usable.append(&mut problems);
+            directive = found;
             Some(refs)
         }
         Err(p) => {
@@ -163,6 +166,7 @@ fn read_context(project_files: &Allowed, dir_name: &str, dir: &Path) -> Scanned 
             return (name, Err(errors), usable);
         }
     };
+    let platforms = dockerma_platforms(info.platforms, directive, &dockerfile, &mut usable);
     match refs {
         Some(refs) if errors.is_empty() => {
             let ctx = Context {
@@ -171,7 +175,7 @@ fn read_context(project_files: &Allowed, dir_name: &str, dir: &Path) -> Scanned 
                 name: name.clone(),
                 order,
                 version: info.version,
-                platforms: info.platforms,
+                platforms,
                 info_format: format,
                 info_file,
                 dockerfile,
@@ -183,6 +187,55 @@ fn read_context(project_files: &Allowed, dir_name: &str, dir: &Path) -> Scanned 
         }
         _ => (name, Err(errors), usable),
     }
+}
+
+/// The context's platforms: info.edn's, else the dockerma directive's. A directive that
+/// disagrees with info.edn is a warning (info.edn wins); one cip cannot read is a warning too.
+fn dockerma_platforms(
+    declared: Option<Vec<Platform>>,
+    directive: Option<dockerma::Directive>,
+    dockerfile: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<Platform>> {
+    let Some((line, found)) = directive else {
+        return declared;
+    };
+    let found = match found {
+        Ok(found) => found,
+        Err(e) => {
+            problems.push(
+                Problem::warning("dockerma-directive", e)
+                    .at(dockerfile, Some(line))
+                    .hint("use dockerma's names (amd64, arm64, arm, ...), or declare :platforms in info.edn"),
+            );
+            return declared;
+        }
+    };
+    let Some(declared) = declared else {
+        return Some(found);
+    };
+    let set = |v: &[Platform]| v.iter().cloned().collect::<BTreeSet<_>>();
+    if set(&declared) != set(&found) {
+        let list = |v: &[Platform]| {
+            v.iter()
+                .map(Platform::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        problems.push(
+            Problem::warning(
+                "dockerma-disagrees",
+                format!(
+                    "the dockerma directive names {} but info.edn's :platforms are {}; cip builds info.edn's",
+                    list(&found),
+                    list(&declared)
+                ),
+            )
+            .at(dockerfile, Some(line))
+            .hint("make them agree, or remove the directive (info.edn's :platforms is what cip builds)"),
+        );
+    }
+    Some(declared)
 }
 
 /// The file a context builds: the one `info.edn` names (`:dockerfile`), else `Dockerfile`, else
@@ -206,7 +259,7 @@ fn read_dockerfile(
     path: &Path,
     allowed: &Allowed,
     dir_name: &str,
-) -> Result<(DockerfileRefs, Vec<Problem>), Problem> {
+) -> Result<(DockerfileRefs, Vec<Problem>, Option<dockerma::Directive>), Problem> {
     let bytes = match files::read_bounded(path, allowed, files::DOCKERFILE_LIMIT) {
         Ok(b) => b,
         Err(ReadError::Missing) => {
@@ -230,7 +283,7 @@ fn read_dockerfile(
     let text = dockerfile_text(bytes, path)?;
     let refs = dockerfile::scan(&text);
     let problems = dockerfile_problems(&text, &refs, path);
-    Ok((refs, problems))
+    Ok((refs, problems, dockerma::directive(&text)))
 }
 
 /// The Dockerfile as text; NUL bytes or invalid UTF-8 mean it is not a Dockerfile at all.

@@ -10,6 +10,7 @@ mod cascade;
 mod cascade_props;
 mod check;
 mod dockerfile_scan;
+mod dockerma;
 mod drift;
 mod environment;
 mod info_props;
