@@ -56,6 +56,9 @@ impl Cli {
             Command::Publish { build, .. }
             | Command::PublishLocally { build, .. }
             | Command::Build { build, .. } => Some(&mut build.project),
+            Command::Ci {
+                command: CiCommand::Matrix { project, .. },
+            } => Some(project),
             Command::Completions { .. } | Command::Man | Command::Merge { .. } => None,
         }
     }
@@ -268,6 +271,11 @@ pub enum Command {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// CI pipelines: what a per-platform fan-out must run (see docs/ci.md)
+    Ci {
+        #[command(subcommand)]
+        command: CiCommand,
+    },
     /// Print a shell completion script: `cip completions bash > /etc/bash_completion.d/cip`
     Completions {
         /// The shell to complete in
@@ -284,6 +292,31 @@ pub enum Command {
         #[arg(long, value_name = "REG", default_value = "localhost:5000")]
         local_registry: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// The platforms with something to build against --remote-registry, each with its runner
+    /// label from cip.toml's [ci.runners]: `matrix=` and `any=` lines for $GITHUB_OUTPUT, a GitLab
+    /// dotenv report (CIP_PLATFORMS, CIP_ANY, CIP_RUNNER_<SLUG>), or JSON. None: start no runner
+    Matrix {
+        #[command(flatten)]
+        project: ProjectArgs,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// What the pipeline reads
+        #[arg(long, value_enum, default_value_t = CiFormat::Json)]
+        format: CiFormat,
+        #[command(flatten)]
+        targets: Targets,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CiFormat {
+    Github,
+    Gitlab,
+    Json,
 }
 
 /// Flags shared by the commands that build.

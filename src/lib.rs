@@ -27,6 +27,7 @@
 #![allow(clippy::result_large_err)]
 pub mod build;
 pub mod cascade;
+pub mod ci_matrix;
 pub mod cli;
 pub mod commands;
 pub mod config;

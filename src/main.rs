@@ -93,6 +93,15 @@ fn run(mut cli: Cli) -> anyhow::Result<i32> {
                 allow_incomplete,
             },
         ),
+        Command::Ci {
+            command:
+                cip::cli::CiCommand::Matrix {
+                    project,
+                    target,
+                    format,
+                    targets,
+                },
+        } => commands::ci::matrix(&project, &target, format, &targets),
         Command::Merge {
             tag,
             sources,

@@ -4,6 +4,7 @@ pub mod build;
 pub mod bump;
 pub mod cascade;
 pub mod check;
+pub mod ci;
 pub mod completions;
 pub mod graph;
 pub mod man;

@@ -9,6 +9,7 @@ mod bearer;
 mod cascade;
 mod cascade_props;
 mod check;
+mod ci_matrix;
 mod dockerfile_scan;
 mod dockerma;
 mod drift;
