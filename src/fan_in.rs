@@ -7,6 +7,7 @@
 //! run finds everything published and changes nothing.
 use std::collections::BTreeMap;
 
+use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
 use crate::load::Loaded;
@@ -79,11 +80,17 @@ pub async fn plan(
     let target = Target::Registry(reg.clone());
     let scope = PlatformScope::Declared(defaults.to_vec());
     let images = plan::make(loaded, &target, &scope, &[], opts.concurrency).await?;
-    let mut out = Vec::with_capacity(images.len());
-    for image in images {
-        out.push(plan_image(loaded, reg, image, opts).await?);
-    }
-    Ok(out)
+    // The stage lookups of all images at once, yielded in build order.
+    stream::iter(
+        images
+            .into_iter()
+            .map(|image| plan_image(loaded, reg, image, opts)),
+    )
+    .buffered(opts.concurrency.max(1))
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect()
 }
 
 async fn plan_image(

@@ -246,21 +246,25 @@ pub async fn make(
         let (name, version) = (ctx.name.clone(), ctx.version.to_string());
         let repository = target.repository_of(&name);
         let staged = matches!(target, Target::Stage { .. });
+        let current = &digests[c];
         async move {
             if wanted.is_empty() {
-                return anyhow::Ok((c, wanted, out_of_scope, None, None));
+                return anyhow::Ok((c, wanted, out_of_scope, None, None, false));
             }
             let published = inventory.published(&repository, &version, &wanted).await?;
-            let complete = published
-                .as_ref()
-                .is_some_and(|p| p.missing(&wanted).is_empty());
+            // A stage is scratch space: what it holds from another context is replaced.
+            let stale = staged && recorded_digest(published.as_ref()).is_some_and(|d| d != current);
+            let complete = !stale
+                && published
+                    .as_ref()
+                    .is_some_and(|p| p.missing(&wanted).is_empty());
             // A stage asks the final repository about what it lacks.
             let in_final = if staged && !complete {
                 inventory.published(&name, &version, &wanted).await?
             } else {
                 None
             };
-            anyhow::Ok((c, wanted, out_of_scope, published, in_final))
+            anyhow::Ok((c, wanted, out_of_scope, published, in_final, stale))
         }
     });
     let started = std::time::Instant::now();
@@ -272,12 +276,19 @@ pub async fn make(
     crate::output::timing("registry queries", started);
     let mut plans: Vec<ImagePlan> = Vec::with_capacity(found.len());
     for r in found {
-        let (c, wanted, out_of_scope, published, in_final) = r?;
+        let (c, wanted, out_of_scope, mut published, in_final, stale) = r?;
         let ctx = &loaded.project.contexts[c];
-        let recorded = published
+        let drift = recorded_digest(published.as_ref())
+            .filter(|r| **r != digests[c] && !stale)
+            .cloned();
+        // A stale stage is rebuilt (forced, so its index is replaced), or, when the final
+        // repository holds every platform, linked again from there.
+        let final_holds = in_final
             .as_ref()
-            .and_then(|p| p.annotations.get(crate::digest::ANNOTATION).cloned());
-        let drift = recorded.filter(|r| *r != digests[c]);
+            .is_some_and(|f| f.missing(&wanted).is_empty());
+        if stale && final_holds {
+            published = None;
+        }
         plans.push(ImagePlan {
             ctx: c,
             name: ctx.name.clone(),
@@ -285,7 +296,7 @@ pub async fn make(
             wanted,
             out_of_scope,
             published,
-            forced: force.contains(&ctx.name),
+            forced: force.contains(&ctx.name) || (stale && !final_holds),
             waits_for: Vec::new(),
             context_digest: digests[c].clone(),
             drift,
@@ -315,6 +326,11 @@ pub async fn make(
         plans[i].waits_for = waits;
     }
     Ok(plans)
+}
+
+/// The context digest an index records.
+fn recorded_digest(published: Option<&Published>) -> Option<&String> {
+    published.and_then(|p| p.annotations.get(crate::digest::ANNOTATION))
 }
 
 /// For every reference to a parent version other than the parent's current one, the context digest

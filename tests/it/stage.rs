@@ -77,13 +77,21 @@ fn two_stage_runs_then_merge_equal_one_multi_platform_publish() {
     assert_eq!(app["architecture"], "arm64");
     assert!(!is_tagged(&staged, "app:1.0.0"));
 
-    ok(&merge(&ws, &staged, &[]));
-    ok(&ws.cip(&["publish", "--remote-registry", &direct.addr()]));
+    ok(&merge(&ws, &staged, &["--arch-tags"]));
+    ok(&ws.cip(&[
+        "publish",
+        "--remote-registry",
+        &direct.addr(),
+        "--arch-tags",
+    ]));
 
     let mut digests = Vec::new();
     for image in IMAGES {
         assert_eq!(tags_of(&staged, image), tags_of(&direct, image), "{image}");
-        assert_eq!(tags_of(&staged, image), ["1.0.0", "latest"]);
+        assert_eq!(
+            tags_of(&staged, image),
+            ["1.0.0", "1.0.0-amd64", "1.0.0-arm64", "latest"]
+        );
         for tag in ["1.0.0", "latest"] {
             let (a, b) = (
                 raw(&staged, &format!("{image}:{tag}")),
@@ -98,6 +106,11 @@ fn two_stage_runs_then_merge_equal_one_multi_platform_publish() {
         for arch in ["amd64", "arm64"] {
             let config = image_config(&staged, &format!("{image}:1.0.0"), arch);
             assert_eq!(config["architecture"], arch, "{image} {arch}");
+            // The per-arch tag is that platform's manifest, in both registries.
+            let tagged = image_config(&staged, &format!("{image}:1.0.0-{arch}"), arch);
+            assert_eq!(tagged, config, "{image}:1.0.0-{arch}");
+            let direct_tagged = image_config(&direct, &format!("{image}:1.0.0-{arch}"), arch);
+            assert_eq!(direct_tagged["architecture"], arch);
         }
         digests.push(raw(&staged, &format!("{image}:1.0.0")));
     }
@@ -252,5 +265,47 @@ fn stage_needs_exactly_one_platform() {
         text(&out).contains("--stage builds one platform"),
         "{}",
         text(&out)
+    );
+}
+
+#[test]
+fn a_stage_from_an_older_context_is_not_merged_and_the_next_stage_run_replaces_it() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    for platform in ["linux/amd64", "linux/arm64"] {
+        ok(&stage(&ws, &reg, platform, &["busybox"]));
+    }
+    let old = raw(&reg, "cip-stage/linux-arm64/busybox:1.0.0");
+    // The context changes after the stage jobs ran, without a version bump.
+    let dockerfile = ws.context("00-busybox").join("Dockerfile");
+    let before = std::fs::read_to_string(&dockerfile).unwrap();
+    std::fs::write(&dockerfile, format!("{before}LABEL changed=yes\n")).unwrap();
+
+    let out = merge(&ws, &reg, &["busybox"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "busybox:1.0.0 linux/arm64: staged from an older context (rerun that platform's --stage job)"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(!is_tagged(&reg, "busybox:1.0.0"));
+
+    // The stage job again: the stale stage is rebuilt (no drift refusal), then the merge succeeds.
+    let again = stage(&ws, &reg, "linux/arm64", &["busybox"]);
+    ok(&again);
+    assert_eq!(result_of(&results(&again), "busybox").2, ["linux/arm64"]);
+    let new = raw(&reg, "cip-stage/linux-arm64/busybox:1.0.0");
+    assert_ne!(
+        new["annotations"]["dev.cip.context-digest"],
+        old["annotations"]["dev.cip.context-digest"]
+    );
+    assert_eq!(index_platforms(&new), ["linux/arm64"]);
+    ok(&stage(&ws, &reg, "linux/amd64", &["busybox"]));
+    ok(&merge(&ws, &reg, &["busybox"]));
+    assert_eq!(
+        index_platforms(&raw(&reg, "busybox:1.0.0")),
+        ["linux/amd64", "linux/arm64"]
     );
 }
