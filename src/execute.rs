@@ -919,6 +919,91 @@ mod tests {
         }
     }
 
+    /// A stage run plan where base is published in final form: base gets a link step (no build),
+    /// mid and top build into the stage with REGISTRY there, mid after base's link; the indexes
+    /// get their version tag only. (The same on a real registry: tests/it/stage.rs.)
+    #[test]
+    fn a_stage_plan_links_the_published_parent_and_builds_the_rest_in_the_stage() {
+        let (_tmp, project) = project();
+        let backend = TestBackend::default();
+        let mut plan = plan_of(&project, &backend, 2);
+        let amd64 = Platform::new("linux", "amd64", None);
+        let final_base = Published {
+            digest: "sha256:ix".into(),
+            is_index: true,
+            entries: vec![index::new_entry(&amd64, "sha256:m", 1, "m")],
+            annotations: Default::default(),
+        };
+        for image in plan.images.iter_mut() {
+            if image.name == "base" {
+                image.in_final = Some(final_base.clone());
+            }
+        }
+        let graph = crate::graph::Graph::build(&project);
+        for image in plan.images.iter_mut() {
+            image.waits_for = graph.parents(image.ctx);
+        }
+        let inputs = Inputs {
+            project: &project,
+            destination: Destination::Stage {
+                name: "reg.test/cip-stage/linux-amd64".into(),
+                namespace: "cip-stage/linux-amd64".into(),
+            },
+            builder: Some(&backend),
+            slots: 2,
+            log_dir: std::env::temp_dir(),
+            run_id: "test".into(),
+            builder_args: Vec::new(),
+            no_latest: false,
+            arch_tags: true,
+            build_args: Vec::new(),
+            options: Default::default(),
+        };
+        let staged = plan_steps(plan.images.clone(), &inputs);
+        let name_of = |s: &crate::plan::steps::Step| staged.image(s.image).name.clone();
+        let link = staged
+            .steps
+            .iter()
+            .find(|s| matches!(s.action, Action::Link(_)))
+            .expect("a link step");
+        assert_eq!(name_of(link), "base");
+        let Action::Link(l) = &link.action else {
+            unreachable!()
+        };
+        assert_eq!(
+            (l.from.as_str(), l.name.as_str()),
+            ("reg.test/base", "cip-stage/linux-amd64/base")
+        );
+        let mut built: Vec<String> = staged.builds().map(|(s, _)| name_of(s)).collect();
+        built.sort();
+        assert_eq!(built, ["lone", "mid", "top"]);
+        for (s, b) in staged.builds() {
+            assert_eq!(b.build_args["REGISTRY"], "reg.test/cip-stage/linux-amd64");
+            if name_of(s) == "mid" {
+                assert_eq!(s.waits_for, [link.id]);
+            }
+        }
+        for s in &staged.steps {
+            if let Action::Assemble(a) = &s.action {
+                assert_eq!(a.tags, ["1.0.0"], "a stage tags the version only");
+                assert!(a.arch_tags.is_empty(), "per-arch tags are the merge's");
+                assert!(a.name.starts_with("cip-stage/linux-amd64/"));
+            }
+        }
+        // Without a child to build, nothing is linked.
+        let only_base: Vec<ImagePlan> = plan
+            .images
+            .iter()
+            .filter(|i| i.name == "base" || i.name == "lone")
+            .cloned()
+            .collect();
+        let lone = plan_steps(only_base, &inputs);
+        assert!(!lone
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Link(_))));
+    }
+
     fn result(name: &str, result: &str, built: &[&str]) -> ImageResult {
         ImageResult {
             name: name.into(),
