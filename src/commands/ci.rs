@@ -9,11 +9,6 @@ pub fn matrix(
     format: CiFormat,
     targets: &Targets,
 ) -> anyhow::Result<i32> {
-    if target.remote_registry.is_none() {
-        anyhow::bail!(
-            "cip ci matrix needs the registry the pipeline publishes to: --remote-registry REG"
-        );
-    }
     let loaded = load_valid(project)?;
     let runners = match crate::config::file::ProjectFile::load(&project.project_dir)? {
         Some(file) => file

@@ -6,6 +6,7 @@ pub mod cascade;
 pub mod check;
 pub mod ci;
 pub mod completions;
+pub mod config;
 pub mod graph;
 pub mod man;
 pub mod merge;

@@ -254,6 +254,15 @@ fn the_gitlab_pipeline_reads_what_cip_ci_matrix_prints() {
         );
     }
     let printed = matrix(&ws, &reg, "gitlab");
+    // The registry of cip.toml serves as well as the flag.
+    std::fs::write(
+        ws.project().join("cip.toml"),
+        format!("[registry]\nremote = \"{}\"\n", reg.addr()),
+    )
+    .unwrap();
+    let out = ws.cip(&["ci", "matrix", "--format", "gitlab"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), printed);
     let ci = yaml(&pipeline("gitlab-ci.yml"));
     let job = &ci["matrix"];
     let script = job["script"].to_string();

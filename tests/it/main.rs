@@ -10,6 +10,7 @@ mod cascade;
 mod cascade_props;
 mod check;
 mod ci_matrix;
+mod config;
 mod dockerfile_scan;
 mod dockerma;
 mod drift;
