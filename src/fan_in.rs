@@ -48,15 +48,26 @@ pub struct MergeImage {
     image: ImagePlan,
 }
 
+/// What a merge does with an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Its index is written from the staged platforms (and the published ones).
+    Merged,
+    /// The final index holds every declared platform already.
+    UpToDate,
+    /// A declared platform is neither staged nor published: no index is written.
+    Incomplete,
+}
+
 impl MergeImage {
-    /// `merged`, `up to date` or `incomplete`.
-    pub fn result(&self) -> &'static str {
+    pub fn result(&self) -> Outcome {
         if !self.missing.is_empty() {
-            "incomplete"
+            Outcome::Incomplete
         } else if self.staged.is_empty() {
-            "up to date"
+            Outcome::UpToDate
         } else {
-            "merged"
+            Outcome::Merged
         }
     }
 }
@@ -164,7 +175,7 @@ async fn plan_image(
 /// Writes the index of every complete image: the staged manifests mounted into the final
 /// repository, then the platform tags, then the index under its tags, the version last.
 pub async fn execute(reg: &Registry, images: &[MergeImage]) -> anyhow::Result<()> {
-    for m in images.iter().filter(|m| m.result() == "merged") {
+    for m in images.iter().filter(|m| m.result() == Outcome::Merged) {
         write_index(reg, m).await.map_err(|e| {
             e.context(format!(
                 "merging {}:{} (nothing of it was tagged)",
@@ -232,11 +243,14 @@ pub fn render(images: &[MergeImage], registry: &str, namespace: &str) -> String 
         }
     };
     let mut notes = String::new();
-    let up_to_date = images.iter().filter(|m| m.result() == "up to date").count();
-    for m in images.iter().filter(|m| m.result() != "up to date") {
+    let up_to_date = images
+        .iter()
+        .filter(|m| m.result() == Outcome::UpToDate)
+        .count();
+    for m in images.iter().filter(|m| m.result() != Outcome::UpToDate) {
         let result = match m.result() {
-            "incomplete" => format!("incomplete: lacks {}", list(&mut m.missing.iter())),
-            r => r.to_string(),
+            Outcome::Incomplete => format!("incomplete: lacks {}", list(&mut m.missing.iter())),
+            _ => "merged".to_string(),
         };
         rows.push([
             m.name.clone(),

@@ -60,7 +60,7 @@ fn run_merge(
             "dry_run": args.dry_run,
             "images": images.iter().map(|m| {
                 let mut v = serde_json::to_value(m).unwrap_or_default();
-                v["result"] = m.result().into();
+                v["result"] = serde_json::to_value(m.result()).unwrap_or_default();
                 v
             }).collect::<Vec<_>>(),
         }))?;
@@ -72,7 +72,10 @@ fn run_merge(
     if !args.dry_run {
         rt.block_on(crate::fan_in::execute(&reg, &images))?;
     }
-    let incomplete = images.iter().filter(|m| m.result() == "incomplete").count();
+    let incomplete = images
+        .iter()
+        .filter(|m| m.result() == crate::fan_in::Outcome::Incomplete)
+        .count();
     if incomplete > 0 {
         eprintln!(
             "{incomplete} image(s) incomplete: their indexes were not written (a published index never lacks a declared platform){}",

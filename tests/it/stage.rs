@@ -214,6 +214,28 @@ fn merge_with_a_platform_missing_publishes_the_complete_images_names_the_other_a
     ok(&stage(&ws, &reg, "linux/arm64", &["hello", "tools"]));
     assert!(!is_tagged(&reg, "cip-stage/linux-arm64/app:1.0.0"));
 
+    // --dry-run --json: the decision per image, nothing written.
+    let dry = merge(&ws, &reg, &["--dry-run", "--json"]);
+    assert_eq!(dry.status.code(), Some(1), "{}", text(&dry));
+    let doc: Value = serde_json::from_slice(&dry.stdout).unwrap();
+    let result = |name: &str| {
+        doc["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {doc:#}"))
+            .clone()
+    };
+    assert_eq!(result("app")["result"], "incomplete");
+    assert_eq!(result("app")["missing"], serde_json::json!(["linux/arm64"]));
+    assert_eq!(result("busybox")["result"], "merged");
+    assert_eq!(
+        result("busybox")["tags"],
+        serde_json::json!(["latest", "1.0.0"])
+    );
+    assert!(!is_tagged(&reg, "busybox:1.0.0"));
+
     let out = merge(&ws, &reg, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
