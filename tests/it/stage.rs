@@ -331,3 +331,46 @@ fn a_stage_from_an_older_context_is_not_merged_and_the_next_stage_run_replaces_i
         ["linux/amd64", "linux/arm64"]
     );
 }
+
+#[test]
+fn a_registry_with_a_path_stages_under_it_and_merges_there() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    for child in ["01-hello", "01-tools", "02-app"] {
+        std::fs::remove_dir_all(ws.context(child)).unwrap();
+    }
+    common::workspace::set_info(
+        &ws,
+        "00-busybox",
+        "{:version \"1.0.0\" :platforms #{\"linux/amd64\"}}",
+    );
+    let address = format!("{}/team", reg.addr());
+    let staged = ws.cip(&[
+        "publish",
+        "--remote-registry",
+        &address,
+        "--stage",
+        "--platform",
+        "linux/amd64",
+        "--stage-namespace",
+        "ci/stage",
+    ]);
+    ok(&staged);
+    assert_eq!(
+        index_platforms(&raw(&reg, "team/ci/stage/linux-amd64/busybox:1.0.0")),
+        ["linux/amd64"]
+    );
+    ok(&ws.cip(&[
+        "publish",
+        "--remote-registry",
+        &address,
+        "--merge",
+        "--stage-namespace",
+        "ci/stage",
+    ]));
+    assert_eq!(
+        index_platforms(&raw(&reg, "team/busybox:1.0.0")),
+        ["linux/amd64"]
+    );
+    assert!(is_tagged(&reg, "team/busybox:latest"));
+}
