@@ -48,15 +48,10 @@ pub fn is_certificate_error(e: &(dyn Error + 'static)) -> bool {
 }
 
 /// Whether the server presented a certificate marked as a CA (`CA:TRUE`, what a plain
-/// `openssl req -x509` makes) as its own. rustls refuses that even when the very certificate is
-/// trusted with `--ca-cert` (curl and skopeo accept it), and oci-client 0.18 builds its HTTP client
-/// itself, with no way to hand it a verifier that would: so cip explains how to reissue it.
+/// `openssl req -x509` makes) as its own, and it is not one the user gave (those are accepted:
+/// [`super::trust`]).
 pub fn is_ca_used_as_end_entity(e: &(dyn Error + 'static)) -> bool {
-    matches!(
-        rustls_error(e),
-        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)))
-            if format!("{other:?}").contains("CaUsedAsEndEntity")
-    )
+    rustls_error(e).is_some_and(super::trust::is_ca_used_as_end_entity)
 }
 
 #[cfg(test)]
