@@ -19,6 +19,7 @@ mod space;
 pub mod timeouts;
 mod tls;
 mod trust;
+mod unreachable;
 
 use tls::is_certificate_error;
 
@@ -667,6 +668,12 @@ impl Registry {
                  collection, then push again"
             );
         }
+        // Said alone: the client's own text only adds an internal URL (`.../v2/`).
+        if let OciDistributionError::RequestError(re) = &e {
+            if let Some(why) = unreachable::why(re) {
+                return anyhow::anyhow!("cannot reach registry {host}: {why}");
+            }
+        }
         let refused = is_refused(&e);
         let what = match &e {
             _ if refused => {
@@ -699,10 +706,6 @@ impl Registry {
                 "the TLS handshake with registry {host} failed: does it speak HTTPS on this port? \
                  (--insecure-registry {host} allows plain HTTP)"
             ),
-            OciDistributionError::RequestError(re) if re.is_connect() => {
-                let scheme = if self.plain_http { "http" } else { "https" };
-                format!("cannot reach registry {host} over {scheme}: is it running and is the address right?")
-            }
             // The client's read timeout: a pause in a transfer (a whole request has its own bound).
             OciDistributionError::RequestError(re) if re.is_timeout() => format!(
                 "no answer from {host} in {} during {subject}: the registry stopped sending or \

@@ -492,3 +492,55 @@ fn a_self_signed_ca_certificate_is_refused_unless_it_is_the_one_given() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn an_unreachable_registry_is_named_with_what_failed_not_a_probe_url() {
+    let ws = Workspace::demo();
+    // A loopback port nothing listens on: connection refused (retried: a registry may be starting).
+    let closed = format!("127.0.0.1:{}", common::free_port());
+    for args in [
+        vec!["plan", "--remote-registry", &closed],
+        vec!["publish-locally", "--local-registry", &closed],
+    ] {
+        let out = ws.cip_env(&args, &[("CIP_RETRY_BASE_MS", "10")]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "cannot reach registry {closed}: connection refused (nothing listens on that port)"
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("/v2/") && !err.contains("http://") && !err.contains("https://"),
+            "no internal URL: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_registry_host_that_does_not_resolve_is_said_at_once_not_retried() {
+    let ws = Workspace::demo();
+    let out = ws.cip_env(
+        &[
+            "plan",
+            "--remote-registry",
+            "nonexistent.invalid:5000/team/sub",
+        ],
+        &[("CIP_RETRY_BASE_MS", "10")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot reach registry nonexistent.invalid:5000: no such host"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("retry:"),
+        "a DNS failure is not retried: {err}"
+    );
+    assert!(
+        !err.contains("after ") && !err.contains("/v2/") && !err.contains("https://"),
+        "one attempt, no internal URL: {err}"
+    );
+}
