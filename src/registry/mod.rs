@@ -532,7 +532,18 @@ impl Registry {
         let Some((raw, digest)) = self.manifest_raw(&reference).await? else {
             return Ok(None);
         };
-        let parsed = index::parse(&raw, &digest)?;
+        self.described(repo, &raw, &digest).await.map(Some)
+    }
+
+    /// What the manifest or index `raw` (of `repo`, with `digest`) holds: which platforms, by which
+    /// manifests. A single-platform manifest's platform is read from its config blob.
+    pub async fn described(
+        &self,
+        repo: &str,
+        raw: &[u8],
+        digest: &str,
+    ) -> anyhow::Result<Published> {
+        let parsed = index::parse(raw, digest)?;
         let published = match parsed {
             index::Parsed::Index(p) => p,
             // A single-platform manifest: its platform is in the config blob.
@@ -541,10 +552,10 @@ impl Registry {
                 entry,
             } => {
                 let config = self.blob_bytes(repo, &config_digest).await?;
-                index::single(entry, &config, &digest)?
+                index::single(entry, &config, digest)?
             }
         };
-        Ok(Some(published))
+        Ok(published)
     }
 
     /// A whole blob in memory (small blobs: configs). Each attempt downloads it from the start.
