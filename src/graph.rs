@@ -1,5 +1,7 @@
 //! The dependency DAG of a project (edges parent -> child) and everything derived from it: validation,
-//! build order, layers, descendants and the critical path.
+//! build order, layers, descendants and the critical path. [`render`] draws it.
+pub mod render;
+
 use std::collections::{BTreeSet, HashMap};
 
 use petgraph::algo::{tarjan_scc, toposort};
@@ -173,6 +175,90 @@ impl Graph {
         }
         path.reverse();
         (path, best[end])
+    }
+
+    /// The edges that lie on a cycle, as `(parent, child)` context indexes: both ends are in one
+    /// strongly connected component (the child reaches the parent again), or the edge is a loop.
+    pub fn cycle_edges(&self) -> BTreeSet<(usize, usize)> {
+        let mut component = vec![0; self.dag.node_count()];
+        for (i, scc) in tarjan_scc(&self.dag).into_iter().enumerate() {
+            for n in scc {
+                component[n.index()] = i;
+            }
+        }
+        self.dag
+            .edge_references()
+            .filter(|e| component[e.source().index()] == component[e.target().index()])
+            .map(|e| (self.dag[e.source()], self.dag[e.target()]))
+            .collect()
+    }
+
+    /// The edges that close a cycle: those a depth-first walk (from the contexts in directory
+    /// order) finds pointing back to a context it is still inside of, as `(parent, child)` context
+    /// indexes. Without them any graph is a DAG again, and one that keeps every other edge: the
+    /// order and layers of a graph with a cycle, to draw it by. Empty when there is no cycle.
+    pub fn back_edges(&self) -> BTreeSet<(usize, usize)> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum State {
+            New,
+            Open,
+            Done,
+        }
+        let mut state = vec![State::New; self.dag.node_count()];
+        let mut back = BTreeSet::new();
+        for root in self.dag.node_indices() {
+            if state[root.index()] != State::New {
+                continue;
+            }
+            state[root.index()] = State::Open;
+            // Each open node with the children it has yet to visit.
+            let mut stack = vec![(root, self.sorted_children(root))];
+            while let Some((node, pending)) = stack.last_mut() {
+                let node = *node;
+                match pending.pop() {
+                    Some(child) => match state[child.index()] {
+                        State::Open => {
+                            back.insert((self.dag[node], self.dag[child]));
+                        }
+                        State::New => {
+                            state[child.index()] = State::Open;
+                            let next = self.sorted_children(child);
+                            stack.push((child, next));
+                        }
+                        State::Done => {}
+                    },
+                    None => {
+                        state[node.index()] = State::Done;
+                        stack.pop();
+                    }
+                }
+            }
+        }
+        back
+    }
+
+    /// The children of `n`, the first (in directory order) last, to be popped first.
+    fn sorted_children(&self, n: NodeIndex) -> Vec<NodeIndex> {
+        let mut v: Vec<NodeIndex> = self.dag.neighbors(n).collect();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v.dedup();
+        v
+    }
+
+    /// This graph without `edges` (`(parent, child)` context indexes), e.g. its
+    /// [`Self::back_edges`].
+    pub fn without(&self, edges: &BTreeSet<(usize, usize)>) -> Graph {
+        let mut dag = self.dag.clone();
+        dag.retain_edges(|g, e| {
+            let (parent, child) = g.edge_endpoints(e).expect("an edge of this graph");
+            !edges.contains(&(g[parent], g[child]))
+        });
+        let topo = stable_toposort(&dag);
+        Graph {
+            dag,
+            by_name: self.by_name.clone(),
+            topo,
+        }
     }
 
     /// Each cycle as the list of context indexes along it (first repeated at the end implicitly).
