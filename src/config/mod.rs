@@ -23,6 +23,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+pub mod file;
+pub mod settings;
+
 use anyhow::Context as _;
 
 use crate::registry::retry::RetryPolicy;
