@@ -218,14 +218,9 @@ impl Registry {
     /// `e`, or when the TLS handshake failed because the server answered in plain HTTP, an error that
     /// says so and how to allow it. Costs one plain request, only on this failure.
     async fn plain_http_to_https(&self, e: anyhow::Error) -> anyhow::Error {
-        let handshake_failed =
-            e.downcast_ref::<OciDistributionError>()
-                .is_some_and(|oe| match oe {
-                    OciDistributionError::RequestError(re) => {
-                        tls::is_tls_failure(re) && !is_certificate_error(re)
-                    }
-                    _ => false,
-                });
+        let handshake_failed = e
+            .downcast_ref::<tls::TlsFailure>()
+            .is_some_and(|f| !is_certificate_error(f.request_error()));
         if self.plain_http || !handshake_failed {
             return e;
         }
@@ -729,7 +724,11 @@ impl Registry {
             }
             _ => format!("registry {host}: {subject}"),
         };
-        anyhow::Error::new(e).context(what)
+        // A TLS failure is said by its cause: the client's own text only adds an internal URL.
+        match tls::TlsFailure::of(e) {
+            Ok(failure) => anyhow::Error::new(failure).context(what),
+            Err(e) => anyhow::Error::new(e).context(what),
+        }
     }
 }
 

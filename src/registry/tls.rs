@@ -23,6 +23,49 @@ pub fn rustls_error<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a rustls::Erro
     None
 }
 
+/// A client error whose TLS handshake failed, shown as the TLS library's reason alone (e.g.
+/// `invalid peer certificate: UnknownIssuer`): the HTTP client's text around it names the connect
+/// probe's internal URL. The client error stays inside, for [`TlsFailure::request_error`].
+#[derive(Debug)]
+pub struct TlsFailure {
+    error: oci_client::errors::OciDistributionError,
+    reason: String,
+}
+
+impl TlsFailure {
+    /// `e` as a TLS failure, or `e` itself when it is not one.
+    pub fn of(
+        e: oci_client::errors::OciDistributionError,
+    ) -> Result<TlsFailure, oci_client::errors::OciDistributionError> {
+        let reason = match &e {
+            oci_client::errors::OciDistributionError::RequestError(re) => {
+                rustls_error(re).map(|tls| tls.to_string())
+            }
+            _ => None,
+        };
+        match reason {
+            Some(reason) => Ok(TlsFailure { error: e, reason }),
+            None => Err(e),
+        }
+    }
+
+    /// The HTTP client's error.
+    pub fn request_error(&self) -> &(dyn Error + 'static) {
+        match &self.error {
+            oci_client::errors::OciDistributionError::RequestError(re) => re,
+            other => other,
+        }
+    }
+}
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl Error for TlsFailure {}
+
 /// Whether the TLS handshake failed, for whatever reason.
 pub fn is_tls_failure(e: &(dyn Error + 'static)) -> bool {
     rustls_error(e).is_some()

@@ -478,6 +478,10 @@ fn a_self_signed_ca_certificate_is_refused_unless_it_is_the_one_given() {
             !err.contains("retry:"),
             "{case}: a TLS verification error is not retried: {err}"
         );
+        assert!(
+            err.contains("invalid peer certificate") && !err.contains("/v2/"),
+            "{case}: the TLS library's reason, not the probe's URL: {err}"
+        );
     }
 
     // A certificate with CA:FALSE, given with --ca-cert, is trusted as before.
