@@ -511,3 +511,61 @@ fn platform_problem(
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// A project of contexts `NN-name` whose Dockerfiles are FROM `${REGISTRY}/parent` each.
+    fn project(dir: &Path, from: &[(&str, &str)]) -> Project {
+        for (ctx, parent) in from {
+            let d = dir.join("contexts").join(ctx);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(
+                d.join("Dockerfile"),
+                format!("ARG REGISTRY\nFROM ${{REGISTRY}}/{parent}:1.0.0\n"),
+            )
+            .unwrap();
+            std::fs::write(d.join("info.edn"), "{:version \"1.0.0\"}\n").unwrap();
+        }
+        crate::project::scan(dir).unwrap()
+    }
+
+    #[test]
+    fn without_the_edges_closing_cycles_a_graph_keeps_its_other_edges_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        // a -> b -> c -> a, and d on b, outside the cycle; e on itself.
+        let p = project(
+            dir.path(),
+            &[
+                ("00-a", "c"),
+                ("01-b", "a"),
+                ("02-c", "b"),
+                ("03-d", "b"),
+                ("04-e", "e"),
+            ],
+        );
+        let g = Graph::build(&p);
+        assert!(g.has_cycle());
+        let (a, b, c, d, e) = (0, 1, 2, 3, 4);
+        assert_eq!(
+            g.cycle_edges(),
+            BTreeSet::from([(a, b), (b, c), (c, a), (e, e)])
+        );
+        // The walk from a finds c -> a pointing back, then e -> e.
+        assert_eq!(g.back_edges(), BTreeSet::from([(c, a), (e, e)]));
+        let acyclic = g.without(&g.back_edges());
+        assert!(!acyclic.has_cycle());
+        assert_eq!(acyclic.layers(), vec![vec![a, e], vec![b], vec![c, d]]);
+        assert_eq!(acyclic.parents(d), vec![b]);
+    }
+
+    #[test]
+    fn a_graph_without_a_cycle_has_no_cycle_edges() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = project(dir.path(), &[("00-a", "debian"), ("01-b", "a")]);
+        let g = Graph::build(&p);
+        assert!(g.cycle_edges().is_empty() && g.back_edges().is_empty());
+    }
+}
