@@ -525,6 +525,10 @@ pub struct MirrorArgs {
     /// Fail (exit 1) when an image version is missing on the source registry
     #[arg(long)]
     pub strict: bool,
+    /// Print a JSON document on stdout: per image its result code, digest, platforms, what was
+    /// copied and how long it took (see docs/json.md); the table goes to stderr
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of the commands that edit the project's files.

@@ -81,7 +81,8 @@ fn pulling(
     registry: &str,
     builder: crate::build::BuilderKind,
     m: &crate::cli::MirrorArgs,
+    command: &str,
 ) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
-    crate::mirror::pull_latest(&loaded, registry, builder, m)
+    crate::mirror::pull_latest(&loaded, registry, builder, m, command)
 }
