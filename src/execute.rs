@@ -14,7 +14,7 @@ use crate::interrupt::{self, Signal};
 use crate::plan::steps::{Action, Assemble, Build, ImageId, Output, Plan, StepId};
 use crate::plan::ImagePlan;
 use crate::platform::Platform;
-use crate::progress::Progress;
+use crate::progress::{Display, Line};
 use crate::registry::index::{self, Entry};
 use crate::registry::push::push_layout;
 use crate::registry::{Published, Registry};
@@ -97,7 +97,7 @@ impl Executor {
     /// Runs the plan's steps. SIGINT or SIGTERM stops the run as a first failure would.
     pub async fn run(&self, plan: &Plan) -> anyhow::Result<RunReport> {
         let builds = plan.builds().count();
-        let progress = Arc::new(Progress::new(builds as u64));
+        let progress = Arc::new(Display::new(builds as u64, plan.steps.len()));
         for node in &plan.nodes {
             progress.println(&format!(
                 "{builds} build(s) with {} on node {}, {} at a time, into {}",
@@ -218,7 +218,7 @@ fn tasks_of(plan: &Plan) -> Vec<Task> {
 }
 
 /// Names the private store of each platform that builds in one.
-fn announce_platform_stores(plan: &Plan, progress: &Progress) {
+fn announce_platform_stores(plan: &Plan, progress: &Display) {
     let stores: BTreeMap<String, String> = plan
         .builds()
         .filter_map(|(_, b)| {
@@ -243,7 +243,7 @@ struct StepRunner {
     registry: Option<Arc<Registry>>,
     access: RegistryAccess,
     shared: Arc<Mutex<Shared>>,
-    progress: Arc<Progress>,
+    progress: Arc<Display>,
     started: Instant,
 }
 
@@ -259,10 +259,11 @@ impl StepRunner {
             Action::Build(b) => format!("build {}:{} {}", image.name, image.version, b.platform),
             Action::Assemble(_) => format!("tag {}:{}", image.name, image.version),
         };
+        self.progress.step_started();
         let line = self.progress.start(&label);
         let started = self.started.elapsed();
         let result = match &step.action {
-            Action::Build(b) => self.build(step.image, b).await,
+            Action::Build(b) => self.build(step.image, b, &line).await,
             Action::Assemble(a) => self.assemble(step.image, a).await,
         };
         let finished = self.started.elapsed();
@@ -280,7 +281,7 @@ impl StepRunner {
         result
     }
 
-    async fn build(&self, image: ImageId, b: &Build) -> anyhow::Result<()> {
+    async fn build(&self, image: ImageId, b: &Build, line: &Line) -> anyhow::Result<()> {
         let node = &self.nodes[b.node.0];
         let builder = match &b.store {
             Some(store) => node.with_store(store),
@@ -297,7 +298,12 @@ impl StepRunner {
             registry: self.access.clone(),
             options: b.options.clone(),
         };
+        let prefix = format!("{} {}", self.plan.image(image).name, b.platform);
+        let streaming = line
+            .output_sink(&prefix)
+            .map(|sink| crate::build::process::stream_log(&b.log, sink));
         builder.build(&job).await?;
+        drop(streaming);
         match &b.output {
             Output::Push { .. } => {
                 let entry = self.push(builder.as_ref(), image, b).await;
@@ -613,6 +619,43 @@ pub fn render_summary(results: &[ImageResult], total: Duration, verbose: bool) -
         ));
     }
     out.push_str(&format!("total {:.1}s\n", total.as_secs_f64()));
+    out
+}
+
+/// What `--progress quiet` prints at the end: each failure, then one line that counts the images
+/// by result, with the run's wall time.
+pub fn result_line(results: &[ImageResult], total: Duration) -> String {
+    let mut out = String::new();
+    for f in results.iter().filter(|r| r.error.is_some()) {
+        out.push_str(&format!(
+            "FAILED {}:{}: {}\n",
+            f.name,
+            f.version,
+            f.error.as_deref().unwrap_or("")
+        ));
+    }
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for r in results {
+        let what = match r.result.as_str() {
+            "skipped: a parent failed" => "skipped",
+            other => other,
+        };
+        match counts.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((what, 1)),
+        }
+    }
+    let counts: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
+    out.push_str(&format!(
+        "{} image(s): {} in {:.1}s\n",
+        results.len(),
+        if counts.is_empty() {
+            "none".to_string()
+        } else {
+            counts.join(", ")
+        },
+        total.as_secs_f64()
+    ));
     out
 }
 

@@ -16,8 +16,9 @@ pub mod status;
 pub mod upload_all_to_local_registry;
 
 use crate::cli::{BuildArgs, ProjectArgs};
-use crate::execute::{render_summary, summary_json};
+use crate::execute::{render_summary, result_line, summary_json};
 use crate::output::style_problem;
+use crate::progress::Progress;
 use crate::run::{Ended, Mode};
 
 pub use crate::load::{load, Loaded};
@@ -47,6 +48,8 @@ fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
 /// summary with `--json`), or the plan with `--dry-run`.
 fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     let started = std::time::Instant::now();
+    let display = display_mode(args);
+    crate::progress::set_mode(display, args.verbose);
     let loaded = load_valid(&args.project)?;
     let finished = match crate::run::build(&loaded, args, mode)? {
         Ended::DryRun(plan) => {
@@ -62,6 +65,10 @@ fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
             &finished.steps,
         ))?;
     }
+    if display == Progress::Quiet {
+        eprint!("{}", result_line(&finished.results, started.elapsed()));
+        return Ok(finished.exit_code());
+    }
     eprint!(
         "{}",
         render_summary(&finished.results, started.elapsed(), args.verbose)
@@ -70,6 +77,16 @@ fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
         eprintln!("logs: {}", finished.log_dir.display());
     }
     Ok(finished.exit_code())
+}
+
+/// The display mode of a building run: `--progress` / `-q`, else `CIP_PROGRESS`, else `auto`.
+fn display_mode(args: &BuildArgs) -> Progress {
+    let config = crate::config::get();
+    crate::progress::resolve(
+        &[args.progress_flag(), config.progress],
+        console::Term::stderr().is_term(),
+        config.ci,
+    )
 }
 
 /// `pull-latest-from-local-registry` and `pull-latest-from-remote-registry`.

@@ -16,6 +16,7 @@ mod info_props;
 mod inventory;
 mod mirror;
 mod plan_steps;
+mod progress;
 mod publish;
 mod publish_docker;
 mod publish_integrity;
