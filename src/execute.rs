@@ -56,6 +56,14 @@ pub struct ImageResult {
     pub result: String,
     pub error: Option<String>,
     pub duration: Duration,
+    /// Where it is: `REGISTRY/name` (a repository, or the local store's name).
+    pub repository: String,
+    /// The digest of its index (registry), or its image id (local store); None if it has none.
+    pub digest: Option<String>,
+    /// The manifest digest (image id in a store) of each platform.
+    pub platform_digests: Vec<(Platform, String)>,
+    /// The tags this run wrote, or the version tag of an image it left as it was.
+    pub tags: Vec<String>,
 }
 
 /// What happened to one step, in the order the steps finished.
@@ -79,6 +87,8 @@ struct Shared {
     replaced: HashMap<ImageId, Vec<Platform>>,
     /// Version tags another run moved after this run wrote them.
     conflicts: HashMap<ImageId, String>,
+    /// The index each image got: its digest, entries and tags.
+    indexes: HashMap<ImageId, (String, Vec<Entry>, Vec<String>)>,
 }
 
 /// How a run ended.
@@ -139,8 +149,16 @@ impl Executor {
         .await;
         progress.done();
         self.verify_tags(plan, &shared).await;
+        let mut results = {
+            let s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            summarize(plan, &outcomes, &s)
+        };
+        if self.registry.is_none() {
+            if let Some(node) = self.nodes.first() {
+                store_digests(node.as_ref(), &mut results).await;
+            }
+        }
         let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
-        let results = summarize(plan, &outcomes, &shared);
         let steps = outcomes
             .iter()
             .enumerate()
@@ -405,6 +423,8 @@ impl StepRunner {
             ));
         }
         let mut s = self.shared();
+        s.indexes
+            .insert(id, (digest.clone(), entries, a.tags.clone()));
         s.tagged.insert(id, digest);
         s.replaced.insert(id, replaced);
         Ok(())
@@ -453,9 +473,45 @@ fn index_annotations(image: &ImagePlan, published: Option<&Published>) -> BTreeM
     annotations
 }
 
-/// The results of a run with nothing to build: every image is up to date.
-pub fn nothing_to_build(plan: &Plan) -> Vec<ImageResult> {
-    summarize(plan, &[], &Shared::default())
+/// The results of a run with nothing to build: every image is up to date. `store` is the node
+/// whose local store holds them (`cip build`), asked for their ids.
+pub async fn nothing_to_build(plan: &Plan, store: Option<&dyn Backend>) -> Vec<ImageResult> {
+    let mut results = summarize(plan, &[], &Shared::default());
+    if let Some(node) = store {
+        store_digests(node, &mut results).await;
+    }
+    results
+}
+
+/// Fills in the image id of each image the run built into (or found in) the local store, for
+/// the platform it was built for. An image the store cannot tell about keeps no digest.
+async fn store_digests(node: &dyn Backend, results: &mut [ImageResult]) {
+    for r in results.iter_mut() {
+        let Some(platform) = r.built.first().or(r.kept.first()).cloned() else {
+            continue;
+        };
+        if !matches!(r.result.as_str(), "built" | "up to date") {
+            continue;
+        }
+        let tag = format!("{}:{}", r.repository, r.version);
+        if let Ok(Some(id)) = node.image_id(&tag).await {
+            r.platform_digests = vec![(platform, id.clone())];
+            r.digest = Some(id);
+            r.tags = match r.result.as_str() {
+                "built" => vec![r.version.clone(), "latest".into()],
+                _ => vec![r.version.clone()],
+            };
+        }
+    }
+}
+
+/// Each platform's manifest digest of an index.
+fn platform_digests(entries: &[Entry]) -> Vec<(Platform, String)> {
+    entries
+        .iter()
+        .filter_map(|e| Some((e.platform.clone()?, e.digest.clone())))
+        .filter(|(_, d)| !d.is_empty())
+        .collect()
 }
 
 fn summarize(plan: &Plan, outcomes: &[Outcome], shared: &Shared) -> Vec<ImageResult> {
@@ -522,6 +578,20 @@ fn summarize_image(
     } else {
         ("built".to_string(), None)
     };
+    let published = image.published.as_ref().filter(|p| !p.digest.is_empty());
+    let (digest, platform_digests, tags) = match (shared.indexes.get(&id), published) {
+        (Some((digest, entries, tags)), _) => (
+            Some(digest.clone()),
+            self::platform_digests(entries),
+            tags.clone(),
+        ),
+        (None, Some(p)) if result == "up to date" => (
+            Some(p.digest.clone()),
+            self::platform_digests(&p.entries),
+            vec![image.version.clone()],
+        ),
+        _ => (None, Vec::new(), Vec::new()),
+    };
     ImageResult {
         name: image.name.clone(),
         version: image.version.clone(),
@@ -532,6 +602,10 @@ fn summarize_image(
         result,
         error,
         duration: wall_time(plan, id, shared),
+        repository: format!("{}/{}", plan.destination, image.name),
+        digest,
+        platform_digests,
+        tags,
     }
 }
 
@@ -575,6 +649,28 @@ fn list(ps: &[Platform]) -> String {
     }
 }
 
+/// A digest as the summary shows it: the first 12 hex digits, as docker shows image ids.
+fn short_digest(digest: &str) -> String {
+    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
+    hex.chars().take(12).collect()
+}
+
+/// The rows without the columns whose cells below the header are all `-`.
+fn without_empty_columns<const N: usize>(rows: Vec<[String; N]>) -> Vec<Vec<String>> {
+    let keep: Vec<bool> = (0..N)
+        .map(|c| rows.iter().skip(1).any(|r| r[c] != "-"))
+        .collect();
+    rows.into_iter()
+        .map(|r| {
+            r.into_iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(cell, _)| cell)
+                .collect()
+        })
+        .collect()
+}
+
 /// The summary printed at the end of a run: a row per image the run did something with (all rows
 /// with `verbose`), one line for the images that were up to date, the failures, and the run's
 /// wall time. Fits 80 columns for usual names.
@@ -588,23 +684,25 @@ pub fn render_summary(results: &[ImageResult], total: Duration, verbose: bool) -
     if !shown.is_empty() {
         let mut rows = vec![[
             "IMAGE".to_string(),
-            "VERSION".into(),
             "BUILT".into(),
             "KEPT".into(),
             "RESULT".into(),
             "TIME".into(),
+            "DIGEST".into(),
         ]];
         for r in &shown {
             rows.push([
-                r.name.clone(),
-                r.version.clone(),
+                format!("{}:{}", r.name, r.version),
                 short_list(&r.built),
                 short_list(&r.kept),
                 r.result.clone(),
                 format!("{:.1}s", r.duration.as_secs_f64()),
+                r.digest.as_deref().map_or_else(|| "-".into(), short_digest),
             ]);
         }
-        out.push_str(&crate::output::table(&rows));
+        // Columns with nothing to say (no platform kept) make room for the others.
+        let rows: Vec<Vec<String>> = without_empty_columns(rows);
+        out.push_str(&crate::output::table_of(&rows));
     }
     if up_to_date > 0 && !verbose {
         let others = if shown.is_empty() { "" } else { "other " };
@@ -673,6 +771,7 @@ pub fn summary_json(registry: &str, results: &[ImageResult], steps: &[StepRecord
             "replaced": r.replaced,
             "result": r.result,
             "code": result_code(&r.result),
+            "digest": r.digest,
             "error": r.error,
             "failed": r.failed_steps.iter().map(|(platform, log)| json!({
                 "platform": platform,
@@ -691,7 +790,7 @@ pub fn summary_json(registry: &str, results: &[ImageResult], steps: &[StepRecord
 
 /// The machine-friendly form of a result: `up_to_date`, `built`, `failed`,
 /// `skipped_parent_failed`, `cancelled`.
-fn result_code(result: &str) -> &'static str {
+pub fn result_code(result: &str) -> &'static str {
     match result {
         "up to date" => "up_to_date",
         "built" => "built",
@@ -938,6 +1037,11 @@ mod tests {
             result: result.into(),
             error: None,
             duration: Duration::from_millis(1500),
+            repository: format!("reg.test/{name}"),
+            digest: (result != "failed")
+                .then(|| format!("sha256:{}", "0123456789abcdef".repeat(4))),
+            platform_digests: Vec::new(),
+            tags: Vec::new(),
         }
     }
 
@@ -959,6 +1063,13 @@ mod tests {
         ));
         let s = render_summary(&mixed, Duration::from_secs(75), false);
         assert!(s.contains("amd64,arm64,arm/v7"), "{s}");
+        assert!(
+            s.contains(
+                "a-rather-long-image-name:1.0.0  amd64,arm64,arm/v7  built   1.5s  0123456789ab\n"
+            ),
+            "the short digest: {s}"
+        );
+        assert!(!s.contains("KEPT"), "no platform kept, no column: {s}");
         assert!(s.contains("3 other image(s) up to date"), "{s}");
         assert!(!s.contains("img-0"), "{s}");
         assert!(s.lines().all(|l| l.chars().count() <= 80), "{s}");

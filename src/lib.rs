@@ -37,6 +37,7 @@ pub mod graph;
 pub mod interrupt;
 pub mod inventory;
 pub mod load;
+pub mod metadata;
 pub mod mirror;
 pub mod output;
 pub mod plan;

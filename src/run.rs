@@ -297,10 +297,14 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     }
     refuse_drift(&plan, args.allow_drift)?;
     let destination = target.registry_name().to_string();
+    // `build` asks its store for the ids of the images it holds.
+    let store = builder
+        .clone()
+        .filter(|_| matches!(mode, Mode::Store { .. }));
     let Some(builder) = builder.filter(|_| !plan.steps.is_empty()) else {
         return Ok(Ended::Ran(Finished {
             destination,
-            results: nothing_to_build(&plan),
+            results: rt.block_on(nothing_to_build(&plan, store.as_deref())),
             steps: Vec::new(),
             ok: true,
             interrupted: None,

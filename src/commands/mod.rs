@@ -65,17 +65,22 @@ fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
             &finished.steps,
         ))?;
     }
+    let written = args
+        .metadata_file
+        .as_ref()
+        .map(|path| crate::metadata::write(path, &finished.results));
     if display == Progress::Quiet {
         eprint!("{}", result_line(&finished.results, started.elapsed()));
-        return Ok(finished.exit_code());
+    } else {
+        eprint!(
+            "{}",
+            render_summary(&finished.results, started.elapsed(), args.verbose)
+        );
+        if !finished.ok {
+            eprintln!("logs: {}", finished.log_dir.display());
+        }
     }
-    eprint!(
-        "{}",
-        render_summary(&finished.results, started.elapsed(), args.verbose)
-    );
-    if !finished.ok {
-        eprintln!("logs: {}", finished.log_dir.display());
-    }
+    written.transpose()?;
     Ok(finished.exit_code())
 }
 

@@ -14,6 +14,7 @@ mod drift;
 mod environment;
 mod info_props;
 mod inventory;
+mod metadata;
 mod mirror;
 mod plan_steps;
 mod progress;
