@@ -16,7 +16,7 @@ use crate::plan::ImagePlan;
 use crate::platform::Platform;
 use crate::progress::{Display, Line};
 use crate::registry::index::{self, Entry};
-use crate::registry::push::push_layout;
+use crate::registry::push::push_layout_from;
 use crate::registry::{Published, Registry};
 use crate::schedule::{self, Outcome, Task};
 
@@ -87,6 +87,8 @@ struct Shared {
     replaced: HashMap<ImageId, Vec<Platform>>,
     /// Version tags another run moved after this run wrote them.
     conflicts: HashMap<ImageId, String>,
+    /// The platforms of each image whose build succeeded and whose push failed.
+    push_failures: HashMap<ImageId, Vec<Platform>>,
     /// The index each image got: its digest, entries and tags.
     indexes: HashMap<ImageId, (String, Vec<Entry>, Vec<String>)>,
 }
@@ -327,6 +329,13 @@ impl StepRunner {
                 let entry = self.push(builder.as_ref(), image, b).await;
                 // The private tag is only a hand-over to the push: never leave it behind.
                 let _ = builder.remove_image(&b.tag).await;
+                if entry.is_err() {
+                    let mut s = self.shared();
+                    s.push_failures
+                        .entry(image)
+                        .or_default()
+                        .push(b.platform.clone());
+                }
                 let entry = entry?;
                 self.shared().entries.entry(image).or_default().push(entry);
             }
@@ -358,7 +367,8 @@ impl StepRunner {
         let line = self
             .progress
             .start(&format!("push {}:{} {}", img.name, img.version, b.platform));
-        let pushed = push_layout(reg, &img.name, &layout, &b.platform)
+        let parents = self.parent_names(image);
+        let pushed = push_layout_from(reg, &img.name, &layout, &b.platform, &parents)
             .await
             .with_context(|| {
                 format!(
@@ -368,9 +378,10 @@ impl StepRunner {
             });
         let done = match &pushed {
             Ok(p) => format!(
-                "{} blob(s) uploaded ({:.1} MiB), {} already there",
+                "{} blob(s) uploaded ({:.1} MiB), {} mounted, {} already there",
                 p.blobs_uploaded,
                 p.bytes_uploaded as f64 / (1024.0 * 1024.0),
+                p.blobs_mounted,
                 p.blobs_skipped
             ),
             Err(e) => format!("FAILED: {e:#}"),
@@ -378,6 +389,17 @@ impl StepRunner {
         self.progress.finish(line, &done, false);
         let pushed = pushed?;
         Ok(pushed.entry)
+    }
+
+    /// The repositories of an image's parents in this run's plan, which hold its base layers.
+    fn parent_names(&self, image: ImageId) -> Vec<String> {
+        let parents = &self.plan.image(image).waits_for;
+        self.plan
+            .images
+            .iter()
+            .filter(|p| parents.contains(&p.ctx))
+            .map(|p| p.name.clone())
+            .collect()
     }
 
     /// Writes the index of all platforms under the plan's tags, the version tag last. The
@@ -554,7 +576,7 @@ fn summarize_image(
         Outcome::Failed(m) => Some(m.clone()),
         _ => None,
     });
-    let failed_steps = mine
+    let failed_steps: Vec<(Option<Platform>, Option<std::path::PathBuf>)> = mine
         .iter()
         .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
         .map(|(a, _)| match a {
@@ -567,7 +589,14 @@ fn summarize_image(
     } else if mine.is_empty() {
         ("up to date".to_string(), None)
     } else if let Some(m) = failed {
-        ("failed".to_string(), Some(m))
+        // The builds succeeded where only pushing failed: that is what the result says.
+        let pushing = shared.push_failures.contains_key(&id)
+            && failed_steps.iter().all(|(p, _)| {
+                p.as_ref()
+                    .is_some_and(|p| shared.push_failures[&id].contains(p))
+            });
+        let result = if pushing { "push failed" } else { "failed" };
+        (result.to_string(), Some(m))
     } else if mine
         .iter()
         .any(|(_, o)| matches!(o, Outcome::Skipped { .. }))
@@ -788,13 +817,14 @@ pub fn summary_json(registry: &str, results: &[ImageResult], steps: &[StepRecord
     })
 }
 
-/// The machine-friendly form of a result: `up_to_date`, `built`, `failed`,
+/// The machine-friendly form of a result: `up_to_date`, `built`, `failed`, `push_failed`,
 /// `skipped_parent_failed`, `cancelled`.
 pub fn result_code(result: &str) -> &'static str {
     match result {
         "up to date" => "up_to_date",
         "built" => "built",
         "failed" => "failed",
+        "push failed" => "push_failed",
         "cancelled" => "cancelled",
         _ => "skipped_parent_failed",
     }

@@ -21,6 +21,8 @@ const CHUNK: usize = 4 << 20;
 pub struct PushedImage {
     pub entry: Entry,
     pub blobs_uploaded: usize,
+    /// Blobs mounted from another repository of the registry (a parent's): no data moved.
+    pub blobs_mounted: usize,
     pub blobs_skipped: usize,
     pub bytes_uploaded: u64,
 }
@@ -68,6 +70,18 @@ pub async fn push_layout(
     layout: &Path,
     platform: &Platform,
 ) -> anyhow::Result<PushedImage> {
+    push_layout_from(registry, repo, layout, platform, &[]).await
+}
+
+/// [`push_layout`], mounting the blobs `repo` lacks from the repositories `mount_from` (the
+/// image's parents, which hold its base layers) before uploading them.
+pub async fn push_layout_from(
+    registry: &Registry,
+    repo: &str,
+    layout: &Path,
+    platform: &Platform,
+    mount_from: &[String],
+) -> anyhow::Result<PushedImage> {
     let (manifest, media_type) = layout_manifest(layout)?;
     let doc: Value = serde_json::from_slice(&manifest)?;
     let mut blobs: Vec<(String, u64)> = Vec::new();
@@ -83,6 +97,7 @@ pub async fn push_layout(
             &media_type,
         ),
         blobs_uploaded: 0,
+        blobs_mounted: 0,
         blobs_skipped: 0,
         bytes_uploaded: 0,
     };
@@ -91,6 +106,10 @@ pub async fn push_layout(
         let _uploading = lock.lock().await;
         if registry.blob_exists(repo, &digest).await? {
             pushed.blobs_skipped += 1;
+            continue;
+        }
+        if mount(registry, repo, &digest, mount_from).await? {
+            pushed.blobs_mounted += 1;
             continue;
         }
         upload_blob(registry, repo, &blob_path(layout, &digest)?, &digest, size).await?;
@@ -102,6 +121,21 @@ pub async fn push_layout(
         .put_manifest(&reference, manifest, &media_type)
         .await?;
     Ok(pushed)
+}
+
+/// Whether one of the repositories `from` let `repo` mount blob `digest`.
+async fn mount(
+    registry: &Registry,
+    repo: &str,
+    digest: &str,
+    from: &[String],
+) -> anyhow::Result<bool> {
+    for source in from.iter().filter(|f| *f != repo) {
+        if registry.mount_blob(repo, source, digest).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Streams one blob file to the registry, chunk by chunk. Each attempt (see [`Registry::retrying`])

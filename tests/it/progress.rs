@@ -217,3 +217,44 @@ fn tty_shows_each_running_steps_dockerfile_step_and_the_queued_count() {
         "{screen}"
     );
 }
+
+#[test]
+fn pushing_is_a_visible_phase_and_a_childs_base_layers_are_mounted_from_its_parent() {
+    let reg = common::TestRegistry::start();
+    let ws = Workspace::demo();
+    let out = ws.cip(&[
+        "publish-locally",
+        "--local-registry",
+        &reg.addr(),
+        "--progress",
+        "plain",
+        "-j",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = stderr(&out);
+    let line = |prefix: &str| {
+        err.lines()
+            .find(|l| l.contains(prefix) && !l.ends_with("started"))
+            .unwrap_or_else(|| panic!("no {prefix:?} line: {err}"))
+            .to_string()
+    };
+    assert!(
+        err.contains("push busybox:1.0.0 linux/amd64: started"),
+        "{err}"
+    );
+    // busybox: its layer and config uploaded.
+    let busybox = line("push busybox:1.0.0 linux/amd64: ");
+    assert!(
+        busybox.contains(": 2 blob(s) uploaded (")
+            && busybox.contains("), 0 mounted, 0 already there in "),
+        "{busybox}"
+    );
+    // hello: busybox's layer mounted from busybox's repository, its own layer and config uploaded.
+    let hello = line("push hello:1.0.0 linux/amd64: ");
+    assert!(
+        hello.contains(": 2 blob(s) uploaded (")
+            && hello.contains("), 1 mounted, 0 already there in "),
+        "{hello}"
+    );
+}
