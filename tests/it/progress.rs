@@ -258,3 +258,88 @@ fn pushing_is_a_visible_phase_and_a_childs_base_layers_are_mounted_from_its_pare
         "{hello}"
     );
 }
+
+/// `cip publish-locally --dry-run` against `reg` with only `config` as credential file.
+fn dry_run(ws: &Workspace, reg: &str, config: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["publish-locally", "--dry-run", "--local-registry", reg];
+    args.extend(extra);
+    let dir = config.to_str().unwrap();
+    ws.cip_command(
+        &args,
+        &[
+            ("DOCKER_CONFIG", dir),
+            ("XDG_RUNTIME_DIR", dir),
+            ("XDG_CONFIG_HOME", dir),
+        ],
+    )
+    .env_remove("REGISTRY_AUTH_FILE")
+    .env_remove("CIP_USERNAME")
+    .env_remove("CIP_PASSWORD")
+    .output()
+    .unwrap()
+}
+
+#[test]
+fn the_credentials_line_is_short_and_verbose_says_where_cip_looked() {
+    use base64::Engine as _;
+    let (user, password) = ("alice", "s3cret-Line-pw");
+    let reg = common::TestRegistry::start_with(common::RegistryOptions {
+        tls: false,
+        auth: Some((user.into(), password.into())),
+    });
+    let ws = Workspace::demo();
+    let with_creds = tempfile::tempdir().unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let config = with_creds.path().join("config.json");
+    fs::write(
+        &config,
+        serde_json::json!({"auths": {reg.addr(): {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    let line = format!(
+        "registry {}: user alice (from docker's config.json)",
+        reg.addr()
+    );
+
+    let out = dry_run(&ws, &reg.addr(), with_creds.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("registry "))
+            .collect::<Vec<_>>(),
+        [line.as_str()],
+        "{err}"
+    );
+    let out = dry_run(&ws, &reg.addr(), with_creds.path(), &["--verbose"]);
+    let err = stderr(&out);
+    assert!(err.contains(&line), "{err}");
+    assert!(
+        err.contains(&format!("credentials from {} (auths)", config.display())),
+        "--verbose names the file: {err}"
+    );
+    assert!(!text(&out).contains(password));
+    let out = dry_run(&ws, &reg.addr(), with_creds.path(), &["-q"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(stderr(&out), "", "quiet: no credentials line");
+
+    // Nothing found: one word, where cip looked only when the registry refuses.
+    let open = common::TestRegistry::start();
+    let empty = tempfile::tempdir().unwrap();
+    let out = dry_run(&ws, &open.addr(), empty.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .any(|l| l == format!("registry {}: anonymous", open.addr())),
+        "{err}"
+    );
+    assert!(!err.contains("no credentials found"), "{err}");
+    let refused = dry_run(&ws, &reg.addr(), empty.path(), &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let err = stderr(&refused);
+    assert!(
+        err.contains(&format!("no credentials found for {} in: ", reg.addr())),
+        "a refused login says where cip looked: {err}"
+    );
+}
