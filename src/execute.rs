@@ -1106,6 +1106,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_images_time_is_its_wall_time_not_the_sum_of_its_platforms() {
+        let (_tmp, project) = project();
+        let backend = Arc::new(TestBackend::default());
+        let mut plan = plan_of(&project, &backend, 3);
+        // Give `lone` a second platform: both build at once (3 slots for the 3 ready builds).
+        let arm64 = Platform::new("linux", "arm64", None);
+        let lone = plan.images.iter().position(|i| i.name == "lone").unwrap();
+        let mut step = plan
+            .steps
+            .iter()
+            .find(|s| s.image == ImageId(lone))
+            .unwrap()
+            .clone();
+        step.id = StepId(plan.steps.len());
+        if let Action::Build(b) = &mut step.action {
+            b.platform = arm64;
+            b.tag = "reg.test/lone:1.0.0-arm64".into();
+        }
+        plan.steps.push(step);
+        let report = execute(backend.clone(), &plan, false).await;
+        assert!(report.ok);
+        let ran: Vec<(Duration, Duration)> = report
+            .steps
+            .iter()
+            .filter(|s| plan.step(s.id).image == ImageId(lone))
+            .map(|s| s.ran.unwrap())
+            .collect();
+        assert_eq!(ran.len(), 2);
+        let start = ran.iter().map(|r| r.0).min().unwrap();
+        let end = ran.iter().map(|r| r.1).max().unwrap();
+        let result = report.results.iter().find(|r| r.name == "lone").unwrap();
+        assert_eq!(result.duration, end - start);
+        let sum: Duration = ran.iter().map(|r| r.1 - r.0).sum();
+        // The two platforms overlapped.
+        assert!(result.duration < sum, "{:?} vs {sum:?}", result.duration);
+    }
+
+    #[tokio::test]
     async fn one_slot_runs_one_build_at_a_time() {
         let (_tmp, project) = project();
         let backend = Arc::new(TestBackend::default());

@@ -87,9 +87,22 @@ fn publish_locally_writes_each_images_digests_as_the_registry_has_them() {
         &reg.addr(),
         "--metadata-file",
         again.to_str().unwrap(),
+        "--verbose",
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let second = read(&again);
+    // --verbose lists the images a no-op run left alone, with the digests the registry holds.
+    let err = String::from_utf8_lossy(&out.stderr);
+    for e in &second {
+        let digest = e["digest"].as_str().unwrap();
+        let row = format!("{}:1.0.0", e["name"].as_str().unwrap());
+        assert!(
+            err.lines().any(|l| l.starts_with(&row)
+                && l.contains("up to date")
+                && l.ends_with(&digest[7..19])),
+            "{err}"
+        );
+    }
     for name in ["busybox", "hello", "tools", "app"] {
         let (a, b) = (entry(&images, name), entry(&second, name));
         assert_eq!(b["result"], "up_to_date", "{b}");
