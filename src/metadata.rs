@@ -12,6 +12,7 @@ use crate::execute::{result_code, ImageResult};
 /// The metadata document of a run's results.
 pub fn document(results: &[ImageResult]) -> Value {
     json!({
+        "schema_version": 1,
         "images": results.iter().map(|r| json!({
             "image": r.repository,
             "name": r.name,
