@@ -333,10 +333,8 @@ pub struct BuildArgs {
     #[arg(long, short = 'v')]
     pub verbose: bool,
 
-    /// How the run shows its progress: `tty` a live line per running step (its Dockerfile step)
-    /// and the queued count; `plain` the builders' output as it comes, each line prefixed
-    /// `[image platform]`; `quiet` errors and the one-line result only; `auto` tty on a terminal
-    /// when CI is unset, else plain [env: CIP_PROGRESS] [default: auto]
+    /// How the run shows its progress (the logs are written in every mode)
+    /// [env: CIP_PROGRESS] [default: auto]
     #[arg(long, value_enum, value_name = "MODE")]
     pub progress: Option<crate::progress::Progress>,
 

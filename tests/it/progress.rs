@@ -146,7 +146,8 @@ impl Drop for Tmux {
     }
 }
 
-/// A shell script that runs `cmd` as it is set up (environment, arguments), then waits.
+/// A shell script that runs `cmd` as it is set up (environment, arguments; `CI` unset unless
+/// `cmd` sets it), then waits.
 fn script_of(cmd: &Command, done: &Path) -> String {
     let q = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"));
     let mut s = String::from("unset CI\n");
@@ -216,6 +217,27 @@ fn tty_shows_each_running_steps_dockerfile_step_and_the_queued_count() {
         screen.contains("build hello:1.0.0 linux/amd64: done in"),
         "{screen}"
     );
+    drop(tmux);
+
+    // On a terminal too, `auto` is plain in CI.
+    let done = dir.path().join("done-ci");
+    let cmd = ws.cip_command(
+        &["build", "busybox", "--force", "busybox"],
+        &[("CI", "true")],
+    );
+    let script = dir.path().join("run-ci.sh");
+    fs::write(&script, script_of(&cmd, &done)).unwrap();
+    let tmux = Tmux::start(dir.path(), &script);
+    while Instant::now() < deadline + Duration::from_secs(60) && !done.exists() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let screen = tmux.screen();
+    assert_eq!(
+        fs::read_to_string(&done).unwrap_or_default().trim(),
+        "0",
+        "{screen}"
+    );
+    assert!(screen.contains("[busybox linux/amd64] "), "{screen}");
 }
 
 #[test]
