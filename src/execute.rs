@@ -32,6 +32,9 @@ pub struct Executor {
     pub registry: Option<Arc<Registry>>,
     pub access: RegistryAccess,
     pub keep_going: bool,
+    /// A local store run asks the store for the ids of the images it did not build too (for
+    /// `--metadata-file` and `--verbose`); the images it built are always asked about.
+    pub ids_of_kept: bool,
 }
 
 /// A name unique to this process and moment, for the builder tags a run owns.
@@ -157,7 +160,7 @@ impl Executor {
         };
         if self.registry.is_none() {
             if let Some(node) = self.nodes.first() {
-                store_digests(node.as_ref(), &mut results).await;
+                store_digests(node.as_ref(), &mut results, self.ids_of_kept).await;
             }
         }
         let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
@@ -500,15 +503,17 @@ fn index_annotations(image: &ImagePlan, published: Option<&Published>) -> BTreeM
 pub async fn nothing_to_build(plan: &Plan, store: Option<&dyn Backend>) -> Vec<ImageResult> {
     let mut results = summarize(plan, &[], &Shared::default());
     if let Some(node) = store {
-        store_digests(node, &mut results).await;
+        store_digests(node, &mut results, true).await;
     }
     results
 }
 
-/// Fills in the image id of each image the run built into (or found in) the local store, for
-/// the platform it was built for. An image the store cannot tell about keeps no digest.
-async fn store_digests(node: &dyn Backend, results: &mut [ImageResult]) {
-    for r in results.iter_mut() {
+/// Fills in the image id of each image the run built into the local store (and, with `kept`, of
+/// those it found there), for the platform it was built for. One inspect per image: a no-op run
+/// of many images asks only when it must (`kept`). An image the store cannot tell about keeps no
+/// digest.
+async fn store_digests(node: &dyn Backend, results: &mut [ImageResult], kept: bool) {
+    for r in results.iter_mut().filter(|r| kept || r.result == "built") {
         let Some(platform) = r.built.first().or(r.kept.first()).cloned() else {
             continue;
         };
@@ -1009,6 +1014,7 @@ mod tests {
             registry: None,
             access: RegistryAccess::default(),
             keep_going,
+            ids_of_kept: false,
         };
         executor.run(plan).await.unwrap()
     }

@@ -148,6 +148,19 @@ fn build_writes_the_image_ids_of_the_local_store() {
     assert_eq!(e["platforms"][0]["digest"], id.as_str());
     assert_eq!(e["result"], "built");
 
+    // A run with nothing to do gives the same id, for the image it found in the store.
+    let out = ws.cip(&[
+        "build",
+        "busybox",
+        "--metadata-file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let images = read(&file);
+    let e = entry(&images, "busybox");
+    assert_eq!(e["result"], "up_to_date", "{e}");
+    assert_eq!(e["digest"], id.as_str(), "{e}");
+
     // A file that cannot be written is an error that names it, after the summary.
     let out = ws.cip(&[
         "build",
