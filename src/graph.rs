@@ -1,5 +1,7 @@
 //! The dependency DAG of a project (edges parent -> child) and everything derived from it: validation,
-//! build order, layers, descendants and the critical path.
+//! build order, layers, descendants and the critical path. [`render`] draws it.
+pub mod render;
+
 use std::collections::{BTreeSet, HashMap};
 
 use petgraph::algo::{tarjan_scc, toposort};
@@ -173,6 +175,90 @@ impl Graph {
         }
         path.reverse();
         (path, best[end])
+    }
+
+    /// The edges that lie on a cycle, as `(parent, child)` context indexes: both ends are in one
+    /// strongly connected component (the child reaches the parent again), or the edge is a loop.
+    pub fn cycle_edges(&self) -> BTreeSet<(usize, usize)> {
+        let mut component = vec![0; self.dag.node_count()];
+        for (i, scc) in tarjan_scc(&self.dag).into_iter().enumerate() {
+            for n in scc {
+                component[n.index()] = i;
+            }
+        }
+        self.dag
+            .edge_references()
+            .filter(|e| component[e.source().index()] == component[e.target().index()])
+            .map(|e| (self.dag[e.source()], self.dag[e.target()]))
+            .collect()
+    }
+
+    /// The edges that close a cycle: those a depth-first walk (from the contexts in directory
+    /// order) finds pointing back to a context it is still inside of, as `(parent, child)` context
+    /// indexes. Without them any graph is a DAG again, and one that keeps every other edge: the
+    /// order and layers of a graph with a cycle, to draw it by. Empty when there is no cycle.
+    pub fn back_edges(&self) -> BTreeSet<(usize, usize)> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum State {
+            New,
+            Open,
+            Done,
+        }
+        let mut state = vec![State::New; self.dag.node_count()];
+        let mut back = BTreeSet::new();
+        for root in self.dag.node_indices() {
+            if state[root.index()] != State::New {
+                continue;
+            }
+            state[root.index()] = State::Open;
+            // Each open node with the children it has yet to visit.
+            let mut stack = vec![(root, self.sorted_children(root))];
+            while let Some((node, pending)) = stack.last_mut() {
+                let node = *node;
+                match pending.pop() {
+                    Some(child) => match state[child.index()] {
+                        State::Open => {
+                            back.insert((self.dag[node], self.dag[child]));
+                        }
+                        State::New => {
+                            state[child.index()] = State::Open;
+                            let next = self.sorted_children(child);
+                            stack.push((child, next));
+                        }
+                        State::Done => {}
+                    },
+                    None => {
+                        state[node.index()] = State::Done;
+                        stack.pop();
+                    }
+                }
+            }
+        }
+        back
+    }
+
+    /// The children of `n`, the first (in directory order) last, to be popped first.
+    fn sorted_children(&self, n: NodeIndex) -> Vec<NodeIndex> {
+        let mut v: Vec<NodeIndex> = self.dag.neighbors(n).collect();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v.dedup();
+        v
+    }
+
+    /// This graph without `edges` (`(parent, child)` context indexes), e.g. its
+    /// [`Self::back_edges`].
+    pub fn without(&self, edges: &BTreeSet<(usize, usize)>) -> Graph {
+        let mut dag = self.dag.clone();
+        dag.retain_edges(|g, e| {
+            let (parent, child) = g.edge_endpoints(e).expect("an edge of this graph");
+            !edges.contains(&(g[parent], g[child]))
+        });
+        let topo = stable_toposort(&dag);
+        Graph {
+            dag,
+            by_name: self.by_name.clone(),
+            topo,
+        }
     }
 
     /// Each cycle as the list of context indexes along it (first repeated at the end implicitly).
@@ -424,4 +510,62 @@ fn platform_problem(
             child.dir_name
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// A project of contexts `NN-name` whose Dockerfiles are FROM `${REGISTRY}/parent` each.
+    fn project(dir: &Path, from: &[(&str, &str)]) -> Project {
+        for (ctx, parent) in from {
+            let d = dir.join("contexts").join(ctx);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(
+                d.join("Dockerfile"),
+                format!("ARG REGISTRY\nFROM ${{REGISTRY}}/{parent}:1.0.0\n"),
+            )
+            .unwrap();
+            std::fs::write(d.join("info.edn"), "{:version \"1.0.0\"}\n").unwrap();
+        }
+        crate::project::scan(dir).unwrap()
+    }
+
+    #[test]
+    fn without_the_edges_closing_cycles_a_graph_keeps_its_other_edges_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        // a -> b -> c -> a, and d on b, outside the cycle; e on itself.
+        let p = project(
+            dir.path(),
+            &[
+                ("00-a", "c"),
+                ("01-b", "a"),
+                ("02-c", "b"),
+                ("03-d", "b"),
+                ("04-e", "e"),
+            ],
+        );
+        let g = Graph::build(&p);
+        assert!(g.has_cycle());
+        let (a, b, c, d, e) = (0, 1, 2, 3, 4);
+        assert_eq!(
+            g.cycle_edges(),
+            BTreeSet::from([(a, b), (b, c), (c, a), (e, e)])
+        );
+        // The walk from a finds c -> a pointing back, then e -> e.
+        assert_eq!(g.back_edges(), BTreeSet::from([(c, a), (e, e)]));
+        let acyclic = g.without(&g.back_edges());
+        assert!(!acyclic.has_cycle());
+        assert_eq!(acyclic.layers(), vec![vec![a, e], vec![b], vec![c, d]]);
+        assert_eq!(acyclic.parents(d), vec![b]);
+    }
+
+    #[test]
+    fn a_graph_without_a_cycle_has_no_cycle_edges() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = project(dir.path(), &[("00-a", "debian"), ("01-b", "a")]);
+        let g = Graph::build(&p);
+        assert!(g.cycle_edges().is_empty() && g.back_edges().is_empty());
+    }
 }

@@ -5,6 +5,7 @@ pub mod bump;
 pub mod cascade;
 pub mod check;
 pub mod completions;
+pub mod config;
 pub mod graph;
 pub mod man;
 pub mod plan;
@@ -84,7 +85,8 @@ fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     Ok(finished.exit_code())
 }
 
-/// The display mode of a building run: `--progress` / `-q`, else `CIP_PROGRESS`, else `auto`.
+/// The display mode of a building run: the setting (`--progress` / `-q`, else `CIP_PROGRESS`,
+/// else cip.toml's `[build] progress`, resolved in `config::settings`), `auto` made `tty` or `plain`.
 fn display_mode(args: &BuildArgs) -> Progress {
     let config = crate::config::get();
     crate::progress::resolve(
@@ -100,7 +102,8 @@ fn pulling(
     registry: &str,
     builder: crate::build::BuilderKind,
     m: &crate::cli::MirrorArgs,
+    command: &str,
 ) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
-    crate::mirror::pull_latest(&loaded, registry, builder, m)
+    crate::mirror::pull_latest(&loaded, registry, builder, m, command)
 }

@@ -9,5 +9,11 @@ pub fn run(
     builder: BuilderKind,
     m: &MirrorArgs,
 ) -> anyhow::Result<i32> {
-    super::pulling(project, remote_registry, builder, m)
+    super::pulling(
+        project,
+        remote_registry,
+        builder,
+        m,
+        "pull-latest-from-remote-registry",
+    )
 }

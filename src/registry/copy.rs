@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::index::is_index_type;
 use super::locks::KeyedLocks;
 use super::Registry;
+use crate::platform::Platform;
 
 /// Blobs per manifest copied at once.
 const BLOB_CONCURRENCY: usize = 4;
@@ -26,9 +27,17 @@ pub struct CopyStats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Copied {
     /// The target had this digest under the tag already.
-    AlreadyThere,
+    AlreadyThere(Source),
     MissingOnSource,
-    Copied(CopyStats),
+    Copied(Source, CopyStats),
+}
+
+/// What the source's tag held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The digest of the tag's index or manifest (the same on the target: bytes are kept).
+    pub digest: String,
+    pub platforms: Vec<Platform>,
 }
 
 /// Where in the target each blob is, so other repositories mount it instead of copying it again.
@@ -59,10 +68,14 @@ pub async fn copy_image(
         return Ok(Copied::MissingOnSource);
     };
     let top_type = media_type_of(&top)?;
+    let source = Source {
+        platforms: src.described(repo, &top, &digest).await?.platforms(),
+        digest: digest.clone(),
+    };
     let already = dst.manifest_raw(&dst.tag_ref(repo, tag)).await?;
     let mut stats = CopyStats::default();
     let result = if already.as_ref().is_some_and(|(_, d)| *d == digest) {
-        Copied::AlreadyThere
+        Copied::AlreadyThere(source)
     } else {
         if is_index_type(&top_type) {
             let doc: Value = serde_json::from_slice(&top)?;
@@ -76,7 +89,7 @@ pub async fn copy_image(
             copy_manifest(src, dst, repo, &digest, mounts, &mut stats).await?;
         }
         stats.manifests += 1;
-        Copied::Copied(stats)
+        Copied::Copied(source, stats)
     };
     for t in std::iter::once(tag).chain(also_tag.iter().copied()) {
         let current = dst.manifest_raw(&dst.tag_ref(repo, t)).await?;

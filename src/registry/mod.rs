@@ -6,6 +6,7 @@
 //! `CIP_RETRY_ATTEMPTS` / `CIP_RETRY_MAX_SECONDS`); 400, 401, 403 and 404 never are.
 pub mod address;
 pub mod auth;
+mod cert_validity;
 pub mod copy;
 pub mod index;
 mod locks;
@@ -17,6 +18,8 @@ mod sniff;
 mod space;
 pub mod timeouts;
 mod tls;
+mod trust;
+mod unreachable;
 
 use tls::is_certificate_error;
 
@@ -27,7 +30,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -133,6 +136,8 @@ pub struct Registry {
     uploads: locks::KeyedLocks<()>,
     /// `HOST[:PORT][/PATH]` ([`Endpoint::address`]).
     address: String,
+    /// Whom this connection trusts ([`trust`]), for the connect-time probe's client too.
+    tls: rustls::ClientConfig,
 }
 
 impl Registry {
@@ -145,6 +150,7 @@ impl Registry {
     pub async fn connect(endpoint: Endpoint, auth: RegistryAuth) -> anyhow::Result<Registry> {
         let retry = endpoint.retry.clone();
         let timeouts = endpoint.timeouts;
+        let tls = trust::client_config(trust::read_certificates(&endpoint.ca_certs)?)?;
         let sniffed = if endpoint.plain_http() {
             sniff::plain_http(&endpoint.host, timeouts.request).await
         } else {
@@ -154,14 +160,19 @@ impl Registry {
             return Err(sniff::not_a_registry(&endpoint.host, answered));
         }
         let mut reg = match sniffed {
-            Some(_) => Registry::with_protocol(endpoint, auth, true, timeouts)?,
+            Some(_) => Registry::with_protocol(endpoint, auth, true, timeouts, tls)?,
             None => {
-                let https =
-                    Registry::with_protocol(endpoint.clone(), auth.clone(), false, timeouts)?;
+                let https = Registry::with_protocol(
+                    endpoint.clone(),
+                    auth.clone(),
+                    false,
+                    timeouts,
+                    tls.clone(),
+                )?;
                 if !endpoint.plain_http() || https.speaks_https().await? {
                     https
                 } else {
-                    Registry::with_protocol(endpoint, auth, true, timeouts)?
+                    Registry::with_protocol(endpoint, auth, true, timeouts, tls)?
                 }
             }
         };
@@ -184,7 +195,7 @@ impl Registry {
     /// whether anyone may come in. A registry that answered the plain sniff needs no such check.
     async fn recognize(&self) -> anyhow::Result<sniff::Access> {
         let host = &self.endpoint.host;
-        let client = probe::client(&self.endpoint, &self.timeouts)?;
+        let client = probe::client(self.tls.clone(), &self.timeouts)?;
         let what = format!("connect to {host}");
         let answer = self
             .run_retrying(&what, &what, || async {
@@ -207,14 +218,9 @@ impl Registry {
     /// `e`, or when the TLS handshake failed because the server answered in plain HTTP, an error that
     /// says so and how to allow it. Costs one plain request, only on this failure.
     async fn plain_http_to_https(&self, e: anyhow::Error) -> anyhow::Error {
-        let handshake_failed =
-            e.downcast_ref::<OciDistributionError>()
-                .is_some_and(|oe| match oe {
-                    OciDistributionError::RequestError(re) => {
-                        tls::is_tls_failure(re) && !is_certificate_error(re)
-                    }
-                    _ => false,
-                });
+        let handshake_failed = e
+            .downcast_ref::<tls::TlsFailure>()
+            .is_some_and(|f| !is_certificate_error(f.request_error()));
         if self.plain_http || !handshake_failed {
             return e;
         }
@@ -281,8 +287,8 @@ impl Registry {
         auth: RegistryAuth,
         plain_http: bool,
         timeouts: Timeouts,
+        tls: rustls::ClientConfig,
     ) -> anyhow::Result<Registry> {
-        let certs = read_ca_certs(&endpoint)?;
         let protocol = if plain_http {
             ClientProtocol::HttpsExcept(vec![endpoint.host.clone()])
         } else {
@@ -290,13 +296,14 @@ impl Registry {
         };
         let config = ClientConfig {
             protocol,
-            extra_root_certificates: certs,
             // Sizes are known from the layout: one PUT per blob instead of a PATCH per chunk.
             use_monolithic_push: true,
             connect_timeout: Some(CONNECT_TIMEOUT),
             // None: the client's read timeout runs from a request's start to its answer, an upload's
             // body included. Requests are bounded as wholes, transfers by their pauses (`pace`).
             read_timeout: None,
+            // The trust of [`trust`] (the system's roots, --ca-cert, given certificates as they are).
+            http_client_hook: Some(trust_hook(tls.clone())),
             ..Default::default()
         };
         let client = Client::try_from(config).context("cannot create the registry client")?;
@@ -310,6 +317,7 @@ impl Registry {
             timeouts,
             auth_source: String::new(),
             uploads: Default::default(),
+            tls,
         })
     }
 
@@ -519,7 +527,18 @@ impl Registry {
         let Some((raw, digest)) = self.manifest_raw(&reference).await? else {
             return Ok(None);
         };
-        let parsed = index::parse(&raw, &digest)?;
+        self.described(repo, &raw, &digest).await.map(Some)
+    }
+
+    /// What the manifest or index `raw` (of `repo`, with `digest`) holds: which platforms, by which
+    /// manifests. A single-platform manifest's platform is read from its config blob.
+    pub async fn described(
+        &self,
+        repo: &str,
+        raw: &[u8],
+        digest: &str,
+    ) -> anyhow::Result<Published> {
+        let parsed = index::parse(raw, digest)?;
         let published = match parsed {
             index::Parsed::Index(p) => p,
             // A single-platform manifest: its platform is in the config blob.
@@ -528,10 +547,10 @@ impl Registry {
                 entry,
             } => {
                 let config = self.blob_bytes(repo, &config_digest).await?;
-                index::single(entry, &config, &digest)?
+                index::single(entry, &config, digest)?
             }
         };
-        Ok(Some(published))
+        Ok(published)
     }
 
     /// A whole blob in memory (small blobs: configs). Each attempt downloads it from the start.
@@ -655,6 +674,12 @@ impl Registry {
                  collection, then push again"
             );
         }
+        // Said alone: the client's own text only adds an internal URL (`.../v2/`).
+        if let OciDistributionError::RequestError(re) = &e {
+            if let Some(why) = unreachable::why(re) {
+                return anyhow::anyhow!("cannot reach registry {host}: {why}");
+            }
+        }
         let refused = is_refused(&e);
         let what = match &e {
             _ if refused => {
@@ -670,11 +695,11 @@ impl Registry {
             }
             OciDistributionError::RequestError(re) if tls::is_ca_used_as_end_entity(re) => {
                 format!(
-                    "registry {host} presented a certificate marked as a CA (CA:TRUE) as its own \
-                     server certificate, which cip's TLS library (rustls) refuses even when that \
-                     certificate is given with --ca-cert: issue the registry a certificate with \
-                     CA:FALSE (for a self-signed one, add `-addext basicConstraints=critical,CA:FALSE` \
-                     to `openssl req -x509`) and pass it, or its CA, with --ca-cert"
+                    "registry {host} presented a certificate marked as a CA (CA:TRUE) as its own, \
+                     and it is not a certificate given with --ca-cert: pass that very certificate \
+                     with --ca-cert FILE (or SSL_CERT_FILE), or issue the registry a certificate \
+                     with CA:FALSE (for a self-signed one, add \
+                     `-addext basicConstraints=critical,CA:FALSE` to `openssl req -x509`)"
                 )
             }
             OciDistributionError::RequestError(re) if is_certificate_error(re) => {
@@ -687,10 +712,6 @@ impl Registry {
                 "the TLS handshake with registry {host} failed: does it speak HTTPS on this port? \
                  (--insecure-registry {host} allows plain HTTP)"
             ),
-            OciDistributionError::RequestError(re) if re.is_connect() => {
-                let scheme = if self.plain_http { "http" } else { "https" };
-                format!("cannot reach registry {host} over {scheme}: is it running and is the address right?")
-            }
             // The client's read timeout: a pause in a transfer (a whole request has its own bound).
             OciDistributionError::RequestError(re) if re.is_timeout() => format!(
                 "no answer from {host} in {} during {subject}: the registry stopped sending or \
@@ -703,22 +724,19 @@ impl Registry {
             }
             _ => format!("registry {host}: {subject}"),
         };
-        anyhow::Error::new(e).context(what)
+        // A TLS failure is said by its cause: the client's own text only adds an internal URL.
+        match tls::TlsFailure::of(e) {
+            Ok(failure) => anyhow::Error::new(failure).context(what),
+            Err(e) => anyhow::Error::new(e).context(what),
+        }
     }
 }
 
-/// The CA certificates (PEM) the endpoint trusts besides the system's.
-fn read_ca_certs(endpoint: &Endpoint) -> anyhow::Result<Vec<Certificate>> {
-    let mut certs = Vec::new();
-    for path in &endpoint.ca_certs {
-        let data = std::fs::read(path)
-            .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
-        certs.push(Certificate {
-            encoding: CertificateEncoding::Pem,
-            data,
-        });
-    }
-    Ok(certs)
+/// Hands oci-client's HTTP client cip's TLS configuration ([`trust`]).
+fn trust_hook(tls: rustls::ClientConfig) -> oci_client::client::HttpClientHook {
+    std::sync::Arc::new(move |builder: reqwest::ClientBuilder| {
+        builder.tls_backend_preconfigured(tls.clone())
+    })
 }
 
 /// How long an attempt may take.

@@ -3,21 +3,16 @@
 //! from another web server, and an open registry (200) from one that wants credentials.
 //!
 //! oci-client does not show the headers of its answers, so this request goes through a small reqwest
-//! client of its own, with the same trust (system roots plus `--ca-cert`) and the request timeout.
+//! client of its own, with the same trust ([`super::trust`]) and the request timeout.
 use reqwest::header::HeaderMap;
 
 use super::sniff::{self, API_VERSION_HEADER};
 use super::timeouts::Timeouts;
-use super::Endpoint;
 
-/// The HTTP client of the probe.
-pub fn client(endpoint: &Endpoint, timeouts: &Timeouts) -> anyhow::Result<reqwest::Client> {
-    let mut certs = Vec::new();
-    for pem in super::read_ca_certs(endpoint)? {
-        certs.push(reqwest::Certificate::from_pem(&pem.data)?);
-    }
+/// The HTTP client of the probe, with the connection's TLS configuration ([`super::trust`]).
+pub fn client(tls: rustls::ClientConfig, timeouts: &Timeouts) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
-        .tls_certs_merge(certs)
+        .tls_backend_preconfigured(tls)
         .connect_timeout(super::CONNECT_TIMEOUT)
         .timeout(timeouts.request)
         .user_agent("cip")

@@ -4,8 +4,8 @@
 //! not be made, broke or timed out, or the registry answered 429 (Too Many Requests, or an error
 //! envelope with the `TOOMANYREQUESTS` code) or any 5xx. Answers that will not change when asked
 //! again (400, 401, 403, 404, other 4xx, malformed answers, digest mismatches, local I/O errors, TLS
-//! certificates that are not trusted and TLS handshakes that fail, a registry out of space) are
-//! returned at once.
+//! certificates that are not trusted and TLS handshakes that fail, a host name that does not
+//! resolve, a registry out of space) are returned at once.
 //!
 //! Retries are bounded both in count and in time: at most [`RetryPolicy::attempts`] attempts (the
 //! first one included), and no retry is started once its delay would end after
@@ -265,6 +265,9 @@ pub fn is_transient(e: &OciDistributionError) -> bool {
             Some(status) => transient_status(status.as_u16()),
             // A certificate that is not trusted, or a handshake that failed, fails the same way again.
             None if super::tls::is_tls_failure(re) => false,
+            // A name that does not resolve keeps not resolving (no such host, a typo): retrying
+            // only delays the message.
+            None if re.is_dns() => false,
             None => {
                 re.is_connect()
                     || re.is_timeout()

@@ -23,6 +23,49 @@ pub fn rustls_error<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a rustls::Erro
     None
 }
 
+/// A client error whose TLS handshake failed, shown as the TLS library's reason alone (e.g.
+/// `invalid peer certificate: UnknownIssuer`): the HTTP client's text around it names the connect
+/// probe's internal URL. The client error stays inside, for [`TlsFailure::request_error`].
+#[derive(Debug)]
+pub struct TlsFailure {
+    error: oci_client::errors::OciDistributionError,
+    reason: String,
+}
+
+impl TlsFailure {
+    /// `e` as a TLS failure, or `e` itself when it is not one.
+    pub fn of(
+        e: oci_client::errors::OciDistributionError,
+    ) -> Result<TlsFailure, oci_client::errors::OciDistributionError> {
+        let reason = match &e {
+            oci_client::errors::OciDistributionError::RequestError(re) => {
+                rustls_error(re).map(|tls| tls.to_string())
+            }
+            _ => None,
+        };
+        match reason {
+            Some(reason) => Ok(TlsFailure { error: e, reason }),
+            None => Err(e),
+        }
+    }
+
+    /// The HTTP client's error.
+    pub fn request_error(&self) -> &(dyn Error + 'static) {
+        match &self.error {
+            oci_client::errors::OciDistributionError::RequestError(re) => re,
+            other => other,
+        }
+    }
+}
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl Error for TlsFailure {}
+
 /// Whether the TLS handshake failed, for whatever reason.
 pub fn is_tls_failure(e: &(dyn Error + 'static)) -> bool {
     rustls_error(e).is_some()
@@ -48,15 +91,10 @@ pub fn is_certificate_error(e: &(dyn Error + 'static)) -> bool {
 }
 
 /// Whether the server presented a certificate marked as a CA (`CA:TRUE`, what a plain
-/// `openssl req -x509` makes) as its own. rustls refuses that even when the very certificate is
-/// trusted with `--ca-cert` (curl and skopeo accept it), and oci-client 0.18 builds its HTTP client
-/// itself, with no way to hand it a verifier that would: so cip explains how to reissue it.
+/// `openssl req -x509` makes) as its own, and it is not one the user gave (those are accepted:
+/// [`super::trust`]).
 pub fn is_ca_used_as_end_entity(e: &(dyn Error + 'static)) -> bool {
-    matches!(
-        rustls_error(e),
-        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)))
-            if format!("{other:?}").contains("CaUsedAsEndEntity")
-    )
+    rustls_error(e).is_some_and(super::trust::is_ca_used_as_end_entity)
 }
 
 #[cfg(test)]

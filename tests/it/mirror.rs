@@ -368,3 +368,126 @@ fn credential_helper_and_ssl_cert_file_end_to_end() {
         "{err}"
     );
 }
+
+/// The JSON document a mirroring command printed on stdout (nothing else is there).
+fn json_of(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+/// The image entry `name` of a mirroring document.
+fn image<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {doc}"))
+}
+
+#[test]
+fn mirror_commands_report_each_image_as_json() {
+    use common::faultproxy::{Fault, FaultProxy};
+    let (remote, local, ws) = demo_on_a_remote_and_an_empty_local();
+    // hello's next version is not published: missing on the source.
+    common::workspace::set_info(
+        &ws,
+        "01-hello",
+        r#"{:version "1.0.1" :platforms #{"linux/amd64" "linux/arm64"}}"#,
+    );
+    let upload = |to: &str, env: &[(&str, &str)]| {
+        ws.cip_env(
+            &[
+                "upload-all-to-local-registry",
+                "--remote-registry",
+                &remote.addr(),
+                "--local-registry",
+                to,
+                "--json",
+            ],
+            env,
+        )
+    };
+
+    let first = upload(&local.addr(), &[]);
+    assert!(first.status.success(), "{}", text(&first));
+    let doc = json_of(&first);
+    assert_eq!(doc["schema_version"], 1, "{doc}");
+    assert_eq!(doc["command"], "upload-all-to-local-registry");
+    assert_eq!(doc["source"], remote.addr().as_str());
+    assert_eq!(doc["target"], local.addr().as_str());
+    let busybox = image(&doc, "busybox");
+    assert_eq!(busybox["version"], "1.0.0");
+    assert_eq!(busybox["result"], "copied", "{busybox}");
+    assert_eq!(busybox["digest"], digest(&remote, "busybox:1.0.0").as_str());
+    // publish-locally published this machine's platform.
+    assert_eq!(busybox["platforms"], serde_json::json!(["linux/amd64"]));
+    assert!(busybox["blobs_copied"].as_u64().unwrap() > 0, "{busybox}");
+    assert!(busybox["bytes_copied"].as_u64().unwrap() > 0, "{busybox}");
+    assert!(busybox["duration_ms"].is_u64() && busybox["error"].is_null());
+    let hello = image(&doc, "hello");
+    assert_eq!(
+        (&hello["version"], &hello["result"], &hello["digest"]),
+        (&"1.0.1".into(), &"missing_on_source".into(), &Value::Null),
+        "{hello}"
+    );
+    assert_eq!(doc["summary"]["copied"], 3, "{doc}");
+    assert_eq!(doc["summary"]["missing_on_source"], 1, "{doc}");
+    assert_eq!(doc["exit_code"], 0);
+    // Human text on stderr.
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert!(err.contains("IMAGE") && err.contains("missing on"), "{err}");
+
+    // Again: nothing moves.
+    let second = json_of(&upload(&local.addr(), &[]));
+    for name in ["busybox", "tools", "app"] {
+        let i = image(&second, name);
+        assert_eq!(i["result"], "up_to_date", "{i}");
+        assert_eq!(i["blobs_copied"], 0, "{i}");
+        assert_eq!(i["digest"], image(&doc, name)["digest"], "{i}");
+    }
+
+    // A target that fails every request: each image says so with its error, exit 1.
+    let broken = FaultProxy::start(
+        &TestRegistry::start().addr(),
+        [Fault::Pass]
+            .into_iter()
+            .chain(std::iter::repeat_n(Fault::Status503, 200))
+            .collect(),
+    );
+    let failed = upload(&broken.addr(), &[("CIP_RETRY_ATTEMPTS", "1")]);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    let doc = json_of(&failed);
+    assert_eq!(doc["exit_code"], 1);
+    let app = image(&doc, "app");
+    assert_eq!(app["result"], "failed", "{app}");
+    assert!(
+        app["error"].as_str().unwrap().contains("503"),
+        "the error is there: {app}"
+    );
+    assert_eq!(doc["summary"]["failed"], 3, "{doc}");
+
+    // pull-latest into buildah's store: what was pulled, by which digest, tagged how.
+    let pulled = ws.cip(&[
+        "pull-latest-from-local-registry",
+        "--local-registry",
+        &local.addr(),
+        "--builder",
+        "buildah",
+        "--json",
+    ]);
+    assert!(pulled.status.success(), "{}", text(&pulled));
+    let doc = json_of(&pulled);
+    assert_eq!(doc["command"], "pull-latest-from-local-registry");
+    assert_eq!(doc["source"], local.addr().as_str());
+    assert!(doc["target"].as_str().unwrap().contains("buildah"), "{doc}");
+    let app = image(&doc, "app");
+    assert_eq!(app["result"], "pulled", "{app}");
+    assert_eq!(app["digest"], digest(&local, "app:1.0.0").as_str());
+    assert_eq!(app["platforms"], serde_json::json!(["linux/amd64"]));
+    assert_eq!(
+        app["tagged"],
+        format!("{}/app:latest", local.addr()).as_str()
+    );
+    assert_eq!(image(&doc, "hello")["result"], "missing_on_source");
+    assert_eq!(doc["summary"]["pulled"], 3, "{doc}");
+}

@@ -101,7 +101,7 @@ fn a_bad_cip_progress_names_the_variable() {
     let out = ws.cip_env(&["build", "--dry-run"], &[("CIP_PROGRESS", "fancy")]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        stderr(&out).contains("CIP_PROGRESS=\"fancy\" is not one of auto, tty, plain, quiet"),
+        stderr(&out).contains("CIP_PROGRESS: \"fancy\" is not one of auto, tty, plain, quiet"),
         "{}",
         text(&out)
     );
@@ -363,5 +363,37 @@ fn the_credentials_line_is_short_and_verbose_says_where_cip_looked() {
     assert!(
         err.contains(&format!("no credentials found for {} in: ", reg.addr())),
         "a refused login says where cip looked: {err}"
+    );
+}
+
+#[test]
+fn cip_toml_sets_the_mode_below_the_environment_and_the_flag() {
+    let ws = Workspace::demo();
+    fs::write(
+        ws.project().join("cip.toml"),
+        "[build]\nprogress = \"quiet\"\n",
+    )
+    .unwrap();
+    let out = ws.cip(&["build", "busybox"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "quiet from cip.toml: {err}");
+
+    let again = ["build", "busybox", "--force", "busybox"];
+    let out = ws.cip_env(&again, &[("CIP_PROGRESS", "plain")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("[busybox linux/amd64] STEP 1/"),
+        "{}",
+        text(&out)
+    );
+
+    let mut flag = again.to_vec();
+    flag.extend(["--progress", "plain"]);
+    let out = ws.cip_env(&flag, &[("CIP_PROGRESS", "quiet")]);
+    assert!(
+        stderr(&out).contains("[busybox linux/amd64] STEP 1/"),
+        "{}",
+        text(&out)
     );
 }

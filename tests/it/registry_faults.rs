@@ -326,8 +326,30 @@ fn a_registry_out_of_space_says_so_instead_of_its_json() {
     );
 }
 
-/// A `docker-registry` serving HTTPS with a self-signed certificate made by a plain
-/// `openssl req -x509` (plus `extra` arguments), killed when dropped.
+/// A self-signed certificate and its key (P-256) for 127.0.0.1, made by a plain `openssl req -x509`
+/// (CA:TRUE unless `extra` says otherwise): `dir/cert.pem`, `dir/key.pem`.
+fn self_signed(dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    common::run_ok(
+        Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .args(extra),
+    );
+    (cert, key)
+}
+
+/// A `docker-registry` serving HTTPS with a [`self_signed`] certificate, killed when dropped.
 struct SelfSignedRegistry {
     child: Child,
     port: u16,
@@ -337,23 +359,7 @@ struct SelfSignedRegistry {
 impl SelfSignedRegistry {
     fn start(extra: &[&str]) -> SelfSignedRegistry {
         let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        common::run_ok(
-            Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-                .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-                .arg("-keyout")
-                .arg(&key)
-                .arg("-out")
-                .arg(&cert)
-                .args([
-                    "-subj",
-                    "/CN=127.0.0.1",
-                    "-addext",
-                    "subjectAltName=IP:127.0.0.1",
-                ])
-                .args(extra),
-        );
+        let (cert, key) = self_signed(dir.path(), extra);
         for _ in 0..5 {
             let port = common::free_port();
             let config = dir.path().join("config.yml");
@@ -405,34 +411,91 @@ impl Drop for SelfSignedRegistry {
     }
 }
 
-#[test]
-fn a_self_signed_ca_certificate_is_explained_once_and_its_leaf_form_works() {
-    let ws = Workspace::demo();
-    // What `openssl req -x509` makes by default: CA:TRUE.
-    let ca_true = SelfSignedRegistry::start(&[]);
-    let out = ws.cip_env(
-        &[
-            "plan",
-            "--remote-registry",
-            &ca_true.addr(),
-            "--ca-cert",
-            &ca_true.cert(),
-        ],
-        &[("CIP_RETRY_BASE_MS", "10")],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let err = stderr(&out);
-    assert!(
-        err.contains("presented a certificate marked as a CA (CA:TRUE)")
-            && err.contains("-addext basicConstraints=critical,CA:FALSE"),
-        "{err}"
-    );
-    assert!(
-        !err.contains("retry:"),
-        "a TLS verification error is not retried: {err}"
-    );
+/// A base image for amd64 (from scratch) and a child built on it from the registry, which the
+/// builder must pull: a publish talks TLS both through cip and through the builder.
+fn base_and_child(root: &Path) {
+    let base = root.join("contexts/00-base");
+    let child = root.join("contexts/01-child");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::create_dir_all(&child).unwrap();
+    std::fs::copy(common::busybox_path("amd64"), base.join("busybox-amd64")).unwrap();
+    std::fs::write(
+        base.join("Dockerfile"),
+        "FROM scratch\nARG TARGETARCH\nCOPY busybox-${TARGETARCH} /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nENV PATH=/bin\n",
+    )
+    .unwrap();
+    std::fs::write(
+        child.join("Dockerfile"),
+        "ARG REGISTRY\nFROM ${REGISTRY}/base:1.0.0\nRUN echo child > /child.txt\n",
+    )
+    .unwrap();
+    for dir in [&base, &child] {
+        std::fs::write(dir.join("VERSION"), "1.0.0\n").unwrap();
+        std::fs::write(dir.join("PLATFORMS_OVERRIDE"), "linux/amd64\n").unwrap();
+    }
+}
 
-    // The same, made with CA:FALSE as the message says, is trusted with --ca-cert.
+#[test]
+fn a_self_signed_ca_certificate_given_with_ca_cert_is_trusted_for_publish_and_plan() {
+    // What `openssl req -x509` makes by default: CA:TRUE, which webpki alone refuses as a server's
+    // own certificate even when it is trusted.
+    let reg = SelfSignedRegistry::start(&[]);
+    let fixture = tempfile::tempdir().unwrap();
+    base_and_child(fixture.path());
+    let ws = Workspace::new(fixture.path());
+    let (addr, cert) = (reg.addr(), reg.cert());
+    let trusted = ["--remote-registry", &addr, "--ca-cert", &cert];
+
+    let out = ws.cip(&[&["publish", "--json"][..], &trusted].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let r = common::workspace::results(&out);
+    assert!(r.len() == 2 && r.iter().all(|x| x.1 == "built"), "{r:?}");
+
+    let out = ws.cip(&[&["plan", "--json"][..], &trusted].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["builds_needed"], 0, "{plan}");
+}
+
+#[test]
+fn a_self_signed_ca_certificate_is_refused_unless_it_is_the_one_given() {
+    let ws = Workspace::demo();
+    let reg = SelfSignedRegistry::start(&[]);
+    let addr = reg.addr();
+    let other = tempfile::tempdir().unwrap();
+    let (other_cert, _) = self_signed(other.path(), &[]);
+    let other_cert = other_cert.display().to_string();
+
+    let refusals = [
+        ("no --ca-cert", vec!["plan", "--remote-registry", &addr]),
+        (
+            "another CA:TRUE certificate",
+            vec!["plan", "--remote-registry", &addr, "--ca-cert", &other_cert],
+        ),
+    ];
+    for (case, args) in refusals {
+        let out = ws.cip_env(&args, &[("CIP_RETRY_BASE_MS", "10")]);
+        assert_eq!(out.status.code(), Some(1), "{case}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "registry {addr} presented a certificate marked as a CA (CA:TRUE) as its own, and \
+                 it is not a certificate given with --ca-cert"
+            )),
+            "{case}: {err}"
+        );
+        assert!(
+            !err.contains("retry:"),
+            "{case}: a TLS verification error is not retried: {err}"
+        );
+        assert!(
+            err.contains("invalid peer certificate") && !err.contains("/v2/"),
+            "{case}: the TLS library's reason, not the probe's URL: {err}"
+        );
+    }
+
+    // A certificate with CA:FALSE, given with --ca-cert, is trusted as before.
     let leaf = SelfSignedRegistry::start(&["-addext", "basicConstraints=critical,CA:FALSE"]);
     let out = ws.cip(&[
         "plan",
@@ -443,4 +506,56 @@ fn a_self_signed_ca_certificate_is_explained_once_and_its_leaf_form_works() {
         "--json",
     ]);
     assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn an_unreachable_registry_is_named_with_what_failed_not_a_probe_url() {
+    let ws = Workspace::demo();
+    // A loopback port nothing listens on: connection refused (retried: a registry may be starting).
+    let closed = format!("127.0.0.1:{}", common::free_port());
+    for args in [
+        vec!["plan", "--remote-registry", &closed],
+        vec!["publish-locally", "--local-registry", &closed],
+    ] {
+        let out = ws.cip_env(&args, &[("CIP_RETRY_BASE_MS", "10")]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "cannot reach registry {closed}: connection refused (nothing listens on that port)"
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("/v2/") && !err.contains("http://") && !err.contains("https://"),
+            "no internal URL: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_registry_host_that_does_not_resolve_is_said_at_once_not_retried() {
+    let ws = Workspace::demo();
+    let out = ws.cip_env(
+        &[
+            "plan",
+            "--remote-registry",
+            "nonexistent.invalid:5000/team/sub",
+        ],
+        &[("CIP_RETRY_BASE_MS", "10")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot reach registry nonexistent.invalid:5000: no such host"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("retry:"),
+        "a DNS failure is not retried: {err}"
+    );
+    assert!(
+        !err.contains("after ") && !err.contains("/v2/") && !err.contains("https://"),
+        "one attempt, no internal URL: {err}"
+    );
 }
