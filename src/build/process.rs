@@ -1,6 +1,7 @@
 //! Running builder programs: each in its own process group, with its output appended to a log or
 //! captured, and the whole group terminated when the future running it is dropped (the scheduler
-//! cancels builds that way on `--stop-on-first-error`).
+//! cancels builds that way on `--stop-on-first-error`). While a run's display watches a log
+//! ([`stream_log`]), the output is read line by line into the log and handed to the display too.
 //!
 //! Cancellation sends SIGTERM to the group first, so buildah can remove its working container, and
 //! SIGKILL after [`TERM_GRACE`]. That happens on a helper thread, since `Drop` cannot wait. Each
