@@ -397,3 +397,37 @@ fn cip_toml_sets_the_mode_below_the_environment_and_the_flag() {
         text(&out)
     );
 }
+
+#[test]
+fn tty_shows_the_push_of_each_build_with_its_blobs() {
+    let reg = common::TestRegistry::start();
+    let ws = Workspace::demo();
+    let dir = tempfile::tempdir().unwrap();
+    let done = dir.path().join("done");
+    let args = [
+        "publish-locally",
+        "busybox",
+        "--local-registry",
+        &reg.addr(),
+    ];
+    let script = dir.path().join("run.sh");
+    fs::write(&script, script_of(&ws.cip_command(&args, &[]), &done)).unwrap();
+    let tmux = Tmux::start(dir.path(), &script);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline && !done.exists() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let screen = tmux.screen();
+    assert_eq!(
+        fs::read_to_string(&done).unwrap_or_default().trim(),
+        "0",
+        "{screen}"
+    );
+    assert!(
+        screen.lines().any(|l| l
+            .starts_with("push busybox:1.0.0 linux/amd64: 2 blob(s) uploaded (")
+            && l.contains("), 0 mounted, 0 already there in ")),
+        "{screen}"
+    );
+    assert!(screen.contains("busybox:1.0.0  amd64  built"), "{screen}");
+}
