@@ -16,7 +16,7 @@ use crate::plan::ImagePlan;
 use crate::platform::Platform;
 use crate::progress::{Display, Line};
 use crate::registry::index::{self, Entry};
-use crate::registry::push::push_layout_from;
+use crate::registry::push::{push_layout_from, PushedImage};
 use crate::registry::{Published, Registry};
 use crate::schedule::{self, Outcome, Task};
 
@@ -371,7 +371,8 @@ impl StepRunner {
             .progress
             .start(&format!("push {}:{} {}", img.name, img.version, b.platform));
         let parents = self.parent_names(image);
-        let pushed = push_layout_from(reg, &img.name, &layout, &b.platform, &parents)
+        let report = |p: &PushedImage, total: usize| line.set_message(&push_counts(p, Some(total)));
+        let pushed = push_layout_from(reg, &img.name, &layout, &b.platform, &parents, &report)
             .await
             .with_context(|| {
                 format!(
@@ -380,13 +381,7 @@ impl StepRunner {
                 )
             });
         let done = match &pushed {
-            Ok(p) => format!(
-                "{} blob(s) uploaded ({:.1} MiB), {} mounted, {} already there",
-                p.blobs_uploaded,
-                p.bytes_uploaded as f64 / (1024.0 * 1024.0),
-                p.blobs_mounted,
-                p.blobs_skipped
-            ),
+            Ok(p) => push_counts(p, None),
             Err(e) => format!("FAILED: {e:#}"),
         };
         self.progress.finish(line, &done, false);
@@ -454,6 +449,20 @@ impl StepRunner {
         s.replaced.insert(id, replaced);
         Ok(())
     }
+}
+
+/// What a push did (so far, out of `total` blobs): `2 blob(s) uploaded (1.2 MiB), 1 mounted, 0
+/// already there`.
+fn push_counts(p: &PushedImage, total: Option<usize>) -> String {
+    let done = p.blobs_uploaded + p.blobs_mounted + p.blobs_skipped;
+    let progress = total.map_or_else(String::new, |t| format!("{done}/{t} blobs: "));
+    format!(
+        "{progress}{} blob(s) uploaded ({:.1} MiB), {} mounted, {} already there",
+        p.blobs_uploaded,
+        p.bytes_uploaded as f64 / (1024.0 * 1024.0),
+        p.blobs_mounted,
+        p.blobs_skipped
+    )
 }
 
 /// The published platforms that `new` entries replace.

@@ -109,6 +109,14 @@ impl Drop for Line {
 }
 
 impl Line {
+    /// What the task is doing now, on its live line (nothing in plain and quiet modes, which do
+    /// not redraw).
+    pub fn set_message(&self, msg: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(msg.to_string());
+        }
+    }
+
     /// Where the builder's output lines for this task go: the live line shows the Dockerfile step
     /// (or the last line), plain mode prints each prefixed `[prefix] `, quiet mode takes none.
     pub fn output_sink(&self, prefix: &str) -> Option<LineSink> {

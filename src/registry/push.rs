@@ -70,17 +70,22 @@ pub async fn push_layout(
     layout: &Path,
     platform: &Platform,
 ) -> anyhow::Result<PushedImage> {
-    push_layout_from(registry, repo, layout, platform, &[]).await
+    push_layout_from(registry, repo, layout, platform, &[], &|_, _| {}).await
 }
 
+/// What a push has done so far (after each blob), and how many blobs it has in all.
+pub type PushReport<'a> = &'a (dyn Fn(&PushedImage, usize) + Sync);
+
 /// [`push_layout`], mounting the blobs `repo` lacks from the repositories `mount_from` (the
-/// image's parents, which hold its base layers) before uploading them.
+/// image's parents, which hold its base layers) before uploading them, and telling `report`
+/// about each blob done.
 pub async fn push_layout_from(
     registry: &Registry,
     repo: &str,
     layout: &Path,
     platform: &Platform,
     mount_from: &[String],
+    report: PushReport<'_>,
 ) -> anyhow::Result<PushedImage> {
     let (manifest, media_type) = layout_manifest(layout)?;
     let doc: Value = serde_json::from_slice(&manifest)?;
@@ -101,20 +106,20 @@ pub async fn push_layout_from(
         blobs_skipped: 0,
         bytes_uploaded: 0,
     };
+    let total = blobs.len();
     for (digest, size) in blobs {
         let lock = registry.upload_lock(repo, &digest);
         let _uploading = lock.lock().await;
         if registry.blob_exists(repo, &digest).await? {
             pushed.blobs_skipped += 1;
-            continue;
-        }
-        if mount(registry, repo, &digest, mount_from).await? {
+        } else if mount(registry, repo, &digest, mount_from).await? {
             pushed.blobs_mounted += 1;
-            continue;
+        } else {
+            upload_blob(registry, repo, &blob_path(layout, &digest)?, &digest, size).await?;
+            pushed.blobs_uploaded += 1;
+            pushed.bytes_uploaded += size;
         }
-        upload_blob(registry, repo, &blob_path(layout, &digest)?, &digest, size).await?;
-        pushed.blobs_uploaded += 1;
-        pushed.bytes_uploaded += size;
+        report(&pushed, total);
     }
     let reference = registry.digest_ref(repo, &pushed.entry.digest);
     registry
