@@ -419,9 +419,24 @@ pub struct BuildArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// List every image in the summary, the up-to-date ones too
+    /// List every image in the summary, the up-to-date ones too (and where credentials were
+    /// looked for)
     #[arg(long, short = 'v')]
     pub verbose: bool,
+
+    /// How the run shows its progress (the logs are written in every mode)
+    /// [env: CIP_PROGRESS] [default: auto]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub progress: Option<crate::progress::Progress>,
+
+    /// The same as --progress quiet
+    #[arg(long, short = 'q', conflicts_with = "progress")]
+    pub quiet: bool,
+
+    /// Write every image's digests (index, per platform), tags and result as JSON to FILE
+    /// (see docs/json.md)
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
 
     #[command(flatten)]
     pub targets: Targets,
@@ -446,6 +461,15 @@ pub struct Targets {
 impl BuildArgs {
     pub fn jobs(&self) -> usize {
         self.jobs.unwrap_or_else(default_jobs).max(1)
+    }
+
+    /// The display mode the command line asks for (`-q` is `--progress quiet`).
+    pub fn progress_flag(&self) -> Option<crate::progress::Progress> {
+        if self.quiet {
+            Some(crate::progress::Progress::Quiet)
+        } else {
+            self.progress
+        }
     }
 }
 

@@ -14,10 +14,10 @@ use crate::interrupt::{self, Signal};
 use crate::plan::steps::{Action, Assemble, Build, ImageId, Link, Output, Plan, StepId};
 use crate::plan::ImagePlan;
 use crate::platform::Platform;
-use crate::progress::Progress;
+use crate::progress::{Display, Line};
 use crate::registry::index::{self, Entry};
 use crate::registry::merge;
-use crate::registry::push::push_layout;
+use crate::registry::push::{push_layout_from, PushedImage};
 use crate::registry::{Published, Registry};
 use crate::schedule::{self, Outcome, Task};
 
@@ -33,6 +33,9 @@ pub struct Executor {
     pub registry: Option<Arc<Registry>>,
     pub access: RegistryAccess,
     pub keep_going: bool,
+    /// A local store run asks the store for the ids of the images it did not build too (for
+    /// `--metadata-file` and `--verbose`); the images it built are always asked about.
+    pub ids_of_kept: bool,
 }
 
 /// A name unique to this process and moment, for the builder tags a run owns.
@@ -57,6 +60,14 @@ pub struct ImageResult {
     pub result: String,
     pub error: Option<String>,
     pub duration: Duration,
+    /// Where it is: `REGISTRY/name` (a repository, or the local store's name).
+    pub repository: String,
+    /// The digest of its index (registry), or its image id (local store); None if it has none.
+    pub digest: Option<String>,
+    /// The manifest digest (image id in a store) of each platform.
+    pub platform_digests: Vec<(Platform, String)>,
+    /// The tags this run wrote, or the version tag of an image it left as it was.
+    pub tags: Vec<String>,
 }
 
 /// What happened to one step, in the order the steps finished.
@@ -81,6 +92,10 @@ struct Shared {
     replaced: HashMap<ImageId, Vec<Platform>>,
     /// Version tags another run moved after this run wrote them.
     conflicts: HashMap<ImageId, String>,
+    /// The platforms of each image whose build succeeded and whose push failed.
+    push_failures: HashMap<ImageId, Vec<Platform>>,
+    /// The index each image got: its digest, entries and tags.
+    indexes: HashMap<ImageId, (String, Vec<Entry>, Vec<String>)>,
 }
 
 /// How a run ended.
@@ -99,7 +114,7 @@ impl Executor {
     /// Runs the plan's steps. SIGINT or SIGTERM stops the run as a first failure would.
     pub async fn run(&self, plan: &Plan) -> anyhow::Result<RunReport> {
         let builds = plan.builds().count();
-        let progress = Arc::new(Progress::new(builds as u64));
+        let progress = Arc::new(Display::new(builds as u64, plan.steps.len()));
         for node in &plan.nodes {
             progress.println(&format!(
                 "{builds} build(s) with {} on node {}, {} at a time, into {}",
@@ -141,8 +156,16 @@ impl Executor {
         .await;
         progress.done();
         self.verify_tags(plan, &shared).await;
+        let mut results = {
+            let s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            summarize(plan, &outcomes, &s)
+        };
+        if self.registry.is_none() {
+            if let Some(node) = self.nodes.first() {
+                store_digests(node.as_ref(), &mut results, self.ids_of_kept).await;
+            }
+        }
         let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
-        let results = summarize(plan, &outcomes, &shared);
         let steps = outcomes
             .iter()
             .enumerate()
@@ -218,7 +241,7 @@ fn tasks_of(plan: &Plan) -> Vec<Task> {
 }
 
 /// Names the private store of each platform that builds in one.
-fn announce_platform_stores(plan: &Plan, progress: &Progress) {
+fn announce_platform_stores(plan: &Plan, progress: &Display) {
     let stores: BTreeMap<String, String> = plan
         .builds()
         .filter_map(|(_, b)| {
@@ -243,7 +266,7 @@ struct StepRunner {
     registry: Option<Arc<Registry>>,
     access: RegistryAccess,
     shared: Arc<Mutex<Shared>>,
-    progress: Arc<Progress>,
+    progress: Arc<Display>,
     started: Instant,
 }
 
@@ -260,10 +283,11 @@ impl StepRunner {
             Action::Assemble(a) => format!("tag {}:{}", a.repository, image.version),
             Action::Link(l) => format!("link {}:{} {}", l.repository, l.tag, l.platform),
         };
+        self.progress.step_started();
         let line = self.progress.start(&label);
         let started = self.started.elapsed();
         let result = match &step.action {
-            Action::Build(b) => self.build(step.image, b).await,
+            Action::Build(b) => self.build(step.image, b, &line).await,
             Action::Assemble(a) => self.assemble(step.image, a).await,
             Action::Link(l) => self.link(l).await,
         };
@@ -282,7 +306,7 @@ impl StepRunner {
         result
     }
 
-    async fn build(&self, image: ImageId, b: &Build) -> anyhow::Result<()> {
+    async fn build(&self, image: ImageId, b: &Build, line: &Line) -> anyhow::Result<()> {
         let node = &self.nodes[b.node.0];
         let builder = match &b.store {
             Some(store) => node.with_store(store),
@@ -299,12 +323,24 @@ impl StepRunner {
             registry: self.access.clone(),
             options: b.options.clone(),
         };
+        let prefix = format!("{} {}", self.plan.image(image).name, b.platform);
+        let streaming = line
+            .output_sink(&prefix)
+            .map(|sink| crate::build::process::stream_log(&b.log, sink));
         builder.build(&job).await?;
+        drop(streaming);
         match &b.output {
             Output::Push { .. } => {
                 let entry = self.push(builder.as_ref(), image, b).await;
                 // The private tag is only a hand-over to the push: never leave it behind.
                 let _ = builder.remove_image(&b.tag).await;
+                if entry.is_err() {
+                    let mut s = self.shared();
+                    s.push_failures
+                        .entry(image)
+                        .or_default()
+                        .push(b.platform.clone());
+                }
                 let entry = entry?;
                 self.shared().entries.entry(image).or_default().push(entry);
             }
@@ -339,7 +375,9 @@ impl StepRunner {
         let Output::Push { name, .. } = &b.output else {
             bail!("a build kept in the store is not pushed");
         };
-        let pushed = push_layout(reg, name, &layout, &b.platform)
+        let parents = self.parent_names(image, name);
+        let report = |p: &PushedImage, total: usize| line.set_message(&push_counts(p, Some(total)));
+        let pushed = push_layout_from(reg, name, &layout, &b.platform, &parents, &report)
             .await
             .with_context(|| {
                 format!(
@@ -348,17 +386,25 @@ impl StepRunner {
                 )
             });
         let done = match &pushed {
-            Ok(p) => format!(
-                "{} blob(s) uploaded ({:.1} MiB), {} already there",
-                p.blobs_uploaded,
-                p.bytes_uploaded as f64 / (1024.0 * 1024.0),
-                p.blobs_skipped
-            ),
+            Ok(p) => push_counts(p, None),
             Err(e) => format!("FAILED: {e:#}"),
         };
         self.progress.finish(line, &done, false);
         let pushed = pushed?;
         Ok(pushed.entry)
+    }
+
+    /// The repositories of an image's parents beside its own `repository` (under the same path:
+    /// the stage's in a stage run), which hold its base layers.
+    fn parent_names(&self, image: ImageId, repository: &str) -> Vec<String> {
+        let img = self.plan.image(image);
+        let prefix = repository.strip_suffix(img.name.as_str()).unwrap_or("");
+        self.plan
+            .images
+            .iter()
+            .filter(|p| img.waits_for.contains(&p.ctx))
+            .map(|p| format!("{prefix}{}", p.name))
+            .collect()
     }
 
     /// Writes the index of all platforms under the plan's tags, the version tag last. The
@@ -401,6 +447,8 @@ impl StepRunner {
             ));
         }
         let mut s = self.shared();
+        s.indexes
+            .insert(id, (digest.clone(), entries, a.tags.clone()));
         s.tagged.insert(id, (a.name.clone(), digest));
         s.replaced.insert(id, replaced);
         Ok(())
@@ -431,6 +479,20 @@ impl StepRunner {
         reg.put_manifest(&reg.tag_ref(&l.name, &l.tag), bytes, index::OCI_INDEX)
             .await
     }
+}
+
+/// What a push did (so far, out of `total` blobs): `2 blob(s) uploaded (1.2 MiB), 1 mounted, 0
+/// already there`.
+fn push_counts(p: &PushedImage, total: Option<usize>) -> String {
+    let done = p.blobs_uploaded + p.blobs_mounted + p.blobs_skipped;
+    let progress = total.map_or_else(String::new, |t| format!("{done}/{t} blobs: "));
+    format!(
+        "{progress}{} blob(s) uploaded ({:.1} MiB), {} mounted, {} already there",
+        p.blobs_uploaded,
+        p.bytes_uploaded as f64 / (1024.0 * 1024.0),
+        p.blobs_mounted,
+        p.blobs_skipped
+    )
 }
 
 /// The published platforms that `new` entries replace.
@@ -478,9 +540,47 @@ pub fn index_annotations(
     annotations
 }
 
-/// The results of a run with nothing to build: every image is up to date.
-pub fn nothing_to_build(plan: &Plan) -> Vec<ImageResult> {
-    summarize(plan, &[], &Shared::default())
+/// The results of a run with nothing to build: every image is up to date. `store` is the node
+/// whose local store holds them (`cip build`), asked for their ids.
+pub async fn nothing_to_build(plan: &Plan, store: Option<&dyn Backend>) -> Vec<ImageResult> {
+    let mut results = summarize(plan, &[], &Shared::default());
+    if let Some(node) = store {
+        store_digests(node, &mut results, true).await;
+    }
+    results
+}
+
+/// Fills in the image id of each image the run built into the local store (and, with `kept`, of
+/// those it found there), for the platform it was built for. One inspect per image: a no-op run
+/// of many images asks only when it must (`kept`). An image the store cannot tell about keeps no
+/// digest.
+async fn store_digests(node: &dyn Backend, results: &mut [ImageResult], kept: bool) {
+    for r in results.iter_mut().filter(|r| kept || r.result == "built") {
+        let Some(platform) = r.built.first().or(r.kept.first()).cloned() else {
+            continue;
+        };
+        if !matches!(r.result.as_str(), "built" | "up to date") {
+            continue;
+        }
+        let tag = format!("{}:{}", r.repository, r.version);
+        if let Ok(Some(id)) = node.image_id(&tag).await {
+            r.platform_digests = vec![(platform, id.clone())];
+            r.digest = Some(id);
+            r.tags = match r.result.as_str() {
+                "built" => vec![r.version.clone(), "latest".into()],
+                _ => vec![r.version.clone()],
+            };
+        }
+    }
+}
+
+/// Each platform's manifest digest of an index.
+fn platform_digests(entries: &[Entry]) -> Vec<(Platform, String)> {
+    entries
+        .iter()
+        .filter_map(|e| Some((e.platform.clone()?, e.digest.clone())))
+        .filter(|(_, d)| !d.is_empty())
+        .collect()
 }
 
 fn summarize(plan: &Plan, outcomes: &[Outcome], shared: &Shared) -> Vec<ImageResult> {
@@ -525,7 +625,7 @@ fn summarize_image(
         Outcome::Failed(m) => Some(m.clone()),
         _ => None,
     });
-    let failed_steps = mine
+    let failed_steps: Vec<(Option<Platform>, Option<std::path::PathBuf>)> = mine
         .iter()
         .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
         .map(|(a, _)| match a {
@@ -538,7 +638,14 @@ fn summarize_image(
     } else if mine.is_empty() {
         ("up to date".to_string(), None)
     } else if let Some(m) = failed {
-        ("failed".to_string(), Some(m))
+        // The builds succeeded where only pushing failed: that is what the result says.
+        let pushing = shared.push_failures.contains_key(&id)
+            && failed_steps.iter().all(|(p, _)| {
+                p.as_ref()
+                    .is_some_and(|p| shared.push_failures[&id].contains(p))
+            });
+        let result = if pushing { "push failed" } else { "failed" };
+        (result.to_string(), Some(m))
     } else if mine
         .iter()
         .any(|(_, o)| matches!(o, Outcome::Skipped { .. }))
@@ -548,6 +655,20 @@ fn summarize_image(
         ("cancelled".to_string(), None)
     } else {
         ("built".to_string(), None)
+    };
+    let published = image.published.as_ref().filter(|p| !p.digest.is_empty());
+    let (digest, platform_digests, tags) = match (shared.indexes.get(&id), published) {
+        (Some((digest, entries, tags)), _) => (
+            Some(digest.clone()),
+            self::platform_digests(entries),
+            tags.clone(),
+        ),
+        (None, Some(p)) if result == "up to date" => (
+            Some(p.digest.clone()),
+            self::platform_digests(&p.entries),
+            vec![image.version.clone()],
+        ),
+        _ => (None, Vec::new(), Vec::new()),
     };
     ImageResult {
         name: image.name.clone(),
@@ -559,6 +680,10 @@ fn summarize_image(
         result,
         error,
         duration: wall_time(plan, id, shared),
+        repository: format!("{}/{}", plan.destination, image.name),
+        digest,
+        platform_digests,
+        tags,
     }
 }
 
@@ -602,6 +727,28 @@ fn list(ps: &[Platform]) -> String {
     }
 }
 
+/// A digest as the summary shows it: the first 12 hex digits, as docker shows image ids.
+fn short_digest(digest: &str) -> String {
+    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
+    hex.chars().take(12).collect()
+}
+
+/// The rows without the columns whose cells below the header are all `-`.
+fn without_empty_columns<const N: usize>(rows: Vec<[String; N]>) -> Vec<Vec<String>> {
+    let keep: Vec<bool> = (0..N)
+        .map(|c| rows.iter().skip(1).any(|r| r[c] != "-"))
+        .collect();
+    rows.into_iter()
+        .map(|r| {
+            r.into_iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(cell, _)| cell)
+                .collect()
+        })
+        .collect()
+}
+
 /// The summary printed at the end of a run: a row per image the run did something with (all rows
 /// with `verbose`), one line for the images that were up to date, the failures, and the run's
 /// wall time. Fits 80 columns for usual names.
@@ -615,23 +762,25 @@ pub fn render_summary(results: &[ImageResult], total: Duration, verbose: bool) -
     if !shown.is_empty() {
         let mut rows = vec![[
             "IMAGE".to_string(),
-            "VERSION".into(),
             "BUILT".into(),
             "KEPT".into(),
             "RESULT".into(),
             "TIME".into(),
+            "DIGEST".into(),
         ]];
         for r in &shown {
             rows.push([
-                r.name.clone(),
-                r.version.clone(),
+                format!("{}:{}", r.name, r.version),
                 short_list(&r.built),
                 short_list(&r.kept),
                 r.result.clone(),
                 format!("{:.1}s", r.duration.as_secs_f64()),
+                r.digest.as_deref().map_or_else(|| "-".into(), short_digest),
             ]);
         }
-        out.push_str(&crate::output::table(&rows));
+        // Columns with nothing to say (no platform kept) make room for the others.
+        let rows: Vec<Vec<String>> = without_empty_columns(rows);
+        out.push_str(&crate::output::table_of(&rows));
     }
     if up_to_date > 0 && !verbose {
         let others = if shown.is_empty() { "" } else { "other " };
@@ -649,6 +798,43 @@ pub fn render_summary(results: &[ImageResult], total: Duration, verbose: bool) -
     out
 }
 
+/// What `--progress quiet` prints at the end: each failure, then one line that counts the images
+/// by result, with the run's wall time.
+pub fn result_line(results: &[ImageResult], total: Duration) -> String {
+    let mut out = String::new();
+    for f in results.iter().filter(|r| r.error.is_some()) {
+        out.push_str(&format!(
+            "FAILED {}:{}: {}\n",
+            f.name,
+            f.version,
+            f.error.as_deref().unwrap_or("")
+        ));
+    }
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for r in results {
+        let what = match r.result.as_str() {
+            "skipped: a parent failed" => "skipped",
+            other => other,
+        };
+        match counts.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((what, 1)),
+        }
+    }
+    let counts: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
+    out.push_str(&format!(
+        "{} image(s): {} in {:.1}s\n",
+        results.len(),
+        if counts.is_empty() {
+            "none".to_string()
+        } else {
+            counts.join(", ")
+        },
+        total.as_secs_f64()
+    ));
+    out
+}
+
 /// The run summary document (docs/json.md): one entry per image, and one per step of the plan
 /// with its outcome and when it ran.
 pub fn summary_json(registry: &str, results: &[ImageResult], steps: &[StepRecord]) -> Value {
@@ -663,6 +849,7 @@ pub fn summary_json(registry: &str, results: &[ImageResult], steps: &[StepRecord
             "replaced": r.replaced,
             "result": r.result,
             "code": result_code(&r.result),
+            "digest": r.digest,
             "error": r.error,
             "failed": r.failed_steps.iter().map(|(platform, log)| json!({
                 "platform": platform,
@@ -679,13 +866,14 @@ pub fn summary_json(registry: &str, results: &[ImageResult], steps: &[StepRecord
     })
 }
 
-/// The machine-friendly form of a result: `up_to_date`, `built`, `failed`,
+/// The machine-friendly form of a result: `up_to_date`, `built`, `failed`, `push_failed`,
 /// `skipped_parent_failed`, `cancelled`.
-fn result_code(result: &str) -> &'static str {
+pub fn result_code(result: &str) -> &'static str {
     match result {
         "up to date" => "up_to_date",
         "built" => "built",
         "failed" => "failed",
+        "push failed" => "push_failed",
         "cancelled" => "cancelled",
         _ => "skipped_parent_failed",
     }
@@ -872,6 +1060,7 @@ mod tests {
             registry: None,
             access: RegistryAccess::default(),
             keep_going,
+            ids_of_kept: false,
         };
         executor.run(plan).await.unwrap()
     }
@@ -1015,6 +1204,11 @@ mod tests {
             result: result.into(),
             error: None,
             duration: Duration::from_millis(1500),
+            repository: format!("reg.test/{name}"),
+            digest: (result != "failed")
+                .then(|| format!("sha256:{}", "0123456789abcdef".repeat(4))),
+            platform_digests: Vec::new(),
+            tags: Vec::new(),
         }
     }
 
@@ -1036,9 +1230,54 @@ mod tests {
         ));
         let s = render_summary(&mixed, Duration::from_secs(75), false);
         assert!(s.contains("amd64,arm64,arm/v7"), "{s}");
+        assert!(
+            s.contains(
+                "a-rather-long-image-name:1.0.0  amd64,arm64,arm/v7  built   1.5s  0123456789ab\n"
+            ),
+            "the short digest: {s}"
+        );
+        assert!(!s.contains("KEPT"), "no platform kept, no column: {s}");
         assert!(s.contains("3 other image(s) up to date"), "{s}");
         assert!(!s.contains("img-0"), "{s}");
         assert!(s.lines().all(|l| l.chars().count() <= 80), "{s}");
+    }
+
+    #[tokio::test]
+    async fn an_images_time_is_its_wall_time_not_the_sum_of_its_platforms() {
+        let (_tmp, project) = project();
+        let backend = Arc::new(TestBackend::default());
+        let mut plan = plan_of(&project, &backend, 3);
+        // Give `lone` a second platform: both build at once (3 slots for the 3 ready builds).
+        let arm64 = Platform::new("linux", "arm64", None);
+        let lone = plan.images.iter().position(|i| i.name == "lone").unwrap();
+        let mut step = plan
+            .steps
+            .iter()
+            .find(|s| s.image == ImageId(lone))
+            .unwrap()
+            .clone();
+        step.id = StepId(plan.steps.len());
+        if let Action::Build(b) = &mut step.action {
+            b.platform = arm64;
+            b.tag = "reg.test/lone:1.0.0-arm64".into();
+        }
+        plan.steps.push(step);
+        let report = execute(backend.clone(), &plan, false).await;
+        assert!(report.ok);
+        let ran: Vec<(Duration, Duration)> = report
+            .steps
+            .iter()
+            .filter(|s| plan.step(s.id).image == ImageId(lone))
+            .map(|s| s.ran.unwrap())
+            .collect();
+        assert_eq!(ran.len(), 2);
+        let start = ran.iter().map(|r| r.0).min().unwrap();
+        let end = ran.iter().map(|r| r.1).max().unwrap();
+        let result = report.results.iter().find(|r| r.name == "lone").unwrap();
+        assert_eq!(result.duration, end - start);
+        let sum: Duration = ran.iter().map(|r| r.1 - r.0).sum();
+        // The two platforms overlapped.
+        assert!(result.duration < sum, "{:?} vs {sum:?}", result.duration);
     }
 
     #[tokio::test]

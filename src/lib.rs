@@ -18,7 +18,8 @@
 //!    it waits for succeeded and its node's pool has a free slot; build steps run on a
 //!    [`build::Backend`] (buildah, podman, docker) and are pushed by digest ([`registry::push`]);
 //!    assemble steps write the multi-platform index, the version tag last.
-//! 6. **Report** ([`progress`], [`output`]): live progress, the summary table and `--json`.
+//! 6. **Report** ([`progress`], [`output`], [`metadata`]): live progress (`--progress tty|plain|quiet`),
+//!    the summary table, `--json` and `--metadata-file`.
 //!
 //! Beside the run: [`cascade`] rewrites versions and references (staged, all or nothing),
 //! [`registry::copy`] mirrors images between registries, [`interrupt`] turns SIGINT and SIGTERM into
@@ -44,6 +45,7 @@ pub mod graph;
 pub mod interrupt;
 pub mod inventory;
 pub mod load;
+pub mod metadata;
 pub mod mirror;
 pub mod output;
 pub mod plan;

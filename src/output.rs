@@ -15,7 +15,13 @@ pub fn style_problem(p: &Problem) -> String {
 
 /// Left-aligned columns separated by two spaces; the first row is the header.
 pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut width = [0usize; N];
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.to_vec()).collect();
+    table_of(&rows)
+}
+
+/// [`table`] of rows whose length is known only when running (all of the same length).
+pub fn table_of(rows: &[Vec<String>]) -> String {
+    let mut width = vec![0usize; rows.first().map_or(0, Vec::len)];
     for row in rows {
         for (w, cell) in width.iter_mut().zip(row) {
             *w = (*w).max(console::measure_text_width(cell));
@@ -25,8 +31,8 @@ pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
     for row in rows {
         let cells: Vec<String> = row
             .iter()
-            .zip(width)
-            .map(|(c, w)| console::pad_str(c, w, console::Alignment::Left, None).into_owned())
+            .zip(&width)
+            .map(|(c, w)| console::pad_str(c, *w, console::Alignment::Left, None).into_owned())
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');

@@ -338,10 +338,15 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     }
     refuse_drift(&plan, args.allow_drift)?;
     let destination = target.registry_name();
+    // `build` asks its store for the ids of the images it holds, where they are shown.
+    let ids_of_kept = args.metadata_file.is_some() || args.verbose;
+    let store = builder
+        .clone()
+        .filter(|_| matches!(mode, Mode::Store { .. }) && ids_of_kept);
     let Some(builder) = builder.filter(|_| !plan.steps.is_empty()) else {
         return Ok(Ended::Ran(Finished {
             destination,
-            results: nothing_to_build(&plan),
+            results: rt.block_on(nothing_to_build(&plan, store.as_deref())),
             steps: Vec::new(),
             ok: true,
             interrupted: None,
@@ -355,6 +360,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         registry: session.as_ref().map(|s| s.registry.clone()),
         access: session.as_ref().map(Session::access).unwrap_or_default(),
         keep_going: args.keep_going,
+        ids_of_kept,
     };
     let run = rt.block_on(executor.run(&plan))?;
     // The run handles SIGINT/SIGTERM from now on: another one skips the grace period of the builders

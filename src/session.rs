@@ -79,7 +79,11 @@ fn credentials(host: &str, c: &ConnectArgs) -> anyhow::Result<auth::Credentials>
         no_login: c.no_login,
     };
     let creds = auth::resolve(host, &options)?;
-    eprintln!("registry {host}: {}", creds.describe_source());
+    // One short line; where cip looked only with --verbose (or in the error of a refused login).
+    crate::progress::eprint_line(&format!("registry {host}: {}", creds.summary()));
+    if crate::progress::verbose() {
+        crate::progress::eprint_line(&format!("registry {host}: {}", creds.describe_source()));
+    }
     Ok(creds)
 }
 

@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use super::process::{find_program, Invocation};
 use super::{
-    prepare_layout_dir, probe, run_build, run_exists, run_export, run_listing, run_on_image,
-    run_remove, Backend, BuildJob, BuilderKind, Engine, NodeEnv, NotUsable, Op, RegistryAccess,
-    StoreRoots, Supervisor, PROBE_TIMEOUT,
+    prepare_layout_dir, probe, run_build, run_exists, run_export, run_image_id, run_listing,
+    run_on_image, run_remove, Backend, BuildJob, BuilderKind, Engine, NodeEnv, NotUsable, Op,
+    RegistryAccess, StoreRoots, Supervisor, PROBE_TIMEOUT,
 };
 use super::{BUILDAH_GLOBAL_ARGS_ENV, PODMAN_GLOBAL_ARGS_ENV};
 use crate::platform::Platform;
@@ -166,6 +166,16 @@ impl Backend for Buildah {
             }
             run_exists(image_exists(self, tag)).await
         })
+    }
+
+    fn image_id<'a>(&'a self, tag: &'a str) -> Op<'a, Option<String>> {
+        let inv = match self.engine {
+            Engine::Podman => self
+                .invocation()
+                .args(["image", "inspect", "--format", "{{.Id}}", tag]),
+            _ => image_exists(self, tag),
+        };
+        Box::pin(run_image_id(inv))
     }
 
     fn remove_image<'a>(&'a self, tag: &'a str) -> Op<'a, ()> {

@@ -27,9 +27,9 @@ use sha2::{Digest as _, Sha256};
 use super::buildkit;
 use super::process::{find_all_programs, find_program, Invocation};
 use super::{
-    prepare_layout_dir, probe, run_build, run_exists, run_export, run_listing, run_on_image,
-    run_pull, run_remove, Backend, BuildJob, BuilderKind, NodeEnv, NotUsable, Op, RegistryAccess,
-    StoreRoots, Supervisor, PROBE_TIMEOUT,
+    prepare_layout_dir, probe, run_build, run_exists, run_export, run_image_id, run_listing,
+    run_on_image, run_pull, run_remove, Backend, BuildJob, BuilderKind, NodeEnv, NotUsable, Op,
+    RegistryAccess, StoreRoots, Supervisor, PROBE_TIMEOUT,
 };
 use crate::platform::Platform;
 
@@ -114,6 +114,13 @@ impl Backend for Docker {
             .invocation()
             .args(["image", "inspect", "--format", "{{.Id}}", tag]);
         Box::pin(run_exists(inv))
+    }
+
+    fn image_id<'a>(&'a self, tag: &'a str) -> Op<'a, Option<String>> {
+        let inv = self
+            .invocation()
+            .args(["image", "inspect", "--format", "{{.Id}}", tag]);
+        Box::pin(run_image_id(inv))
     }
 
     fn remove_image<'a>(&'a self, tag: &'a str) -> Op<'a, ()> {

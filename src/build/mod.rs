@@ -379,6 +379,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Whether `tag` is in the local store.
     fn image_exists<'a>(&'a self, tag: &'a str) -> Op<'a, bool>;
 
+    /// The id (`sha256:...`) of the image `tag` names in the local store; None if it is not
+    /// there (or the engine cannot tell).
+    fn image_id<'a>(&'a self, _tag: &'a str) -> Op<'a, Option<String>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// Removes the tag `tag` from the local store (the image itself once no tag is left). A tag
     /// that is not there is not an error.
     fn remove_image<'a>(&'a self, tag: &'a str) -> Op<'a, ()>;
@@ -535,6 +541,21 @@ async fn run_exists(inv: process::Invocation) -> Result<bool, BackendError> {
     }
     out.check()?;
     Ok(true)
+}
+
+/// The image id an inspect command prints (`sha256:` added where the engine leaves it out); None
+/// for an image that is not there.
+async fn run_image_id(inv: process::Invocation) -> Result<Option<String>, BackendError> {
+    let out = inv.run_captured().await?;
+    if !out.success() && is_not_found(&out.stderr) {
+        return Ok(None);
+    }
+    out.check()?;
+    let id = out.stdout.trim();
+    Ok((!id.is_empty()).then(|| match id.starts_with("sha256:") {
+        true => id.to_string(),
+        false => format!("sha256:{id}"),
+    }))
 }
 
 /// Runs a pull of `reference`.

@@ -1,6 +1,7 @@
 //! Running builder programs: each in its own process group, with its output appended to a log or
 //! captured, and the whole group terminated when the future running it is dropped (the scheduler
-//! cancels builds that way on `--stop-on-first-error`).
+//! cancels builds that way on `--stop-on-first-error`). While a run's display watches a log
+//! ([`stream_log`]), the output is read line by line into the log and handed to the display too.
 //!
 //! Cancellation sends SIGTERM to the group first, so buildah can remove its working container, and
 //! SIGKILL after [`TERM_GRACE`]. That happens on a helper thread, since `Drop` cannot wait. Each
@@ -212,8 +213,16 @@ impl Invocation {
             .with_context(|| format!("cannot open the build log {}", log.display()))?;
 
         let mut cmd = self.command();
-        cmd.stdout(Stdio::from(file)).stderr(Stdio::from(stderr));
-        let status = self.spawn_and_wait(cmd).await?;
+        let status = match sink_for(log) {
+            Some(sink) => {
+                drop(stderr);
+                self.spawn_streaming(cmd, file, sink).await?
+            }
+            None => {
+                cmd.stdout(Stdio::from(file)).stderr(Stdio::from(stderr));
+                self.spawn_and_wait(cmd).await?
+            }
+        };
         if status.success() {
             return Ok(());
         }
@@ -297,6 +306,113 @@ impl Invocation {
             .with_context(|| format!("cannot wait for `{}`", self.short()))?;
         guard.disarm();
         Ok(status)
+    }
+}
+
+impl Invocation {
+    /// Runs the command with its stdout and stderr read line by line: each line is appended to
+    /// `file` and handed to `sink`. Helpers of the builder that keep its pipes open after it
+    /// exited get [`DRAIN_WAIT`] to finish writing.
+    async fn spawn_streaming(
+        &self,
+        mut cmd: tokio::process::Command,
+        file: File,
+        sink: LineSink,
+    ) -> anyhow::Result<ExitStatus> {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let (mut child, guard) = self.spawn(&mut cmd)?;
+        let file = Mutex::new(file);
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let mut pump = std::pin::pin!(async {
+            tokio::join!(pump_lines(out, &file, &sink), pump_lines(err, &file, &sink))
+        });
+        let mut drained = false;
+        let status = tokio::select! {
+            status = child.wait() => status,
+            _ = &mut pump => {
+                drained = true;
+                child.wait().await
+            }
+        };
+        let status = status.with_context(|| format!("cannot wait for `{}`", self.short()))?;
+        guard.disarm();
+        if !drained {
+            let _ = tokio::time::timeout(DRAIN_WAIT, &mut pump).await;
+        }
+        Ok(status)
+    }
+}
+
+/// How long the output of a command that exited is still read (see
+/// [`Invocation::spawn_streaming`]).
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+/// Copies `pipe` to `file` line by line, handing each line to `sink` (a line redrawn with `\r`
+/// as its last state).
+async fn pump_lines(
+    pipe: Option<impl tokio::io::AsyncRead + Unpin>,
+    file: &Mutex<File>,
+    sink: &LineSink,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let Some(pipe) = pipe else {
+        return;
+    };
+    let mut reader = tokio::io::BufReader::new(pipe);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        // The log keeps everything, even if it cannot be written (the build goes on).
+        let _ = lock(file).write_all(&buf);
+        let text = String::from_utf8_lossy(&buf);
+        let line = text
+            .trim_end_matches(['\n', '\r'])
+            .rsplit('\r')
+            .next()
+            .unwrap_or("");
+        sink(line);
+    }
+}
+
+/// Receives a builder's output lines as they come (the run's display).
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The sinks of the logs being streamed, by log file: a build's log names its step, so the
+/// backends need not know who watches.
+static SINKS: Mutex<Vec<(PathBuf, LineSink)>> = Mutex::new(Vec::new());
+
+/// While the returned guard lives, commands logged to `log` ([`Invocation::run_logged`]) hand
+/// their output lines to `sink` too.
+pub fn stream_log(log: &Path, sink: LineSink) -> Streaming {
+    lock(&SINKS).push((log.to_path_buf(), sink));
+    Streaming {
+        log: log.to_path_buf(),
+    }
+}
+
+fn sink_for(log: &Path) -> Option<LineSink> {
+    lock(&SINKS)
+        .iter()
+        .rev()
+        .find(|(l, _)| l == log)
+        .map(|(_, s)| s.clone())
+}
+
+/// Ends the streaming of one log when dropped.
+pub struct Streaming {
+    log: PathBuf,
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let mut sinks = lock(&SINKS);
+        if let Some(i) = sinks.iter().rposition(|(l, _)| *l == self.log) {
+            sinks.remove(i);
+        }
     }
 }
 
@@ -801,6 +917,42 @@ mod tests {
         assert!(!err.contains("old run"), "{err}");
         let text = fs::read_to_string(&log).unwrap();
         assert!(text.starts_with("old run\n$ sh -c"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_streamed_log_gets_every_line_and_the_sink_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x.log");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink: LineSink = {
+            let seen = seen.clone();
+            Arc::new(move |l: &str| seen.lock().unwrap().push(l.to_string()))
+        };
+        let streaming = stream_log(&log, sink);
+        let inv = Invocation::new("sh")
+            .args(["-c", "echo STEP 1/2: FROM x; printf 'a\\rb\\n' >&2; exit 3"]);
+        let err = inv.run_logged(&log).await.unwrap_err().to_string();
+        drop(streaming);
+        assert!(
+            err.contains("exit status 3") && err.contains("STEP 1/2"),
+            "{err}"
+        );
+        let mut got = seen.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got, ["STEP 1/2: FROM x", "b"]);
+        let text = fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("STEP 1/2: FROM x\n") && text.contains("a\rb\n"),
+            "{text}"
+        );
+        // Without a sink, the log is written as before, and nobody is called.
+        Invocation::new("sh")
+            .args(["-c", "echo again"])
+            .run_logged(&log)
+            .await
+            .unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert!(fs::read_to_string(&log).unwrap().ends_with("again\n"));
     }
 
     #[tokio::test]

@@ -8,6 +8,8 @@ use clap::ArgMatches;
 use super::{Cli, Command, PlatformList, ProjectArgs, TargetArgs};
 use crate::build::BuilderKind;
 use crate::config::settings::{Flags, Settings};
+use crate::progress::Progress;
+use clap::ValueEnum as _;
 
 impl Cli {
     /// The settings typed on the command line of the subcommand `matches` holds.
@@ -19,7 +21,7 @@ impl Cli {
             default_platforms: given::<PlatformList>(sub, "default_platforms").map(|l| l.0),
             jobs: given::<usize>(sub, "jobs"),
             builder: given::<BuilderKind>(sub, "builder"),
-            progress: None,
+            progress: given_progress(sub),
         }
     }
 
@@ -40,6 +42,8 @@ impl Cli {
                 *remote_registry = Some(remote()?);
                 build.builder = s.builder.value;
                 build.jobs = s.jobs.value;
+                build.progress =
+                    Some(Progress::parse(&s.progress.value).map_err(anyhow::Error::msg)?);
             }
             Command::PublishLocally {
                 build,
@@ -52,6 +56,8 @@ impl Cli {
                 *local_registry = local();
                 build.builder = s.builder.value;
                 build.jobs = s.jobs.value;
+                build.progress =
+                    Some(Progress::parse(&s.progress.value).map_err(anyhow::Error::msg)?);
             }
             Command::UploadAllToLocalRegistry {
                 remote_registry,
@@ -118,6 +124,15 @@ fn apply_target(t: &mut TargetArgs, s: &Settings) -> anyhow::Result<()> {
         t.remote_registry = Some(s.remote_registry()?.to_string());
     }
     Ok(())
+}
+
+/// `--progress MODE`, or `-q` (quiet), if typed.
+fn given_progress(m: &ArgMatches) -> Option<String> {
+    let quiet = given::<bool>(m, "quiet")
+        .filter(|q| *q)
+        .map(|_| Progress::Quiet);
+    let mode = given::<Progress>(m, "progress").or(quiet)?;
+    Some(mode.to_possible_value()?.get_name().to_string())
 }
 
 /// The matches of the last subcommand (`cip ci matrix` has two levels).

@@ -19,8 +19,9 @@ pub mod status;
 pub mod upload_all_to_local_registry;
 
 use crate::cli::{BuildArgs, ProjectArgs};
-use crate::execute::{render_summary, summary_json};
+use crate::execute::{render_summary, result_line, summary_json};
 use crate::output::style_problem;
+use crate::progress::Progress;
 use crate::run::{Ended, Mode};
 
 pub use crate::load::{load, Loaded};
@@ -50,6 +51,8 @@ fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
 /// summary with `--json`), or the plan with `--dry-run`.
 fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     let started = std::time::Instant::now();
+    let display = display_mode(args);
+    crate::progress::set_mode(display, args.verbose);
     let loaded = load_valid(&args.project)?;
     let finished = match crate::run::build(&loaded, args, mode)? {
         Ended::DryRun(plan) => {
@@ -65,14 +68,34 @@ fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
             &finished.steps,
         ))?;
     }
-    eprint!(
-        "{}",
-        render_summary(&finished.results, started.elapsed(), args.verbose)
-    );
-    if !finished.ok {
-        eprintln!("logs: {}", finished.log_dir.display());
+    let written = args
+        .metadata_file
+        .as_ref()
+        .map(|path| crate::metadata::write(path, &finished.results));
+    if display == Progress::Quiet {
+        eprint!("{}", result_line(&finished.results, started.elapsed()));
+    } else {
+        eprint!(
+            "{}",
+            render_summary(&finished.results, started.elapsed(), args.verbose)
+        );
+        if !finished.ok {
+            eprintln!("logs: {}", finished.log_dir.display());
+        }
     }
+    written.transpose()?;
     Ok(finished.exit_code())
+}
+
+/// The display mode of a building run: the setting (`--progress` / `-q`, else `CIP_PROGRESS`,
+/// else cip.toml's `[build] progress`, resolved in `config::settings`), `auto` made `tty` or `plain`.
+fn display_mode(args: &BuildArgs) -> Progress {
+    let config = crate::config::get();
+    crate::progress::resolve(
+        &[args.progress_flag(), config.progress],
+        console::Term::stderr().is_term(),
+        config.ci,
+    )
 }
 
 /// `pull-latest-from-local-registry` and `pull-latest-from-remote-registry`.

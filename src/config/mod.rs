@@ -17,6 +17,7 @@
 //! | `CIP_TIMINGS=1` | [`RunConfig::timings`] (how long each phase took) |
 //! | `SSL_CERT_FILE` | [`RunConfig::ssl_cert_file`] (a CA trusted beside `--ca-cert`) |
 //! | `CIP_BINFMT_DIR` | [`RunConfig::binfmt_dir`] (where emulators are registered) |
+//! | `CIP_PROGRESS`, `CI` | [`RunConfig::progress`], [`RunConfig::ci`] (the display mode, below `--progress`) |
 //! | `TMPDIR` | [`RunConfig::temp_dir`] (where the private directories builders get live) |
 //! | `PATH`, `STORAGE_DRIVER`, `BUILDAH_ISOLATION`, `CIP_BUILDAH_GLOBAL_ARGS`, `CIP_PODMAN_GLOBAL_ARGS`, `DOCKER_HOST`, `CIP_DOCKER` | the local build node ([`RunConfig::var`], through `build::NodeEnv`) |
 use std::collections::HashMap;
@@ -53,6 +54,10 @@ pub struct RunConfig {
     pub binfmt_dir: PathBuf,
     /// Where temporary directories go (`TMPDIR`, else `/tmp`).
     pub temp_dir: PathBuf,
+    /// The display mode `CIP_PROGRESS` names (`--progress` wins over it).
+    pub progress: Option<crate::progress::Progress>,
+    /// Running in CI (`CI` set): `--progress auto` is plain there.
+    pub ci: bool,
     /// The environment as the run started, for the settings of the local build node.
     vars: HashMap<String, String>,
 }
@@ -85,6 +90,9 @@ impl RunConfig {
             ssl_cert_file: get("SSL_CERT_FILE").map(PathBuf::from),
             binfmt_dir: get("CIP_BINFMT_DIR").map_or_else(|| BINFMT_DIR.into(), PathBuf::from),
             temp_dir: get("TMPDIR").map_or_else(|| "/tmp".into(), PathBuf::from),
+            // A bad value is reported where the mode is resolved (`settings`, the building commands).
+            progress: get("CIP_PROGRESS").and_then(|v| crate::progress::Progress::parse(&v).ok()),
+            ci: get("CI").is_some(),
             vars,
         })
     }

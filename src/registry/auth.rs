@@ -87,6 +87,23 @@ impl Credentials {
         }
     }
 
+    /// The short form for the credentials line: who (never the secret), and from where in a few
+    /// words: `anonymous`, `user alice (from docker's config.json)`.
+    pub fn summary(&self) -> String {
+        let from = match &self.source {
+            Source::Anonymous(Anonymous::NoLogin) => return "anonymous (--no-login)".into(),
+            Source::Anonymous(Anonymous::NotFound { .. }) => return "anonymous".into(),
+            Source::Env => format!("{USERNAME_VAR}/{PASSWORD_VAR}"),
+            Source::DockerConfig(_) => "docker's config.json".into(),
+            Source::AuthFile(_) => "podman's auth.json".into(),
+            Source::CredHelper(program) => format!("credential helper {program}"),
+        };
+        match &self.auth {
+            RegistryAuth::Basic(user, _) => format!("user {user} (from {from})"),
+            _ => format!("a token (from {from})"),
+        }
+    }
+
     pub fn is_anonymous(&self) -> bool {
         matches!(self.source, Source::Anonymous(_))
     }

@@ -21,6 +21,8 @@ const CHUNK: usize = 4 << 20;
 pub struct PushedImage {
     pub entry: Entry,
     pub blobs_uploaded: usize,
+    /// Blobs mounted from another repository of the registry (a parent's): no data moved.
+    pub blobs_mounted: usize,
     pub blobs_skipped: usize,
     pub bytes_uploaded: u64,
 }
@@ -68,6 +70,23 @@ pub async fn push_layout(
     layout: &Path,
     platform: &Platform,
 ) -> anyhow::Result<PushedImage> {
+    push_layout_from(registry, repo, layout, platform, &[], &|_, _| {}).await
+}
+
+/// What a push has done so far (after each blob), and how many blobs it has in all.
+pub type PushReport<'a> = &'a (dyn Fn(&PushedImage, usize) + Sync);
+
+/// [`push_layout`], mounting the blobs `repo` lacks from the repositories `mount_from` (the
+/// image's parents, which hold its base layers) before uploading them, and telling `report`
+/// about each blob done.
+pub async fn push_layout_from(
+    registry: &Registry,
+    repo: &str,
+    layout: &Path,
+    platform: &Platform,
+    mount_from: &[String],
+    report: PushReport<'_>,
+) -> anyhow::Result<PushedImage> {
     let (manifest, media_type) = layout_manifest(layout)?;
     let doc: Value = serde_json::from_slice(&manifest)?;
     let mut blobs: Vec<(String, u64)> = Vec::new();
@@ -83,25 +102,45 @@ pub async fn push_layout(
             &media_type,
         ),
         blobs_uploaded: 0,
+        blobs_mounted: 0,
         blobs_skipped: 0,
         bytes_uploaded: 0,
     };
+    let total = blobs.len();
     for (digest, size) in blobs {
         let lock = registry.upload_lock(repo, &digest);
         let _uploading = lock.lock().await;
         if registry.blob_exists(repo, &digest).await? {
             pushed.blobs_skipped += 1;
-            continue;
+        } else if mount(registry, repo, &digest, mount_from).await? {
+            pushed.blobs_mounted += 1;
+        } else {
+            upload_blob(registry, repo, &blob_path(layout, &digest)?, &digest, size).await?;
+            pushed.blobs_uploaded += 1;
+            pushed.bytes_uploaded += size;
         }
-        upload_blob(registry, repo, &blob_path(layout, &digest)?, &digest, size).await?;
-        pushed.blobs_uploaded += 1;
-        pushed.bytes_uploaded += size;
+        report(&pushed, total);
     }
     let reference = registry.digest_ref(repo, &pushed.entry.digest);
     registry
         .put_manifest(&reference, manifest, &media_type)
         .await?;
     Ok(pushed)
+}
+
+/// Whether one of the repositories `from` let `repo` mount blob `digest`.
+async fn mount(
+    registry: &Registry,
+    repo: &str,
+    digest: &str,
+    from: &[String],
+) -> anyhow::Result<bool> {
+    for source in from.iter().filter(|f| *f != repo) {
+        if registry.mount_blob(repo, source, digest).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Streams one blob file to the registry, chunk by chunk. Each attempt (see [`Registry::retrying`])

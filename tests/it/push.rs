@@ -7,7 +7,7 @@ use std::path::Path;
 
 use cip::platform::Platform;
 use cip::registry::index::sha256_digest;
-use cip::registry::push::push_layout;
+use cip::registry::push::{push_layout, push_layout_from, PushedImage};
 use cip::registry::{Endpoint, Registry};
 use common::TestRegistry;
 use oci_client::secrets::RegistryAuth;
@@ -119,5 +119,51 @@ fn platforms_pushed_at_once_upload_a_shared_blob_once() {
                 );
             }
         }
+    });
+}
+
+/// A child's push mounts the layer it shares with its parent from the parent's repository, and
+/// reports each blob as it is done (the live push line of `--progress tty`).
+#[test]
+fn a_push_mounts_from_the_parent_and_reports_each_blob() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let registry = Registry::connect(Endpoint::new(&reg.addr()), RegistryAuth::Anonymous)
+            .await
+            .unwrap();
+        let x86 = Platform::new("linux", "amd64", None);
+        let shared = "the base layer".repeat(3000);
+        let (parent, child) = (dir.path().join("parent"), dir.path().join("child"));
+        write_layout(&parent, "amd64", shared.as_bytes());
+        write_layout(&child, "arm64", shared.as_bytes());
+        let parent_push = push_layout(&registry, "parent", &parent, &x86)
+            .await
+            .unwrap();
+        assert_eq!(parent_push.blobs_uploaded, 3);
+
+        let seen = std::sync::Mutex::new(Vec::new());
+        let report = |p: &PushedImage, total: usize| {
+            let done = p.blobs_uploaded + p.blobs_mounted + p.blobs_skipped;
+            seen.lock().unwrap().push((done, total, p.blobs_mounted));
+        };
+        let from = ["parent".to_string()];
+        let pushed = push_layout_from(&registry, "child", &child, &x86, &from, &report)
+            .await
+            .unwrap();
+        // Its own layer and config uploaded, the shared layer mounted.
+        assert_eq!(
+            (pushed.blobs_uploaded, pushed.blobs_mounted),
+            (2, 1),
+            "{pushed:?}"
+        );
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(
+            seen.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(),
+            [(1, 3), (2, 3), (3, 3)],
+            "one report per blob: {seen:?}"
+        );
+        assert_eq!(seen.last().unwrap().2, 1);
     });
 }

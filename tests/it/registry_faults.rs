@@ -297,9 +297,20 @@ fn a_registry_out_of_space_says_so_instead_of_its_json() {
     // 512 KiB: less than the demo's busybox layer, so its upload fills the registry's storage.
     let _disk = SmallDisk::mount(&reg.storage_dir(), "512k");
     let ws = Workspace::demo();
-    let out = ws.cip(&["publish-locally", "--local-registry", &reg.addr()]);
+    let out = ws.cip(&["publish-locally", "--local-registry", &reg.addr(), "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = stderr(&out);
+    // The result says what failed: the push, not the build.
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let busybox = &doc["images"][0];
+    assert_eq!(busybox["name"], "busybox", "{doc}");
+    assert_eq!(busybox["code"], "push_failed", "{doc}");
+    assert_eq!(busybox["result"], "push failed", "{doc}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("busybox:1.0.0 ") && l.contains("push failed")),
+        "{err}"
+    );
     assert!(
         err.contains(&format!("registry {} is out of space (", reg.addr())),
         "{err}"
