@@ -819,8 +819,8 @@ mod tests {
             destination: Destination::Store {
                 name: "reg.test".into(),
             },
-            builder: Some(backend),
-            slots,
+            nodes: vec![crate::plan::steps::NodeInput::local(backend, slots)],
+            farm: false,
             log_dir: std::env::temp_dir(),
             run_id: "test".into(),
             builder_args: Vec::new(),

@@ -33,6 +33,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod digest;
 pub mod execute;
+pub mod farm;
 pub mod graph;
 pub mod interrupt;
 pub mod inventory;

@@ -68,8 +68,17 @@ fn run(mut cli: Cli) -> anyhow::Result<i32> {
             store,
             builder,
             json,
+            farm,
             targets,
-        } => commands::plan::run(&project, &target, &force, store, builder, json, &targets),
+        } => commands::plan::run(
+            &project, &target, &force, store, builder, json, &farm, &targets,
+        ),
+        Command::Farm {
+            project,
+            farm,
+            node,
+            json,
+        } => commands::farm::run(&project, farm, node, json),
         Command::Status {
             project,
             target,

@@ -397,6 +397,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Who ends this node's cancelled operations (their futures dropped).
     fn supervisor(&self) -> &Supervisor;
 
+    /// Where the engine runs when not on this machine's default socket or store, e.g.
+    /// `ssh://builder@amd-1` or `--url unix:///run/podman.sock` (None: the local engine).
+    fn address(&self) -> Option<String> {
+        None
+    }
+
+    /// How many CPUs the engine's machine has, as the engine reports it (None: it does not say).
+    fn cpus(&self) -> Op<'_, Option<usize>> {
+        Box::pin(async { Ok(std::thread::available_parallelism().ok().map(|n| n.get())) })
+    }
+
+    /// Whether the engine still answers: a node lost in the middle of a run does not, which makes
+    /// its failed builds worth trying on another node.
+    fn answers(&self) -> Op<'_, bool> {
+        Box::pin(async { Ok(true) })
+    }
+
     /// Ends the operations of this node that were cancelled at once, without the grace period
     /// their processes get to clean up (a second Ctrl-C).
     fn cancel(&self) {
@@ -510,6 +527,54 @@ async fn run_export(inv: process::Invocation, tag: &str, dir: &Path) -> Result<(
         e => e,
     })?;
     Ok(check_layout(dir)?)
+}
+
+/// Exports through an archive the client writes on this machine (`docker save`, `podman save`):
+/// for an engine on another machine, whose own export would write the layout over there. The
+/// archive is converted into the OCI layout `dir` by skopeo, layers compressed as a registry push
+/// would have them; `source` is skopeo's transport for the archive (`docker-archive`,
+/// `oci-archive`).
+async fn run_export_archive(
+    save: process::Invocation,
+    skopeo_env: &NodeEnv,
+    source: &str,
+    archive: &Path,
+    tag: &str,
+    dir: &Path,
+) -> Result<(), BackendError> {
+    let saved = run_on_image(save, tag).await;
+    let result = match saved {
+        Ok(()) => {
+            let Some(skopeo) = process::find_program("skopeo", skopeo_env.get("PATH").as_deref())
+            else {
+                let _ = std::fs::remove_file(archive);
+                return Err(anyhow!(
+                    "exporting images from a remote engine needs skopeo, which is not on PATH: \
+                     install it with `apt-get install -y skopeo`"
+                )
+                .into());
+            };
+            let mut src = std::ffi::OsString::from(format!("{source}:"));
+            src.push(archive);
+            let mut dest = std::ffi::OsString::from("oci:");
+            dest.push(dir);
+            let copy = process::Invocation::new(skopeo)
+                .args(["copy", "--quiet", "--dest-compress"])
+                .arg(src)
+                .arg(dest);
+            run_export(copy, tag, dir).await
+        }
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_file(archive);
+    result
+}
+
+/// Where an archive for the layout `dir` is written: next to it (a private directory).
+fn archive_path(dir: &Path) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(".tar");
+    PathBuf::from(name)
 }
 
 /// The `name:tag` lines a listing command prints, without untagged images.
