@@ -125,8 +125,8 @@ mod tests {
         assert!(!arm.emulated);
         assert_eq!(
             arm.fallbacks,
-            [0, 1],
-            "the emulating nodes, least loaded first"
+            [1, 0],
+            "the emulating nodes, the least full first (6 steps on 3 slots, before 2 on 1)"
         );
     }
 
