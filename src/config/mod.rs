@@ -23,6 +23,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+pub mod file;
+
 use anyhow::Context as _;
 
 use crate::registry::retry::RetryPolicy;
