@@ -33,9 +33,14 @@ pub fn declared(project_dir: &Path) -> anyhow::Result<Declared> {
     }
 }
 
-/// Until cip.toml is read by `crate::config::file`: no file.
-fn project_file(_project_dir: &Path) -> anyhow::Result<Option<Declared>> {
-    Ok(None)
+/// The farm's part of the project's cip.toml, if there is one.
+fn project_file(project_dir: &Path) -> anyhow::Result<Option<Declared>> {
+    let file = crate::config::file::ProjectFile::load(project_dir)?;
+    Ok(file.map(|f| Declared {
+        nodes: f.nodes,
+        farms: f.farms,
+        path: f.path,
+    }))
 }
 
 /// The nodes `selection` names, probed (all at once, each within [`probe::timeout`]).

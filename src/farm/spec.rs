@@ -4,43 +4,7 @@ use std::collections::BTreeMap;
 
 use anyhow::bail;
 
-use crate::platform::Platform;
-
-/// The engine behind a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeKind {
-    Docker,
-    Podman,
-    Buildah,
-}
-
-/// One `[nodes.NAME]` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeSpec {
-    pub kind: NodeKind,
-    /// docker: `unix://`, `tcp://` or `ssh://` address of the daemon.
-    pub host: Option<String>,
-    /// docker: a context name (`docker context ls`).
-    pub context: Option<String>,
-    /// podman: the service's URL (`podman --url`).
-    pub url: Option<String>,
-    /// podman: a system connection (`podman --connection`).
-    pub connection: Option<String>,
-    /// At most this many builds at once [default: the node's CPU count].
-    pub jobs: Option<usize>,
-    /// Declared native platforms: they take priority over what the node reports.
-    pub platforms: Option<Vec<Platform>>,
-    /// The line of cip.toml that declares it (for messages).
-    pub line: usize,
-}
-
-/// One `[farms.NAME]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FarmSpec {
-    pub nodes: Vec<String>,
-    pub line: usize,
-}
+pub use crate::config::file::{FarmSpec, NodeKind, NodeSpec};
 
 /// Which nodes a run uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +42,7 @@ pub fn select(
             Some(_) => {}
             None => bail!(
                 "no node {name:?} in {file}; {}",
-                known("nodes", nodes.keys(), "[nodes.NAME] with kind = ...")
+                crate::config::file::unknown_node_hint(&name, nodes)
             ),
         }
     }
@@ -156,7 +120,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "no node \"c\" in p/cip.toml; it declares nodes a, b"
+            "no node \"c\" in p/cip.toml; did you mean \"a\"?"
         );
     }
 }
