@@ -12,6 +12,7 @@ mod check;
 mod dockerfile_scan;
 mod drift;
 mod environment;
+mod farm;
 mod info_props;
 mod inventory;
 mod mirror;
