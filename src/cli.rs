@@ -7,6 +7,8 @@ use crate::build::BuilderKind;
 use crate::cascade::Level;
 use crate::platform::{self, Platform};
 
+mod settings;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cip",
@@ -53,7 +55,8 @@ impl Cli {
             | Command::Bump { project, .. }
             | Command::UploadAllToLocalRegistry { project, .. }
             | Command::PullLatestFromLocalRegistry { project, .. }
-            | Command::PullLatestFromRemoteRegistry { project, .. } => Some(project),
+            | Command::PullLatestFromRemoteRegistry { project, .. }
+            | Command::Config { project, .. } => Some(project),
             Command::Publish { build, .. }
             | Command::PublishLocally { build, .. }
             | Command::Build { build, .. } => Some(&mut build.project),
@@ -199,8 +202,9 @@ pub enum Command {
         #[command(flatten)]
         build: BuildArgs,
         /// The registry to publish to, HOST[:PORT][/PATH] (HTTPS; see docs/registry.md)
+        /// [default: CIP_REMOTE_REGISTRY, else `remote` under [registry] in cip.toml]
         #[arg(long, value_name = "REG")]
-        remote_registry: String,
+        remote_registry: Option<String>,
         /// Only build the platform of this machine (the same as --platform with it)
         #[arg(long, conflicts_with = "platform")]
         only_local_platform: bool,
@@ -217,9 +221,10 @@ pub enum Command {
     UploadAllToLocalRegistry {
         #[command(flatten)]
         project: ProjectArgs,
-        /// The registry to copy from, HOST[:PORT][/PATH]
+        /// The registry to copy from, HOST[:PORT][/PATH] [default: CIP_REMOTE_REGISTRY, else
+        /// `remote` under [registry] in cip.toml]
         #[arg(long, value_name = "REG")]
-        remote_registry: String,
+        remote_registry: Option<String>,
         /// The registry to copy to
         #[arg(long, value_name = "REG", default_value = "localhost:5000")]
         local_registry: String,
@@ -242,8 +247,10 @@ pub enum Command {
     PullLatestFromRemoteRegistry {
         #[command(flatten)]
         project: ProjectArgs,
+        /// The registry to pull from [default: CIP_REMOTE_REGISTRY, else `remote` under [registry]
+        /// in cip.toml]
         #[arg(long, value_name = "REG")]
-        remote_registry: String,
+        remote_registry: Option<String>,
         /// Whose local store receives the images
         #[arg(long, value_enum, default_value_t = BuilderKind::Auto)]
         builder: BuilderKind,
@@ -258,6 +265,16 @@ pub enum Command {
     },
     /// Print cip's manual page (roff): `cip man > /usr/local/share/man/man1/cip.1`
     Man,
+    /// Print the resolved settings (registries, platforms, jobs, builder, progress) and where each
+    /// comes from (flag > environment > cip.toml > default), and the nodes, farms and CI runners
+    /// of cip.toml
+    Config {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Build missing images for this machine's platform into the builder's local store (no push)
     Build {
         #[command(flatten)]
@@ -415,9 +432,14 @@ pub fn default_jobs() -> usize {
 /// Which registry a read-only command asks, as `publish` (remote) or `publish-locally` would.
 #[derive(Debug, Args, Clone)]
 pub struct TargetArgs {
-    /// Ask this registry, as `publish` would (all platforms); without it, the local registry
+    /// Ask this registry, as `publish` would (all platforms); without it (and --remote), the
+    /// local registry
     #[arg(long, value_name = "REG")]
     pub remote_registry: Option<String>,
+    /// Ask the remote registry of the configuration (CIP_REMOTE_REGISTRY, cip.toml), as `publish`
+    /// would
+    #[arg(long, conflicts_with = "remote_registry")]
+    pub remote: bool,
     /// The local registry of `publish-locally`
     #[arg(long, value_name = "REG", default_value = "localhost:5000")]
     pub local_registry: String,

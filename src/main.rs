@@ -1,14 +1,19 @@
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use cip::cli::{Cli, Command};
 use cip::commands;
+use cip::config::file::ProjectFile;
+use cip::config::settings::Settings;
+
+/// Filled by `Cli::apply`, which fails first when no remote registry is configured.
+const RESOLVED: &str = "the remote registry is resolved before commands run";
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::InvalidSubcommand => {
             eprint!("{e}");
             eprintln!("\nValid subcommands:\n{}", subcommand_list());
@@ -16,7 +21,8 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(),
     };
-    match run(cli) {
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(cli, &matches) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             eprintln!("{} {e:#}", console::style("error:").red().bold());
@@ -25,13 +31,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(mut cli: Cli) -> anyhow::Result<i32> {
+fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
     // Every setting the environment gives, read once: a bad value stops here.
     cip::config::init(cip::config::RunConfig::from_env()?);
     let project_dir = cli.project_dir();
-    if let Some(project) = cli.project_args_mut() {
-        project.project_dir = project_dir;
-    }
+    let resolved = match cli.project_args_mut() {
+        Some(project) => {
+            project.project_dir = project_dir.clone();
+            // The shared settings, flag > environment > cip.toml > default, resolved once.
+            let file = ProjectFile::load(&project_dir)?;
+            let flags = Cli::given_flags(matches);
+            let settings = Settings::resolve(&flags, cip::config::get(), file.as_ref())?;
+            cli.apply(&settings)?;
+            Some((file, settings))
+        }
+        None => None,
+    };
     match cli.command {
         Command::Check {
             project,
@@ -89,7 +104,11 @@ fn run(mut cli: Cli) -> anyhow::Result<i32> {
             build,
             remote_registry,
             only_local_platform,
-        } => commands::publish::run(&build, &remote_registry, only_local_platform),
+        } => commands::publish::run(
+            &build,
+            remote_registry.as_deref().expect(RESOLVED),
+            only_local_platform,
+        ),
         Command::PublishLocally {
             build,
             local_registry,
@@ -101,7 +120,7 @@ fn run(mut cli: Cli) -> anyhow::Result<i32> {
             mirror,
         } => commands::upload_all_to_local_registry::run(
             &project,
-            &remote_registry,
+            remote_registry.as_deref().expect(RESOLVED),
             &local_registry,
             &mirror,
         ),
@@ -123,7 +142,7 @@ fn run(mut cli: Cli) -> anyhow::Result<i32> {
             mirror,
         } => commands::pull_latest_from_remote_registry::run(
             &project,
-            &remote_registry,
+            remote_registry.as_deref().expect(RESOLVED),
             builder,
             &mirror,
         ),
@@ -133,6 +152,10 @@ fn run(mut cli: Cli) -> anyhow::Result<i32> {
         } => commands::build::run(&build, &local_registry),
         Command::Completions { shell } => commands::completions::run(shell),
         Command::Man => commands::man::run(),
+        Command::Config { project, json } => {
+            let (file, settings) = resolved.expect("config acts on a project");
+            commands::config::run(&settings, file.as_ref(), &project.project_dir, json)
+        }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod bump;
 pub mod cascade;
 pub mod check;
 pub mod completions;
+pub mod config;
 pub mod farm;
 pub mod graph;
 pub mod man;

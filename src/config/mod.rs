@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 pub mod file;
+pub mod settings;
 
 use anyhow::Context as _;
 

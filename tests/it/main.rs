@@ -9,6 +9,7 @@ mod bearer;
 mod cascade;
 mod cascade_props;
 mod check;
+mod config;
 mod dockerfile_scan;
 mod drift;
 mod environment;

@@ -1,0 +1,182 @@
+//! cip.toml and the precedence of settings (flag > environment > cip.toml > default), run through
+//! the real binary against real registries and the real buildah.
+use crate::common;
+
+use std::fs;
+
+use common::workspace::{results, set_info, text, Workspace};
+use common::TestRegistry;
+use serde_json::Value;
+
+fn write_config(ws: &Workspace, text: &str) {
+    fs::write(ws.project().join("cip.toml"), text).unwrap();
+}
+
+/// `cip ARGS --json` as JSON, checked to succeed.
+fn json(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = ws.cip_env(&all, env);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+#[test]
+fn the_local_registry_of_cip_toml_is_used_and_a_flag_or_the_environment_wins() {
+    let from_file = TestRegistry::start();
+    let from_env = TestRegistry::start();
+    let from_flag = TestRegistry::start();
+    let ws = Workspace::demo();
+    write_config(
+        &ws,
+        &format!("[registry]\nlocal = \"{}\"\n", from_file.addr()),
+    );
+
+    // publish-locally with no registry named publishes where cip.toml says.
+    let out = ws.cip(&["publish-locally", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        results(&out).iter().all(|r| r.1 == "built"),
+        "{}",
+        text(&out)
+    );
+    assert!(common::is_tagged(&from_file, "app:1.0.0"));
+
+    // plan asks the same registry: nothing to build there; the environment and then a flag point
+    // it elsewhere, where everything is missing.
+    let plan = json(&ws, &["plan"], &[]);
+    assert_eq!(plan["registry"], from_file.addr().as_str(), "{plan}");
+    assert_eq!(plan["builds_needed"], 0, "{plan}");
+    let env = [("CIP_LOCAL_REGISTRY", from_env.addr())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let plan = json(&ws, &["plan"], &env);
+    assert_eq!(plan["registry"], from_env.addr().as_str(), "{plan}");
+    assert_eq!(plan["builds_needed"], 4, "{plan}");
+    let plan = json(&ws, &["plan", "--local-registry", &from_flag.addr()], &env);
+    assert_eq!(plan["registry"], from_flag.addr().as_str(), "{plan}");
+
+    // cip config says where each value came from.
+    let config = json(&ws, &["config"], &env);
+    let local = &config["settings"]["local_registry"];
+    assert_eq!(local["value"], from_env.addr().as_str(), "{config}");
+    assert_eq!(
+        local["source"], "environment CIP_LOCAL_REGISTRY",
+        "{config}"
+    );
+    let config = json(&ws, &["config"], &[]);
+    let source = config["settings"]["local_registry"]["source"]
+        .as_str()
+        .unwrap();
+    assert!(source.ends_with("cip.toml:2"), "{config}");
+    assert_eq!(
+        config["settings"]["builder"]["source"], "default",
+        "{config}"
+    );
+}
+
+#[test]
+fn publish_takes_its_remote_registry_from_cip_toml_or_says_how_to_give_one() {
+    let reg = TestRegistry::start();
+    let local = TestRegistry::start();
+    let ws = Workspace::demo();
+
+    let out = ws.cip(&["publish", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no remote registry given"), "{err}");
+    assert!(
+        err.contains("--remote-registry") && err.contains("CIP_REMOTE_REGISTRY"),
+        "{err}"
+    );
+
+    // The default platforms come from cip.toml too: images without :platforms get linux/amd64
+    // only, so the remote publish needs no emulation.
+    for dir in ["00-busybox", "01-hello", "01-tools", "02-app"] {
+        set_info(&ws, dir, "{:version \"1.0.0\"}");
+    }
+    write_config(
+        &ws,
+        &format!(
+            "[registry]\nremote = \"{}/team\"\nlocal = \"{}\"\n\n[build]\nplatforms = [\"linux/amd64\"]\njobs = 2\n",
+            reg.addr(),
+            local.addr()
+        ),
+    );
+    let plan = json(&ws, &["plan", "--remote"], &[]);
+    assert_eq!(plan["registry"], format!("{}/team", reg.addr()), "{plan}");
+    let out = ws.cip(&["publish", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let index = common::raw_manifest(&reg, "team/hello:1.0.0");
+    let platforms = common::index_platforms(&index);
+    assert_eq!(platforms, ["linux/amd64"], "{index}");
+    // `plan` without --remote still asks the local registry: cip.toml does not change its meaning.
+    let plan = json(&ws, &["plan"], &[]);
+    assert_eq!(plan["registry"], local.addr().as_str(), "{plan}");
+}
+
+#[test]
+fn a_bad_cip_toml_stops_every_project_command_with_file_line_and_fix() {
+    let ws = Workspace::demo();
+    write_config(&ws, "[build]\njobs = 4\nbuilder = \"kaniko\"\n");
+    for args in [
+        &["graph"][..],
+        &["plan"],
+        &["publish-locally", "--dry-run"],
+        &["config"],
+    ] {
+        let out = ws.cip(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("cip.toml:3:11: unknown builder \"kaniko\""),
+            "{err}"
+        );
+        assert!(err.contains("hint: builder is one of"), "{err}");
+    }
+    assert_eq!(ws.builds(), 0);
+
+    write_config(
+        &ws,
+        "[farms.ci]\nnodes = [\"amd-1\"]\n[nodes.amd-2]\nkind = \"docker\"\nhost = \"unix:///x\"\n",
+    );
+    let out = ws.cip(&["config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cip.toml:2:"), "{err}");
+    assert!(err.contains("did you mean \"amd-2\"?"), "{err}");
+
+    // A bad environment value names its variable, before anything runs.
+    write_config(&ws, "");
+    let out = ws.cip_env(&["plan"], &[("CIP_JOBS", "many")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("CIP_JOBS: \"many\" is not a positive number"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn cip_config_lists_nodes_farms_and_runners_and_works_from_a_subdirectory() {
+    let ws = Workspace::demo();
+    write_config(
+        &ws,
+        "[nodes.amd-1]\nkind = \"docker\"\nhost = \"ssh://builder@amd-1.example\"\njobs = 4\n\n\
+         [nodes.arm-1]\nkind = \"docker\"\nhost = \"unix:///run/arm-1/docker.sock\"\n\
+         platforms = [\"linux/arm64\"]\n\n[farms.ci]\nnodes = [\"amd-1\", \"arm-1\"]\n\n\
+         [ci.runners]\n\"linux/arm64\" = \"ubuntu-24.04-arm\"\n",
+    );
+    // No -C: the project is found upward from a context directory, as git finds its repository.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cip"));
+    cmd.arg("config").current_dir(ws.context("01-hello"));
+    let out = common::run_output(&mut cmd);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("amd-1        docker   ssh://builder@amd-1.example jobs 4"),
+        "{shown}"
+    );
+    assert!(shown.contains("platforms linux/arm64"), "{shown}");
+    assert!(shown.contains("ci           amd-1, arm-1"), "{shown}");
+    assert!(shown.contains("linux/arm64  ubuntu-24.04-arm"), "{shown}");
+    assert!(shown.contains("jobs "), "{shown}");
+}
