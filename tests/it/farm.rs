@@ -326,15 +326,17 @@ fn a_docker_node_over_ssh_builds_and_its_images_come_back_through_cip() {
     assert_eq!(config["architecture"], "amd64");
 }
 
-/// Four independent images whose builds each take a few seconds, for linux/amd64.
-fn slow_tree(dir: &Path) {
+/// Four independent images whose builds each sleep `seconds`, for linux/amd64.
+fn slow_tree(dir: &Path, seconds: u32) {
     for name in ["a", "b", "c", "d"] {
         let ctx = dir.join("contexts").join(format!("00-{name}"));
         fs::create_dir_all(&ctx).unwrap();
         fs::copy(common::busybox_path("amd64"), ctx.join("busybox")).unwrap();
         fs::write(
             ctx.join("Dockerfile"),
-            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"4\"]\n",
+            format!(
+                "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"{seconds}\"]\n"
+            ),
         )
         .unwrap();
         fs::write(
@@ -351,7 +353,7 @@ fn the_steps_of_a_node_killed_mid_run_finish_on_another_node() {
     let doomed = TestDockerd::start();
     let spare = TestDockerd::start();
     let fixture = tempfile::tempdir().unwrap();
-    slow_tree(fixture.path());
+    slow_tree(fixture.path(), 4);
     let ws = Workspace::new(fixture.path());
     write_cip_toml(
         &ws,
@@ -433,4 +435,137 @@ fn the_steps_of_a_node_killed_mid_run_finish_on_another_node() {
         .filter(|s| s["node"] == "spare")
         .count();
     assert_eq!(moved, 4, "{stdout}");
+}
+
+/// Waits until `log` holds `text`.
+fn wait_for_line(log: &Path, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !fs::read_to_string(log).unwrap_or_default().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "no {text:?} in:\n{}",
+            fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn without_a_native_node_a_platform_is_emulated_with_one_warning_or_refused() {
+    let reg = TestRegistry::start();
+    let dockerd = TestDockerd::start();
+    let ws = Workspace::demo();
+    write_cip_toml(
+        &ws,
+        &format!(
+            "[nodes.amd-1]\nkind = \"docker\"\nhost = \"{}\"\n",
+            dockerd.host()
+        ),
+    );
+    let plan = ws.cip(&[
+        "plan",
+        "--node",
+        "amd-1",
+        "--remote-registry",
+        &reg.addr(),
+        "--json",
+    ]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(
+        doc["placement_warnings"],
+        serde_json::json!(["no native node for linux/arm64: built under emulation on node amd-1"])
+    );
+    let builds: Vec<&Value> = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "build")
+        .collect();
+    assert_eq!(builds.len(), 8);
+    for b in builds {
+        assert_eq!(b["node"], 0);
+        assert_eq!(b["emulated"], b["platform"] == "linux/arm64", "{b}");
+    }
+
+    let args = [
+        "publish",
+        "--node",
+        "amd-1",
+        "--native-only",
+        "--remote-registry",
+        &reg.addr(),
+    ];
+    let (pid, out) = run_cip(&ws, &args, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--native-only: no native node for linux/arm64 on node amd-1"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        docker_built_by_run(&dockerd, pid).is_empty(),
+        "nothing was built"
+    );
+    assert!(!common::is_tagged(&reg, "busybox:1.0.0"));
+}
+
+#[test]
+fn ctrl_c_cancels_the_build_on_a_docker_node() {
+    let reg = TestRegistry::start();
+    let dockerd = TestDockerd::start();
+    let fixture = tempfile::tempdir().unwrap();
+    // A duration no other test sleeps: its RUN step is found among the machine's processes.
+    slow_tree(fixture.path(), 347);
+    let ws = Workspace::new(fixture.path());
+    write_cip_toml(
+        &ws,
+        &format!(
+            "[nodes.n]\nkind = \"docker\"\nhost = \"{}\"\njobs = 1\n",
+            dockerd.host()
+        ),
+    );
+    let log = ws.project().join("cip-stderr.log");
+    let child = ws
+        .cip_command(
+            &["publish", "--node", "n", "--remote-registry", &reg.addr()],
+            &[],
+        )
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_line(&log, "on n: started");
+    let running = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", "busybox sleep 347"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !running() {
+        assert!(Instant::now() < deadline, "the RUN step never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    common::send_signal(&child, "INT");
+    let status = child.wait_with_output().unwrap().status;
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "{}",
+        fs::read_to_string(&log).unwrap()
+    );
+    // The daemon (not a child of cip) ended the build's RUN step once its client went away.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running() {
+        assert!(
+            Instant::now() < deadline,
+            "the build still runs on the node after cip exited"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!common::is_tagged(&reg, "a:1.0.0"));
 }
