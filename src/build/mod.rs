@@ -478,6 +478,23 @@ pub fn detect_with(kind: BuilderKind, env: NodeEnv) -> anyhow::Result<Arc<dyn Ba
     }
 }
 
+/// [`detect_with`] for a build node of a farm: why it cannot be used is the reason alone (installing
+/// or starting an engine on this machine is no fix for a node elsewhere). `Auto` is not a node kind.
+pub fn detect_node(kind: BuilderKind, env: NodeEnv) -> Result<Arc<dyn Backend>, String> {
+    let reason = |e: NotUsable| format!("{} cannot be used: {}", e.program, e.reason);
+    match kind {
+        BuilderKind::Docker => docker::detect(env)
+            .map(|b| Arc::new(b) as Arc<dyn Backend>)
+            .map_err(reason),
+        BuilderKind::Podman => buildah::detect(Engine::Podman, env)
+            .map(|b| Arc::new(b) as Arc<dyn Backend>)
+            .map_err(reason),
+        BuilderKind::Buildah | BuilderKind::Auto => buildah::detect(Engine::Buildah, env)
+            .map(|b| Arc::new(b) as Arc<dyn Backend>)
+            .map_err(reason),
+    }
+}
+
 /// Runs a build command, once more after a [`TRANSIENT_FAILURES`] line (see [`Backend::build`]).
 async fn run_build(inv: process::Invocation, job: &BuildJob) -> Result<(), BackendError> {
     let what = || format!("building {} for {}", job.tag, job.platform);

@@ -17,6 +17,10 @@ pub fn run(
         (None, true) => Selection::All,
     };
     let probed = farm::probe_selection(&project.project_dir, &selection)?;
+    if probed.is_empty() {
+        eprintln!("cip.toml declares no build nodes: add a [nodes.NAME] table (see docs/farm.md)");
+        return Ok(0);
+    }
     if json {
         print_json(&serde_json::json!({ "schema_version": 1, "nodes": probed }))?;
     } else {

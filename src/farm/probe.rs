@@ -209,7 +209,7 @@ fn unreachable(name: &str, spec: &NodeSpec, reason: String) -> FarmNode {
 fn probe_one(name: &str, spec: &NodeSpec) -> FarmNode {
     let kind = spec.kind;
     let found = address_and_env(kind, spec).and_then(|(address, env)| {
-        let backend = build::detect_with(builder_kind(kind), env).map_err(|e| format!("{e:#}"))?;
+        let backend = build::detect_node(builder_kind(kind), env)?;
         Ok((address, backend))
     });
     let (address, backend) = match found {
