@@ -469,6 +469,22 @@ mod tests {
     }
 
     #[test]
+    fn podman_pointed_at_a_service_is_remote_and_takes_no_storage_options() {
+        let env = NodeEnv::new()
+            .set("STORAGE_DRIVER", "vfs")
+            .set(PODMAN_GLOBAL_ARGS_ENV, "--url unix:///run/p.sock");
+        let args = global_args(Engine::Podman, &env);
+        assert_eq!(args, ["--url", "unix:///run/p.sock"]);
+        assert_eq!(
+            remote_of(Engine::Podman, &args).as_deref(),
+            Some("--url unix:///run/p.sock")
+        );
+        assert!(remote_of(Engine::Podman, &["--connection=far".to_string()]).is_some());
+        assert_eq!(remote_of(Engine::Podman, &["--root".to_string()]), None);
+        assert_eq!(remote_of(Engine::Buildah, &["--url".to_string()]), None);
+    }
+
+    #[test]
     fn storage_driver_becomes_a_flag_unless_given() {
         let env = NodeEnv::new()
             .set("STORAGE_DRIVER", "vfs")

@@ -6,6 +6,10 @@
 //! (a local buildah, docker daemons reached through different `DOCKER_HOST`s), each configured by a
 //! [`NodeEnv`] that overrides the process environment.
 //!
+//! A node may be elsewhere: a docker daemon over `ssh://`, `tcp://` or a context, a podman service
+//! (`--url`, `--connection` in `CIP_PODMAN_GLOBAL_ARGS`). Its images come back through an archive
+//! the client saves here (`docker save`, `podman save`), converted to an OCI layout by skopeo.
+//!
 //! Every builder process runs in its own process group with its output appended to the job's log; when
 //! the future of an operation is dropped (the scheduler cancelling builds), the whole group is
 //! terminated (see [`process`]).
