@@ -147,6 +147,9 @@ pub enum Command {
         targets: Targets,
     },
     /// List the build nodes of cip.toml: reachable or why not, engine, platforms, job limit, route
+    #[command(
+        after_help = "Nodes are probed at once, each within CIP_FARM_PROBE_SECONDS (default 10).                       See docs/farm.md."
+    )]
     Farm {
         #[command(flatten)]
         project: ProjectArgs,
