@@ -346,7 +346,16 @@ impl StepRunner {
         )))
     }
 
+    /// Builds on node `on` (the plan's, or a fallback); on a farm a failure names the node.
     async fn build(&self, image: ImageId, b: &Build, on: NodeId) -> anyhow::Result<()> {
+        let result = self.build_on(image, b, on).await;
+        match &self.plan.nodes[on.0].name {
+            name if name == "local" => result,
+            name => result.with_context(|| format!("on node {name}")),
+        }
+    }
+
+    async fn build_on(&self, image: ImageId, b: &Build, on: NodeId) -> anyhow::Result<()> {
         let node = &self.nodes[on.0];
         let store = match on == b.node {
             true => b.store.clone(),
@@ -1063,6 +1072,46 @@ mod tests {
         assert_eq!(built, 4, "{:?}", alive.events());
         let top = report.results.iter().find(|r| r.name == "top").unwrap();
         assert_eq!(top.built_on, [(Platform::host(), "b".to_string())]);
+    }
+
+    /// On a farm, a failed build says which node it failed on.
+    #[tokio::test]
+    async fn a_failure_on_a_farm_names_its_node() {
+        let (_tmp, project) = project();
+        let backend = Arc::new(TestBackend {
+            failing: HashSet::from(["lone".to_string()]),
+            ..Default::default()
+        });
+        let plan = plan_of(&project, &backend, 2);
+        let inputs = Inputs {
+            project: &project,
+            destination: Destination::Store {
+                name: "reg.test".into(),
+            },
+            nodes: vec![crate::plan::steps::NodeInput {
+                name: "amd-1".into(),
+                backend: backend.as_ref(),
+                slots: 2,
+                emulates: None,
+            }],
+            farm: true,
+            log_dir: std::env::temp_dir(),
+            run_id: "test".into(),
+            builder_args: Vec::new(),
+            no_latest: false,
+            build_args: Vec::new(),
+            options: Default::default(),
+        };
+        let plan = plan_steps(plan.images, &inputs);
+        let report = execute(backend, &plan, true).await;
+        let lone = report.results.iter().find(|r| r.name == "lone").unwrap();
+        assert_eq!(
+            lone.error.as_deref(),
+            Some("on node amd-1: lone does not build"),
+            "{lone:?}"
+        );
+        let base = report.results.iter().find(|r| r.name == "base").unwrap();
+        assert_eq!(base.error, None);
     }
 
     fn result(name: &str, result: &str, built: &[&str]) -> ImageResult {
