@@ -49,6 +49,7 @@ impl Cli {
             Command::Check { project, .. }
             | Command::Graph { project, .. }
             | Command::Plan { project, .. }
+            | Command::Farm { project, .. }
             | Command::Status { project, .. }
             | Command::CascadeVersionUpdates { project, .. }
             | Command::Bump { project, .. }
@@ -144,7 +145,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
+        farm: FarmArgs,
+        #[command(flatten)]
         targets: Targets,
+    },
+    /// List the build nodes of cip.toml: reachable or why not, engine, platforms, job limit, route
+    #[command(
+        after_help = "Nodes are probed at once, each within CIP_FARM_PROBE_SECONDS (default 10).                       See docs/farm.md."
+    )]
+    Farm {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Only the nodes of this farm of cip.toml
+        #[arg(long, value_name = "NAME", conflicts_with = "node")]
+        farm: Option<String>,
+        /// Only these nodes of cip.toml
+        #[arg(long, value_name = "N,N", value_delimiter = ',')]
+        node: Vec<String>,
+        /// Print the nodes as JSON (see docs/farm.md)
+        #[arg(long)]
+        json: bool,
     },
     /// Per image: version, what the registry holds, and whether the context drifted since it was published
     Status {
@@ -411,6 +431,9 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
 
+    #[command(flatten)]
+    pub farm: FarmArgs,
+
     /// Where builder logs go, one file per image and platform [default: PROJECT/.cip/logs]
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
@@ -444,6 +467,33 @@ pub struct BuildArgs {
     /// Extra arguments passed to every builder invocation (after `--`)
     #[arg(last = true, value_name = "BUILDER_ARGS")]
     pub builder_args: Vec<String>,
+}
+
+/// Which build nodes a run uses: a farm of cip.toml, some of its nodes, or (without these flags)
+/// the local builder. See docs/farm.md.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FarmArgs {
+    /// Build on the nodes of this farm of cip.toml ([farms.NAME]): each step on a node native for
+    /// its platform, the one with the most free slots, else (with a warning) one that emulates it
+    #[arg(long, value_name = "NAME", conflicts_with = "node")]
+    pub farm: Option<String>,
+    /// Build on these nodes of cip.toml ([nodes.NAME]), an ad-hoc farm
+    #[arg(long, value_name = "N,N", value_delimiter = ',')]
+    pub node: Vec<String>,
+    /// Refuse, before any build starts, to build a platform that no node runs natively
+    #[arg(long)]
+    pub native_only: bool,
+}
+
+impl FarmArgs {
+    /// The nodes these flags choose, None for the local builder.
+    pub fn selection(&self) -> Option<crate::farm::Selection> {
+        match (&self.farm, self.node.is_empty()) {
+            (Some(f), _) => Some(crate::farm::Selection::Farm(f.clone())),
+            (None, false) => Some(crate::farm::Selection::Nodes(self.node.clone())),
+            (None, true) => None,
+        }
+    }
 }
 
 /// Which images a run is about: all of them, or the ones named.

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::build::{Backend, BuildJob, RegistryAccess};
 use crate::interrupt::{self, Signal};
-use crate::plan::steps::{Action, Assemble, Build, ImageId, Link, Output, Plan, StepId};
+use crate::plan::steps::{Action, Assemble, Build, ImageId, Link, NodeId, Output, Plan, StepId};
 use crate::plan::ImagePlan;
 use crate::platform::Platform;
 use crate::progress::{Display, Line};
@@ -68,6 +68,8 @@ pub struct ImageResult {
     pub platform_digests: Vec<(Platform, String)>,
     /// The tags this run wrote, or the version tag of an image it left as it was.
     pub tags: Vec<String>,
+    /// The node that built each platform built, for a run on a farm (empty on the local builder).
+    pub built_on: Vec<(Platform, String)>,
 }
 
 /// What happened to one step, in the order the steps finished.
@@ -77,6 +79,8 @@ pub struct StepRecord {
     pub outcome: Outcome,
     /// When it started and finished, from the start of the run (None if it never ran).
     pub ran: Option<(Duration, Duration)>,
+    /// The node a build step ran on (the plan's, or the one it was retried on).
+    pub node: Option<String>,
 }
 
 /// Shared state of a run, keyed by the plan's ids.
@@ -96,6 +100,8 @@ struct Shared {
     push_failures: HashMap<ImageId, Vec<Platform>>,
     /// The index each image got: its digest, entries and tags.
     indexes: HashMap<ImageId, (String, Vec<Entry>, Vec<String>)>,
+    /// Build steps that ran on another node than the plan's (their node was lost).
+    moved: HashMap<StepId, NodeId>,
 }
 
 /// How a run ended.
@@ -116,8 +122,9 @@ impl Executor {
         let builds = plan.builds().count();
         let progress = Arc::new(Display::new(builds as u64, plan.steps.len()));
         for node in &plan.nodes {
+            let on_node = plan.builds().filter(|(_, b)| b.node == node.id).count();
             progress.println(&format!(
-                "{builds} build(s) with {} on node {}, {} at a time, into {}",
+                "{on_node} build(s) with {} on node {}, {} at a time, into {}",
                 node.builder, node.name, node.slots, plan.destination
             ));
         }
@@ -173,6 +180,7 @@ impl Executor {
                 id: StepId(i),
                 outcome: o.clone(),
                 ran: shared.ran.get(&StepId(i)).copied(),
+                node: node_of(plan, StepId(i), &shared).map(|n| plan.nodes[n.0].name.clone()),
             })
             .collect();
         let ok = outcomes.iter().all(|o| *o == Outcome::Succeeded) && shared.conflicts.is_empty();
@@ -219,6 +227,14 @@ impl Executor {
             let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
             s.conflicts.insert(id, conflict);
         }
+    }
+}
+
+/// The node a build step ran on: the plan's, or the one it moved to.
+fn node_of(plan: &Plan, id: StepId, shared: &Shared) -> Option<NodeId> {
+    match &plan.step(id).action {
+        Action::Build(b) => Some(shared.moved.get(&id).copied().unwrap_or(b.node)),
+        Action::Assemble(_) | Action::Link(_) => None,
     }
 }
 
@@ -279,7 +295,13 @@ impl StepRunner {
         let step = self.plan.step(id);
         let image = self.plan.image(step.image);
         let label = match &step.action {
-            Action::Build(b) => format!("build {}:{} {}", image.name, image.version, b.platform),
+            Action::Build(b) => format!(
+                "build {}:{} {}{}",
+                image.name,
+                image.version,
+                b.platform,
+                self.on_node(b.node)
+            ),
             Action::Assemble(a) => format!("tag {}:{}", a.repository, image.version),
             Action::Link(l) => format!("link {}:{} {}", l.repository, l.tag, l.platform),
         };
@@ -287,7 +309,7 @@ impl StepRunner {
         let line = self.progress.start(&label);
         let started = self.started.elapsed();
         let result = match &step.action {
-            Action::Build(b) => self.build(step.image, b, &line).await,
+            Action::Build(b) => self.build_or_move(id, step.image, b, &line).await,
             Action::Assemble(a) => self.assemble(step.image, a).await,
             Action::Link(l) => self.link(l).await,
         };
@@ -306,9 +328,84 @@ impl StepRunner {
         result
     }
 
-    async fn build(&self, image: ImageId, b: &Build, line: &Line) -> anyhow::Result<()> {
-        let node = &self.nodes[b.node.0];
-        let builder = match &b.store {
+    /// ` on NODE` for a run on a farm, nothing on the local builder.
+    fn on_node(&self, node: NodeId) -> String {
+        match &self.plan.nodes[node.0].name {
+            name if name == "local" => String::new(),
+            name => format!(" on {name}"),
+        }
+    }
+
+    /// Builds on the plan's node; when that fails and the node no longer answers (lost in the
+    /// middle of the run), once more on the first of the step's fallback nodes that answers.
+    async fn build_or_move(
+        &self,
+        id: StepId,
+        image: ImageId,
+        b: &Build,
+        line: &Line,
+    ) -> anyhow::Result<()> {
+        let first = self.build(image, b, b.node, line).await;
+        let Err(error) = first else {
+            return Ok(());
+        };
+        if b.fallback_nodes.is_empty() {
+            return Err(error);
+        }
+        if self.nodes[b.node.0].answers().await.unwrap_or(false) {
+            return Err(error);
+        }
+        let lost = &self.plan.nodes[b.node.0].name;
+        for &other in &b.fallback_nodes {
+            if !self.nodes[other.0].answers().await.unwrap_or(false) {
+                continue;
+            }
+            let img = self.plan.image(image);
+            self.progress.println(&format!(
+                "retry: building {}:{} for {} on node {lost} failed and the node no longer \
+                 answers: building it on node {} (attempt 2/2)",
+                img.name, img.version, b.platform, self.plan.nodes[other.0].name
+            ));
+            self.shared().moved.insert(id, other);
+            return self
+                .build(image, b, other, line)
+                .await
+                .with_context(|| format!("after node {lost} was lost ({error:#})"));
+        }
+        Err(error.context(format!(
+            "node {lost} no longer answers, and no other node able to build {} does",
+            b.platform
+        )))
+    }
+
+    /// Builds on node `on` (the plan's, or a fallback); on a farm a failure names the node.
+    async fn build(
+        &self,
+        image: ImageId,
+        b: &Build,
+        on: NodeId,
+        line: &Line,
+    ) -> anyhow::Result<()> {
+        let result = self.build_on(image, b, on, line).await;
+        match &self.plan.nodes[on.0].name {
+            name if name == "local" => result,
+            name => result.with_context(|| format!("on node {name}")),
+        }
+    }
+
+    async fn build_on(
+        &self,
+        image: ImageId,
+        b: &Build,
+        on: NodeId,
+        line: &Line,
+    ) -> anyhow::Result<()> {
+        let node = &self.nodes[on.0];
+        let store = match on == b.node {
+            true => b.store.clone(),
+            false => node.platform_store(&b.platform),
+        };
+        let builder = match &store {
             Some(store) => node.with_store(store),
             None => node.clone(),
         };
@@ -684,7 +781,32 @@ fn summarize_image(
         digest,
         platform_digests,
         tags,
+        built_on: built_on(plan, id, outcomes, shared),
     }
+}
+
+/// The node of each platform of image `id` built, for a run on a farm.
+fn built_on(
+    plan: &Plan,
+    id: ImageId,
+    outcomes: &[Outcome],
+    shared: &Shared,
+) -> Vec<(Platform, String)> {
+    if plan.nodes.iter().all(|n| n.name == "local") {
+        return Vec::new();
+    }
+    plan.steps
+        .iter()
+        .zip(outcomes)
+        .filter(|(s, o)| s.image == id && **o == Outcome::Succeeded)
+        .filter_map(|(s, _)| match &s.action {
+            Action::Build(b) => {
+                let node = node_of(plan, s.id, shared)?;
+                Some((b.platform.clone(), plan.nodes[node.0].name.clone()))
+            }
+            Action::Assemble(_) | Action::Link(_) => None,
+        })
+        .collect()
 }
 
 /// From the first of an image's steps starting to the last one ending: its platforms build side
@@ -712,6 +834,18 @@ fn short_list(ps: &[Platform]) -> String {
             "linux" => p.to_string()["linux/".len()..].to_string(),
             _ => p.to_string(),
         })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The BUILT column: the platforms, each with its node on a farm (`amd64@amd-1,arm64@arm-1`).
+fn built_column(r: &ImageResult) -> String {
+    if r.built_on.is_empty() {
+        return short_list(&r.built);
+    }
+    r.built_on
+        .iter()
+        .map(|(p, node)| format!("{}@{node}", short_list(std::slice::from_ref(p))))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -771,7 +905,7 @@ pub fn render_summary(results: &[ImageResult], total: Duration, verbose: bool) -
         for r in &shown {
             rows.push([
                 format!("{}:{}", r.name, r.version),
-                short_list(&r.built),
+                built_column(r),
                 short_list(&r.kept),
                 r.result.clone(),
                 format!("{:.1}s", r.duration.as_secs_f64()),
@@ -856,12 +990,17 @@ pub fn summary_json(registry: &str, results: &[ImageResult], steps: &[StepRecord
                 "log": log,
             })).collect::<Vec<_>>(),
             "duration_seconds": millis(r.duration),
+            "built_on": r.built_on.iter().map(|(p, n)| json!({
+                "platform": p,
+                "node": n,
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "steps": steps.iter().map(|s| json!({
             "id": s.id,
             "outcome": outcome_name(&s.outcome),
             "started_seconds": s.ran.map(|r| millis(r.0)),
             "finished_seconds": s.ran.map(|r| millis(r.1)),
+            "node": s.node,
         })).collect::<Vec<_>>(),
     })
 }
@@ -911,6 +1050,8 @@ mod tests {
         failing: HashSet<String>,
         running: Mutex<(usize, usize)>,
         supervisor: crate::build::Supervisor,
+        /// A node lost: every build fails and it does not answer.
+        lost: bool,
     }
 
     impl TestBackend {
@@ -941,6 +1082,9 @@ mod tests {
                     let mut r = self.running.lock().unwrap();
                     r.0 += 1;
                     r.1 = r.1.max(r.0);
+                }
+                if self.lost {
+                    return Err(anyhow::anyhow!("Cannot connect to the Docker daemon").into());
                 }
                 self.events
                     .lock()
@@ -989,6 +1133,10 @@ mod tests {
         }
         fn supervisor(&self) -> &crate::build::Supervisor {
             &self.supervisor
+        }
+        fn answers(&self) -> Op<'_, bool> {
+            let lost = self.lost;
+            Box::pin(async move { Ok(!lost) })
         }
     }
 
@@ -1041,8 +1189,8 @@ mod tests {
             destination: Destination::Store {
                 name: "reg.test".into(),
             },
-            builder: Some(backend),
-            slots,
+            nodes: vec![crate::plan::steps::NodeInput::local(backend, slots)],
+            farm: false,
             log_dir: std::env::temp_dir(),
             run_id: "test".into(),
             builder_args: Vec::new(),
@@ -1138,8 +1286,13 @@ mod tests {
                 name: "reg.test/cip-stage/linux-amd64".into(),
                 namespace: "cip-stage/linux-amd64".into(),
             },
-            builder: Some(&backend),
-            slots: 2,
+            nodes: vec![crate::plan::steps::NodeInput {
+                name: "local".into(),
+                backend: &backend,
+                slots: 2,
+                emulates: None,
+            }],
+            farm: false,
             log_dir: std::env::temp_dir(),
             run_id: "test".into(),
             builder_args: Vec::new(),
@@ -1193,6 +1346,109 @@ mod tests {
             .any(|s| matches!(s.action, Action::Link(_))));
     }
 
+    /// Two amd64 nodes; the first is lost before the run: each of its steps is built on the other
+    /// after a retry line, and the report names the node that built it.
+    #[tokio::test]
+    async fn steps_of_a_lost_node_move_to_another_that_builds_their_platform() {
+        let (_tmp, project) = project();
+        let lost = Arc::new(TestBackend {
+            lost: true,
+            ..Default::default()
+        });
+        let alive = Arc::new(TestBackend::default());
+        let mut plan = plan_of(&project, &lost, 2);
+        let inputs = Inputs {
+            project: &project,
+            destination: Destination::Store {
+                name: "reg.test".into(),
+            },
+            nodes: vec![
+                crate::plan::steps::NodeInput {
+                    name: "a".into(),
+                    backend: lost.as_ref(),
+                    slots: 2,
+                    emulates: None,
+                },
+                crate::plan::steps::NodeInput {
+                    name: "b".into(),
+                    backend: alive.as_ref(),
+                    slots: 2,
+                    emulates: None,
+                },
+            ],
+            farm: true,
+            log_dir: std::env::temp_dir(),
+            run_id: "test".into(),
+            builder_args: Vec::new(),
+            no_latest: false,
+            arch_tags: false,
+            build_args: Vec::new(),
+            options: Default::default(),
+        };
+        plan = plan_steps(plan.images, &inputs);
+        let on_a = plan.builds().filter(|(_, b)| b.node == NodeId(0)).count();
+        assert!(on_a > 0, "the plan uses both nodes");
+        let executor = Executor {
+            nodes: vec![lost.clone() as Arc<dyn Backend>, alive.clone()],
+            registry: None,
+            access: RegistryAccess::default(),
+            keep_going: false,
+            ids_of_kept: false,
+        };
+        let report = executor.run(&plan).await.unwrap();
+        assert!(report.ok, "{:?}", report.results);
+        assert!(report.steps.iter().all(|s| s.node.as_deref() == Some("b")));
+        let built = alive
+            .events()
+            .iter()
+            .filter(|e| e.starts_with("end "))
+            .count();
+        assert_eq!(built, 4, "{:?}", alive.events());
+        let top = report.results.iter().find(|r| r.name == "top").unwrap();
+        assert_eq!(top.built_on, [(Platform::host(), "b".to_string())]);
+    }
+
+    /// On a farm, a failed build says which node it failed on.
+    #[tokio::test]
+    async fn a_failure_on_a_farm_names_its_node() {
+        let (_tmp, project) = project();
+        let backend = Arc::new(TestBackend {
+            failing: HashSet::from(["lone".to_string()]),
+            ..Default::default()
+        });
+        let plan = plan_of(&project, &backend, 2);
+        let inputs = Inputs {
+            project: &project,
+            destination: Destination::Store {
+                name: "reg.test".into(),
+            },
+            nodes: vec![crate::plan::steps::NodeInput {
+                name: "amd-1".into(),
+                backend: backend.as_ref(),
+                slots: 2,
+                emulates: None,
+            }],
+            farm: true,
+            log_dir: std::env::temp_dir(),
+            run_id: "test".into(),
+            builder_args: Vec::new(),
+            no_latest: false,
+            arch_tags: false,
+            build_args: Vec::new(),
+            options: Default::default(),
+        };
+        let plan = plan_steps(plan.images, &inputs);
+        let report = execute(backend, &plan, true).await;
+        let lone = report.results.iter().find(|r| r.name == "lone").unwrap();
+        assert_eq!(
+            lone.error.as_deref(),
+            Some("on node amd-1: lone does not build"),
+            "{lone:?}"
+        );
+        let base = report.results.iter().find(|r| r.name == "base").unwrap();
+        assert_eq!(base.error, None);
+    }
+
     fn result(name: &str, result: &str, built: &[&str]) -> ImageResult {
         ImageResult {
             name: name.into(),
@@ -1209,6 +1465,7 @@ mod tests {
                 .then(|| format!("sha256:{}", "0123456789abcdef".repeat(4))),
             platform_digests: Vec::new(),
             tags: Vec::new(),
+            built_on: Vec::new(),
         }
     }
 

@@ -41,6 +41,7 @@ pub mod diagnostics;
 pub mod digest;
 pub mod execute;
 pub mod fan_in;
+pub mod farm;
 pub mod graph;
 pub mod interrupt;
 pub mod inventory;

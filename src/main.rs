@@ -83,8 +83,17 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             store,
             builder,
             json,
+            farm,
             targets,
-        } => commands::plan::run(&project, &target, &force, store, builder, json, &targets),
+        } => commands::plan::run(
+            &project, &target, &force, store, builder, json, &farm, &targets,
+        ),
+        Command::Farm {
+            project,
+            farm,
+            node,
+            json,
+        } => commands::farm::run(&project, farm, node, json),
         Command::Status {
             project,
             target,

@@ -557,7 +557,14 @@ fn render_steps(plan: &steps::Plan) -> String {
             },
         ]);
     }
-    format!("\n{}", crate::output::table(&rows))
+    let mut out = format!("\n{}", crate::output::table(&rows));
+    for w in &plan.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    for e in &plan.unplaced {
+        out.push_str(&format!("error: {e}\n"));
+    }
+    out
 }
 
 fn reason(loaded: &Loaded, plan: &ImagePlan, p: &Platform) -> String {
@@ -691,5 +698,7 @@ pub fn to_json(loaded: &Loaded, target: &Target, run: &steps::Plan) -> Value {
         "builds_needed": plans.iter().map(|p| p.to_build().len()).sum::<usize>(),
         "nodes": run.nodes,
         "steps": run.steps,
+        "placement_warnings": run.warnings,
+        "unplaced": run.unplaced,
     })
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use anyhow::bail;
 
 use crate::build::{emulation, Backend, BuilderKind};
-use crate::cli::{BuildArgs, PlatformList, ProjectArgs, TargetArgs, Targets};
+use crate::cli::default_jobs;
+use crate::cli::{BuildArgs, FarmArgs, PlatformList, ProjectArgs, TargetArgs, Targets};
 use crate::execute::{nothing_to_build, Executor, ImageResult, StepRecord};
 use crate::interrupt::Signal;
 use crate::load::Loaded;
@@ -138,6 +139,7 @@ pub fn plan_images(
 /// What `cip plan` shows: the images and the steps a run would execute, the builder found only when
 /// something is to be built (as a run finds it). `store` plans `cip build` (the builder's local
 /// store) instead of a registry.
+#[allow(clippy::too_many_arguments)]
 pub fn plan_run(
     loaded: &Loaded,
     project: &ProjectArgs,
@@ -145,8 +147,10 @@ pub fn plan_run(
     force: &[String],
     store: bool,
     builder: BuilderKind,
+    farm: &FarmArgs,
     targets: &Targets,
 ) -> anyhow::Result<(Target, Plan)> {
+    refuse_farm_for_store(farm, store)?;
     let (target, images) = if store {
         let b = detect(builder)?;
         let (target, images) = plan_store(loaded, project, t, force, &b)?;
@@ -154,18 +158,18 @@ pub fn plan_run(
     } else {
         plan_images(loaded, project, t, force, targets)?
     };
-    let node = match &target {
-        Target::LocalStore { builder, .. } => Some(builder.clone()),
+    let nodes = match &target {
+        Target::LocalStore { builder, .. } => RunNodes::local(builder.clone(), default_jobs()),
         Target::Registry(_) | Target::Stage { .. } if images.iter().any(ImagePlan::needs_build) => {
-            Some(detect(builder)?)
+            RunNodes::find(&project.project_dir, farm, builder, default_jobs())?
         }
-        Target::Registry(_) | Target::Stage { .. } => None,
+        Target::Registry(_) | Target::Stage { .. } => RunNodes::none(),
     };
     let inputs = steps::Inputs {
         project: &loaded.project,
         destination: destination_of(&target, store),
-        builder: node.as_deref(),
-        slots: crate::cli::default_jobs(),
+        nodes: nodes.inputs(),
+        farm: nodes.farm,
         log_dir: project.project_dir.join(".cip/logs"),
         run_id: "RUN".into(),
         builder_args: Vec::new(),
@@ -188,8 +192,8 @@ pub fn status(
     let inputs = steps::Inputs {
         project: &loaded.project,
         destination: destination_of(&target, false),
-        builder: None,
-        slots: 1,
+        nodes: Vec::new(),
+        farm: false,
         log_dir: project.project_dir.join(".cip/logs"),
         run_id: String::new(),
         builder_args: Vec::new(),
@@ -272,6 +276,7 @@ impl Finished {
 
 /// Builds what is missing for `mode`, parents first, and publishes it.
 pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<Ended> {
+    refuse_farm_for_store(&args.farm, matches!(mode, Mode::Store { .. }))?;
     // Only `build` plans with the builder (its local store); the others find one when they must build.
     let store_builder = match mode {
         Mode::Store { .. } => Some(detect(args.builder)?),
@@ -304,10 +309,17 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         crate::config::get().query_concurrency,
     ))?;
     let images = plan::select(loaded, images, &args.targets)?;
-    let builder = match store_builder {
-        Some(b) => Some(b),
-        None if images.iter().any(ImagePlan::needs_build) => Some(detect(args.builder)?),
-        None => None,
+    // The nodes are found (a farm's probed) only when something is to be built: a no-op run
+    // contacts none.
+    let nodes = match &store_builder {
+        Some(b) => RunNodes::local(b.clone(), args.jobs()),
+        None if images.iter().any(ImagePlan::needs_build) => RunNodes::find(
+            &args.project.project_dir,
+            &args.farm,
+            args.builder,
+            args.jobs(),
+        )?,
+        None => RunNodes::none(),
     };
     let log_dir = args
         .log_dir
@@ -316,8 +328,8 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     let inputs = steps::Inputs {
         project: &loaded.project,
         destination: destination_of(&target, matches!(mode, Mode::Store { .. })),
-        builder: builder.as_deref(),
-        slots: args.jobs(),
+        nodes: nodes.inputs(),
+        farm: nodes.farm,
         log_dir: log_dir.clone(),
         run_id: crate::execute::new_run_id(),
         builder_args: args.builder_args.clone(),
@@ -337,13 +349,15 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         return Ok(Ended::DryRun(Box::new(plan)));
     }
     refuse_drift(&plan, args.allow_drift)?;
+    refuse_unplaced(&plan, args.farm.native_only)?;
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
+    }
     let destination = target.registry_name();
     // `build` asks its store for the ids of the images it holds, where they are shown.
     let ids_of_kept = args.metadata_file.is_some() || args.verbose;
-    let store = builder
-        .clone()
-        .filter(|_| matches!(mode, Mode::Store { .. }) && ids_of_kept);
-    let Some(builder) = builder.filter(|_| !plan.steps.is_empty()) else {
+    let store = store_builder.clone().filter(|_| ids_of_kept);
+    if nodes.list.is_empty() || plan.steps.is_empty() {
         return Ok(Ended::Ran(Finished {
             destination,
             results: rt.block_on(nothing_to_build(&plan, store.as_deref())),
@@ -353,8 +367,8 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
             log_dir,
         }));
     };
-    refuse_what_cannot_build(loaded, &plan, builder.as_ref())?;
-    let nodes = vec![builder];
+    refuse_what_cannot_build(loaded, &plan, &nodes)?;
+    let nodes: Vec<Arc<dyn Backend>> = nodes.list.iter().map(|n| n.backend.clone()).collect();
     let executor = Executor {
         nodes: nodes.clone(),
         registry: session.as_ref().map(|s| s.registry.clone()),
@@ -413,21 +427,156 @@ fn refuse_drift(plan: &Plan, allow: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Features the builder lacks (heredocs) and platforms it cannot emulate fail here, before any
-/// build, not midway.
-fn refuse_what_cannot_build(
-    loaded: &Loaded,
-    plan: &Plan,
-    builder: &dyn Backend,
-) -> anyhow::Result<()> {
-    let building = plan
-        .images
-        .iter()
-        .filter(|p| p.needs_build())
-        .map(|p| p.ctx);
-    crate::build::capabilities::refuse_unsupported(&loaded.project, building, builder)?;
-    emulation::check(&plan.platforms_built(), &builder.native_platforms())
-        .map_err(anyhow::Error::msg)
+/// Features a node's builder lacks (heredocs) and platforms it cannot emulate fail here, before
+/// any build, not midway.
+fn refuse_what_cannot_build(loaded: &Loaded, plan: &Plan, nodes: &RunNodes) -> anyhow::Result<()> {
+    for (i, node) in nodes.list.iter().enumerate() {
+        let mine: Vec<_> = plan.builds().filter(|(_, b)| b.node.0 == i).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut building: Vec<usize> = mine.iter().map(|(s, _)| plan.image(s.image).ctx).collect();
+        building.dedup();
+        let builder = node.backend.as_ref();
+        crate::build::capabilities::refuse_unsupported(&loaded.project, building, builder)?;
+        let mut platforms: Vec<_> = mine.iter().map(|(_, b)| b.platform.clone()).collect();
+        platforms.sort();
+        platforms.dedup();
+        // The kernel of this machine is the one that emulates, for the nodes it can tell of.
+        if node.emulates_here {
+            emulation::check(&platforms, &node.reported).map_err(anyhow::Error::msg)?;
+        }
+    }
+    Ok(())
+}
+
+/// A platform no node of the farm builds, or (`--native-only`) one no node builds natively, stops
+/// the run before any build starts.
+fn refuse_unplaced(plan: &Plan, native_only: bool) -> anyhow::Result<()> {
+    if let Some(e) = plan.unplaced.first() {
+        bail!("{e}");
+    }
+    if !native_only {
+        return Ok(());
+    }
+    let mut emulated: Vec<String> = plan
+        .builds()
+        .filter(|(_, b)| b.emulated)
+        .map(|(_, b)| format!("{} on node {}", b.platform, plan.nodes[b.node.0].name))
+        .collect();
+    emulated.sort();
+    emulated.dedup();
+    if !emulated.is_empty() {
+        bail!(
+            "--native-only: no native node for {}; add a node native for it (or declare its \
+             platforms in cip.toml), or drop --native-only to build it under emulation",
+            emulated.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `cip build` keeps its images in one builder's store: a farm has no such store.
+fn refuse_farm_for_store(farm: &FarmArgs, store: bool) -> anyhow::Result<()> {
+    if store && farm.selection().is_some() {
+        bail!(
+            "--farm and --node build on other engines, whose stores cip build cannot keep its images \
+             in: use them with publish or publish-locally"
+        );
+    }
+    Ok(())
+}
+
+/// One engine a run's steps may be placed on.
+struct RunNode {
+    name: String,
+    backend: Arc<dyn Backend>,
+    slots: usize,
+    emulates: Option<Vec<crate::platform::Platform>>,
+    /// What the engine itself runs natively (a declared platform may differ).
+    reported: Vec<crate::platform::Platform>,
+    /// Whether this machine's kernel emulates for it (a local engine).
+    emulates_here: bool,
+}
+
+/// The engines of a run: the local builder, or the reachable nodes of a farm.
+struct RunNodes {
+    list: Vec<RunNode>,
+    farm: bool,
+}
+
+impl RunNodes {
+    fn none() -> RunNodes {
+        RunNodes {
+            list: Vec::new(),
+            farm: false,
+        }
+    }
+
+    fn local(backend: Arc<dyn Backend>, slots: usize) -> RunNodes {
+        RunNodes {
+            list: vec![RunNode {
+                name: "local".into(),
+                reported: backend.native_platforms(),
+                backend,
+                slots,
+                emulates: None,
+                emulates_here: true,
+            }],
+            farm: false,
+        }
+    }
+
+    /// The farm `farm` names (its unreachable nodes left out, with a warning), else the local
+    /// builder `kind` with `jobs` slots.
+    fn find(
+        project_dir: &std::path::Path,
+        farm: &FarmArgs,
+        kind: BuilderKind,
+        jobs: usize,
+    ) -> anyhow::Result<RunNodes> {
+        let Some(selection) = farm.selection() else {
+            return Ok(RunNodes::local(detect(kind)?, jobs));
+        };
+        let started = std::time::Instant::now();
+        let probed = crate::farm::probe_selection(project_dir, &selection)?;
+        crate::output::timing("farm probe", started);
+        let mut list = Vec::new();
+        for n in probed {
+            let Some(backend) = n.backend else {
+                let why = n.reason.as_deref().unwrap_or("unknown");
+                eprintln!(
+                    "warning: node {} ({}) is left out: {why}",
+                    n.name, n.address
+                );
+                continue;
+            };
+            list.push(RunNode {
+                name: n.name,
+                emulates_here: n.emulates.is_some(),
+                backend,
+                slots: n.jobs,
+                emulates: n.emulates,
+                reported: n.reported_platforms,
+            });
+        }
+        if list.is_empty() {
+            bail!("no node of the farm answers (see above; `cip farm` shows each node)");
+        }
+        Ok(RunNodes { list, farm: true })
+    }
+
+    fn inputs(&self) -> Vec<steps::NodeInput<'_>> {
+        self.list
+            .iter()
+            .map(|n| steps::NodeInput {
+                name: n.name.clone(),
+                backend: n.backend.as_ref(),
+                slots: n.slots,
+                emulates: n.emulates.clone(),
+            })
+            .collect()
+    }
 }
 
 /// The builder `kind` names, found on this machine.

@@ -39,6 +39,10 @@ pub struct Buildah {
     store: StoreRoots,
     /// Ends the processes of cancelled operations (shared by the per-platform copies).
     supervisor: Arc<Supervisor>,
+    /// podman talking to a service (`--url`, `--connection`): its options that say where. The
+    /// store is the service's, on its machine: no per-platform stores, and exports come back
+    /// through `podman save`.
+    remote: Option<String>,
 }
 
 pub(super) fn detect(engine: Engine, env: NodeEnv) -> Result<Buildah, NotUsable> {
@@ -70,17 +74,59 @@ pub(super) fn detect(engine: Engine, env: NodeEnv) -> Result<Buildah, NotUsable>
     }
     let version = parse_version(&text).unwrap_or_else(|| text.trim().to_string());
     let global_args = global_args(engine, &env);
+    let remote = remote_of(engine, &global_args);
     let store = store_roots(engine, &program, &global_args, &env).map_err(not_usable)?;
+    let native = match &remote {
+        Some(_) => vec![remote_platform(&program, &global_args, &env).map_err(not_usable)?],
+        None => vec![super::local_platform()],
+    };
     Ok(Buildah {
         engine,
         program,
         version,
         global_args,
         env,
-        native: vec![super::local_platform()],
+        native,
         store,
         supervisor: Supervisor::new(),
+        remote,
     })
+}
+
+/// The options of podman's global arguments that point it at a service, if any.
+fn remote_of(engine: Engine, global_args: &[String]) -> Option<String> {
+    if engine != Engine::Podman {
+        return None;
+    }
+    let is_remote = |a: &str| {
+        ["--url", "--connection", "--remote"]
+            .iter()
+            .any(|f| a == *f || a.starts_with(&format!("{f}=")))
+    };
+    global_args
+        .iter()
+        .any(|a| is_remote(a))
+        .then(|| global_args.join(" "))
+}
+
+/// The platform of the machine a podman service runs on, as it reports it.
+fn remote_platform(
+    program: &Path,
+    global_args: &[String],
+    env: &NodeEnv,
+) -> Result<Platform, String> {
+    let mut args: Vec<&str> = global_args.iter().map(String::as_str).collect();
+    args.extend(["info", "--format", "{{.Host.OS}}/{{.Host.Arch}}"]);
+    let out = probe(program, &args, env, PROBE_TIMEOUT)?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() {
+        return Err(format!(
+            "the podman service does not answer ({})",
+            super::process::last_lines(&String::from_utf8_lossy(&out.stderr), 1).trim()
+        ));
+    }
+    text.parse()
+        .map_err(|e| format!("`podman info` reported the platform {text:?}: {e}"))
 }
 
 impl Buildah {
@@ -125,7 +171,8 @@ impl Backend for Buildah {
     /// platforms' images under each other's feet ("image not known"). So every pushed platform but
     /// the node's native one builds in a store of its own, a sibling of the configured one.
     fn platform_store(&self, platform: &Platform) -> Option<StoreRoots> {
-        (!self.native.contains(platform)).then(|| self.store.for_platform(platform))
+        (self.remote.is_none() && !self.native.contains(platform))
+            .then(|| self.store.for_platform(platform))
     }
 
     fn with_store(&self, store: &StoreRoots) -> Arc<dyn Backend> {
@@ -147,6 +194,17 @@ impl Backend for Buildah {
     fn export_oci_layout<'a>(&'a self, tag: &'a str, dir: &'a Path) -> Op<'a, ()> {
         Box::pin(async move {
             prepare_layout_dir(dir)?;
+            if self.remote.is_some() {
+                let archive = super::archive_path(dir);
+                let save = self
+                    .invocation()
+                    .args(["save", "--format", "oci-archive", "-o"])
+                    .arg(&archive)
+                    .arg(tag);
+                let source = "oci-archive";
+                return super::run_export_archive(save, &self.env, source, &archive, tag, dir)
+                    .await;
+            }
             run_export(export(self, tag, dir), tag, dir).await
         })
     }
@@ -189,6 +247,34 @@ impl Backend for Buildah {
 
     fn supervisor(&self) -> &Supervisor {
         &self.supervisor
+    }
+
+    fn address(&self) -> Option<String> {
+        self.remote.clone()
+    }
+
+    fn cpus(&self) -> Op<'_, Option<usize>> {
+        Box::pin(async move {
+            if self.remote.is_none() {
+                return Ok(std::thread::available_parallelism().ok().map(|n| n.get()));
+            }
+            let inv = self
+                .invocation()
+                .args(["info", "--format", "{{.Host.CPUs}}"]);
+            Ok(inv.run_ok().await?.stdout.trim().parse().ok())
+        })
+    }
+
+    fn answers(&self) -> Op<'_, bool> {
+        Box::pin(async move {
+            if self.remote.is_none() {
+                return Ok(true);
+            }
+            let inv = self
+                .invocation()
+                .args(["info", "--format", "{{.Host.Arch}}"]);
+            Ok(inv.run_captured().await.is_ok_and(|o| o.success()))
+        })
     }
 
     fn pull<'a>(
@@ -267,7 +353,9 @@ fn global_args(engine: Engine, env: &NodeEnv) -> Vec<String> {
     let has_driver = args
         .iter()
         .any(|a| a == "--storage-driver" || a.starts_with("--storage-driver="));
-    if let (false, Some(driver)) = (has_driver, env.get("STORAGE_DRIVER")) {
+    // A podman service has its own store: the client takes no storage options.
+    let remote = remote_of(engine, &args).is_some();
+    if let (false, false, Some(driver)) = (remote, has_driver, env.get("STORAGE_DRIVER")) {
         args.insert(0, format!("--storage-driver={}", driver.trim()));
     }
     args
@@ -298,6 +386,10 @@ fn build(b: &Buildah, job: &BuildJob) -> Invocation {
         .arg(format!("--platform={}", job.platform));
     for (k, v) in &job.build_args {
         inv = inv.arg("--build-arg").arg(format!("{k}={v}"));
+    }
+    // The service does not see this process's BUILDAH_ISOLATION: say it on the command line.
+    if let (Some(_), Some(isolation)) = (&b.remote, b.env.get("BUILDAH_ISOLATION")) {
+        inv = inv.arg(format!("--isolation={}", isolation.trim()));
     }
     inv.arg("-f")
         .arg(&job.dockerfile)
@@ -384,6 +476,22 @@ mod tests {
         );
         assert_eq!(parse_store_roots("/var/lib/containers/storage\n"), None);
         assert_eq!(parse_store_roots("storage\nrun\n"), None);
+    }
+
+    #[test]
+    fn podman_pointed_at_a_service_is_remote_and_takes_no_storage_options() {
+        let env = NodeEnv::new()
+            .set("STORAGE_DRIVER", "vfs")
+            .set(PODMAN_GLOBAL_ARGS_ENV, "--url unix:///run/p.sock");
+        let args = global_args(Engine::Podman, &env);
+        assert_eq!(args, ["--url", "unix:///run/p.sock"]);
+        assert_eq!(
+            remote_of(Engine::Podman, &args).as_deref(),
+            Some("--url unix:///run/p.sock")
+        );
+        assert!(remote_of(Engine::Podman, &["--connection=far".to_string()]).is_some());
+        assert_eq!(remote_of(Engine::Podman, &["--root".to_string()]), None);
+        assert_eq!(remote_of(Engine::Buildah, &["--url".to_string()]), None);
     }
 
     #[test]

@@ -54,6 +54,16 @@ pub struct Docker {
 }
 
 impl Docker {
+    /// skopeo reads a daemon on `unix://` and `tcp://` itself; one over ssh or behind a context
+    /// is exported through `docker save`, which the client writes here.
+    fn exports_by_save(&self) -> bool {
+        let over_ssh = self
+            .docker_host
+            .as_deref()
+            .is_some_and(|h| h.starts_with("ssh://"));
+        over_ssh || (self.docker_host.is_none() && self.env.get("DOCKER_CONTEXT").is_some())
+    }
+
     /// A call of the client, with the node's environment.
     fn invocation(&self) -> Invocation {
         Invocation::new(&self.program)
@@ -98,6 +108,18 @@ impl Backend for Docker {
     fn export_oci_layout<'a>(&'a self, tag: &'a str, dir: &'a Path) -> Op<'a, ()> {
         Box::pin(async move {
             prepare_layout_dir(dir)?;
+            if self.exports_by_save() {
+                let archive = super::archive_path(dir);
+                let save = self
+                    .invocation()
+                    .arg("save")
+                    .arg("-o")
+                    .arg(&archive)
+                    .arg(tag);
+                let source = "docker-archive";
+                return super::run_export_archive(save, &self.env, source, &archive, tag, dir)
+                    .await;
+            }
             run_export(export(self, tag, dir)?, tag, dir).await
         })
     }
@@ -134,6 +156,29 @@ impl Backend for Docker {
 
     fn supervisor(&self) -> &Supervisor {
         &self.supervisor
+    }
+
+    fn address(&self) -> Option<String> {
+        match (&self.docker_host, self.env.get("DOCKER_CONTEXT")) {
+            (Some(host), _) => Some(host.clone()),
+            (None, Some(context)) => Some(format!("context {context}")),
+            (None, None) => None,
+        }
+    }
+
+    fn cpus(&self) -> Op<'_, Option<usize>> {
+        let inv = self.invocation().args(["info", "--format", "{{.NCPU}}"]);
+        Box::pin(async move {
+            let out = inv.run_ok().await?;
+            Ok(out.stdout.trim().parse().ok())
+        })
+    }
+
+    fn answers(&self) -> Op<'_, bool> {
+        let inv = self
+            .invocation()
+            .args(["version", "--format", "{{.Server.Version}}"]);
+        Box::pin(async move { Ok(inv.run_captured().await.is_ok_and(|o| o.success())) })
     }
 
     /// Plain-HTTP and private-CA registries are daemon settings for docker (`insecure-registries`,

@@ -6,6 +6,10 @@
 //! (a local buildah, docker daemons reached through different `DOCKER_HOST`s), each configured by a
 //! [`NodeEnv`] that overrides the process environment.
 //!
+//! A node may be elsewhere: a docker daemon over `ssh://`, `tcp://` or a context, a podman service
+//! (`--url`, `--connection` in `CIP_PODMAN_GLOBAL_ARGS`). Its images come back through an archive
+//! the client saves here (`docker save`, `podman save`), converted to an OCI layout by skopeo.
+//!
 //! Every builder process runs in its own process group with its output appended to the job's log; when
 //! the future of an operation is dropped (the scheduler cancelling builds), the whole group is
 //! terminated (see [`process`]).
@@ -403,6 +407,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Who ends this node's cancelled operations (their futures dropped).
     fn supervisor(&self) -> &Supervisor;
 
+    /// Where the engine runs when not on this machine's default socket or store, e.g.
+    /// `ssh://builder@amd-1` or `--url unix:///run/podman.sock` (None: the local engine).
+    fn address(&self) -> Option<String> {
+        None
+    }
+
+    /// How many CPUs the engine's machine has, as the engine reports it (None: it does not say).
+    fn cpus(&self) -> Op<'_, Option<usize>> {
+        Box::pin(async { Ok(std::thread::available_parallelism().ok().map(|n| n.get())) })
+    }
+
+    /// Whether the engine still answers: a node lost in the middle of a run does not, which makes
+    /// its failed builds worth trying on another node.
+    fn answers(&self) -> Op<'_, bool> {
+        Box::pin(async { Ok(true) })
+    }
+
     /// Ends the operations of this node that were cancelled at once, without the grace period
     /// their processes get to clean up (a second Ctrl-C).
     fn cancel(&self) {
@@ -467,6 +488,23 @@ pub fn detect_with(kind: BuilderKind, env: NodeEnv) -> anyhow::Result<Arc<dyn Ba
     }
 }
 
+/// [`detect_with`] for a build node of a farm: why it cannot be used is the reason alone (installing
+/// or starting an engine on this machine is no fix for a node elsewhere). `Auto` is not a node kind.
+pub fn detect_node(kind: BuilderKind, env: NodeEnv) -> Result<Arc<dyn Backend>, String> {
+    let reason = |e: NotUsable| format!("{} cannot be used: {}", e.program, e.reason);
+    match kind {
+        BuilderKind::Docker => docker::detect(env)
+            .map(|b| Arc::new(b) as Arc<dyn Backend>)
+            .map_err(reason),
+        BuilderKind::Podman => buildah::detect(Engine::Podman, env)
+            .map(|b| Arc::new(b) as Arc<dyn Backend>)
+            .map_err(reason),
+        BuilderKind::Buildah | BuilderKind::Auto => buildah::detect(Engine::Buildah, env)
+            .map(|b| Arc::new(b) as Arc<dyn Backend>)
+            .map_err(reason),
+    }
+}
+
 /// Runs a build command, once more after a [`TRANSIENT_FAILURES`] line (see [`Backend::build`]).
 async fn run_build(inv: process::Invocation, job: &BuildJob) -> Result<(), BackendError> {
     let what = || format!("building {} for {}", job.tag, job.platform);
@@ -516,6 +554,54 @@ async fn run_export(inv: process::Invocation, tag: &str, dir: &Path) -> Result<(
         e => e,
     })?;
     Ok(check_layout(dir)?)
+}
+
+/// Exports through an archive the client writes on this machine (`docker save`, `podman save`):
+/// for an engine on another machine, whose own export would write the layout over there. The
+/// archive is converted into the OCI layout `dir` by skopeo, layers compressed as a registry push
+/// would have them; `source` is skopeo's transport for the archive (`docker-archive`,
+/// `oci-archive`).
+async fn run_export_archive(
+    save: process::Invocation,
+    skopeo_env: &NodeEnv,
+    source: &str,
+    archive: &Path,
+    tag: &str,
+    dir: &Path,
+) -> Result<(), BackendError> {
+    let saved = run_on_image(save, tag).await;
+    let result = match saved {
+        Ok(()) => {
+            let Some(skopeo) = process::find_program("skopeo", skopeo_env.get("PATH").as_deref())
+            else {
+                let _ = std::fs::remove_file(archive);
+                return Err(anyhow!(
+                    "exporting images from a remote engine needs skopeo, which is not on PATH: \
+                     install it with `apt-get install -y skopeo`"
+                )
+                .into());
+            };
+            let mut src = std::ffi::OsString::from(format!("{source}:"));
+            src.push(archive);
+            let mut dest = std::ffi::OsString::from("oci:");
+            dest.push(dir);
+            let copy = process::Invocation::new(skopeo)
+                .args(["copy", "--quiet", "--dest-compress"])
+                .arg(src)
+                .arg(dest);
+            run_export(copy, tag, dir).await
+        }
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_file(archive);
+    result
+}
+
+/// Where an archive for the layout `dir` is written: next to it (a private directory).
+fn archive_path(dir: &Path) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(".tar");
+    PathBuf::from(name)
 }
 
 /// The `name:tag` lines a listing command prints, without untagged images.

@@ -103,6 +103,7 @@ impl Cli {
             Command::Check { .. }
             | Command::Graph { .. }
             | Command::CascadeVersionUpdates { .. }
+            | Command::Farm { .. }
             | Command::Config { .. }
             | Command::Merge { .. }
             | Command::Completions { .. }

@@ -7,6 +7,7 @@ pub mod check;
 pub mod ci;
 pub mod completions;
 pub mod config;
+pub mod farm;
 pub mod graph;
 pub mod man;
 pub mod merge;

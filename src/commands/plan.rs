@@ -2,9 +2,10 @@
 //! execute (`--json`: the plan itself, see docs/json.md).
 use super::{load_valid, print_json};
 use crate::build::BuilderKind;
-use crate::cli::{ProjectArgs, TargetArgs, Targets};
+use crate::cli::{FarmArgs, ProjectArgs, TargetArgs, Targets};
 use crate::plan;
 
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     project: &ProjectArgs,
     target: &TargetArgs,
@@ -12,11 +13,13 @@ pub fn run(
     store: bool,
     builder: BuilderKind,
     json: bool,
+    farm: &FarmArgs,
     targets: &Targets,
 ) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
-    let (destination, planned) =
-        crate::run::plan_run(&loaded, project, target, force, store, builder, targets)?;
+    let (destination, planned) = crate::run::plan_run(
+        &loaded, project, target, force, store, builder, farm, targets,
+    )?;
     if json {
         print_json(&plan::to_json(&loaded, &destination, &planned))?;
     } else {

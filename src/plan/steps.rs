@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::ImagePlan;
-use crate::build::{emulation, Backend, StoreRoots};
+use crate::build::{Backend, StoreRoots};
+use crate::farm::place::{Placement, Placer, Seat};
 use crate::platform::Platform;
 use crate::project::Project;
 
@@ -39,6 +40,13 @@ pub struct Plan {
     /// The nodes that build (none when nothing is built).
     pub nodes: Vec<Node>,
     pub steps: Vec<Step>,
+    /// What the placement of steps on a farm warns about: a platform no node runs natively,
+    /// built under emulation (once per platform and node).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Builds no node can take (no node runs or emulates the platform): the run refuses to start.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unplaced: Vec<String>,
 }
 
 /// A builder the steps run on.
@@ -52,6 +60,9 @@ pub struct Node {
     pub native_platforms: Vec<Platform>,
     /// How many of its steps run at once.
     pub slots: usize,
+    /// Where it is reached, for a node not on this machine's default engine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +108,10 @@ pub struct Build {
     pub node: NodeId,
     /// Whether the node builds this platform under emulation.
     pub emulated: bool,
+    /// The other nodes able to build it, best first: where it is retried when its node is lost
+    /// in the middle of the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback_nodes: Vec<NodeId>,
     pub context_dir: PathBuf,
     pub dockerfile: PathBuf,
     /// `--build-arg` values, `REGISTRY` among them.
@@ -207,13 +222,36 @@ impl Destination {
     }
 }
 
+/// A node steps may be placed on.
+pub struct NodeInput<'a> {
+    pub name: String,
+    pub backend: &'a dyn Backend,
+    pub slots: usize,
+    /// The platforms it can emulate (None: unknown, assumed able).
+    pub emulates: Option<Vec<Platform>>,
+}
+
+impl<'a> NodeInput<'a> {
+    /// The local builder, the only node of a run without a farm.
+    pub fn local(backend: &'a dyn Backend, slots: usize) -> NodeInput<'a> {
+        NodeInput {
+            name: "local".into(),
+            backend,
+            slots,
+            emulates: None,
+        }
+    }
+}
+
 /// What a run is given to plan its steps.
 pub struct Inputs<'a> {
     pub project: &'a Project,
     pub destination: Destination,
-    /// The builder, when something is to be built.
-    pub builder: Option<&'a dyn Backend>,
-    pub slots: usize,
+    /// The nodes, when something is to be built: the local builder, or a farm's.
+    pub nodes: Vec<NodeInput<'a>>,
+    /// Whether the nodes are a farm's (`--farm`, `--node`): falling back to emulation is warned
+    /// about.
+    pub farm: bool,
     pub log_dir: PathBuf,
     /// Makes the builder tags of a run private to it (pushed images only).
     pub run_id: String,
@@ -228,18 +266,44 @@ pub struct Inputs<'a> {
     pub options: crate::build::BuildOptions,
 }
 
+/// The nodes of the plan, when something is to be built.
+fn plan_nodes(images: &[ImagePlan], inputs: &Inputs) -> Vec<Node> {
+    if !images.iter().any(ImagePlan::needs_build) {
+        return Vec::new();
+    }
+    inputs
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Node {
+            id: NodeId(i),
+            name: n.name.clone(),
+            builder: n.backend.describe(),
+            native_platforms: n.backend.native_platforms(),
+            slots: n.slots.max(1),
+            address: n.backend.address(),
+        })
+        .collect()
+}
+
 /// The steps that build every image of `images` that needs it, parents first.
 pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
-    let nodes = match inputs.builder {
-        Some(b) if images.iter().any(ImagePlan::needs_build) => vec![Node {
-            id: NodeId(0),
-            name: "local".into(),
-            builder: b.describe(),
-            native_platforms: b.native_platforms(),
-            slots: inputs.slots.max(1),
-        }],
-        _ => Vec::new(),
-    };
+    let nodes = plan_nodes(&images, inputs);
+    let mut placer = Placer::new(
+        inputs
+            .nodes
+            .iter()
+            .map(|n| Seat {
+                native: n.backend.native_platforms(),
+                emulates: n.emulates.clone(),
+                slots: n.slots,
+            })
+            .collect(),
+    );
+    let mut warnings = Vec::new();
+    let mut unplaced = Vec::new();
+    // Per (context index, platform): the node that built it, for its children's placement.
+    let mut built_on: BTreeMap<(usize, Platform), usize> = BTreeMap::new();
     let mut steps: Vec<Step> = Vec::new();
     // Per context index: the steps its children wait for.
     let mut done_by: BTreeMap<usize, Vec<StepId>> = BTreeMap::new();
@@ -260,7 +324,30 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
         let mut builds = Vec::new();
         for platform in image.to_build() {
             let id = StepId(steps.len());
-            let build = build_step(image, &platform, inputs);
+            let parents: Vec<usize> = image
+                .waits_for
+                .iter()
+                .filter_map(|c| built_on.get(&(*c, platform.clone())).copied())
+                .collect();
+            let Some(placed) = placer.place(&platform, &parents) else {
+                unplaced.push(format!(
+                    "no node of the farm builds {platform}, natively or under emulation: {}:{} \
+                     is not built for it",
+                    image.name, image.version
+                ));
+                continue;
+            };
+            built_on.insert((image.ctx, platform.clone()), placed.node);
+            if placed.emulated && inputs.farm {
+                let warning = format!(
+                    "no native node for {platform}: built under emulation on node {}",
+                    inputs.nodes[placed.node].name
+                );
+                if !warnings.contains(&warning) {
+                    warnings.push(warning);
+                }
+            }
+            let build = build_step(image, &platform, inputs, &placed);
             steps.push(Step {
                 id,
                 image: ImageId(i),
@@ -310,6 +397,8 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
         destination: inputs.destination.name().to_string(),
         nodes,
         steps,
+        warnings,
+        unplaced,
     }
 }
 
@@ -376,9 +465,14 @@ pub fn index_tags(image: &ImagePlan, extra: &[String], no_latest: bool) -> Vec<S
     tags
 }
 
-fn build_step(image: &ImagePlan, platform: &Platform, inputs: &Inputs) -> Build {
+fn build_step(
+    image: &ImagePlan,
+    platform: &Platform,
+    inputs: &Inputs,
+    placed: &Placement,
+) -> Build {
     let ctx = &inputs.project.contexts[image.ctx];
-    let builder = inputs.builder.expect("a node builds");
+    let builder = inputs.nodes[placed.node].backend;
     let registry = inputs.destination.name().to_string();
     let slug = platform.to_string().replace('/', "-");
     let (tag, output, store) = match &inputs.destination {
@@ -407,8 +501,9 @@ fn build_step(image: &ImagePlan, platform: &Platform, inputs: &Inputs) -> Build 
     };
     Build {
         platform: platform.clone(),
-        node: NodeId(0),
-        emulated: !emulation::runs_natively(platform, &builder.native_platforms()),
+        node: NodeId(placed.node),
+        emulated: placed.emulated,
+        fallback_nodes: placed.fallbacks.iter().map(|&n| NodeId(n)).collect(),
         context_dir: ctx.dir.clone(),
         dockerfile: ctx.dockerfile.clone(),
         build_args: inputs

@@ -15,6 +15,7 @@ mod dockerfile_scan;
 mod dockerma;
 mod drift;
 mod environment;
+mod farm;
 mod graph;
 mod info_props;
 mod inventory;

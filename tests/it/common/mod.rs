@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod farm;
 pub mod faultproxy;
 pub mod tokenserver;
 pub mod workspace;

@@ -1,0 +1,336 @@
+//! Probing the nodes of a farm: each node's engine is found and asked, all nodes at once, each
+//! within the probe timeout, so one dead node costs the listing (and a run) that timeout at most,
+//! not the sum of every node's.
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::node::Declared;
+use super::spec::{NodeKind, NodeSpec};
+use crate::build::{self, emulation, Backend, BuilderKind, NodeEnv, PODMAN_GLOBAL_ARGS_ENV};
+use crate::platform::Platform;
+
+/// Environment variable: seconds a node may take to answer its probe (default 10).
+pub const PROBE_SECONDS_ENV: &str = "CIP_FARM_PROBE_SECONDS";
+const DEFAULT_PROBE: Duration = Duration::from_secs(10);
+
+/// Platforms a node may emulate, asked of the kernel's binfmt_misc.
+const EMULATION_CANDIDATES: &[&str] = &[
+    "linux/amd64",
+    "linux/arm64",
+    "linux/arm/v7",
+    "linux/386",
+    "linux/ppc64le",
+    "linux/s390x",
+    "linux/riscv64",
+];
+
+/// A node as probed: what cip.toml says of it and what its engine answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct FarmNode {
+    pub name: String,
+    pub kind: NodeKind,
+    /// How cip reaches it: `unix:///...`, `ssh://...`, `context NAME`, `--url ...`, `local`.
+    pub address: String,
+    /// The line of cip.toml that declares it.
+    pub line: usize,
+    /// The engine, when the node answered.
+    #[serde(skip)]
+    pub backend: Option<Arc<dyn Backend>>,
+    pub reachable: bool,
+    /// Why it cannot be used, when it cannot.
+    pub reason: Option<String>,
+    /// The engine and its version, e.g. `docker 20.10.24 (BuildKit, unix:///run/a.sock)`.
+    pub engine: Option<String>,
+    pub version: Option<String>,
+    pub cpus: Option<usize>,
+    /// The platforms it builds without emulation: declared in cip.toml, else reported.
+    pub native_platforms: Vec<Platform>,
+    /// `declared` (cip.toml) or `reported` (by the engine).
+    pub native_source: &'static str,
+    /// What the engine itself reports.
+    pub reported_platforms: Vec<Platform>,
+    /// The platforms its kernel emulates (None: cip cannot tell for a node on another machine).
+    pub emulates: Option<Vec<Platform>>,
+    /// How many of its builds run at once: cip.toml's `jobs`, else its CPU count.
+    pub jobs: usize,
+    /// How its images reach the registry.
+    pub route: String,
+}
+
+impl FarmNode {
+    /// Whether the node can build `platform`, and whether natively.
+    pub fn builds(&self, platform: &Platform) -> Option<bool> {
+        if !self.reachable {
+            return None;
+        }
+        if emulation::runs_natively(platform, &self.native_platforms) {
+            return Some(true);
+        }
+        match &self.emulates {
+            Some(e) if !e.contains(platform) => None,
+            _ => Some(false),
+        }
+    }
+}
+
+/// The probe timeout: `$CIP_FARM_PROBE_SECONDS`, else 10 s.
+pub fn timeout() -> Duration {
+    crate::config::get()
+        .var(PROBE_SECONDS_ENV)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map_or(DEFAULT_PROBE, Duration::from_secs_f64)
+}
+
+/// Probes every node at once; each gets `timeout`, and one that does not answer within it is
+/// listed as unreachable with that reason. The result keeps the nodes' order.
+pub fn probe_all(nodes: &[(String, NodeSpec)], timeout: Duration) -> Vec<FarmNode> {
+    let (tx, rx) = mpsc::channel();
+    for (i, (name, spec)) in nodes.iter().enumerate() {
+        let (tx, name, spec) = (tx.clone(), name.clone(), spec.clone());
+        // A thread each: detection blocks on the engine's client, and a hung one is left behind.
+        std::thread::spawn(move || {
+            let _ = tx.send((i, probe_one(&name, &spec)));
+        });
+    }
+    drop(tx);
+    let deadline = Instant::now() + timeout;
+    let mut found: Vec<Option<FarmNode>> = vec![None; nodes.len()];
+    while found.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((i, node)) => found[i] = Some(node),
+            Err(_) => break,
+        }
+    }
+    found
+        .into_iter()
+        .zip(nodes)
+        .map(|(node, (name, spec))| {
+            node.unwrap_or_else(|| {
+                unreachable(
+                    name,
+                    spec,
+                    format!(
+                        "no answer within {:.0}s (the probe timeout, {PROBE_SECONDS_ENV})",
+                        timeout.as_secs_f64()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Where cip reaches the node, as shown; and the environment its engine runs with.
+fn address_and_env(kind: NodeKind, spec: &NodeSpec) -> Result<(String, NodeEnv), String> {
+    let env = NodeEnv::new();
+    match kind {
+        NodeKind::Docker => match (&spec.host, &spec.context) {
+            (Some(_), Some(_)) => Err("both host and context: name one".into()),
+            (Some(host), None) => {
+                let known = ["unix://", "tcp://", "ssh://"];
+                if !known.iter().any(|s| host.starts_with(s)) {
+                    return Err(format!(
+                        "host {host:?} is not a docker address: use unix:///PATH, tcp://HOST:PORT \
+                         or ssh://USER@HOST"
+                    ));
+                }
+                Ok((host.clone(), env.set("DOCKER_HOST", host)))
+            }
+            (None, Some(context)) => Ok((
+                format!("context {context}"),
+                env.set("DOCKER_CONTEXT", context),
+            )),
+            (None, None) => Ok(("local".into(), env)),
+        },
+        NodeKind::Podman => match (&spec.url, &spec.connection) {
+            (Some(_), Some(_)) => Err("both url and connection: name one".into()),
+            (Some(url), None) => Ok((
+                url.clone(),
+                env.set(PODMAN_GLOBAL_ARGS_ENV, format!("--url {url}")),
+            )),
+            (None, Some(c)) => Ok((
+                format!("connection {c}"),
+                env.set(PODMAN_GLOBAL_ARGS_ENV, format!("--connection {c}")),
+            )),
+            (None, None) => Ok(("local".into(), env)),
+        },
+        NodeKind::Buildah => {
+            if spec.host.is_some() || spec.url.is_some() || spec.connection.is_some() {
+                return Err(
+                    "buildah builds on this machine only: for another machine use kind = \
+                     \"podman\" with url or connection"
+                        .into(),
+                );
+            }
+            Ok(("local".into(), env))
+        }
+    }
+}
+
+fn builder_kind(kind: NodeKind) -> BuilderKind {
+    match kind {
+        NodeKind::Docker => BuilderKind::Docker,
+        NodeKind::Podman => BuilderKind::Podman,
+        NodeKind::Buildah => BuilderKind::Buildah,
+    }
+}
+
+fn unreachable(name: &str, spec: &NodeSpec, reason: String) -> FarmNode {
+    let kind = spec.kind;
+    let address = address_and_env(kind, spec).map_or_else(|_| "-".into(), |(a, _)| a);
+    FarmNode {
+        name: name.to_string(),
+        kind,
+        address,
+        line: spec.line,
+        backend: None,
+        reachable: false,
+        reason: Some(reason),
+        engine: None,
+        version: None,
+        cpus: None,
+        native_platforms: spec.platforms.clone().unwrap_or_default(),
+        native_source: if spec.platforms.is_some() {
+            "declared"
+        } else {
+            "reported"
+        },
+        reported_platforms: Vec::new(),
+        emulates: None,
+        jobs: spec.jobs.unwrap_or(0),
+        route: "-".into(),
+    }
+}
+
+fn probe_one(name: &str, spec: &NodeSpec) -> FarmNode {
+    let kind = spec.kind;
+    let found = address_and_env(kind, spec).and_then(|(address, env)| {
+        let backend = build::detect_node(builder_kind(kind), env)?;
+        Ok((address, backend))
+    });
+    let (address, backend) = match found {
+        Ok(f) => f,
+        Err(reason) => return unreachable(name, spec, reason),
+    };
+    let cpus = ask_cpus(backend.as_ref());
+    let reported = backend.native_platforms();
+    let native = spec.platforms.clone().unwrap_or_else(|| reported.clone());
+    let is_local = address == "local" || address.starts_with("unix://");
+    let emulates = is_local.then(|| emulated(&reported));
+    let engine: Arc<dyn Backend> = match &spec.platforms {
+        Some(declared) => Arc::new(Declared {
+            inner: backend,
+            native: declared.clone(),
+        }),
+        None => backend,
+    };
+    FarmNode {
+        name: name.to_string(),
+        kind,
+        route: route(&address),
+        address,
+        line: spec.line,
+        reachable: true,
+        reason: None,
+        engine: Some(engine.describe()),
+        version: Some(engine.version().to_string()),
+        cpus,
+        native_platforms: native,
+        native_source: if spec.platforms.is_some() {
+            "declared"
+        } else {
+            "reported"
+        },
+        reported_platforms: reported,
+        emulates,
+        jobs: spec.jobs.or(cpus).unwrap_or(1).max(1),
+        backend: Some(engine),
+    }
+}
+
+fn ask_cpus(backend: &dyn Backend) -> Option<usize> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(backend.cpus()).ok().flatten()
+}
+
+/// The platforms this machine's kernel emulates for an engine running `native`.
+fn emulated(native: &[Platform]) -> Vec<Platform> {
+    EMULATION_CANDIDATES
+        .iter()
+        .filter_map(|p| p.parse::<Platform>().ok())
+        .filter(|p| !emulation::runs_natively(p, native))
+        .filter(|p| emulation::check(std::slice::from_ref(p), native).is_ok())
+        .collect()
+}
+
+/// How a node's images reach the registry: every engine's image is exported to cip, which pushes it
+/// by digest (the engines here cannot push by digest themselves).
+fn route(address: &str) -> String {
+    if address == "local" || address.starts_with("unix://") {
+        "through cip: exported on this machine, pushed by cip".into()
+    } else {
+        "through cip: saved from the node to this machine, pushed by cip".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: NodeKind) -> NodeSpec {
+        NodeSpec {
+            kind,
+            host: None,
+            context: None,
+            url: None,
+            connection: None,
+            jobs: None,
+            platforms: None,
+            line: 1,
+        }
+    }
+
+    #[test]
+    fn addresses_and_their_mistakes() {
+        let mut s = spec(NodeKind::Docker);
+        s.host = Some("ssh://b@amd-1".into());
+        let (a, env) = address_and_env(NodeKind::Docker, &s).unwrap();
+        assert_eq!(a, "ssh://b@amd-1");
+        assert_eq!(env.get("DOCKER_HOST").as_deref(), Some("ssh://b@amd-1"));
+        s.host = Some("amd-1:2375".into());
+        let e = address_and_env(NodeKind::Docker, &s).unwrap_err();
+        assert!(e.contains("not a docker address"), "{e}");
+        s.context = Some("x".into());
+        assert!(address_and_env(NodeKind::Docker, &s).is_err());
+        let mut p = spec(NodeKind::Podman);
+        p.url = Some("unix:///run/p.sock".into());
+        let (_, env) = address_and_env(NodeKind::Podman, &p).unwrap();
+        assert_eq!(
+            env.get(PODMAN_GLOBAL_ARGS_ENV).as_deref(),
+            Some("--url unix:///run/p.sock")
+        );
+        let mut b = spec(NodeKind::Buildah);
+        b.url = Some("x".into());
+        assert!(address_and_env(NodeKind::Buildah, &b).is_err());
+    }
+
+    #[test]
+    fn a_misdeclared_node_is_unreachable_with_the_fix() {
+        let mut s = spec(NodeKind::Buildah);
+        s.connection = Some("far".into());
+        let probed = probe_all(&[("n".to_string(), s)], Duration::from_secs(5));
+        assert!(!probed[0].reachable);
+        assert!(probed[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("kind = \"podman\""));
+    }
+}

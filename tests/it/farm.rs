@@ -1,0 +1,576 @@
+//! The farm of build nodes against real engines: two docker daemons on their own sockets, a podman
+//! system service and the local buildah, one daemon declared native for linux/arm64 in cip.toml
+//! (QEMU does the work here, which is how the routing is proven on one machine); a node reached
+//! over ssh://; a node down; a node killed in the middle of a run. Which node built what is read
+//! from each engine's own records (docker and podman events, the buildah calls), not from cip.
+use std::fs;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common;
+use common::docker::TestDockerd;
+use common::farm::{docker_built_by_run, kill_dockerd, TestPodmanService, TestSshd};
+use common::workspace::{text, Workspace};
+use common::TestRegistry;
+
+fn write_cip_toml(ws: &Workspace, text: &str) {
+    fs::write(ws.project().join("cip.toml"), text).unwrap();
+}
+
+/// Runs cip to its end, returning its pid (the builder tags of its run carry it) and its output.
+fn run_cip(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> (u32, std::process::Output) {
+    let child = ws
+        .cip_command(args, env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cip");
+    let pid = child.id();
+    (pid, child.wait_with_output().unwrap())
+}
+
+/// `(platform, node)` of each image's builds in a run summary, as `NAME PLATFORM NODE` lines.
+fn built_on(o: &std::process::Output) -> Vec<String> {
+    let doc: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)));
+    let mut v: Vec<String> = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| {
+            let name = i["name"].as_str().unwrap().to_string();
+            i["built_on"].as_array().unwrap().iter().map(move |b| {
+                format!(
+                    "{name} {} {}",
+                    b["platform"].as_str().unwrap(),
+                    b["node"].as_str().unwrap()
+                )
+            })
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The builds of run `pid` the workspace's buildah ran, as `NAME:VERSION-PLATFORM` tags.
+fn buildah_built_by_run(ws: &Workspace, pid: u32) -> Vec<String> {
+    let prefix = format!("cip.local/run-{pid}-");
+    let mut v: Vec<String> = ws
+        .buildah_calls()
+        .iter()
+        .filter(|l| l.split_whitespace().any(|w| w == "bud"))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let tag = words[words.iter().position(|w| *w == "-t")? + 1];
+            Some(tag.strip_prefix(&prefix)?.split_once('/')?.1.to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// What the engines' own records say was built, as `NAME PLATFORM NODE` lines like [`built_on`].
+fn engine_records(records: &[(&str, Vec<String>)]) -> Vec<String> {
+    let mut v: Vec<String> = records
+        .iter()
+        .flat_map(|(node, tags)| {
+            tags.iter().map(move |t| {
+                // hello:1.0.0-linux-arm64 -> hello linux/arm64 NODE
+                let (name, rest) = t.split_once(':').unwrap();
+                let platform = rest.split_once('-').unwrap().1.replacen('-', "/", 1);
+                format!("{name} {platform} {node}")
+            })
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_farm_builds_each_platform_on_its_nodes_and_publishes_as_one_node_would() {
+    let reg = TestRegistry::start();
+    let amd1 = TestDockerd::start();
+    let arm1 = TestDockerd::start();
+    let podman = TestPodmanService::start();
+    let ws = Workspace::demo();
+    write_cip_toml(
+        &ws,
+        &format!(
+            "[nodes.amd-1]\nkind = \"docker\"\nhost = \"{}\"\njobs = 1\n\n\
+             [nodes.amd-2]\nkind = \"podman\"\nurl = \"{}\"\njobs = 1\n\n\
+             [nodes.local]\nkind = \"buildah\"\njobs = 1\n\n\
+             [nodes.arm-1]\nkind = \"docker\"\nhost = \"{}\"\njobs = 2\nplatforms = [\"linux/arm64\"]\n\n\
+             [farms.ci]\nnodes = [\"amd-1\", \"amd-2\", \"local\", \"arm-1\"]\n",
+            amd1.host(),
+            podman.url(),
+            arm1.host()
+        ),
+    );
+    let args = [
+        "publish",
+        "--farm",
+        "ci",
+        "--remote-registry",
+        &reg.addr(),
+        "--json",
+    ];
+    let (pid, out) = run_cip(&ws, &args, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("under emulation on node"),
+        "arm64 has a native node: no emulation warning\n{stderr}"
+    );
+    assert!(
+        stderr.contains("build app:1.0.0 linux/arm64 on arm-1"),
+        "{stderr}"
+    );
+
+    // What each engine itself recorded is what cip reports.
+    let records = engine_records(&[
+        ("amd-1", docker_built_by_run(&amd1, pid)),
+        ("amd-2", podman.built_by_run(pid)),
+        ("local", buildah_built_by_run(&ws, pid)),
+        ("arm-1", docker_built_by_run(&arm1, pid)),
+    ]);
+    let reported = built_on(&out);
+    assert_eq!(records, reported, "{}", text(&out));
+    assert_eq!(reported.len(), 8, "4 images, 2 platforms: {reported:?}");
+    // Every arm64 step on the declared arm64 node, the amd64 ones spread over the three others.
+    for line in &reported {
+        let arm = line.contains("linux/arm64");
+        assert_eq!(line.ends_with(" arm-1"), arm, "{line}");
+    }
+    for node in ["amd-1", "amd-2", "local"] {
+        assert!(
+            reported.iter().any(|l| l.ends_with(&format!(" {node}"))),
+            "{node} got no work: {reported:?}"
+        );
+    }
+    // The indexes hold both platforms, each of its architecture.
+    for image in ["busybox:1.0.0", "hello:1.0.0", "tools:1.0.0", "app:1.0.0"] {
+        let index = common::raw_manifest(&reg, image);
+        assert_eq!(
+            common::index_platforms(&index),
+            ["linux/amd64", "linux/arm64"],
+            "{image}"
+        );
+        for arch in ["amd64", "arm64"] {
+            let config = common::image_config(&reg, image, arch);
+            assert_eq!(config["architecture"], arch, "{image}");
+        }
+        assert!(common::is_tagged(&reg, &image.replace("1.0.0", "latest")));
+    }
+
+    // A second run has nothing to build and contacts no node: with every node gone, it still
+    // succeeds, without a word about them.
+    drop(amd1);
+    drop(arm1);
+    drop(podman);
+    let (_, again) = run_cip(&ws, &args, &[]);
+    assert!(again.status.success(), "{}", text(&again));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("4 image(s) up to date"), "{stderr}");
+    assert!(!stderr.contains("node"), "{stderr}");
+}
+
+/// The blocks of a `cip farm` listing: a line naming the node, then its indented lines.
+fn blocks(listing: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in listing.lines() {
+        match out.last_mut() {
+            Some(b) if line.starts_with("  ") => {
+                b.push('\n');
+                b.push_str(line);
+            }
+            _ => out.push(line.to_string()),
+        }
+    }
+    out
+}
+
+#[test]
+fn farm_lists_each_node_and_says_why_one_is_down_within_the_probe_timeout() {
+    let dockerd = TestDockerd::start();
+    let ws = Workspace::demo();
+    // A socket that takes connections and never answers: a daemon that hangs.
+    let hung_dir = tempfile::tempdir_in("/tmp").unwrap();
+    let hung = hung_dir.path().join("hung.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&hung).unwrap();
+    write_cip_toml(
+        &ws,
+        &format!(
+            "[nodes.up]\nkind = \"docker\"\nhost = \"{}\"\n\n\
+             [nodes.gone]\nkind = \"docker\"\nhost = \"unix:///nonexistent/docker.sock\"\n\n\
+             [nodes.hung]\nkind = \"docker\"\nhost = \"unix://{}\"\n\n\
+             [nodes.arm]\nkind = \"docker\"\nhost = \"{}\"\nplatforms = [\"linux/arm64\"]\njobs = 3\n",
+            dockerd.host(),
+            hung.display(),
+            dockerd.host()
+        ),
+    );
+    let env = [("CIP_FARM_PROBE_SECONDS", "3")];
+    let started = Instant::now();
+    let out = ws.cip_env(&["farm"], &env);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", text(&out));
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let block = |name: &str| -> String {
+        blocks(&listing)
+            .into_iter()
+            .find(|b| b.starts_with(&format!("{name}  docker")))
+            .unwrap_or_else(|| panic!("no {name} in {listing}"))
+    };
+    let up = block("up");
+    assert!(up.contains("reachable: docker 20.10"), "{listing}");
+    assert!(
+        up.contains("native: linux/amd64 (reported by the node)"),
+        "{listing}"
+    );
+    assert!(up.contains("emulates: linux/arm64"), "{listing}");
+    assert!(up.contains("jobs: "), "{listing}");
+    assert!(up.contains("route: through cip"), "{listing}");
+    let arm = block("arm");
+    assert!(
+        arm.contains("native: linux/arm64 (declared in cip.toml; the node reports linux/amd64)"),
+        "{listing}"
+    );
+    assert!(arm.contains("jobs: 3"), "{listing}");
+    assert!(block("gone").contains("unreachable:"), "{listing}");
+    assert!(
+        !block("gone").contains("apt-get"),
+        "installing docker here is no fix for a node: {listing}"
+    );
+    assert!(
+        block("gone").contains("Cannot connect to the Docker daemon"),
+        "{listing}"
+    );
+    assert!(
+        block("hung").contains("unreachable: no answer within 3s (the probe timeout"),
+        "{listing}"
+    );
+    // The hung node cost the probe timeout once, not the client's own 15 s per call.
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+
+    let json = ws.cip_env(&["farm", "--node", "hung,up", "--json"], &env);
+    assert!(json.status.success(), "{}", text(&json));
+    let doc: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let nodes = doc["nodes"].as_array().unwrap();
+    let names: Vec<&str> = nodes.iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["hung", "up"]);
+    assert_eq!(nodes[0]["reachable"], false);
+    assert_eq!(nodes[1]["reachable"], true);
+    assert_eq!(nodes[1]["native_source"], "reported");
+
+    let unknown = ws.cip_env(&["farm", "--node", "upp"], &env);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no node \"upp\"")
+            && String::from_utf8_lossy(&unknown.stderr).contains("did you mean \"up\"?"),
+        "{}",
+        text(&unknown)
+    );
+}
+
+#[test]
+fn a_docker_node_over_ssh_builds_and_its_images_come_back_through_cip() {
+    let reg = TestRegistry::start();
+    let dockerd = TestDockerd::start();
+    let sshd = TestSshd::start(&dockerd.host());
+    let ws = Workspace::demo();
+    write_cip_toml(
+        &ws,
+        "[nodes.far]\nkind = \"docker\"\nhost = \"ssh://farmnode\"\n",
+    );
+    let path = format!(
+        "{}:{}",
+        sshd.bin().display(),
+        std::env::var("PATH").unwrap()
+    );
+    // Every docker call of the probe is an ssh session: give a loaded machine time.
+    let env = [("PATH", path.as_str()), ("CIP_FARM_PROBE_SECONDS", "90")];
+    let listing = ws.cip_env(&["farm"], &env);
+    assert!(listing.status.success(), "{}", text(&listing));
+    let shown = String::from_utf8_lossy(&listing.stdout);
+    assert!(shown.contains("far  docker  ssh://farmnode"), "{shown}");
+    assert!(
+        shown.contains("saved from the node to this machine"),
+        "{shown}"
+    );
+    assert!(shown.contains("emulates: unknown"), "{shown}");
+
+    let args = [
+        "publish",
+        "--node",
+        "far",
+        "--platform",
+        "linux/amd64",
+        "--remote-registry",
+        &reg.addr(),
+        "--json",
+    ];
+    // The workspace puts its own bin first on PATH: the ssh wrapper must stay before /usr/bin.
+    let (pid, out) = run_cip(&ws, &args, &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let built = docker_built_by_run(&dockerd, pid);
+    assert_eq!(
+        built,
+        [
+            "app:1.0.0-linux-amd64",
+            "busybox:1.0.0-linux-amd64",
+            "hello:1.0.0-linux-amd64",
+            "tools:1.0.0-linux-amd64"
+        ],
+        "{}",
+        text(&out)
+    );
+    let config = common::image_config(&reg, "app:1.0.0", "amd64");
+    assert_eq!(config["architecture"], "amd64");
+}
+
+/// Four independent images whose builds each sleep `seconds`, for linux/amd64.
+fn slow_tree(dir: &Path, seconds: u32) {
+    for name in ["a", "b", "c", "d"] {
+        let ctx = dir.join("contexts").join(format!("00-{name}"));
+        fs::create_dir_all(&ctx).unwrap();
+        fs::copy(common::busybox_path("amd64"), ctx.join("busybox")).unwrap();
+        fs::write(
+            ctx.join("Dockerfile"),
+            format!(
+                "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"{seconds}\"]\n"
+            ),
+        )
+        .unwrap();
+        fs::write(
+            ctx.join("info.edn"),
+            "{:version \"1.0.0\" :platforms #{\"linux/amd64\"}}",
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn the_steps_of_a_node_killed_mid_run_finish_on_another_node() {
+    let reg = TestRegistry::start();
+    let doomed = TestDockerd::start();
+    let spare = TestDockerd::start();
+    let fixture = tempfile::tempdir().unwrap();
+    slow_tree(fixture.path(), 4);
+    let ws = Workspace::new(fixture.path());
+    write_cip_toml(
+        &ws,
+        &format!(
+            "[nodes.doomed]\nkind = \"docker\"\nhost = \"{}\"\njobs = 1\n\n\
+             [nodes.spare]\nkind = \"docker\"\nhost = \"{}\"\njobs = 1\n",
+            doomed.host(),
+            spare.host()
+        ),
+    );
+    let log = ws.project().join("cip-stderr.log");
+    let mut child = ws
+        .cip_command(
+            &[
+                "publish",
+                "--node",
+                "doomed,spare",
+                "--remote-registry",
+                &reg.addr(),
+                "--json",
+            ],
+            &[],
+        )
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Kill the node once a build is running on it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("on doomed: started")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    kill_dockerd(&doomed);
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    let stderr = fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{stderr}\n{stdout}");
+    assert!(
+        stderr.contains(
+            "on node doomed failed and the node no longer answers: building it on node spare"
+        ),
+        "{stderr}"
+    );
+    // Every image was built and published; the spare daemon's own events hold the moved ones.
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    for image in doc["images"].as_array().unwrap() {
+        assert_eq!(image["result"], "built", "{image}");
+        assert!(common::is_tagged(
+            &reg,
+            &format!("{}:1.0.0", image["name"].as_str().unwrap())
+        ));
+    }
+    let on_spare = docker_built_by_run(&spare, pid);
+    assert_eq!(
+        on_spare,
+        [
+            "a:1.0.0-linux-amd64",
+            "b:1.0.0-linux-amd64",
+            "c:1.0.0-linux-amd64",
+            "d:1.0.0-linux-amd64"
+        ],
+        "{stderr}"
+    );
+    let moved = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["node"] == "spare")
+        .count();
+    assert_eq!(moved, 4, "{stdout}");
+}
+
+/// Waits until `log` holds `text`.
+fn wait_for_line(log: &Path, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !fs::read_to_string(log).unwrap_or_default().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "no {text:?} in:\n{}",
+            fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn without_a_native_node_a_platform_is_emulated_with_one_warning_or_refused() {
+    let reg = TestRegistry::start();
+    let dockerd = TestDockerd::start();
+    let ws = Workspace::demo();
+    write_cip_toml(
+        &ws,
+        &format!(
+            "[nodes.amd-1]\nkind = \"docker\"\nhost = \"{}\"\n",
+            dockerd.host()
+        ),
+    );
+    let plan = ws.cip(&[
+        "plan",
+        "--node",
+        "amd-1",
+        "--remote-registry",
+        &reg.addr(),
+        "--json",
+    ]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(
+        doc["placement_warnings"],
+        serde_json::json!(["no native node for linux/arm64: built under emulation on node amd-1"])
+    );
+    let builds: Vec<&Value> = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "build")
+        .collect();
+    assert_eq!(builds.len(), 8);
+    for b in builds {
+        assert_eq!(b["node"], 0);
+        assert_eq!(b["emulated"], b["platform"] == "linux/arm64", "{b}");
+    }
+
+    let args = [
+        "publish",
+        "--node",
+        "amd-1",
+        "--native-only",
+        "--remote-registry",
+        &reg.addr(),
+    ];
+    let (pid, out) = run_cip(&ws, &args, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--native-only: no native node for linux/arm64 on node amd-1"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        docker_built_by_run(&dockerd, pid).is_empty(),
+        "nothing was built"
+    );
+    assert!(!common::is_tagged(&reg, "busybox:1.0.0"));
+}
+
+#[test]
+fn ctrl_c_cancels_the_build_on_a_docker_node() {
+    let reg = TestRegistry::start();
+    let dockerd = TestDockerd::start();
+    let fixture = tempfile::tempdir().unwrap();
+    // A duration no other test sleeps: its RUN step is found among the machine's processes.
+    slow_tree(fixture.path(), 347);
+    let ws = Workspace::new(fixture.path());
+    write_cip_toml(
+        &ws,
+        &format!(
+            "[nodes.n]\nkind = \"docker\"\nhost = \"{}\"\njobs = 1\n",
+            dockerd.host()
+        ),
+    );
+    let log = ws.project().join("cip-stderr.log");
+    let child = ws
+        .cip_command(
+            &["publish", "--node", "n", "--remote-registry", &reg.addr()],
+            &[],
+        )
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_line(&log, "on n: started");
+    let running = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", "busybox sleep 347"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !running() {
+        assert!(Instant::now() < deadline, "the RUN step never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    common::send_signal(&child, "INT");
+    let status = child.wait_with_output().unwrap().status;
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "{}",
+        fs::read_to_string(&log).unwrap()
+    );
+    // The daemon (not a child of cip) ended the build's RUN step once its client went away.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running() {
+        assert!(
+            Instant::now() < deadline,
+            "the build still runs on the node after cip exited"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!common::is_tagged(&reg, "a:1.0.0"));
+}
