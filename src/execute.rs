@@ -124,8 +124,12 @@ impl Executor {
         for node in &plan.nodes {
             let on_node = plan.builds().filter(|(_, b)| b.node == node.id).count();
             progress.println(&format!(
-                "{on_node} build(s) with {} on node {}, {} at a time, into {}",
-                node.builder, node.name, node.slots, plan.destination
+                "{} with {} on node {}, {} at a time, into {}",
+                crate::output::count(on_node, "build"),
+                node.builder,
+                node.name,
+                node.slots,
+                plan.destination
             ));
         }
         announce_platform_stores(plan, &progress);
@@ -918,7 +922,10 @@ pub fn render_summary(results: &[ImageResult], total: Duration, verbose: bool) -
     }
     if up_to_date > 0 && !verbose {
         let others = if shown.is_empty() { "" } else { "other " };
-        out.push_str(&format!("{up_to_date} {others}image(s) up to date\n"));
+        out.push_str(&format!(
+            "{} up to date\n",
+            crate::output::count(up_to_date, &format!("{others}image"))
+        ));
     }
     for f in results.iter().filter(|r| r.error.is_some()) {
         out.push_str(&format!(
@@ -957,8 +964,8 @@ pub fn result_line(results: &[ImageResult], total: Duration) -> String {
     }
     let counts: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
     out.push_str(&format!(
-        "{} image(s): {} in {:.1}s\n",
-        results.len(),
+        "{}: {} in {:.1}s\n",
+        crate::output::count(results.len(), "image"),
         if counts.is_empty() {
             "none".to_string()
         } else {
@@ -1475,7 +1482,7 @@ mod tests {
             .map(|i| result(&format!("img-{i}"), "up to date", &[]))
             .collect();
         let s = render_summary(&all, Duration::from_millis(640), false);
-        assert_eq!(s, "1000 image(s) up to date\ntotal 0.6s\n");
+        assert_eq!(s, "1000 images up to date\ntotal 0.6s\n");
         let v = render_summary(&all, Duration::from_millis(640), true);
         assert_eq!(v.lines().count(), 1000 + 2, "a header, the rows, the total");
 
@@ -1494,7 +1501,7 @@ mod tests {
             "the short digest: {s}"
         );
         assert!(!s.contains("KEPT"), "no platform kept, no column: {s}");
-        assert!(s.contains("3 other image(s) up to date"), "{s}");
+        assert!(s.contains("3 other images up to date"), "{s}");
         assert!(!s.contains("img-0"), "{s}");
         assert!(s.lines().all(|l| l.chars().count() <= 80), "{s}");
     }

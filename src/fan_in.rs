@@ -283,7 +283,8 @@ pub fn render(images: &[MergeImage], registry: &str, namespace: &str) -> String 
     out.push_str(&notes);
     if up_to_date > 0 {
         out.push_str(&format!(
-            "{up_to_date} image(s) already published in full\n"
+            "{} already published in full\n",
+            crate::output::count(up_to_date, "image")
         ));
     }
     out

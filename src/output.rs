@@ -14,6 +14,14 @@ pub fn style_problem(p: &Problem) -> String {
 }
 
 /// Left-aligned columns separated by two spaces; the first row is the header.
+/// `1 image`, `4 images`: counts in messages read as English.
+pub fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
 pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let rows: Vec<Vec<String>> = rows.iter().map(|r| r.to_vec()).collect();
     table_of(&rows)

@@ -504,7 +504,11 @@ pub fn render(loaded: &Loaded, plan: &steps::Plan) -> String {
     let mut out = crate::output::table(&rows);
     out.push_str(&drift_report(plans));
     out.push_str(&render_steps(plan));
-    out.push_str(&format!("{build} build(s) of {images} image(s) needed\n"));
+    out.push_str(&format!(
+        "{} of {} needed\n",
+        crate::output::count(build, "build"),
+        crate::output::count(images, "image")
+    ));
     out
 }
 

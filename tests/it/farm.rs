@@ -173,7 +173,7 @@ fn a_farm_builds_each_platform_on_its_nodes_and_publishes_as_one_node_would() {
     let (_, again) = run_cip(&ws, &args, &[]);
     assert!(again.status.success(), "{}", text(&again));
     let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(stderr.contains("4 image(s) up to date"), "{stderr}");
+    assert!(stderr.contains("4 images up to date"), "{stderr}");
     assert!(!stderr.contains("node"), "{stderr}");
 }
 

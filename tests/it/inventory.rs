@@ -43,7 +43,7 @@ fn a_repeated_plan_over_single_platform_images_reads_one_manifest_per_image() {
         assert!(out.status.success(), "{label}: {}", text(&out));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
-            stdout.contains("0 build(s) of 0 image(s) needed"),
+            stdout.contains("0 builds of 0 images needed"),
             "{label}: {stdout}"
         );
     };

@@ -75,7 +75,7 @@ fn quiet_prints_the_result_line_only_from_the_environment_or_q() {
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.starts_with("1 image(s): 1 built in ") && err.ends_with("s\n"),
+        err.starts_with("1 image: 1 built in ") && err.ends_with("s\n"),
         "{err}"
     );
 
@@ -89,7 +89,7 @@ fn quiet_prints_the_result_line_only_from_the_environment_or_q() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = stderr(&out);
     let last = err.lines().last().unwrap();
-    assert!(last.starts_with("1 image(s): 1 failed in "), "{err}");
+    assert!(last.starts_with("1 image: 1 failed in "), "{err}");
     assert!(err.starts_with("FAILED hello:1.0.0: "), "{err}");
     assert!(!err.contains("[hello linux/amd64]"), "{err}");
     assert!(!err.contains("started"), "{err}");

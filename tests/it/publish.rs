@@ -50,7 +50,7 @@ fn publish_locally_builds_what_is_missing_and_nothing_else() {
     let second = ws.cip(&args);
     assert!(second.status.success(), "{}", text(&second));
     assert!(
-        String::from_utf8_lossy(&second.stderr).contains("4 image(s) up to date\ntotal "),
+        String::from_utf8_lossy(&second.stderr).contains("4 images up to date\ntotal "),
         "a no-op run says so in one line: {}",
         text(&second)
     );
@@ -477,7 +477,7 @@ fn plan_explains_per_image_and_platform() {
         .success());
     let plan = ws.cip(&["plan", "--local-registry", &reg.addr()]);
     let out = String::from_utf8_lossy(&plan.stdout);
-    assert!(out.contains("0 build(s) of 0 image(s) needed"), "{out}");
+    assert!(out.contains("0 builds of 0 images needed"), "{out}");
     // A remote plan covers every declared platform; amd64 is published, arm64 is missing.
     let remote = ws.cip(&["plan", "--remote-registry", &reg.addr(), "--json"]);
     let doc: Value = serde_json::from_slice(&remote.stdout).unwrap();

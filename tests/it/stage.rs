@@ -119,7 +119,7 @@ fn two_stage_runs_then_merge_equal_one_multi_platform_publish() {
     let again = merge(&ws, &staged, &[]);
     ok(&again);
     assert!(
-        text(&again).contains("4 image(s) already published in full"),
+        text(&again).contains("4 images already published in full"),
         "{}",
         text(&again)
     );
