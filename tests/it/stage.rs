@@ -558,3 +558,51 @@ fn merge_prune_stage_on_a_registry_that_refuses_deletes_says_so_once_and_exits_0
         ));
     }
 }
+
+#[test]
+fn a_stage_that_records_no_context_digest_is_not_merged_and_the_next_stage_run_replaces_it() {
+    let reg = TestRegistry::start();
+    let ws = busybox_and_hello(AMD64, AMD64);
+    std::fs::remove_dir_all(ws.context("01-hello")).unwrap();
+    ok(&stage(&ws, &reg, "linux/amd64", &[]));
+    // The stage index rewritten without its annotations: content nothing vouches for.
+    let mut index = raw(&reg, "cip-stage/linux-amd64/busybox:1.0.0");
+    index.as_object_mut().unwrap().remove("annotations");
+    let body = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(body.path(), serde_json::to_vec(&index).unwrap()).unwrap();
+    common::run_ok(std::process::Command::new("curl").args([
+        "-fsS",
+        "-X",
+        "PUT",
+        "-H",
+        &format!("Content-Type: {}", index["mediaType"].as_str().unwrap()),
+        "--data-binary",
+        &format!("@{}", body.path().display()),
+        &format!(
+            "{}/v2/cip-stage/linux-amd64/busybox/manifests/1.0.0",
+            reg.url()
+        ),
+    ]));
+    assert!(raw(&reg, "cip-stage/linux-amd64/busybox:1.0.0")["annotations"].is_null());
+
+    let out = merge(&ws, &reg, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "busybox:1.0.0 linux/amd64: staged from an older context (rerun that platform's --stage job)"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(!is_tagged(&reg, "busybox:1.0.0"));
+
+    // The stage job again rebuilds it, and the merge takes it.
+    let again = stage(&ws, &reg, "linux/amd64", &[]);
+    ok(&again);
+    assert_eq!(result_of(&results(&again), "busybox").2, ["linux/amd64"]);
+    ok(&merge(&ws, &reg, &[]));
+    assert_eq!(
+        index_platforms(&raw(&reg, "busybox:1.0.0")),
+        ["linux/amd64"]
+    );
+}
