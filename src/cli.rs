@@ -226,9 +226,10 @@ pub enum Command {
         /// published: an index never lacks a declared platform)
         #[arg(long, requires = "merge")]
         allow_incomplete: bool,
-        /// With --merge: once the merge wrote its indexes, delete the staging tags of the images
-        /// it merged (DELETE of each stage index by digest; a registry that refuses deletes is
-        /// said once and the exit code stays 0). Incomplete images keep theirs
+        /// With --merge: once the merge wrote its indexes, delete the staging tags of every image
+        /// published in full (merged now, or before; DELETE of each stage index by digest; a
+        /// registry that refuses deletes is said once and the exit code stays as the merge
+        /// decided). Incomplete images keep theirs
         #[arg(long, requires = "merge")]
         prune_stage: bool,
     },

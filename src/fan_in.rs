@@ -239,21 +239,26 @@ async fn write_index(reg: &Registry, m: &MergeImage) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--prune-stage`, after the merge wrote its indexes: deletes the staging tags of the images it
-/// merged (each stage index by digest). Their final indexes hold every platform now, so a later
-/// stage run links them from there. A registry that refuses deletes is said once; that is no
+/// `--prune-stage`, after the merge wrote its indexes: deletes the staging tags of every image
+/// whose final index is complete (each stage index by digest): the ones this merge wrote, and the
+/// ones published already, whose stage holds links a stage run made or a merge that did not prune
+/// left. Their final indexes hold every platform, so a later stage run links them from there.
+/// Incomplete images keep theirs. A registry that refuses deletes is said once; that is no
 /// failure: the staging tags stay, as without the flag.
-pub async fn prune_stage(reg: &Registry, images: &[MergeImage]) -> anyhow::Result<()> {
+pub async fn prune_stage(
+    reg: &Registry,
+    images: &[MergeImage],
+    namespace: &str,
+) -> anyhow::Result<()> {
     let mut deleted = 0;
-    for m in images.iter().filter(|m| m.result() == Outcome::Merged) {
-        for s in &m.staged {
-            match reg.delete_manifest(&s.repository, &s.index_digest).await? {
+    for m in images.iter().filter(|m| m.result() != Outcome::Incomplete) {
+        for (repository, digest) in stage_indexes(reg, m, namespace).await? {
+            match reg.delete_manifest(&repository, &digest).await? {
                 Deleted::Deleted => {
                     deleted += 1;
                     eprintln!(
-                        "pruned {}/{}:{} (merged into {}:{})",
+                        "pruned {}/{repository}:{} ({}:{} is published in full)",
                         reg.address(),
-                        s.repository,
                         m.version,
                         m.name,
                         m.version
@@ -262,7 +267,9 @@ pub async fn prune_stage(reg: &Registry, images: &[MergeImage]) -> anyhow::Resul
                 Deleted::Absent => {}
                 Deleted::Unsupported => {
                     eprintln!(
-                        "--prune-stage: registry {} does not delete manifests (405 UNSUPPORTED):                          the staging tags stay (a distribution registry deletes with                          storage.delete.enabled: true)",
+                        "--prune-stage: registry {} does not delete manifests (405 UNSUPPORTED): \
+                         the staging tags stay (a distribution registry deletes with \
+                         storage.delete.enabled: true)",
                         reg.host()
                     );
                     return Ok(());
@@ -274,6 +281,30 @@ pub async fn prune_stage(reg: &Registry, images: &[MergeImage]) -> anyhow::Resul
         eprintln!("{deleted} staging tag(s) pruned");
     }
     Ok(())
+}
+
+/// The stage indexes of a complete image, as `(repository, digest)`: those the merge took, or
+/// for an image published already, whatever its platforms' stages hold for the version.
+async fn stage_indexes(
+    reg: &Registry,
+    m: &MergeImage,
+    namespace: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    if m.result() == Outcome::Merged {
+        return Ok(m
+            .staged
+            .iter()
+            .map(|s| (s.repository.clone(), s.index_digest.clone()))
+            .collect());
+    }
+    let mut found = Vec::new();
+    for platform in &m.image.wanted {
+        let repository = format!("{}/{}", plan::stage_namespace(namespace, platform), m.name);
+        if let Some(p) = reg.published(&repository, &m.version).await? {
+            found.push((repository, p.digest));
+        }
+    }
+    Ok(found)
 }
 
 /// One row per image the merge did something with, or could not; the incomplete ones say what

@@ -80,7 +80,11 @@ fn run_merge(
         crate::run::refuse_drift(&plans, args.allow_drift)?;
         rt.block_on(crate::fan_in::execute(&reg, &images))?;
         if flags.prune_stage {
-            rt.block_on(crate::fan_in::prune_stage(&reg, &images))?;
+            rt.block_on(crate::fan_in::prune_stage(
+                &reg,
+                &images,
+                &stage.stage_namespace,
+            ))?;
         }
     }
     let incomplete = images

@@ -606,3 +606,31 @@ fn a_stage_that_records_no_context_digest_is_not_merged_and_the_next_stage_run_r
         ["linux/amd64"]
     );
 }
+
+#[test]
+fn merge_prune_stage_also_deletes_the_stage_links_of_published_parents() {
+    let reg = TestRegistry::start();
+    let ws = busybox_and_hello(AMD64, AMD64);
+    ok(&ws.cip(&["publish", "--remote-registry", &reg.addr(), "busybox"]));
+    let published = raw(&reg, "busybox:1.0.0");
+    // The stage run links busybox into the stage for hello.
+    ok(&stage(&ws, &reg, "linux/amd64", &[]));
+    assert!(is_tagged(&reg, "cip-stage/linux-amd64/busybox:1.0.0"));
+
+    let out = merge(&ws, &reg, &["--prune-stage"]);
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 staging tag(s) pruned"), "{err}");
+    for image in ["busybox", "hello"] {
+        assert!(!is_tagged(
+            &reg,
+            &format!("cip-stage/linux-amd64/{image}:1.0.0")
+        ));
+        assert!(is_tagged(&reg, &format!("{image}:1.0.0")));
+    }
+    assert_eq!(raw(&reg, "busybox:1.0.0"), published);
+    // Pruning again finds nothing to delete.
+    let again = merge(&ws, &reg, &["--prune-stage"]);
+    ok(&again);
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("pruned"));
+}
