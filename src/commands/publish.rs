@@ -10,7 +10,7 @@ use crate::session::{runtime, Session};
 pub struct Merge {
     pub merge: bool,
     pub allow_incomplete: bool,
-    /// `--prune-stage`: delete the merged images' staging tags.
+    /// `--prune-stage`: delete the staging tags of the images published in full.
     pub prune_stage: bool,
 }
 
