@@ -226,6 +226,12 @@ pub enum Command {
         /// published: an index never lacks a declared platform)
         #[arg(long, requires = "merge")]
         allow_incomplete: bool,
+        /// With --merge: once the merge wrote its indexes, delete the staging tags of every image
+        /// published in full (merged now, or before; DELETE of each stage index by digest; a
+        /// registry that refuses deletes is said once and the exit code stays as the merge
+        /// decided). Incomplete images keep theirs
+        #[arg(long, requires = "merge")]
+        prune_stage: bool,
     },
     /// Build every missing image for this machine's platform and push it to the local registry
     PublishLocally {
@@ -340,7 +346,7 @@ pub enum CiCommand {
         #[command(flatten)]
         project: ProjectArgs,
         #[command(flatten)]
-        target: TargetArgs,
+        target: MatrixArgs,
         /// What the pipeline reads
         #[arg(long, value_enum, default_value_t = CiFormat::Json)]
         format: CiFormat,
@@ -554,6 +560,40 @@ pub struct TargetArgs {
     pub stage: StageArgs,
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+/// The registry `cip ci matrix` asks: the one `publish` publishes to, with the platforms the
+/// pipeline has runners for.
+#[derive(Debug, Args, Clone)]
+pub struct MatrixArgs {
+    /// The registry the pipeline publishes to, HOST[:PORT][/PATH] [default: CIP_REMOTE_REGISTRY,
+    /// else `remote` under [registry] in cip.toml]
+    #[arg(long, value_name = "REG")]
+    pub remote_registry: Option<String>,
+    /// Only these platforms, of the images that declare them (those the pipeline has runners for)
+    #[arg(long, value_name = "P,P", value_parser = parse_platforms)]
+    pub platform: Option<PlatformList>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+impl MatrixArgs {
+    /// The read-only target the matrix is planned against: the final repositories of the
+    /// remote registry (a stage run builds what they lack).
+    pub fn target(&self) -> TargetArgs {
+        TargetArgs {
+            remote_registry: self.remote_registry.clone(),
+            remote: false,
+            local_registry: String::new(),
+            only_local_platform: false,
+            platform: self.platform.clone(),
+            stage: StageArgs {
+                stage: false,
+                stage_namespace: String::new(),
+            },
+            connect: self.connect.clone(),
+        }
+    }
 }
 
 /// Per-platform fan-out (CI): each runner stages its platform, a last job merges.

@@ -14,7 +14,7 @@ use crate::load::Loaded;
 use crate::plan::{self, ImagePlan, PlatformScope, Target};
 use crate::platform::Platform;
 use crate::registry::index::{self, Entry};
-use crate::registry::{merge, Registry};
+use crate::registry::{merge, Deleted, Registry};
 
 /// Where a platform's image comes from.
 #[derive(Debug, Clone, Serialize)]
@@ -24,6 +24,9 @@ pub struct Staged {
     pub repository: String,
     #[serde(skip)]
     pub entry: Entry,
+    /// The digest of the stage's index (what `--prune-stage` deletes).
+    #[serde(skip)]
+    pub index_digest: String,
 }
 
 /// What the merge does with one image: the decision, made before anything is written.
@@ -39,6 +42,9 @@ pub struct MergeImage {
     pub missing: Vec<Platform>,
     /// Staged images left out because their context digest is not the context's now.
     pub stale: Vec<Platform>,
+    /// The final index records another context digest than the context's now (changed without
+    /// a version bump): the merge refuses it unless `--allow-drift`.
+    pub drift: bool,
     /// The tags the index gets, in the order written (the version last); empty when nothing is
     /// written.
     pub tags: Vec<String>,
@@ -61,6 +67,11 @@ pub enum Outcome {
 }
 
 impl MergeImage {
+    /// The image's plan against the final repository (its drift, among others).
+    pub fn plan(&self) -> &ImagePlan {
+        &self.image
+    }
+
     pub fn result(&self) -> Outcome {
         if !self.missing.is_empty() {
             Outcome::Incomplete
@@ -126,21 +137,24 @@ async fn plan_image(
                 .find(|e| e.platform.as_ref() == Some(&platform))
                 .cloned()
         });
-        let recorded = found
+        let fresh = found
             .as_ref()
-            .and_then(|f| f.annotations.get(crate::digest::ANNOTATION));
-        match entry {
-            // Staged from other content (the context changed since, version not bumped).
-            Some(_) if recorded.is_some_and(|r| *r != image.context_digest) => {
+            .and_then(|f| f.annotations.get(crate::digest::ANNOTATION))
+            == Some(&image.context_digest);
+        match (entry, found) {
+            // Staged from other content (the context changed since, version not bumped), or from
+            // content nothing records: never merged beside the other platforms.
+            (Some(_), _) if !fresh => {
                 stale.push(platform.clone());
                 missing.push(platform);
             }
-            Some(entry) => staged.push(Staged {
+            (Some(entry), Some(found)) => staged.push(Staged {
                 platform,
                 repository,
                 entry,
+                index_digest: found.digest,
             }),
-            None => missing.push(platform),
+            _ => missing.push(platform),
         }
     }
     let complete = missing.is_empty() && !staged.is_empty();
@@ -166,6 +180,7 @@ async fn plan_image(
         staged,
         missing,
         stale,
+        drift: image.drift.is_some(),
         tags,
         arch_tags,
         image,
@@ -222,6 +237,74 @@ async fn write_index(reg: &Registry, m: &MergeImage) -> anyhow::Result<()> {
             .await?;
     }
     Ok(())
+}
+
+/// `--prune-stage`, after the merge wrote its indexes: deletes the staging tags of every image
+/// whose final index is complete (each stage index by digest): the ones this merge wrote, and the
+/// ones published already, whose stage holds links a stage run made or a merge that did not prune
+/// left. Their final indexes hold every platform, so a later stage run links them from there.
+/// Incomplete images keep theirs. A registry that refuses deletes is said once; that is no
+/// failure: the staging tags stay, as without the flag.
+pub async fn prune_stage(
+    reg: &Registry,
+    images: &[MergeImage],
+    namespace: &str,
+) -> anyhow::Result<()> {
+    let mut deleted = 0;
+    for m in images.iter().filter(|m| m.result() != Outcome::Incomplete) {
+        for (repository, digest) in stage_indexes(reg, m, namespace).await? {
+            match reg.delete_manifest(&repository, &digest).await? {
+                Deleted::Deleted => {
+                    deleted += 1;
+                    eprintln!(
+                        "pruned {}/{repository}:{} ({}:{} is published in full)",
+                        reg.address(),
+                        m.version,
+                        m.name,
+                        m.version
+                    );
+                }
+                Deleted::Absent => {}
+                Deleted::Unsupported => {
+                    eprintln!(
+                        "--prune-stage: registry {} does not delete manifests (405 UNSUPPORTED): \
+                         the staging tags stay (a distribution registry deletes with \
+                         storage.delete.enabled: true)",
+                        reg.host()
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    }
+    if deleted > 0 {
+        eprintln!("{deleted} staging tag(s) pruned");
+    }
+    Ok(())
+}
+
+/// The stage indexes of a complete image, as `(repository, digest)`: those the merge took, or
+/// for an image published already, whatever its platforms' stages hold for the version.
+async fn stage_indexes(
+    reg: &Registry,
+    m: &MergeImage,
+    namespace: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    if m.result() == Outcome::Merged {
+        return Ok(m
+            .staged
+            .iter()
+            .map(|s| (s.repository.clone(), s.index_digest.clone()))
+            .collect());
+    }
+    let mut found = Vec::new();
+    for platform in &m.image.wanted {
+        let repository = format!("{}/{}", plan::stage_namespace(namespace, platform), m.name);
+        if let Some(p) = reg.published(&repository, &m.version).await? {
+            found.push((repository, p.digest));
+        }
+    }
+    Ok(found)
 }
 
 /// One row per image the merge did something with, or could not; the incomplete ones say what

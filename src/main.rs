@@ -107,6 +107,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             stage,
             merge,
             allow_incomplete,
+            prune_stage,
         } => commands::publish::run(
             &build,
             remote_registry.as_deref().expect(RESOLVED),
@@ -115,6 +116,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             commands::publish::Merge {
                 merge,
                 allow_incomplete,
+                prune_stage,
             },
         ),
         Command::Ci {

@@ -207,6 +207,13 @@ impl ImagePlan {
             .collect()
     }
 
+    /// Whether this image's drift stops a run (unless `--allow-drift`): a forced rebuild replaces
+    /// the drifted version, but a stage run's rebuild goes to the stage, never to the final
+    /// version that drifted (in a stage run, `drift` is the final version's).
+    pub fn drift_stands(&self) -> bool {
+        self.drift.is_some() && (!self.forced || self.in_final.is_some())
+    }
+
     /// Whether publishing this version moves `latest`: not when `latest` names a higher version
     /// (publishing an older one, e.g. a patch of an old line, leaves it where it is).
     pub fn moves_latest(&self) -> bool {
@@ -252,14 +259,14 @@ pub async fn make(
                 return anyhow::Ok((c, wanted, out_of_scope, None, None, false));
             }
             let published = inventory.published(&repository, &version, &wanted).await?;
-            // A stage is scratch space: what it holds from another context is replaced.
-            let stale = staged && recorded_digest(published.as_ref()).is_some_and(|d| d != current);
-            let complete = !stale
-                && published
-                    .as_ref()
-                    .is_some_and(|p| p.missing(&wanted).is_empty());
-            // A stage asks the final repository about what it lacks.
-            let in_final = if staged && !complete {
+            // A stage is scratch space: what it holds from another context (or from an unknown
+            // one: no context digest) is replaced.
+            let stale = staged
+                && published.is_some()
+                && recorded_digest(published.as_ref()) != Some(current);
+            // A stage asks the final repository what it holds: platforms to link, and whether
+            // that version drifted (a merge would complete or keep it).
+            let in_final = if staged {
                 inventory.published(&name, &version, &wanted).await?
             } else {
                 None
@@ -277,10 +284,17 @@ pub async fn make(
     let mut plans: Vec<ImagePlan> = Vec::with_capacity(found.len());
     for r in found {
         let (c, wanted, out_of_scope, mut published, in_final, stale) = r?;
+        let staged = matches!(target, Target::Stage { .. });
         let ctx = &loaded.project.contexts[c];
-        let drift = recorded_digest(published.as_ref())
-            .filter(|r| **r != digests[c] && !stale)
-            .cloned();
+        // A stage never drifts (a stale stage is rebuilt or linked again); the final version a
+        // stage run links, or that a merge completes, does.
+        let drift = recorded_digest(if staged {
+            in_final.as_ref()
+        } else {
+            published.as_ref()
+        })
+        .filter(|r| **r != digests[c])
+        .cloned();
         // A stale stage is rebuilt (forced, so its index is replaced), or, when the final
         // repository holds every platform, linked again from there.
         let final_holds = in_final
@@ -602,10 +616,7 @@ fn reason(loaded: &Loaded, plan: &ImagePlan, p: &Platform) -> String {
 
 /// One line per drifted image, with the way out; empty if none drifted.
 pub fn drift_report(plans: &[ImagePlan]) -> String {
-    let drifted: Vec<&ImagePlan> = plans
-        .iter()
-        .filter(|p| p.drift.is_some() && !p.forced)
-        .collect();
+    let drifted: Vec<&ImagePlan> = plans.iter().filter(|p| p.drift_stands()).collect();
     if drifted.is_empty() {
         return String::new();
     }

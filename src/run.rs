@@ -348,7 +348,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     if args.dry_run {
         return Ok(Ended::DryRun(Box::new(plan)));
     }
-    refuse_drift(&plan, args.allow_drift)?;
+    refuse_drift(&plan.images, args.allow_drift)?;
     refuse_unplaced(&plan, args.farm.native_only)?;
     for warning in &plan.warnings {
         eprintln!("warning: {warning}");
@@ -411,13 +411,14 @@ fn user_build_args(args: &BuildArgs) -> anyhow::Result<Vec<(String, String)>> {
     Ok(args.build_arg.clone())
 }
 
-/// A published version whose context changed without a version bump is never skipped silently. A
-/// forced image is rebuilt from its current context, so its drift does not matter.
-fn refuse_drift(plan: &Plan, allow: bool) -> anyhow::Result<()> {
-    if !plan.images.iter().any(|p| p.drift.is_some() && !p.forced) {
+/// A published version whose context changed without a version bump is never skipped silently,
+/// nor linked into a stage, nor completed by a merge. A forced image is rebuilt from its current
+/// context, so its drift does not matter (see [`ImagePlan::drift_stands`]).
+pub fn refuse_drift(images: &[ImagePlan], allow: bool) -> anyhow::Result<()> {
+    if !images.iter().any(ImagePlan::drift_stands) {
         return Ok(());
     }
-    eprint!("{}", plan::drift_report(&plan.images));
+    eprint!("{}", plan::drift_report(images));
     if !allow {
         bail!("published versions differ from their contexts: bump them, or pass --allow-drift");
     }

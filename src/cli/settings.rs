@@ -96,7 +96,6 @@ impl Cli {
             Command::Ci {
                 command: super::CiCommand::Matrix { target, .. },
             } => {
-                apply_target(target, s)?;
                 target.remote_registry = Some(remote()?);
             }
             // `check --builder` stays opt-in: without it, check is builder-agnostic.

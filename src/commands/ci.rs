@@ -1,11 +1,11 @@
 //! `cip ci matrix`: what a CI fan-out must run, per platform (see `crate::ci_matrix`).
 use super::load_valid;
 use crate::ci_matrix;
-use crate::cli::{CiFormat, ProjectArgs, TargetArgs, Targets};
+use crate::cli::{CiFormat, MatrixArgs, ProjectArgs, Targets};
 
 pub fn matrix(
     project: &ProjectArgs,
-    target: &TargetArgs,
+    target: &MatrixArgs,
     format: CiFormat,
     targets: &Targets,
 ) -> anyhow::Result<i32> {
@@ -19,7 +19,7 @@ pub fn matrix(
             .collect(),
         None => Default::default(),
     };
-    let (_, plans) = crate::run::plan_images(&loaded, project, target, &[], targets)?;
+    let (_, plans) = crate::run::plan_images(&loaded, project, &target.target(), &[], targets)?;
     let entries = ci_matrix::entries(&plans, &runners);
     match format {
         CiFormat::Github => print!("{}", ci_matrix::github(&entries)),

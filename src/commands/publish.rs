@@ -10,6 +10,8 @@ use crate::session::{runtime, Session};
 pub struct Merge {
     pub merge: bool,
     pub allow_incomplete: bool,
+    /// `--prune-stage`: delete the staging tags of the images published in full.
+    pub prune_stage: bool,
 }
 
 pub fn run(
@@ -20,7 +22,7 @@ pub fn run(
     merge: Merge,
 ) -> anyhow::Result<i32> {
     if merge.merge {
-        return run_merge(args, remote_registry, stage, merge.allow_incomplete);
+        return run_merge(args, remote_registry, stage, &merge);
     }
     let mode = Mode::Remote {
         registry: remote_registry.to_string(),
@@ -35,8 +37,9 @@ fn run_merge(
     args: &BuildArgs,
     registry: &str,
     stage: &StageArgs,
-    allow_incomplete: bool,
+    flags: &Merge,
 ) -> anyhow::Result<i32> {
+    let allow_incomplete = flags.allow_incomplete;
     let loaded = super::load_valid(&args.project)?;
     let rt = runtime()?;
     let session = rt.block_on(Session::open(registry, &args.connect))?;
@@ -69,8 +72,20 @@ fn run_merge(
         "{}",
         crate::fan_in::render(&images, reg.address(), &stage.stage_namespace)
     );
-    if !args.dry_run {
+    let plans: Vec<_> = images.iter().map(|m| m.plan().clone()).collect();
+    if args.dry_run {
+        eprint!("{}", crate::plan::drift_report(&plans));
+    } else {
+        // A drifted final version is completed only on purpose, as publish adds a platform to it.
+        crate::run::refuse_drift(&plans, args.allow_drift)?;
         rt.block_on(crate::fan_in::execute(&reg, &images))?;
+        if flags.prune_stage {
+            rt.block_on(crate::fan_in::prune_stage(
+                &reg,
+                &images,
+                &stage.stage_namespace,
+            ))?;
+        }
     }
     let incomplete = images
         .iter()

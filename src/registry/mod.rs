@@ -655,6 +655,22 @@ impl Registry {
         Ok(())
     }
 
+    /// Deletes manifest `digest` from `repo`, and with it every tag of `repo` that points to it.
+    /// Registries may refuse deletes (distribution without `storage.delete.enabled`): that is an
+    /// answer, not an error.
+    pub async fn delete_manifest(&self, repo: &str, digest: &str) -> anyhow::Result<Deleted> {
+        let reference = self.digest_ref(repo, digest);
+        self.request("DELETE manifest", &reference, || async {
+            match self.client.delete_manifest(&reference).await {
+                Ok(()) => Ok(Deleted::Deleted),
+                Err(e) if is_not_found(&e) => Ok(Deleted::Absent),
+                Err(e) if is_unsupported(&e) => Ok(Deleted::Unsupported),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
@@ -816,6 +832,29 @@ fn is_refused(e: &OciDistributionError) -> bool {
             .errors
             .iter()
             .any(|er| matches!(er.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)),
+        _ => false,
+    }
+}
+
+/// What a manifest delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted,
+    /// The repository did not hold it (any more).
+    Absent,
+    /// The registry does not delete (405, `UNSUPPORTED`).
+    Unsupported,
+}
+
+/// A request the registry does not serve at all (405 Method Not Allowed, `UNSUPPORTED`).
+fn is_unsupported(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|er| matches!(er.code, OciErrorCode::Unsupported)),
+        OciDistributionError::ServerError { code, .. } => *code == 405,
+        OciDistributionError::RequestError(re) => re.status().is_some_and(|s| s.as_u16() == 405),
         _ => false,
     }
 }

@@ -311,3 +311,34 @@ fn the_gitlab_pipeline_reads_what_cip_ci_matrix_prints() {
         );
     }
 }
+
+#[test]
+fn ci_matrix_help_names_only_the_flags_it_uses() {
+    let (code, out, err) = common::cip(&["ci", "matrix", "--help"]);
+    assert_eq!(code, 0, "{err}");
+    for used in [
+        "--remote-registry",
+        "--platform",
+        "--format",
+        "--ca-cert",
+        "--insecure-registry",
+    ] {
+        assert!(out.contains(used), "{used} missing:\n{out}");
+    }
+    let flags: Vec<&str> = out
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| w.starts_with("--"))
+        .collect();
+    for unused in [
+        "--stage",
+        "--stage-namespace",
+        "--local-registry",
+        "--only-local-platform",
+        "--remote",
+    ] {
+        assert!(!flags.contains(&unused), "{unused} listed:\n{out}");
+    }
+    // And refused, not silently ignored.
+    let (code, _, err) = common::cip(&["ci", "matrix", "--stage"]);
+    assert_eq!(code, 2, "{err}");
+}

@@ -374,3 +374,263 @@ fn a_registry_with_a_path_stages_under_it_and_merges_there() {
     );
     assert!(is_tagged(&reg, "team/busybox:latest"));
 }
+
+/// The demo cut to busybox and hello (its child), each with the platforms given.
+fn busybox_and_hello(busybox: &str, hello: &str) -> Workspace {
+    let ws = Workspace::demo();
+    for gone in ["01-tools", "02-app"] {
+        std::fs::remove_dir_all(ws.context(gone)).unwrap();
+    }
+    let info = |platforms: &str| format!("{{:version \"1.0.0\" :platforms #{{{platforms}}}}}");
+    common::workspace::set_info(&ws, "00-busybox", &info(busybox));
+    common::workspace::set_info(&ws, "01-hello", &info(hello));
+    ws
+}
+
+/// Changes busybox's context without a version bump.
+fn change_busybox(ws: &Workspace) {
+    let dockerfile = ws.context("00-busybox").join("Dockerfile");
+    let before = std::fs::read_to_string(&dockerfile).unwrap();
+    std::fs::write(&dockerfile, format!("{before}LABEL changed=yes\n")).unwrap();
+}
+
+const AMD64: &str = "\"linux/amd64\"";
+const BOTH: &str = "\"linux/amd64\" \"linux/arm64\"";
+const BUSYBOX_DRIFT: &str = "drift: busybox changed since 1.0.0 was published, version not bumped";
+
+#[test]
+fn a_stage_run_refuses_to_link_a_final_version_whose_context_changed_without_a_bump() {
+    let reg = TestRegistry::start();
+    let ws = busybox_and_hello(AMD64, AMD64);
+    ok(&ws.cip(&["publish", "--remote-registry", &reg.addr(), "busybox"]));
+    let published = raw(&reg, "busybox:1.0.0");
+    change_busybox(&ws);
+
+    // The plan of the stage run shows the drift of the version it would link.
+    let plan = ws.cip(&[
+        "plan",
+        "--remote-registry",
+        &reg.addr(),
+        "--stage",
+        "--platform",
+        "linux/amd64",
+    ]);
+    ok(&plan);
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains(BUSYBOX_DRIFT),
+        "{}",
+        text(&plan)
+    );
+
+    // The stage run refuses, as publish does, and stages nothing.
+    let refused = stage(&ws, &reg, "linux/amd64", &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains(BUSYBOX_DRIFT), "{err}");
+    assert!(err.contains("--allow-drift"), "{err}");
+    assert!(!is_tagged(&reg, "cip-stage/linux-amd64/busybox:1.0.0"));
+    assert!(!is_tagged(&reg, "cip-stage/linux-amd64/hello:1.0.0"));
+
+    // --allow-drift goes on, says so, and links the published version as it is.
+    let allowed = stage(&ws, &reg, "linux/amd64", &["--allow-drift"]);
+    ok(&allowed);
+    let err = String::from_utf8_lossy(&allowed.stderr);
+    assert!(err.contains(BUSYBOX_DRIFT), "{err}");
+    assert!(err.contains("--allow-drift: going on"), "{err}");
+    let linked = raw(&reg, "cip-stage/linux-amd64/busybox:1.0.0");
+    assert_eq!(linked["annotations"], published["annotations"]);
+    assert_eq!(
+        index_platforms(&raw(&reg, "cip-stage/linux-amd64/hello:1.0.0")),
+        ["linux/amd64"]
+    );
+    assert_eq!(
+        raw(&reg, "busybox:1.0.0"),
+        published,
+        "the final index is untouched"
+    );
+}
+
+#[test]
+fn a_merge_refuses_to_complete_a_final_index_whose_context_changed_without_a_bump() {
+    let reg = TestRegistry::start();
+    let ws = busybox_and_hello(AMD64, AMD64);
+    std::fs::remove_dir_all(ws.context("01-hello")).unwrap();
+    ok(&ws.cip(&["publish", "--remote-registry", &reg.addr()]));
+    let published = raw(&reg, "busybox:1.0.0");
+    // arm64 added, and the context changed, version not bumped.
+    common::workspace::set_info(
+        &ws,
+        "00-busybox",
+        &format!("{{:version \"1.0.0\" :platforms #{{{BOTH}}}}}"),
+    );
+    change_busybox(&ws);
+    let refused = stage(&ws, &reg, "linux/arm64", &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    ok(&stage(&ws, &reg, "linux/arm64", &["--allow-drift"]));
+
+    // The arm64 stage is from the new context, the published amd64 from the old one: no index
+    // of both without --allow-drift.
+    let out = merge(&ws, &reg, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(BUSYBOX_DRIFT), "{err}");
+    assert!(err.contains("--allow-drift"), "{err}");
+    assert_eq!(raw(&reg, "busybox:1.0.0"), published);
+
+    let dry = merge(&ws, &reg, &["--dry-run", "--json"]);
+    let doc: Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(doc["images"][0]["drift"], true, "{doc:#}");
+
+    // --allow-drift completes it, as publish --allow-drift adds a platform, and the index keeps
+    // the digest it was published with: the drift stays visible.
+    let allowed = merge(&ws, &reg, &["--allow-drift"]);
+    ok(&allowed);
+    assert!(
+        String::from_utf8_lossy(&allowed.stderr).contains("--allow-drift: going on"),
+        "{}",
+        text(&allowed)
+    );
+    let index = raw(&reg, "busybox:1.0.0");
+    assert_eq!(index_platforms(&index), ["linux/amd64", "linux/arm64"]);
+    assert_eq!(
+        index["annotations"]["dev.cip.context-digest"],
+        published["annotations"]["dev.cip.context-digest"]
+    );
+}
+
+#[test]
+fn merge_prune_stage_deletes_the_staging_tags_of_the_merged_images_only() {
+    let reg = TestRegistry::start();
+    // busybox declares arm64 too, which is not staged: it stays incomplete; hello is complete.
+    let ws = busybox_and_hello(BOTH, AMD64);
+    ok(&stage(&ws, &reg, "linux/amd64", &[]));
+    let busybox_stage = raw(&reg, "cip-stage/linux-amd64/busybox:1.0.0");
+
+    let out = merge(&ws, &reg, &["--prune-stage"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "busybox is incomplete: {}",
+        text(&out)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "pruned {}/cip-stage/linux-amd64/hello:1.0.0",
+            reg.addr()
+        )),
+        "{err}"
+    );
+    assert!(!is_tagged(&reg, "cip-stage/linux-amd64/hello:1.0.0"));
+    // The final index still holds its platform: only the stage's index went.
+    assert_eq!(index_platforms(&raw(&reg, "hello:1.0.0")), ["linux/amd64"]);
+    assert_eq!(
+        image_config(&reg, "hello:1.0.0", "amd64")["architecture"],
+        "amd64"
+    );
+    // The incomplete image keeps its stage for the next merge.
+    assert_eq!(
+        raw(&reg, "cip-stage/linux-amd64/busybox:1.0.0"),
+        busybox_stage
+    );
+    assert!(!is_tagged(&reg, "busybox:1.0.0"));
+}
+
+#[test]
+fn merge_prune_stage_on_a_registry_that_refuses_deletes_says_so_once_and_exits_0() {
+    let reg = TestRegistry::start_without_deletes();
+    let ws = busybox_and_hello(AMD64, AMD64);
+    ok(&stage(&ws, &reg, "linux/amd64", &[]));
+    let out = merge(&ws, &reg, &["--prune-stage"]);
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("does not delete manifests (405 UNSUPPORTED)")
+            .count(),
+        1,
+        "{err}"
+    );
+    for image in ["busybox", "hello"] {
+        assert!(is_tagged(&reg, &format!("{image}:1.0.0")));
+        assert!(is_tagged(
+            &reg,
+            &format!("cip-stage/linux-amd64/{image}:1.0.0")
+        ));
+    }
+}
+
+#[test]
+fn a_stage_that_records_no_context_digest_is_not_merged_and_the_next_stage_run_replaces_it() {
+    let reg = TestRegistry::start();
+    let ws = busybox_and_hello(AMD64, AMD64);
+    std::fs::remove_dir_all(ws.context("01-hello")).unwrap();
+    ok(&stage(&ws, &reg, "linux/amd64", &[]));
+    // The stage index rewritten without its annotations: content nothing vouches for.
+    let mut index = raw(&reg, "cip-stage/linux-amd64/busybox:1.0.0");
+    index.as_object_mut().unwrap().remove("annotations");
+    let body = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(body.path(), serde_json::to_vec(&index).unwrap()).unwrap();
+    common::run_ok(std::process::Command::new("curl").args([
+        "-fsS",
+        "-X",
+        "PUT",
+        "-H",
+        &format!("Content-Type: {}", index["mediaType"].as_str().unwrap()),
+        "--data-binary",
+        &format!("@{}", body.path().display()),
+        &format!(
+            "{}/v2/cip-stage/linux-amd64/busybox/manifests/1.0.0",
+            reg.url()
+        ),
+    ]));
+    assert!(raw(&reg, "cip-stage/linux-amd64/busybox:1.0.0")["annotations"].is_null());
+
+    let out = merge(&ws, &reg, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "busybox:1.0.0 linux/amd64: staged from an older context (rerun that platform's --stage job)"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(!is_tagged(&reg, "busybox:1.0.0"));
+
+    // The stage job again rebuilds it, and the merge takes it.
+    let again = stage(&ws, &reg, "linux/amd64", &[]);
+    ok(&again);
+    assert_eq!(result_of(&results(&again), "busybox").2, ["linux/amd64"]);
+    ok(&merge(&ws, &reg, &[]));
+    assert_eq!(
+        index_platforms(&raw(&reg, "busybox:1.0.0")),
+        ["linux/amd64"]
+    );
+}
+
+#[test]
+fn merge_prune_stage_also_deletes_the_stage_links_of_published_parents() {
+    let reg = TestRegistry::start();
+    let ws = busybox_and_hello(AMD64, AMD64);
+    ok(&ws.cip(&["publish", "--remote-registry", &reg.addr(), "busybox"]));
+    let published = raw(&reg, "busybox:1.0.0");
+    // The stage run links busybox into the stage for hello.
+    ok(&stage(&ws, &reg, "linux/amd64", &[]));
+    assert!(is_tagged(&reg, "cip-stage/linux-amd64/busybox:1.0.0"));
+
+    let out = merge(&ws, &reg, &["--prune-stage"]);
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 staging tag(s) pruned"), "{err}");
+    for image in ["busybox", "hello"] {
+        assert!(!is_tagged(
+            &reg,
+            &format!("cip-stage/linux-amd64/{image}:1.0.0")
+        ));
+        assert!(is_tagged(&reg, &format!("{image}:1.0.0")));
+    }
+    assert_eq!(raw(&reg, "busybox:1.0.0"), published);
+    // Pruning again finds nothing to delete.
+    let again = merge(&ws, &reg, &["--prune-stage"]);
+    ok(&again);
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("pruned"));
+}

@@ -268,13 +268,19 @@ impl TestRegistry {
 
     /// A registry served as `options` says.
     pub fn start_with(options: RegistryOptions) -> TestRegistry {
-        TestRegistry::start_inner(options, None, false)
+        TestRegistry::start_inner(options, None, false, true)
     }
 
     /// A plain-HTTP registry that logs every request it answers (`msg="response completed"` lines
     /// of [`TestRegistry::log`]), for tests that count requests.
     pub fn start_logging_requests() -> TestRegistry {
-        TestRegistry::start_inner(RegistryOptions::default(), None, true)
+        TestRegistry::start_inner(RegistryOptions::default(), None, true, true)
+    }
+
+    /// A plain-HTTP registry that refuses to delete (`storage.delete.enabled: false`, distribution's
+    /// default): DELETE answers 405 `UNSUPPORTED`.
+    pub fn start_without_deletes() -> TestRegistry {
+        TestRegistry::start_inner(RegistryOptions::default(), None, false, false)
     }
 
     /// A registry that wants bearer tokens from `server` (the Docker Hub / Harbor scheme), served
@@ -288,13 +294,14 @@ impl TestRegistry {
             options.auth.is_none(),
             "a token registry checks no password itself: give it to the token server"
         );
-        TestRegistry::start_inner(options, Some(TokenAuth::of(server)), false)
+        TestRegistry::start_inner(options, Some(TokenAuth::of(server)), false, true)
     }
 
     fn start_inner(
         options: RegistryOptions,
         token: Option<TokenAuth>,
         log_requests: bool,
+        deletes: bool,
     ) -> TestRegistry {
         require_program("docker-registry");
         let dir = tempfile::Builder::new()
@@ -312,7 +319,14 @@ impl TestRegistry {
         let mut last_error = String::new();
         for _ in 0..REGISTRY_START_ATTEMPTS {
             let port = free_port();
-            write_config(dir.path(), port, &options, token.as_ref(), log_requests);
+            write_config(
+                dir.path(),
+                port,
+                &options,
+                token.as_ref(),
+                log_requests,
+                deletes,
+            );
             let log_path = dir.path().join("registry.log");
             let log = fs::File::create(&log_path).expect("create registry log");
             let mut child = Command::new("docker-registry")
@@ -543,12 +557,13 @@ fn write_config(
     options: &RegistryOptions,
     token: Option<&TokenAuth>,
     log_requests: bool,
+    deletes: bool,
 ) {
     let level = if log_requests { "info" } else { "warn" };
     let mut config = format!(
         "version: 0.1\n\
          log:\n  level: {level}\n  accesslog:\n    disabled: true\n\
-         storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: {deletes}\n\
          http:\n  addr: 127.0.0.1:{port}\n  secret: cip-test-{port}\n",
         data = dir.join("data").display()
     );

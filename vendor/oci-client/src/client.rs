@@ -1884,6 +1884,25 @@ impl Client {
         ret
     }
 
+    /// Vendored for cip (see vendor/oci-client/README.md): deletes the manifest `image` names
+    /// (by digest: registries refuse to delete by tag). Any 2xx answer (202 Accepted per the
+    /// distribution spec) is success; other answers are errors as for the other requests.
+    pub async fn delete_manifest(&self, image: &Reference) -> Result<()> {
+        let url = self.to_v2_manifest_url(image);
+        let res = RequestBuilderWrapper::from_client(self, |client| client.delete(url.clone()))
+            .apply_auth(image, RegistryOperation::Push)
+            .await?
+            .into_request_builder()
+            .send()
+            .await?;
+        let status = res.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = res.bytes().await?;
+        validate_registry_response(status, &body, &url)
+    }
+
     /// Pulls the referrers for the given image filtering by the optionally provided artifact type.
     ///
     /// Implements the [OCI Distribution Spec referrers API][oci-referrers] with an automatic
