@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 
 use crate::build::{Backend, BuildJob, RegistryAccess};
 use crate::interrupt::{self, Signal};
-use crate::plan::steps::{Action, Assemble, Build, ImageId, Link, NodeId, Output, Plan, StepId};
+use crate::plan::steps::{
+    Action, Assemble, Build, ImageId, Link, NodeId, Output, Plan, Route, Staging, StepId,
+};
 use crate::plan::ImagePlan;
 use crate::platform::Platform;
 use crate::progress::{Display, Line};
@@ -428,7 +430,10 @@ impl StepRunner {
         drop(streaming);
         match &b.output {
             Output::Push { .. } => {
-                let entry = self.push(builder.as_ref(), image, b).await;
+                let entry = match self.plan.nodes[on.0].route {
+                    Route::Direct => self.push_direct(builder.as_ref(), image, b, on).await,
+                    Route::ThroughCip => self.push(builder.as_ref(), image, b).await,
+                };
                 // The private tag is only a hand-over to the push: never leave it behind.
                 let _ = builder.remove_image(&b.tag).await;
                 if entry.is_err() {
@@ -489,6 +494,89 @@ impl StepRunner {
         self.progress.finish(line, &done, false);
         let pushed = pushed?;
         Ok(pushed.entry)
+    }
+
+    /// The direct route: node `on` pushes the image to its staging name, then cip copies it
+    /// registry-side into the final repository by digest (blobs mounted, manifest put), and the
+    /// staging name is removed (best effort). Nothing is tagged in the final repository.
+    async fn push_direct(
+        &self,
+        builder: &dyn Backend,
+        image: ImageId,
+        b: &Build,
+        on: NodeId,
+    ) -> anyhow::Result<Entry> {
+        let reg = self
+            .registry
+            .as_ref()
+            .context("a push step needs a registry")?;
+        let Output::Push {
+            name,
+            staging: Some(staging),
+            ..
+        } = &b.output
+        else {
+            bail!("a direct push needs the staging name the plan gives it");
+        };
+        let img = self.plan.image(image);
+        let node = &self.plan.nodes[on.0].name;
+        let line = self.progress.start(&format!(
+            "push {}:{} {} from node {node}",
+            img.name, img.version, b.platform
+        ));
+        let what = || {
+            format!(
+                "pushing {}:{} for {} from node {node} (the build succeeded)",
+                img.name, img.version, b.platform
+            )
+        };
+        let pushed = builder
+            .push_to(&b.tag, &staging.reference, &self.access, &b.log)
+            .await
+            .map_err(anyhow::Error::from)
+            .with_context(what);
+        let adopted = match pushed {
+            Ok(()) => adopt_staged(reg, staging, name, &b.platform)
+                .await
+                .with_context(what),
+            Err(e) => Err(e),
+        };
+        let done = match &adopted {
+            Ok((_, m)) => format!(
+                "pushed by the node to {}; {} blob(s) mounted into {name}, {} already there, {} copied",
+                staging.reference, m.blobs_mounted, m.blobs_there, m.blobs_copied
+            ),
+            Err(e) => format!("FAILED: {e:#}"),
+        };
+        self.progress.finish(line, &done, false);
+        if staging.remove {
+            self.remove_staged(reg, staging, img).await;
+        }
+        Ok(adopted?.0)
+    }
+
+    /// Removes the staged manifest from the registry, unless the fan-out's own tag of the version
+    /// in that repository names the same manifest (a delete goes by digest). Best effort: a
+    /// registry that refuses deletes keeps it, with a note in the progress output.
+    async fn remove_staged(&self, reg: &Registry, staging: &Staging, img: &ImagePlan) {
+        let mine = reg
+            .manifest_raw(&reg.tag_ref(&staging.name, &staging.tag))
+            .await;
+        let Ok(Some((_, digest))) = mine else {
+            return;
+        };
+        let fan_out = reg
+            .manifest_raw(&reg.tag_ref(&staging.name, &img.version))
+            .await;
+        if matches!(&fan_out, Ok(Some((_, d))) if *d == digest) || fan_out.is_err() {
+            return;
+        }
+        if let Err(e) = crate::build::delete_from_registry(&staging.reference, &self.access).await {
+            self.progress.println(&format!(
+                "note: {} stays in the registry (it does not allow deleting it: {e:#})",
+                staging.reference
+            ));
+        }
     }
 
     /// The repositories of an image's parents beside its own `repository` (under the same path:
@@ -576,6 +664,57 @@ impl StepRunner {
         reg.put_manifest(&reg.tag_ref(&l.name, &l.tag), bytes, index::OCI_INDEX)
             .await
     }
+}
+
+/// Makes the image a node pushed to `staging` part of repository `name` (both within the
+/// registry): its manifest read by the staging tag, checked to be of `platform`, its blobs mounted
+/// and the manifest put by digest; its index entry.
+async fn adopt_staged(
+    reg: &Registry,
+    staging: &Staging,
+    name: &str,
+    platform: &Platform,
+) -> anyhow::Result<(Entry, merge::Mounted)> {
+    let (raw, digest) = reg
+        .manifest_raw(&reg.tag_ref(&staging.name, &staging.tag))
+        .await?
+        .with_context(|| {
+            format!(
+                "the node pushed {}, but the registry has no such tag",
+                staging.reference
+            )
+        })?;
+    let entry = match index::parse(&raw, &digest)? {
+        index::Parsed::Manifest {
+            config_digest,
+            entry,
+        } => {
+            let config = reg.blob_bytes(&staging.name, &config_digest).await?;
+            let found = index::config_platform(&config)?;
+            let same = found
+                .as_ref()
+                .is_some_and(|f| f.os == platform.os && f.arch == platform.arch);
+            if !same {
+                bail!(
+                    "{} is an image for {}, not {platform}: the node did not build the platform asked",
+                    staging.reference,
+                    found.map_or_else(|| "no platform".to_string(), |f| f.to_string())
+                );
+            }
+            entry
+        }
+        index::Parsed::Index(_) => bail!(
+            "{} is an index, not the single image of {platform} a build makes",
+            staging.reference
+        ),
+    };
+    let mounted = if staging.name == name {
+        merge::Mounted::default()
+    } else {
+        merge::mount_image(reg, &staging.name, name, &digest).await?
+    };
+    let entry = index::new_entry(platform, &digest, entry.size, &entry.media_type);
+    Ok((entry, mounted))
 }
 
 /// What a push did (so far, out of `total` blobs): `2 blob(s) uploaded (1.2 MiB), 1 mounted, 0
@@ -1291,6 +1430,7 @@ mod tests {
                 backend: &backend,
                 slots: 2,
                 emulates: None,
+                reach: None,
             }],
             farm: false,
             log_dir: std::env::temp_dir(),
@@ -1368,12 +1508,14 @@ mod tests {
                     backend: lost.as_ref(),
                     slots: 2,
                     emulates: None,
+                    reach: None,
                 },
                 crate::plan::steps::NodeInput {
                     name: "b".into(),
                     backend: alive.as_ref(),
                     slots: 2,
                     emulates: None,
+                    reach: None,
                 },
             ],
             farm: true,
@@ -1427,6 +1569,7 @@ mod tests {
                 backend: backend.as_ref(),
                 slots: 2,
                 emulates: None,
+                reach: None,
             }],
             farm: true,
             log_dir: std::env::temp_dir(),
