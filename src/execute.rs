@@ -533,7 +533,12 @@ impl StepRunner {
         let pushed = builder
             .push_to(&b.tag, &staging.reference, &self.access, &b.log)
             .await
-            .map_err(anyhow::Error::from)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}\n  hint: a node that cannot reach the registry takes push = \
+                     \"through-cip\" in [nodes.{node}] of cip.toml"
+                )
+            })
             .with_context(what);
         let adopted = match pushed {
             Ok(()) => adopt_staged(reg, staging, name, &b.platform)

@@ -91,7 +91,7 @@ fn engine_records(records: &[(&str, Vec<String>)]) -> Vec<String> {
 
 #[test]
 fn a_farm_builds_each_platform_on_its_nodes_and_publishes_as_one_node_would() {
-    let reg = TestRegistry::start();
+    let reg = TestRegistry::start_logging_requests();
     let amd1 = TestDockerd::start();
     let arm1 = TestDockerd::start();
     let podman = TestPodmanService::start();
@@ -163,6 +163,19 @@ fn a_farm_builds_each_platform_on_its_nodes_and_publishes_as_one_node_would() {
             assert_eq!(config["architecture"], arch, "{image}");
         }
         assert!(common::is_tagged(&reg, &image.replace("1.0.0", "latest")));
+    }
+    // Every node is this machine's engine: each pushed its images itself (docker's daemons,
+    // the podman service and buildah: containers/image), cip uploaded no blob.
+    let uploads = common::farm::blob_uploads(&reg);
+    for agent in ["docker/", "containers/"] {
+        assert!(
+            uploads.iter().any(|u| u.agent.starts_with(agent)),
+            "no upload by {agent}: {uploads:?}"
+        );
+    }
+    for u in &uploads {
+        assert!(u.repository.starts_with("cip-stage/"), "{u:?}");
+        assert!(!u.agent.starts_with("oci-client"), "cip uploaded {u:?}");
     }
 
     // A second run has nothing to build and contacts no node: with every node gone, it still
@@ -692,6 +705,19 @@ fn nodes_push_directly_or_through_cip_and_the_registry_holds_what_one_node_publi
         assert!(staging.starts_with(&prefix), "{s}");
         assert!(staging.ends_with(":1.0.0-RUN"), "{s}");
     }
+
+    let dry = ws.cip(&[&["publish", "--dry-run"][..], &farm].concat());
+    assert!(dry.status.success(), "{}", text(&dry));
+    let table = String::from_utf8_lossy(&dry.stdout);
+    let direct = format!(
+        "build linux/amd64, push direct (the node pushes, via {}/cip-stage/linux-amd64/app:1.0.0-",
+        reg.addr()
+    );
+    assert!(table.contains(&direct), "{table}");
+    assert!(
+        table.contains("build linux/arm64, push through cip"),
+        "{table}"
+    );
 
     let out = ws.cip(&[&["publish", "--json"][..], &farm].concat());
     assert!(out.status.success(), "{}", text(&out));
