@@ -140,6 +140,11 @@ impl Executor {
             shared: shared.clone(),
             progress: progress.clone(),
             started: Instant::now(),
+            slots: plan
+                .nodes
+                .iter()
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n.slots.max(1))))
+                .collect(),
         });
         let tasks = tasks_of(plan);
         let opts = schedule::Options {
@@ -286,6 +291,9 @@ struct StepRunner {
     shared: Arc<Mutex<Shared>>,
     progress: Arc<Display>,
     started: Instant,
+    /// Each node's slots, held by every build running on it: the scheduler fills a node's
+    /// slots with its planned steps, and a build moved there from a lost node waits for one too.
+    slots: Vec<Arc<tokio::sync::Semaphore>>,
 }
 
 impl StepRunner {
@@ -388,6 +396,10 @@ impl StepRunner {
         on: NodeId,
         line: &Line,
     ) -> anyhow::Result<()> {
+        let _slot = match self.slots.get(on.0) {
+            Some(slots) => Some(slots.acquire().await.context("the run is ending")?),
+            None => None,
+        };
         let result = self.build_on(image, b, on, line).await;
         match &self.plan.nodes[on.0].name {
             name if name == "local" => result,
@@ -1553,6 +1565,60 @@ mod tests {
         assert_eq!(built, 4, "{:?}", alive.events());
         let top = report.results.iter().find(|r| r.name == "top").unwrap();
         assert_eq!(top.built_on, [(Platform::host(), "b".to_string())]);
+    }
+
+    /// A build moved to another node takes one of that node's slots: a node of one slot runs one
+    /// build at a time, its own or moved ones.
+    #[tokio::test]
+    async fn a_moved_build_waits_for_a_slot_of_its_new_node() {
+        let (_tmp, project) = project();
+        let lost = Arc::new(TestBackend {
+            lost: true,
+            ..Default::default()
+        });
+        let alive = Arc::new(TestBackend::default());
+        let images = plan_of(&project, &lost, 2).images;
+        fn node<'a>(
+            name: &str,
+            backend: &'a TestBackend,
+            slots: usize,
+        ) -> crate::plan::steps::NodeInput<'a> {
+            crate::plan::steps::NodeInput {
+                name: name.into(),
+                backend,
+                slots,
+                emulates: None,
+                reach: None,
+            }
+        }
+        let inputs = Inputs {
+            project: &project,
+            destination: Destination::Store {
+                name: "reg.test".into(),
+            },
+            nodes: vec![node("a", lost.as_ref(), 2), node("b", alive.as_ref(), 1)],
+            farm: true,
+            log_dir: std::env::temp_dir(),
+            run_id: "test".into(),
+            builder_args: Vec::new(),
+            no_latest: false,
+            arch_tags: false,
+            build_args: Vec::new(),
+            options: Default::default(),
+        };
+        let plan = plan_steps(images, &inputs);
+        let on_a = plan.builds().filter(|(_, b)| b.node == NodeId(0)).count();
+        assert!(on_a >= 2, "two independent builds on the lost node");
+        let executor = Executor {
+            nodes: vec![lost.clone() as Arc<dyn Backend>, alive.clone()],
+            registry: None,
+            access: RegistryAccess::default(),
+            keep_going: false,
+            ids_of_kept: false,
+        };
+        let report = executor.run(&plan).await.unwrap();
+        assert!(report.ok, "{:?}", report.results);
+        assert_eq!(alive.running.lock().unwrap().1, 1, "{:?}", alive.events());
     }
 
     /// On a farm, a failed build says which node it failed on.
