@@ -1621,6 +1621,96 @@ mod tests {
         assert_eq!(alive.running.lock().unwrap().1, 1, "{:?}", alive.events());
     }
 
+    /// Each build pushes by its node's route: a farm's node on this machine directly (to a
+    /// staging name of the run), one elsewhere through cip for a loopback registry, directly for
+    /// another; the local builder of a run without a farm always through cip. A build is staged
+    /// when its node or a fallback node pushes directly.
+    #[test]
+    fn the_plan_gives_each_build_its_nodes_route_and_a_staging_name_when_one_pushes_directly() {
+        use crate::farm::route::NodeReach;
+        let (_tmp, project) = project();
+        let (far, here) = (TestBackend::default(), TestBackend::default());
+        let images = plan_of(&project, &far, 2).images;
+        let plan_for = |registry: &str, farm: bool, nodes: &[(&'static str, bool)]| {
+            let backends = [&far, &here];
+            let inputs = Inputs {
+                project: &project,
+                destination: Destination::Registry {
+                    name: registry.into(),
+                },
+                nodes: nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, local))| crate::plan::steps::NodeInput {
+                        name: name.to_string(),
+                        backend: backends[i],
+                        slots: 1,
+                        emulates: None,
+                        reach: Some(NodeReach {
+                            local: *local,
+                            declared: None,
+                        }),
+                    })
+                    .collect(),
+                farm,
+                log_dir: std::env::temp_dir(),
+                run_id: "test".into(),
+                builder_args: Vec::new(),
+                no_latest: false,
+                arch_tags: false,
+                build_args: Vec::new(),
+                options: Default::default(),
+            };
+            plan_steps(images.clone(), &inputs)
+        };
+        let outputs = |plan: &Plan| -> Vec<(String, Route, Option<String>)> {
+            plan.builds()
+                .map(|(_, b)| match &b.output {
+                    Output::Push { route, staging, .. } => (
+                        plan.nodes[b.node.0].name.clone(),
+                        *route,
+                        staging.as_ref().map(|s| s.reference.clone()),
+                    ),
+                    Output::Store { .. } => unreachable!("a registry run pushes"),
+                })
+                .collect()
+        };
+        let both = plan_for("127.0.0.1:5000", true, &[("far", false), ("here", true)]);
+        let found = outputs(&both);
+        assert!(found.iter().any(|(n, ..)| n == "far") && found.iter().any(|(n, ..)| n == "here"));
+        for (node, route, staging) in &found {
+            let want = if node == "here" {
+                Route::Direct
+            } else {
+                Route::ThroughCip
+            };
+            assert_eq!(*route, want, "{found:?}");
+            let staging = staging
+                .as_deref()
+                .expect("a fallback or the node pushes directly");
+            assert!(
+                staging.starts_with("127.0.0.1:5000/cip-stage/linux-amd64/")
+                    && staging.ends_with(":1.0.0-test"),
+                "{staging}"
+            );
+        }
+        let remote = plan_for("reg.example/team", true, &[("far", false)]);
+        for (_, route, staging) in outputs(&remote) {
+            assert_eq!(route, Route::Direct);
+            assert!(staging
+                .unwrap()
+                .starts_with("reg.example/team/cip-stage/linux-amd64/"));
+        }
+        for plan in [
+            plan_for("127.0.0.1:5000", true, &[("far", false)]),
+            plan_for("reg.example", false, &[("local", true)]),
+        ] {
+            for (_, route, staging) in outputs(&plan) {
+                assert_eq!((route, staging), (Route::ThroughCip, None));
+            }
+        }
+    }
+
     /// On a farm, a failed build says which node it failed on.
     #[tokio::test]
     async fn a_failure_on_a_farm_names_its_node() {
