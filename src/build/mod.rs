@@ -8,7 +8,8 @@
 //!
 //! A node may be elsewhere: a docker daemon over `ssh://`, `tcp://` or a context, a podman service
 //! (`--url`, `--connection` in `CIP_PODMAN_GLOBAL_ARGS`). Its images come back through an archive
-//! the client saves here (`docker save`, `podman save`), converted to an OCI layout by skopeo.
+//! the client saves here (`docker save`, `podman save`), converted to an OCI layout by skopeo, or
+//! the node pushes them to the registry itself ([`Backend::push_to`], a farm's `direct` route).
 //!
 //! Every builder process runs in its own process group with its output appended to the job's log; when
 //! the future of an operation is dropped (the scheduler cancelling builds), the whole group is
