@@ -791,3 +791,60 @@ fn nodes_push_directly_or_through_cip_and_the_registry_holds_what_one_node_publi
     assert!(!images.contains("cip-stage"), "{images}");
     assert!(!images.contains("cip.local/run-"), "{images}");
 }
+
+#[test]
+fn a_stage_run_on_a_node_that_pushes_directly_stages_what_the_node_pushed() {
+    let reg = TestRegistry::start_logging_requests();
+    let dockerd = TestDockerd::start();
+    let ws = Workspace::demo();
+    write_cip_toml(
+        &ws,
+        &format!(
+            "[nodes.amd-1]\nkind = \"docker\"\nhost = \"{}\"\njobs = 2\n",
+            dockerd.host()
+        ),
+    );
+    let out = ws.cip(&[
+        "publish",
+        "--stage",
+        "--platform",
+        "linux/amd64",
+        "--node",
+        "amd-1",
+        "--remote-registry",
+        &reg.addr(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The stage repository is the staging name too: the node's upload went there, and the
+    // stage's index names the manifest the node pushed.
+    let uploads = common::farm::blob_uploads(&reg);
+    assert!(!uploads.is_empty());
+    for u in &uploads {
+        assert!(u.agent.starts_with("docker/"), "{u:?}");
+        assert!(u.repository.starts_with("cip-stage/linux-amd64/"), "{u:?}");
+    }
+    let repo = "cip-stage/linux-amd64/app";
+    let tags = common::farm::tags(&reg, repo);
+    assert_eq!(tags.len(), 2, "{tags:?}");
+    assert_eq!(tags[0], "1.0.0", "{tags:?}");
+    assert!(
+        tags[1].starts_with("1.0.0-"),
+        "the node's staging tag: {tags:?}"
+    );
+    let index = common::raw_manifest(&reg, &format!("{repo}:1.0.0"));
+    assert_eq!(common::index_platforms(&index), ["linux/amd64"]);
+    let staged = common::skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &reg.docker_ref(&format!("{repo}:{}", tags[1])),
+    ]);
+    assert_eq!(index["manifests"][0]["digest"], staged.trim());
+    let config = common::image_config(&reg, &format!("{repo}:1.0.0"), "amd64");
+    assert_eq!(config["architecture"], "amd64");
+    assert!(
+        !common::is_tagged(&reg, "app:1.0.0"),
+        "nothing in the final repository"
+    );
+}
