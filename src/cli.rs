@@ -162,6 +162,11 @@ pub enum Command {
         /// Only these nodes of cip.toml
         #[arg(long, value_name = "N,N", value_delimiter = ',')]
         node: Vec<String>,
+        /// The registry the route is shown for (default: CIP_REMOTE_REGISTRY, cip.toml's [registry]
+        /// remote): a node elsewhere cannot push to this machine's loopback, so its images come
+        /// back through cip
+        #[arg(long, value_name = "HOST[:PORT][/PATH]")]
+        remote_registry: Option<String>,
         /// Print the nodes as JSON (see docs/farm.md)
         #[arg(long)]
         json: bool,

@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 
 use crate::build::{Backend, BuildJob, RegistryAccess};
 use crate::interrupt::{self, Signal};
-use crate::plan::steps::{Action, Assemble, Build, ImageId, Link, NodeId, Output, Plan, StepId};
+use crate::plan::steps::{
+    Action, Assemble, Build, ImageId, Link, NodeId, Output, Plan, Route, Staging, StepId,
+};
 use crate::plan::ImagePlan;
 use crate::platform::Platform;
 use crate::progress::{Display, Line};
@@ -142,6 +144,11 @@ impl Executor {
             shared: shared.clone(),
             progress: progress.clone(),
             started: Instant::now(),
+            slots: plan
+                .nodes
+                .iter()
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n.slots.max(1))))
+                .collect(),
         });
         let tasks = tasks_of(plan);
         let opts = schedule::Options {
@@ -288,6 +295,9 @@ struct StepRunner {
     shared: Arc<Mutex<Shared>>,
     progress: Arc<Display>,
     started: Instant,
+    /// Each node's slots, held by every build running on it: the scheduler fills a node's
+    /// slots with its planned steps, and a build moved there from a lost node waits for one too.
+    slots: Vec<Arc<tokio::sync::Semaphore>>,
 }
 
 impl StepRunner {
@@ -390,6 +400,10 @@ impl StepRunner {
         on: NodeId,
         line: &Line,
     ) -> anyhow::Result<()> {
+        let _slot = match self.slots.get(on.0) {
+            Some(slots) => Some(slots.acquire().await.context("the run is ending")?),
+            None => None,
+        };
         let result = self.build_on(image, b, on, line).await;
         match &self.plan.nodes[on.0].name {
             name if name == "local" => result,
@@ -432,7 +446,10 @@ impl StepRunner {
         drop(streaming);
         match &b.output {
             Output::Push { .. } => {
-                let entry = self.push(builder.as_ref(), image, b).await;
+                let entry = match self.plan.nodes[on.0].route {
+                    Route::Direct => self.push_direct(builder.as_ref(), image, b, on).await,
+                    Route::ThroughCip => self.push(builder.as_ref(), image, b).await,
+                };
                 // The private tag is only a hand-over to the push: never leave it behind.
                 let _ = builder.remove_image(&b.tag).await;
                 if entry.is_err() {
@@ -493,6 +510,94 @@ impl StepRunner {
         self.progress.finish(line, &done, false);
         let pushed = pushed?;
         Ok(pushed.entry)
+    }
+
+    /// The direct route: node `on` pushes the image to its staging name, then cip copies it
+    /// registry-side into the final repository by digest (blobs mounted, manifest put), and the
+    /// staging name is removed (best effort). Nothing is tagged in the final repository.
+    async fn push_direct(
+        &self,
+        builder: &dyn Backend,
+        image: ImageId,
+        b: &Build,
+        on: NodeId,
+    ) -> anyhow::Result<Entry> {
+        let reg = self
+            .registry
+            .as_ref()
+            .context("a push step needs a registry")?;
+        let Output::Push {
+            name,
+            staging: Some(staging),
+            ..
+        } = &b.output
+        else {
+            bail!("a direct push needs the staging name the plan gives it");
+        };
+        let img = self.plan.image(image);
+        let node = &self.plan.nodes[on.0].name;
+        let line = self.progress.start(&format!(
+            "push {}:{} {} from node {node}",
+            img.name, img.version, b.platform
+        ));
+        let what = || {
+            format!(
+                "pushing {}:{} for {} from node {node} (the build succeeded)",
+                img.name, img.version, b.platform
+            )
+        };
+        let pushed = builder
+            .push_to(&b.tag, &staging.reference, &self.access, &b.log)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}\n  hint: a node that cannot reach the registry takes push = \
+                     \"through-cip\" in [nodes.{node}] of cip.toml"
+                )
+            })
+            .with_context(what);
+        let adopted = match pushed {
+            Ok(()) => adopt_staged(reg, staging, name, &b.platform)
+                .await
+                .with_context(what),
+            Err(e) => Err(e),
+        };
+        let done = match &adopted {
+            Ok((_, m)) => format!(
+                "pushed by the node to {}; {} blob(s) mounted into {name}, {} already there, {} copied",
+                staging.reference, m.blobs_mounted, m.blobs_there, m.blobs_copied
+            ),
+            Err(e) => format!("FAILED: {e:#}"),
+        };
+        self.progress.finish(line, &done, false);
+        if staging.remove {
+            self.remove_staged(reg, staging, img).await;
+        }
+        Ok(adopted?.0)
+    }
+
+    /// Removes the staged manifest from the registry, unless the fan-out's own tag of the version
+    /// in that repository names the same manifest (a delete goes by digest). Best effort: a
+    /// registry that refuses deletes keeps it, with a note in the progress output.
+    async fn remove_staged(&self, reg: &Registry, staging: &Staging, img: &ImagePlan) {
+        let mine = reg
+            .manifest_raw(&reg.tag_ref(&staging.name, &staging.tag))
+            .await;
+        let Ok(Some((_, digest))) = mine else {
+            return;
+        };
+        let fan_out = reg
+            .manifest_raw(&reg.tag_ref(&staging.name, &img.version))
+            .await;
+        if matches!(&fan_out, Ok(Some((_, d))) if *d == digest) || fan_out.is_err() {
+            return;
+        }
+        if let Err(e) = crate::build::delete_from_registry(&staging.reference, &self.access).await {
+            self.progress.println(&format!(
+                "note: {} stays in the registry (it does not allow deleting it: {e:#})",
+                staging.reference
+            ));
+        }
     }
 
     /// The repositories of an image's parents beside its own `repository` (under the same path:
@@ -580,6 +685,57 @@ impl StepRunner {
         reg.put_manifest(&reg.tag_ref(&l.name, &l.tag), bytes, index::OCI_INDEX)
             .await
     }
+}
+
+/// Makes the image a node pushed to `staging` part of repository `name` (both within the
+/// registry): its manifest read by the staging tag, checked to be of `platform`, its blobs mounted
+/// and the manifest put by digest; its index entry.
+async fn adopt_staged(
+    reg: &Registry,
+    staging: &Staging,
+    name: &str,
+    platform: &Platform,
+) -> anyhow::Result<(Entry, merge::Mounted)> {
+    let (raw, digest) = reg
+        .manifest_raw(&reg.tag_ref(&staging.name, &staging.tag))
+        .await?
+        .with_context(|| {
+            format!(
+                "the node pushed {}, but the registry has no such tag",
+                staging.reference
+            )
+        })?;
+    let entry = match index::parse(&raw, &digest)? {
+        index::Parsed::Manifest {
+            config_digest,
+            entry,
+        } => {
+            let config = reg.blob_bytes(&staging.name, &config_digest).await?;
+            let found = index::config_platform(&config)?;
+            let same = found
+                .as_ref()
+                .is_some_and(|f| f.os == platform.os && f.arch == platform.arch);
+            if !same {
+                bail!(
+                    "{} is an image for {}, not {platform}: the node did not build the platform asked",
+                    staging.reference,
+                    found.map_or_else(|| "no platform".to_string(), |f| f.to_string())
+                );
+            }
+            entry
+        }
+        index::Parsed::Index(_) => bail!(
+            "{} is an index, not the single image of {platform} a build makes",
+            staging.reference
+        ),
+    };
+    let mounted = if staging.name == name {
+        merge::Mounted::default()
+    } else {
+        merge::mount_image(reg, &staging.name, name, &digest).await?
+    };
+    let entry = index::new_entry(platform, &digest, entry.size, &entry.media_type);
+    Ok((entry, mounted))
 }
 
 /// What a push did (so far, out of `total` blobs): `2 blob(s) uploaded (1.2 MiB), 1 mounted, 0
@@ -1298,6 +1454,7 @@ mod tests {
                 backend: &backend,
                 slots: 2,
                 emulates: None,
+                reach: None,
             }],
             farm: false,
             log_dir: std::env::temp_dir(),
@@ -1375,12 +1532,14 @@ mod tests {
                     backend: lost.as_ref(),
                     slots: 2,
                     emulates: None,
+                    reach: None,
                 },
                 crate::plan::steps::NodeInput {
                     name: "b".into(),
                     backend: alive.as_ref(),
                     slots: 2,
                     emulates: None,
+                    reach: None,
                 },
             ],
             farm: true,
@@ -1415,6 +1574,150 @@ mod tests {
         assert_eq!(top.built_on, [(Platform::host(), "b".to_string())]);
     }
 
+    /// A build moved to another node takes one of that node's slots: a node of one slot runs one
+    /// build at a time, its own or moved ones.
+    #[tokio::test]
+    async fn a_moved_build_waits_for_a_slot_of_its_new_node() {
+        let (_tmp, project) = project();
+        let lost = Arc::new(TestBackend {
+            lost: true,
+            ..Default::default()
+        });
+        let alive = Arc::new(TestBackend::default());
+        let images = plan_of(&project, &lost, 2).images;
+        fn node<'a>(
+            name: &str,
+            backend: &'a TestBackend,
+            slots: usize,
+        ) -> crate::plan::steps::NodeInput<'a> {
+            crate::plan::steps::NodeInput {
+                name: name.into(),
+                backend,
+                slots,
+                emulates: None,
+                reach: None,
+            }
+        }
+        let inputs = Inputs {
+            project: &project,
+            destination: Destination::Store {
+                name: "reg.test".into(),
+            },
+            nodes: vec![node("a", lost.as_ref(), 2), node("b", alive.as_ref(), 1)],
+            farm: true,
+            log_dir: std::env::temp_dir(),
+            run_id: "test".into(),
+            builder_args: Vec::new(),
+            no_latest: false,
+            arch_tags: false,
+            build_args: Vec::new(),
+            options: Default::default(),
+        };
+        let plan = plan_steps(images, &inputs);
+        let on_a = plan.builds().filter(|(_, b)| b.node == NodeId(0)).count();
+        assert!(on_a >= 2, "two independent builds on the lost node");
+        let executor = Executor {
+            nodes: vec![lost.clone() as Arc<dyn Backend>, alive.clone()],
+            registry: None,
+            access: RegistryAccess::default(),
+            keep_going: false,
+            ids_of_kept: false,
+        };
+        let report = executor.run(&plan).await.unwrap();
+        assert!(report.ok, "{:?}", report.results);
+        assert_eq!(alive.running.lock().unwrap().1, 1, "{:?}", alive.events());
+    }
+
+    /// Each build pushes by its node's route: a farm's node on this machine directly (to a
+    /// staging name of the run), one elsewhere through cip for a loopback registry, directly for
+    /// another; the local builder of a run without a farm always through cip. A build is staged
+    /// when its node or a fallback node pushes directly.
+    #[test]
+    fn the_plan_gives_each_build_its_nodes_route_and_a_staging_name_when_one_pushes_directly() {
+        use crate::farm::route::NodeReach;
+        let (_tmp, project) = project();
+        let (far, here) = (TestBackend::default(), TestBackend::default());
+        let images = plan_of(&project, &far, 2).images;
+        let plan_for = |registry: &str, farm: bool, nodes: &[(&'static str, bool)]| {
+            let backends = [&far, &here];
+            let inputs = Inputs {
+                project: &project,
+                destination: Destination::Registry {
+                    name: registry.into(),
+                },
+                nodes: nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, local))| crate::plan::steps::NodeInput {
+                        name: name.to_string(),
+                        backend: backends[i],
+                        slots: 1,
+                        emulates: None,
+                        reach: Some(NodeReach {
+                            local: *local,
+                            declared: None,
+                        }),
+                    })
+                    .collect(),
+                farm,
+                log_dir: std::env::temp_dir(),
+                run_id: "test".into(),
+                builder_args: Vec::new(),
+                no_latest: false,
+                arch_tags: false,
+                build_args: Vec::new(),
+                options: Default::default(),
+            };
+            plan_steps(images.clone(), &inputs)
+        };
+        let outputs = |plan: &Plan| -> Vec<(String, Route, Option<String>)> {
+            plan.builds()
+                .map(|(_, b)| match &b.output {
+                    Output::Push { route, staging, .. } => (
+                        plan.nodes[b.node.0].name.clone(),
+                        *route,
+                        staging.as_ref().map(|s| s.reference.clone()),
+                    ),
+                    Output::Store { .. } => unreachable!("a registry run pushes"),
+                })
+                .collect()
+        };
+        let both = plan_for("127.0.0.1:5000", true, &[("far", false), ("here", true)]);
+        let found = outputs(&both);
+        assert!(found.iter().any(|(n, ..)| n == "far") && found.iter().any(|(n, ..)| n == "here"));
+        for (node, route, staging) in &found {
+            let want = if node == "here" {
+                Route::Direct
+            } else {
+                Route::ThroughCip
+            };
+            assert_eq!(*route, want, "{found:?}");
+            let staging = staging
+                .as_deref()
+                .expect("a fallback or the node pushes directly");
+            assert!(
+                staging.starts_with("127.0.0.1:5000/cip-stage/linux-amd64/")
+                    && staging.ends_with(":1.0.0-test"),
+                "{staging}"
+            );
+        }
+        let remote = plan_for("reg.example/team", true, &[("far", false)]);
+        for (_, route, staging) in outputs(&remote) {
+            assert_eq!(route, Route::Direct);
+            assert!(staging
+                .unwrap()
+                .starts_with("reg.example/team/cip-stage/linux-amd64/"));
+        }
+        for plan in [
+            plan_for("127.0.0.1:5000", true, &[("far", false)]),
+            plan_for("reg.example", false, &[("local", true)]),
+        ] {
+            for (_, route, staging) in outputs(&plan) {
+                assert_eq!((route, staging), (Route::ThroughCip, None));
+            }
+        }
+    }
+
     /// On a farm, a failed build says which node it failed on.
     #[tokio::test]
     async fn a_failure_on_a_farm_names_its_node() {
@@ -1434,6 +1737,7 @@ mod tests {
                 backend: backend.as_ref(),
                 slots: 2,
                 emulates: None,
+                reach: None,
             }],
             farm: true,
             log_dir: std::env::temp_dir(),

@@ -93,7 +93,14 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             farm,
             node,
             json,
-        } => commands::farm::run(&project, farm, node, json),
+            ..
+        } => {
+            let registry = resolved
+                .as_ref()
+                .and_then(|(_, s)| s.remote_registry.as_ref())
+                .map(|r| r.value.clone());
+            commands::farm::run(&project, farm, node, json, registry.as_deref())
+        }
         Command::Status {
             project,
             target,

@@ -544,8 +544,13 @@ fn render_steps(plan: &steps::Plan) -> String {
             steps::Action::Build(b) => {
                 let how = if b.emulated { " (emulated)" } else { "" };
                 let to = match &b.output {
-                    steps::Output::Push { .. } => "push",
-                    steps::Output::Store { .. } => "keep in store",
+                    steps::Output::Push {
+                        route: steps::Route::Direct,
+                        staging: Some(s),
+                        ..
+                    } => format!("push direct (the node pushes, via {})", s.reference),
+                    steps::Output::Push { .. } => "push through cip".to_string(),
+                    steps::Output::Store { .. } => "keep in store".to_string(),
                 };
                 let node = plan.nodes[b.node.0].name.clone();
                 (format!("build {}{how}, {to}", b.platform), node)

@@ -498,6 +498,8 @@ struct RunNode {
     reported: Vec<crate::platform::Platform>,
     /// Whether this machine's kernel emulates for it (a local engine).
     emulates_here: bool,
+    /// What the route of its images is decided from (a farm's node).
+    reach: Option<crate::farm::route::NodeReach>,
 }
 
 /// The engines of a run: the local builder, or the reachable nodes of a farm.
@@ -523,6 +525,7 @@ impl RunNodes {
                 slots,
                 emulates: None,
                 emulates_here: true,
+                reach: None,
             }],
             farm: false,
         }
@@ -540,7 +543,7 @@ impl RunNodes {
             return Ok(RunNodes::local(detect(kind)?, jobs));
         };
         let started = std::time::Instant::now();
-        let probed = crate::farm::probe_selection(project_dir, &selection)?;
+        let probed = crate::farm::probe_selection(project_dir, &selection, None)?;
         crate::output::timing("farm probe", started);
         let mut list = Vec::new();
         for n in probed {
@@ -559,6 +562,7 @@ impl RunNodes {
                 slots: n.jobs,
                 emulates: n.emulates,
                 reported: n.reported_platforms,
+                reach: Some(n.reach),
             });
         }
         if list.is_empty() {
@@ -575,6 +579,7 @@ impl RunNodes {
                 backend: n.backend.as_ref(),
                 slots: n.slots,
                 emulates: n.emulates.clone(),
+                reach: n.reach,
             })
             .collect()
     }

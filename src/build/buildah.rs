@@ -209,6 +209,22 @@ impl Backend for Buildah {
         })
     }
 
+    /// `buildah push` / `podman push TAG docker://DEST` (a podman service pushes from its
+    /// machine). No local tag is made.
+    fn push_to<'a>(
+        &'a self,
+        tag: &'a str,
+        destination: &'a str,
+        access: &'a RegistryAccess,
+        log: &'a Path,
+    ) -> Op<'a, ()> {
+        Box::pin(super::run_push(
+            push_to(self, tag, destination, access),
+            destination,
+            log,
+        ))
+    }
+
     fn local_tags(&self) -> Op<'_, HashSet<String>> {
         Box::pin(run_listing(list_tags(self)))
     }
@@ -407,6 +423,21 @@ fn export(b: &Buildah, tag: &str, dir: &Path) -> Invocation {
     b.invocation().args(["push", "--quiet", tag]).arg(dest)
 }
 
+/// `push TAG docker://DEST` with the run's registry access. A service reads no certificate
+/// directory of this machine: a remote node trusts what its own machine trusts.
+fn push_to(b: &Buildah, tag: &str, destination: &str, access: &RegistryAccess) -> Invocation {
+    let mut access = access.clone();
+    if b.remote.is_some() {
+        access.cert_dir = None;
+    }
+    b.invocation()
+        .envs_owned(access.env())
+        .args(["push", "--quiet"])
+        .args(registry_flags(&access))
+        .arg(tag)
+        .arg(format!("docker://{destination}"))
+}
+
 fn image_exists(b: &Buildah, tag: &str) -> Invocation {
     match b.engine {
         Engine::Podman => b.invocation().args(["image", "exists", tag]),
@@ -492,6 +523,39 @@ mod tests {
         assert!(remote_of(Engine::Podman, &["--connection=far".to_string()]).is_some());
         assert_eq!(remote_of(Engine::Podman, &["--root".to_string()]), None);
         assert_eq!(remote_of(Engine::Buildah, &["--url".to_string()]), None);
+    }
+
+    #[test]
+    fn a_remote_podman_pushes_with_the_runs_access_but_no_local_cert_dir() {
+        let access = RegistryAccess {
+            insecure: true,
+            cert_dir: Some("/tmp/certs".into()),
+            auth_dir: None,
+        };
+        let mut b = Buildah {
+            engine: Engine::Podman,
+            program: "podman".into(),
+            version: "4.3.1".into(),
+            global_args: vec!["--url".into(), "unix:///run/p.sock".into()],
+            env: NodeEnv::new(),
+            native: vec![Platform::host()],
+            store: StoreRoots {
+                graph_root: "/s".into(),
+                run_root: "/r".into(),
+            },
+            supervisor: Supervisor::new(),
+            remote: Some("--url unix:///run/p.sock".into()),
+        };
+        let dest = "reg.example/cip-stage/linux-amd64/app:1.0.0-RUN";
+        let remote = push_to(&b, "cip.local/t", dest, &access).to_string();
+        assert!(
+            remote.contains("push --quiet --tls-verify=false cip.local/t docker://reg.example/"),
+            "{remote}"
+        );
+        assert!(!remote.contains("--cert-dir"), "{remote}");
+        b.remote = None;
+        let local = push_to(&b, "cip.local/t", dest, &access).to_string();
+        assert!(local.contains("--cert-dir=/tmp/certs"), "{local}");
     }
 
     #[test]

@@ -124,6 +124,28 @@ impl Backend for Docker {
         })
     }
 
+    /// `docker tag` + `docker push` (the daemon pushes; docker without buildx pushes tags only),
+    /// then the staging tag is removed from the daemon. Plain-HTTP and private-CA registries are
+    /// daemon settings; of `access`, only the credentials are used.
+    fn push_to<'a>(
+        &'a self,
+        tag: &'a str,
+        destination: &'a str,
+        access: &'a RegistryAccess,
+        log: &'a Path,
+    ) -> Op<'a, ()> {
+        Box::pin(async move {
+            run_on_image(self.invocation().args(["tag", tag, destination]), tag).await?;
+            let push = self
+                .invocation()
+                .envs_owned(access.env())
+                .args(["push", destination]);
+            let pushed = super::run_push(push, destination, log).await;
+            let _ = run_remove(self.invocation().args(["image", "rm", destination])).await;
+            pushed
+        })
+    }
+
     fn local_tags(&self) -> Op<'_, HashSet<String>> {
         let inv = self
             .invocation()

@@ -8,7 +8,8 @@
 //!
 //! A node may be elsewhere: a docker daemon over `ssh://`, `tcp://` or a context, a podman service
 //! (`--url`, `--connection` in `CIP_PODMAN_GLOBAL_ARGS`). Its images come back through an archive
-//! the client saves here (`docker save`, `podman save`), converted to an OCI layout by skopeo.
+//! the client saves here (`docker save`, `podman save`), converted to an OCI layout by skopeo, or
+//! the node pushes them to the registry itself ([`Backend::push_to`], a farm's `direct` route).
 //!
 //! Every builder process runs in its own process group with its output appended to the job's log; when
 //! the future of an operation is dropped (the scheduler cancelling builds), the whole group is
@@ -375,6 +376,20 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// not exist or be empty.
     fn export_oci_layout<'a>(&'a self, tag: &'a str, dir: &'a Path) -> Op<'a, ()>;
 
+    /// Pushes the image `tag` of the node's store to `destination` (`REG/REPO:TAG`) from the
+    /// node itself, so its data goes from the node's machine to the registry, not through cip's
+    /// (the `direct` route of a farm's node). The engine's output is appended to `log`. The
+    /// node keeps no tag of `destination` afterwards.
+    fn push_to<'a>(
+        &'a self,
+        _tag: &'a str,
+        destination: &'a str,
+        _access: &'a RegistryAccess,
+        _log: &'a Path,
+    ) -> Op<'a, ()> {
+        Box::pin(async move { Err(anyhow!("this engine cannot push {destination} itself").into()) })
+    }
+
     /// Every `name:tag` in the local store, from one listing. Names are as the engine prints them,
     /// which may be normalised differently from how cip spells a tag (`docker.io/library/...`): a
     /// listed tag exists, an unlisted one is asked about with [`Backend::image_exists`].
@@ -529,6 +544,40 @@ async fn run_build(inv: process::Invocation, job: &BuildJob) -> Result<(), Backe
             error => return Err(error),
         }
     }
+}
+
+/// Removes the manifest `reference` (`REG/REPO:TAG`) names from the registry, with the run's
+/// access (`skopeo delete`: the registry deletes by digest, so every tag of that manifest in
+/// that repository goes too). For the staging names of direct pushes, best effort: a registry
+/// that does not allow deletes refuses.
+pub async fn delete_from_registry(reference: &str, access: &RegistryAccess) -> anyhow::Result<()> {
+    let path = crate::config::get().var("PATH");
+    let Some(skopeo) = process::find_program("skopeo", path.as_deref()) else {
+        bail!("removing {reference} needs skopeo, which is not on PATH");
+    };
+    let mut inv = process::Invocation::new(skopeo).arg("delete");
+    if access.insecure {
+        inv = inv.arg("--tls-verify=false");
+    }
+    if let Some(dir) = &access.cert_dir {
+        inv = inv.arg(format!("--cert-dir={}", dir.display()));
+    }
+    if let Some(dir) = &access.auth_dir {
+        inv = inv.arg(format!("--authfile={}", dir.join("config.json").display()));
+    }
+    inv.arg(format!("docker://{reference}")).run_ok().await?;
+    Ok(())
+}
+
+/// Runs a push command of the node, its output appended to `log`.
+async fn run_push(
+    inv: process::Invocation,
+    destination: &str,
+    log: &Path,
+) -> Result<(), BackendError> {
+    inv.run_logged(log)
+        .await
+        .map_err(|e| BackendError::of_command(format!("pushing {destination} from the node"), e))
 }
 
 /// Runs a command about `image`: an engine that says the image is not there gives

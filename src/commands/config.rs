@@ -60,6 +60,7 @@ fn node_json(n: &NodeSpec) -> serde_json::Value {
         "connection": n.connection,
         "jobs": n.jobs,
         "platforms": n.platforms,
+        "push": n.push,
         "line": n.line,
     })
 }
@@ -131,6 +132,9 @@ fn declared(f: &ProjectFile) -> String {
             }
             if let Some(p) = &n.platforms {
                 extra.push_str(&format!(" platforms {}", platforms(p)));
+            }
+            if let Some(route) = n.push {
+                extra.push_str(&format!(" push {}", route.name()));
             }
             let kind = format!("{:?}", n.kind).to_lowercase();
             out.push_str(&format!("  {name:<12} {kind:<8} {address}{extra}\n"));

@@ -10,13 +10,18 @@ pub fn run(
     farm_name: Option<String>,
     nodes: Vec<String>,
     json: bool,
+    registry: Option<&str>,
 ) -> anyhow::Result<i32> {
     let selection = match (farm_name, nodes.is_empty()) {
         (Some(f), _) => Selection::Farm(f),
         (None, false) => Selection::Nodes(nodes),
         (None, true) => Selection::All,
     };
-    let probed = farm::probe_selection(&project.project_dir, &selection)?;
+    let host = match registry {
+        Some(r) => Some(crate::registry::Endpoint::parse(r)?.host),
+        None => None,
+    };
+    let probed = farm::probe_selection(&project.project_dir, &selection, host.as_deref())?;
     if probed.is_empty() {
         eprintln!("cip.toml declares no build nodes: add a [nodes.NAME] table (see docs/farm.md)");
         return Ok(0);

@@ -86,6 +86,25 @@ pub enum NodeKind {
     Buildah,
 }
 
+/// How a node's images reach the registry (`push` of a node in cip.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Route {
+    /// The node pushes to the registry itself (to a staging name; cip copies it registry-side).
+    Direct,
+    /// The image comes back to cip's machine, and cip pushes it.
+    ThroughCip,
+}
+
+impl Route {
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Direct => "direct",
+            Route::ThroughCip => "through-cip",
+        }
+    }
+}
+
 /// A build node: an existing engine cip sends builds to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSpec {
@@ -102,6 +121,8 @@ pub struct NodeSpec {
     pub jobs: Option<usize>,
     /// Declared native platforms: take priority over what the node reports.
     pub platforms: Option<Vec<Platform>>,
+    /// `push = "direct" | "through-cip"`: the route of its images, instead of the default.
+    pub push: Option<Route>,
     /// The line of the node's table.
     pub line: usize,
 }
@@ -320,6 +341,7 @@ fn node_spec(
     check_address(name, kind, &raw, at)?;
     let jobs = raw.jobs.map(|j| positive(j, at)).transpose()?;
     let platforms = raw.platforms.map(|p| platform_list(p, at)).transpose()?;
+    let push = raw.push.map(|p| route(name, p, at)).transpose()?;
     let text = |v: Option<Spanned<String>>, what: &str| -> Result<_, FileError> {
         v.map(|v| non_empty(v, what, at)).transpose()
     };
@@ -331,9 +353,27 @@ fn node_spec(
         connection: text(raw.connection, "a connection name")?,
         jobs: jobs.map(|(n, _)| n),
         platforms,
+        push,
         line: line_of(&span),
     };
     Ok(spec)
+}
+
+/// `push = "direct" | "through-cip"`.
+fn route(name: &Spanned<String>, v: Spanned<String>, at: &At) -> Result<Route, FileError> {
+    match v.get_ref().as_str() {
+        "direct" => Ok(Route::Direct),
+        "through-cip" => Ok(Route::ThroughCip),
+        other => Err(at(
+            v.span(),
+            format!("node {:?}: unknown push route {other:?}", name.get_ref()),
+            Some(
+                "push is \"direct\" (the node pushes to the registry) or \"through-cip\" (cip \
+                 pushes what the node built); leave it out for the default"
+                    .into(),
+            ),
+        )),
+    }
 }
 
 /// Each kind of node is reached in its own way; say which keys it takes.
@@ -558,7 +598,7 @@ fn explain_toml_error(message: &str) -> (String, Option<String>) {
     let hint = if message.starts_with("unknown field") {
         Some(
             "the keys are: [registry] remote, local; [build] platforms, jobs, builder, progress; \
-             [nodes.NAME] kind, host, context, url, connection, jobs, platforms; [farms.NAME] nodes; \
+             [nodes.NAME] kind, host, context, url, connection, jobs, platforms, push; [farms.NAME] nodes; \
              [ci.runners] \"OS/ARCH\" = \"LABEL\""
                 .into(),
         )
@@ -639,6 +679,7 @@ mod raw {
         pub connection: Option<Spanned<String>>,
         pub jobs: Option<Spanned<i64>>,
         pub platforms: Option<Spanned<Vec<Spanned<String>>>>,
+        pub push: Option<Spanned<String>>,
     }
 
     #[derive(Deserialize, Default)]
@@ -779,6 +820,28 @@ nodes = ["amd-1", "arm-1"]
         assert_eq!(e.line, 4, "{e}");
         let e = error("[nodes.\"a b\"]\nkind = \"docker\"\n");
         assert!(e.message.contains("not a plain name"), "{e}");
+    }
+
+    #[test]
+    fn a_nodes_push_route_is_checked() {
+        let f = parse("[nodes.a]\nkind = \"docker\"\npush = \"through-cip\"\n").unwrap();
+        assert_eq!(f.nodes["a"].push, Some(Route::ThroughCip));
+        let f = parse("[nodes.a]\nkind = \"buildah\"\npush = \"direct\"\n").unwrap();
+        assert_eq!(f.nodes["a"].push, Some(Route::Direct));
+        assert_eq!(
+            parse("[nodes.a]\nkind = \"docker\"\n").unwrap().nodes["a"].push,
+            None
+        );
+        let e = error("[nodes.a]\nkind = \"docker\"\n\npush = \"by-digest\"\n");
+        assert_eq!((e.line, e.column), (4, 8), "{e}");
+        assert!(
+            e.message.contains("unknown push route \"by-digest\""),
+            "{e}"
+        );
+        assert!(
+            e.hint.as_deref().unwrap().contains("\"through-cip\""),
+            "{e}"
+        );
     }
 
     #[test]

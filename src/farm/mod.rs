@@ -4,10 +4,11 @@
 pub mod node;
 pub mod place;
 pub mod probe;
+pub mod route;
 pub mod spec;
 
 pub use probe::FarmNode;
-pub use spec::{FarmSpec, NodeKind, NodeSpec, Selection};
+pub use spec::{FarmSpec, NodeKind, NodeSpec, Route, Selection};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,12 +44,21 @@ fn project_file(project_dir: &Path) -> anyhow::Result<Option<Declared>> {
     }))
 }
 
-/// The nodes `selection` names, probed (all at once, each within [`probe::timeout`]).
-pub fn probe_selection(project_dir: &Path, selection: &Selection) -> anyhow::Result<Vec<FarmNode>> {
+/// The nodes `selection` names, probed (all at once, each within [`probe::timeout`]), each with
+/// the route its images take to a registry at `registry_host` (None: not known).
+pub fn probe_selection(
+    project_dir: &Path,
+    selection: &Selection,
+    registry_host: Option<&str>,
+) -> anyhow::Result<Vec<FarmNode>> {
     let d = declared(project_dir)?;
     let file = d.path.display().to_string();
     let chosen = spec::select(&d.nodes, &d.farms, selection, &file)?;
-    Ok(probe::probe_all(&chosen, probe::timeout()))
+    let mut nodes = probe::probe_all(&chosen, probe::timeout());
+    for n in &mut nodes {
+        n.set_route(registry_host);
+    }
+    Ok(nodes)
 }
 
 /// The listing of `cip farm`: a block per node.

@@ -44,6 +44,15 @@ impl Backend for Declared {
     fn export_oci_layout<'a>(&'a self, tag: &'a str, dir: &'a Path) -> Op<'a, ()> {
         self.inner.export_oci_layout(tag, dir)
     }
+    fn push_to<'a>(
+        &'a self,
+        tag: &'a str,
+        destination: &'a str,
+        access: &'a RegistryAccess,
+        log: &'a Path,
+    ) -> Op<'a, ()> {
+        self.inner.push_to(tag, destination, access, log)
+    }
     fn local_tags(&self) -> Op<'_, HashSet<String>> {
         self.inner.local_tags()
     }

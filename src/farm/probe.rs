@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::node::Declared;
-use super::spec::{NodeKind, NodeSpec};
+use super::route::{self, NodeReach};
+use super::spec::{NodeKind, NodeSpec, Route};
 use crate::build::{self, emulation, Backend, BuilderKind, NodeEnv, PODMAN_GLOBAL_ARGS_ENV};
 use crate::platform::Platform;
 
@@ -56,11 +57,29 @@ pub struct FarmNode {
     pub emulates: Option<Vec<Platform>>,
     /// How many of its builds run at once: cip.toml's `jobs`, else its CPU count.
     pub jobs: usize,
-    /// How its images reach the registry.
+    /// How its images reach the registry, and why.
     pub route: String,
+    /// The route itself (`direct`, `through-cip`; null: it depends on the registry, unknown).
+    pub push_route: Option<Route>,
+    /// What the route is decided from.
+    #[serde(skip)]
+    pub reach: NodeReach,
 }
 
 impl FarmNode {
+    /// Says the route its images take to a registry at `registry_host` (None: not known).
+    pub fn set_route(&mut self, registry_host: Option<&str>) {
+        if !self.reachable {
+            return;
+        }
+        self.route = route::describe(self.reach, registry_host);
+        self.push_route = match (self.reach, registry_host) {
+            (r, _) if r.local || r.declared.is_some() => Some(route::decide(r, "")),
+            (r, Some(host)) => Some(route::decide(r, host)),
+            (_, None) => None,
+        };
+    }
+
     /// Whether the node can build `platform`, and whether natively.
     pub fn builds(&self, platform: &Platform) -> Option<bool> {
         if !self.reachable {
@@ -203,6 +222,11 @@ fn unreachable(name: &str, spec: &NodeSpec, reason: String) -> FarmNode {
         emulates: None,
         jobs: spec.jobs.unwrap_or(0),
         route: "-".into(),
+        push_route: None,
+        reach: NodeReach {
+            local: false,
+            declared: spec.push,
+        },
     }
 }
 
@@ -219,7 +243,7 @@ fn probe_one(name: &str, spec: &NodeSpec) -> FarmNode {
     let cpus = ask_cpus(backend.as_ref());
     let reported = backend.native_platforms();
     let native = spec.platforms.clone().unwrap_or_else(|| reported.clone());
-    let is_local = address == "local" || address.starts_with("unix://");
+    let is_local = is_local(&address);
     let emulates = is_local.then(|| emulated(&reported));
     let engine: Arc<dyn Backend> = match &spec.platforms {
         Some(declared) => Arc::new(Declared {
@@ -228,10 +252,16 @@ fn probe_one(name: &str, spec: &NodeSpec) -> FarmNode {
         }),
         None => backend,
     };
-    FarmNode {
+    let reach = NodeReach {
+        local: is_local,
+        declared: spec.push,
+    };
+    let mut node = FarmNode {
         name: name.to_string(),
         kind,
-        route: route(&address),
+        route: String::new(),
+        push_route: None,
+        reach,
         address,
         line: spec.line,
         reachable: true,
@@ -249,7 +279,15 @@ fn probe_one(name: &str, spec: &NodeSpec) -> FarmNode {
         emulates,
         jobs: spec.jobs.or(cpus).unwrap_or(1).max(1),
         backend: Some(engine),
-    }
+    };
+    node.set_route(None);
+    node
+}
+
+/// Whether cip reaches the node's engine on this machine: the local buildah or podman, or a
+/// daemon on a unix socket.
+fn is_local(address: &str) -> bool {
+    address == "local" || address.starts_with("unix://")
 }
 
 fn ask_cpus(backend: &dyn Backend) -> Option<usize> {
@@ -270,16 +308,6 @@ fn emulated(native: &[Platform]) -> Vec<Platform> {
         .collect()
 }
 
-/// How a node's images reach the registry: every engine's image is exported to cip, which pushes it
-/// by digest (the engines here cannot push by digest themselves).
-fn route(address: &str) -> String {
-    if address == "local" || address.starts_with("unix://") {
-        "through cip: exported on this machine, pushed by cip".into()
-    } else {
-        "through cip: saved from the node to this machine, pushed by cip".into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +321,7 @@ mod tests {
             connection: None,
             jobs: None,
             platforms: None,
+            push: None,
             line: 1,
         }
     }

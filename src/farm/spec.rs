@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use anyhow::bail;
 
-pub use crate::config::file::{FarmSpec, NodeKind, NodeSpec};
+pub use crate::config::file::{FarmSpec, NodeKind, NodeSpec, Route};
 
 /// Which nodes a run uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,7 @@ mod tests {
             connection: None,
             jobs: None,
             platforms: None,
+            push: None,
             line,
         };
         let nodes = BTreeMap::from([("a".to_string(), node(1)), ("b".to_string(), node(5))]);

@@ -10,6 +10,8 @@ use serde::Serialize;
 use super::ImagePlan;
 use crate::build::{Backend, StoreRoots};
 use crate::farm::place::{Placement, Placer, Seat};
+use crate::farm::route::{self, NodeReach};
+pub use crate::farm::Route;
 use crate::platform::Platform;
 use crate::project::Project;
 
@@ -63,6 +65,8 @@ pub struct Node {
     /// Where it is reached, for a node not on this machine's default engine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// How the images it builds reach the registry (`direct`: the node pushes them).
+    pub route: Route,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -138,9 +142,35 @@ pub enum Output {
         /// The repository's name within the registry (`NAME`, or `NS/<os>-<arch>/NAME` in a stage).
         #[serde(skip)]
         name: String,
+        /// `through-cip`: cip pushes the image the node built; `direct`: the node pushes it to
+        /// `staging`, and cip copies it registry-side into `repository` by digest.
+        route: Route,
+        /// Where a node that pushes directly pushes (for the step's node or a fallback node that
+        /// does); None when no node of the step pushes directly.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        staging: Option<Staging>,
     },
     /// Kept in the node's store, also tagged with these names.
     Store { also_tagged: Vec<String> },
+}
+
+/// The name a node that pushes directly pushes a build to: a per-platform name of this run, in
+/// the staging namespace of the fan-out (`REG/cip-stage/<os>-<arch>/NAME:VERSION-RUN`), never a
+/// tag of the final repository.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Staging {
+    /// `REG/cip-stage/linux-amd64/app:1.0.0-RUN`.
+    pub reference: String,
+    /// The repository's name within the registry.
+    #[serde(skip)]
+    pub name: String,
+    #[serde(skip)]
+    pub tag: String,
+    /// Whether the staged manifest is removed from the registry afterwards (best effort): not when
+    /// the staging repository is the destination itself (a `--stage` run).
+    #[serde(skip)]
+    pub remove: bool,
 }
 
 /// Write one image's index: the platforms built in this run plus those published before.
@@ -211,6 +241,49 @@ impl Destination {
         }
     }
 
+    /// The registry's host (`HOST[:PORT]`), for a destination in a registry.
+    fn host(&self) -> Option<&str> {
+        match self {
+            Destination::Registry { name } | Destination::Stage { name, .. } => {
+                Some(crate::registry::address::split(name).0)
+            }
+            Destination::Store { .. } => None,
+        }
+    }
+
+    /// Where a direct push of `image:version` for `platform` is staged (see [`Staging`]).
+    fn staging(
+        &self,
+        image: &str,
+        version: &str,
+        platform: &Platform,
+        run: &str,
+    ) -> Option<Staging> {
+        let tag = format!("{version}-{run}");
+        let (name, remove) = match self {
+            Destination::Registry { .. } => (
+                format!(
+                    "{}/{image}",
+                    crate::plan::stage_namespace(STAGING_ROOT, platform)
+                ),
+                true,
+            ),
+            // A stage is per platform already: its repository holds the staged image.
+            Destination::Stage { namespace, .. } => (format!("{namespace}/{image}"), false),
+            Destination::Store { .. } => return None,
+        };
+        let registry = match self {
+            Destination::Stage { .. } => self.final_name()?,
+            _ => self.name().to_string(),
+        };
+        Some(Staging {
+            reference: format!("{registry}/{name}:{tag}"),
+            name,
+            tag,
+            remove,
+        })
+    }
+
     /// The final registry's address, for a stage (its name without the namespace).
     fn final_name(&self) -> Option<String> {
         match self {
@@ -222,6 +295,9 @@ impl Destination {
     }
 }
 
+/// The staging namespace of direct pushes: the fan-out's (`cip publish --stage`).
+const STAGING_ROOT: &str = "cip-stage";
+
 /// A node steps may be placed on.
 pub struct NodeInput<'a> {
     pub name: String,
@@ -229,6 +305,9 @@ pub struct NodeInput<'a> {
     pub slots: usize,
     /// The platforms it can emulate (None: unknown, assumed able).
     pub emulates: Option<Vec<Platform>>,
+    /// What the route of its images is decided from: a farm's node. None: cip pushes (the local
+    /// builder of a run without a farm, as always).
+    pub reach: Option<NodeReach>,
 }
 
 impl<'a> NodeInput<'a> {
@@ -239,6 +318,7 @@ impl<'a> NodeInput<'a> {
             backend,
             slots,
             emulates: None,
+            reach: None,
         }
     }
 }
@@ -266,6 +346,15 @@ pub struct Inputs<'a> {
     pub options: crate::build::BuildOptions,
 }
 
+/// How node `n`'s images reach the destination's registry: through cip unless the node is a
+/// farm's and [`route::decide`] says it pushes directly.
+fn node_route(n: &NodeInput, inputs: &Inputs) -> Route {
+    match (inputs.farm, n.reach, inputs.destination.host()) {
+        (true, Some(reach), Some(host)) => route::decide(reach, host),
+        _ => Route::ThroughCip,
+    }
+}
+
 /// The nodes of the plan, when something is to be built.
 fn plan_nodes(images: &[ImagePlan], inputs: &Inputs) -> Vec<Node> {
     if !images.iter().any(ImagePlan::needs_build) {
@@ -282,6 +371,7 @@ fn plan_nodes(images: &[ImagePlan], inputs: &Inputs) -> Vec<Node> {
             native_platforms: n.backend.native_platforms(),
             slots: n.slots.max(1),
             address: n.backend.address(),
+            route: node_route(n, inputs),
         })
         .collect()
 }
@@ -347,7 +437,7 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
                     warnings.push(warning);
                 }
             }
-            let build = build_step(image, &platform, inputs, &placed);
+            let build = build_step(image, &platform, inputs, &placed, &nodes);
             steps.push(Step {
                 id,
                 image: ImageId(i),
@@ -470,6 +560,7 @@ fn build_step(
     platform: &Platform,
     inputs: &Inputs,
     placed: &Placement,
+    nodes: &[Node],
 ) -> Build {
     let ctx = &inputs.project.contexts[image.ctx];
     let builder = inputs.nodes[placed.node].backend;
@@ -482,12 +573,31 @@ fn build_step(
                 .destination
                 .repository(&image.name)
                 .expect("a registry has repositories");
+            let route = nodes[placed.node].route;
+            let any_direct = std::iter::once(placed.node)
+                .chain(placed.fallbacks.iter().copied())
+                .any(|n| nodes[n].route == Route::Direct);
+            let staging = any_direct
+                .then(|| {
+                    inputs.destination.staging(
+                        &image.name,
+                        &image.version,
+                        platform,
+                        &inputs.run_id,
+                    )
+                })
+                .flatten();
             (
                 format!(
                     "cip.local/run-{}/{}:{}-{slug}",
                     inputs.run_id, image.name, image.version
                 ),
-                Output::Push { repository, name },
+                Output::Push {
+                    repository,
+                    name,
+                    route,
+                    staging,
+                },
                 builder.platform_store(platform),
             )
         }

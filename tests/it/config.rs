@@ -162,7 +162,8 @@ fn cip_config_lists_nodes_farms_and_runners_and_works_from_a_subdirectory() {
         &ws,
         "[nodes.amd-1]\nkind = \"docker\"\nhost = \"ssh://builder@amd-1.example\"\njobs = 4\n\n\
          [nodes.arm-1]\nkind = \"docker\"\nhost = \"unix:///run/arm-1/docker.sock\"\n\
-         platforms = [\"linux/arm64\"]\n\n[farms.ci]\nnodes = [\"amd-1\", \"arm-1\"]\n\n\
+         platforms = [\"linux/arm64\"]\npush = \"through-cip\"\n\n\
+         [farms.ci]\nnodes = [\"amd-1\", \"arm-1\"]\n\n\
          [ci.runners]\n\"linux/arm64\" = \"ubuntu-24.04-arm\"\n",
     );
     // No -C: the project is found upward from a context directory, as git finds its repository.
@@ -175,7 +176,10 @@ fn cip_config_lists_nodes_farms_and_runners_and_works_from_a_subdirectory() {
         shown.contains("amd-1        docker   ssh://builder@amd-1.example jobs 4"),
         "{shown}"
     );
-    assert!(shown.contains("platforms linux/arm64"), "{shown}");
+    assert!(
+        shown.contains("platforms linux/arm64 push through-cip"),
+        "{shown}"
+    );
     assert!(shown.contains("ci           amd-1, arm-1"), "{shown}");
     assert!(shown.contains("linux/arm64  ubuntu-24.04-arm"), "{shown}");
     assert!(shown.contains("jobs "), "{shown}");

@@ -91,7 +91,7 @@ fn engine_records(records: &[(&str, Vec<String>)]) -> Vec<String> {
 
 #[test]
 fn a_farm_builds_each_platform_on_its_nodes_and_publishes_as_one_node_would() {
-    let reg = TestRegistry::start();
+    let reg = TestRegistry::start_logging_requests();
     let amd1 = TestDockerd::start();
     let arm1 = TestDockerd::start();
     let podman = TestPodmanService::start();
@@ -164,6 +164,19 @@ fn a_farm_builds_each_platform_on_its_nodes_and_publishes_as_one_node_would() {
         }
         assert!(common::is_tagged(&reg, &image.replace("1.0.0", "latest")));
     }
+    // Every node is this machine's engine: each pushed its images itself (docker's daemons,
+    // the podman service and buildah: containers/image), cip uploaded no blob.
+    let uploads = common::farm::blob_uploads(&reg);
+    for agent in ["docker/", "containers/"] {
+        assert!(
+            uploads.iter().any(|u| u.agent.starts_with(agent)),
+            "no upload by {agent}: {uploads:?}"
+        );
+    }
+    for u in &uploads {
+        assert!(u.repository.starts_with("cip-stage/"), "{u:?}");
+        assert!(!u.agent.starts_with("oci-client"), "cip uploaded {u:?}");
+    }
 
     // A second run has nothing to build and contacts no node: with every node gone, it still
     // succeeds, without a word about them.
@@ -232,7 +245,10 @@ fn farm_lists_each_node_and_says_why_one_is_down_within_the_probe_timeout() {
     );
     assert!(up.contains("emulates: linux/arm64"), "{listing}");
     assert!(up.contains("jobs: "), "{listing}");
-    assert!(up.contains("route: through cip"), "{listing}");
+    assert!(
+        up.contains("route: direct") && up.contains("the node is this machine's engine"),
+        "{listing}"
+    );
     let arm = block("arm");
     assert!(
         arm.contains("native: linux/arm64 (declared in cip.toml; the node reports linux/amd64)"),
@@ -292,12 +308,14 @@ fn a_docker_node_over_ssh_builds_and_its_images_come_back_through_cip() {
     );
     // Every docker call of the probe is an ssh session: give a loaded machine time.
     let env = [("PATH", path.as_str()), ("CIP_FARM_PROBE_SECONDS", "90")];
-    let listing = ws.cip_env(&["farm"], &env);
+    let listing = ws.cip_env(&["farm", "--remote-registry", &reg.addr()], &env);
     assert!(listing.status.success(), "{}", text(&listing));
     let shown = String::from_utf8_lossy(&listing.stdout);
     assert!(shown.contains("far  docker  ssh://farmnode"), "{shown}");
+    // The registry is on this machine's loopback, which a node elsewhere cannot reach.
     assert!(
-        shown.contains("saved from the node to this machine"),
+        shown.contains("route: through cip: the image comes back to this machine")
+            && shown.contains("is on this machine's loopback"),
         "{shown}"
     );
     assert!(shown.contains("emulates: unknown"), "{shown}");
@@ -573,4 +591,260 @@ fn ctrl_c_cancels_the_build_on_a_docker_node() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(!common::is_tagged(&reg, "a:1.0.0"));
+}
+
+/// Every blob of the image `image` (`NAME:TAG`) of `reg` for architecture `arch`: its config and
+/// layers.
+fn blobs_of(reg: &TestRegistry, image: &str, arch: &str) -> Vec<String> {
+    let index = common::raw_manifest(reg, image);
+    let digest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == arch)
+        .unwrap_or_else(|| panic!("no {arch} in {image}: {index}"))["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let name = image.split(':').next().unwrap();
+    let manifest = common::raw_manifest(reg, &format!("{name}@{digest}"));
+    std::iter::once(&manifest["config"])
+        .chain(manifest["layers"].as_array().unwrap())
+        .map(|d| d["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// What a registry holds of the demo's images, as a single-node publish leaves it: per image its
+/// tags, index platforms and annotations, and the architecture of each platform's config.
+fn published_content(reg: &TestRegistry) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in ["busybox", "hello", "tools", "app"] {
+        let index = common::raw_manifest(reg, &format!("{name}:1.0.0"));
+        out.push(format!(
+            "{name}: tags {:?}, platforms {:?}, annotations {}",
+            common::farm::tags(reg, name),
+            common::index_platforms(&index),
+            index["annotations"]
+        ));
+        for arch in ["amd64", "arm64"] {
+            let config = common::image_config(reg, &format!("{name}:1.0.0"), arch);
+            out.push(format!(
+                "{name} {arch}: config of {}/{}",
+                config["os"], config["architecture"]
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn nodes_push_directly_or_through_cip_and_the_registry_holds_what_one_node_publishes() {
+    let reg = TestRegistry::start_logging_requests();
+    let dockerd = TestDockerd::start();
+    let ws = Workspace::demo();
+    // amd64 on a daemon of this machine (direct by default); arm64 on the same daemon, declared
+    // native for it and kept to the through-cip route.
+    write_cip_toml(
+        &ws,
+        &format!(
+            "[nodes.amd-1]\nkind = \"docker\"\nhost = \"{host}\"\njobs = 2\n\n\
+             [nodes.arm-1]\nkind = \"docker\"\nhost = \"{host}\"\njobs = 2\n\
+             platforms = [\"linux/arm64\"]\npush = \"through-cip\"\n",
+            host = dockerd.host()
+        ),
+    );
+    let listing = ws.cip(&["farm", "--remote-registry", &reg.addr()]);
+    assert!(listing.status.success(), "{}", text(&listing));
+    let shown = String::from_utf8_lossy(&listing.stdout).into_owned();
+    let block = |name: &str| -> String {
+        blocks(&shown)
+            .into_iter()
+            .find(|b| b.starts_with(&format!("{name}  docker")))
+            .unwrap_or_else(|| panic!("no {name} in {shown}"))
+    };
+    assert!(
+        block("amd-1").contains("route: direct: the node pushes")
+            && block("amd-1").contains("the node is this machine's engine"),
+        "{shown}"
+    );
+    assert!(
+        block("arm-1").contains("route: through cip")
+            && block("arm-1").contains("push = \"through-cip\" in cip.toml"),
+        "{shown}"
+    );
+    let json = ws.cip(&["farm", "--json", "--remote-registry", &reg.addr()]);
+    let doc: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let routes: Vec<&str> = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["push_route"].as_str().unwrap())
+        .collect();
+    assert_eq!(routes, ["direct", "through-cip"], "amd-1, arm-1");
+
+    // The plan says each build's route, and where a direct one is staged.
+    let farm = ["--node", "amd-1,arm-1", "--remote-registry", &reg.addr()];
+    let plan = ws.cip(&[&["plan", "--json"][..], &farm].concat());
+    assert!(plan.status.success(), "{}", text(&plan));
+    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    for s in doc["steps"].as_array().unwrap() {
+        if s["action"] != "build" {
+            continue;
+        }
+        let amd64 = s["platform"] == "linux/amd64";
+        let output = &s["output"];
+        assert_eq!(
+            output["route"],
+            if amd64 { "direct" } else { "through-cip" },
+            "{s}"
+        );
+        // A through-cip build is staged too: for its fallback node, which pushes directly.
+        let slug = s["platform"].as_str().unwrap().replace('/', "-");
+        let staging = output["staging"].as_str().unwrap_or_default();
+        let prefix = format!("{}/cip-stage/{slug}/", reg.addr());
+        assert!(staging.starts_with(&prefix), "{s}");
+        assert!(staging.ends_with(":1.0.0-RUN"), "{s}");
+    }
+
+    let dry = ws.cip(&[&["publish", "--dry-run"][..], &farm].concat());
+    assert!(dry.status.success(), "{}", text(&dry));
+    let table = String::from_utf8_lossy(&dry.stdout);
+    let direct = format!(
+        "build linux/amd64, push direct (the node pushes, via {}/cip-stage/linux-amd64/app:1.0.0-",
+        reg.addr()
+    );
+    assert!(table.contains(&direct), "{table}");
+    assert!(
+        table.contains("build linux/arm64, push through cip"),
+        "{table}"
+    );
+
+    let out = ws.cip(&[&["publish", "--json"][..], &farm].concat());
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The registry holds what a single-node publish (the local buildah, through cip) leaves.
+    let single = TestRegistry::start();
+    let alone = Workspace::demo();
+    let one = alone.cip(&["publish", "--remote-registry", &single.addr()]);
+    assert!(one.status.success(), "{}", text(&one));
+    assert_eq!(published_content(&reg), published_content(&single));
+
+    // Who uploaded what: the amd64 images' blobs came from the daemon (its user agent) into the
+    // staging names; cip uploaded only what the through-cip arm64 builds hold, into the final
+    // repositories, and moved the staged amd64 images by mounting their blobs.
+    let uploads = common::farm::blob_uploads(&reg);
+    let by_docker: Vec<&common::farm::Upload> = uploads
+        .iter()
+        .filter(|u| u.agent.starts_with("docker/"))
+        .collect();
+    let by_others: Vec<&common::farm::Upload> = uploads
+        .iter()
+        .filter(|u| !u.agent.starts_with("docker/"))
+        .collect();
+    let mut amd64_blobs = Vec::new();
+    let mut arm64_blobs = Vec::new();
+    for name in ["busybox", "hello", "tools", "app"] {
+        amd64_blobs.extend(blobs_of(&reg, &format!("{name}:1.0.0"), "amd64"));
+        arm64_blobs.extend(blobs_of(&reg, &format!("{name}:1.0.0"), "arm64"));
+    }
+    assert!(!by_docker.is_empty(), "{uploads:?}");
+    for u in &by_docker {
+        assert!(u.repository.starts_with("cip-stage/linux-amd64/"), "{u:?}");
+        assert!(amd64_blobs.contains(&u.digest), "{u:?}");
+    }
+    for u in &by_others {
+        assert!(!u.repository.starts_with("cip-stage/"), "{u:?}");
+        assert!(
+            arm64_blobs.contains(&u.digest),
+            "cip uploaded a blob only the amd64 images hold, which the node pushed: {u:?}"
+        );
+    }
+    for digest in amd64_blobs.iter().filter(|d| !arm64_blobs.contains(d)) {
+        assert!(
+            by_docker.iter().any(|u| &u.digest == digest),
+            "{digest} was not uploaded by the node: {uploads:?}"
+        );
+    }
+    assert!(!by_others.is_empty(), "the arm64 images came through cip");
+
+    // The staging names are gone (the registry allows deletes), the node keeps no tag of them.
+    for repo in common::farm::repositories(&reg) {
+        if repo.starts_with("cip-stage/") {
+            assert_eq!(
+                common::farm::tags(&reg, &repo),
+                Vec::<String>::new(),
+                "{repo}"
+            );
+        }
+    }
+    let images = std::process::Command::new("docker")
+        .args([
+            "-H",
+            &dockerd.host(),
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+        ])
+        .output()
+        .unwrap();
+    let images = String::from_utf8_lossy(&images.stdout);
+    assert!(!images.contains("cip-stage"), "{images}");
+    assert!(!images.contains("cip.local/run-"), "{images}");
+}
+
+#[test]
+fn a_stage_run_on_a_node_that_pushes_directly_stages_what_the_node_pushed() {
+    let reg = TestRegistry::start_logging_requests();
+    let dockerd = TestDockerd::start();
+    let ws = Workspace::demo();
+    write_cip_toml(
+        &ws,
+        &format!(
+            "[nodes.amd-1]\nkind = \"docker\"\nhost = \"{}\"\njobs = 2\n",
+            dockerd.host()
+        ),
+    );
+    let out = ws.cip(&[
+        "publish",
+        "--stage",
+        "--platform",
+        "linux/amd64",
+        "--node",
+        "amd-1",
+        "--remote-registry",
+        &reg.addr(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The stage repository is the staging name too: the node's upload went there, and the
+    // stage's index names the manifest the node pushed.
+    let uploads = common::farm::blob_uploads(&reg);
+    assert!(!uploads.is_empty());
+    for u in &uploads {
+        assert!(u.agent.starts_with("docker/"), "{u:?}");
+        assert!(u.repository.starts_with("cip-stage/linux-amd64/"), "{u:?}");
+    }
+    let repo = "cip-stage/linux-amd64/app";
+    let tags = common::farm::tags(&reg, repo);
+    assert_eq!(tags.len(), 2, "{tags:?}");
+    assert_eq!(tags[0], "1.0.0", "{tags:?}");
+    assert!(
+        tags[1].starts_with("1.0.0-"),
+        "the node's staging tag: {tags:?}"
+    );
+    let index = common::raw_manifest(&reg, &format!("{repo}:1.0.0"));
+    assert_eq!(common::index_platforms(&index), ["linux/amd64"]);
+    let staged = common::skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &reg.docker_ref(&format!("{repo}:{}", tags[1])),
+    ]);
+    assert_eq!(index["manifests"][0]["digest"], staged.trim());
+    let config = common::image_config(&reg, &format!("{repo}:1.0.0"), "amd64");
+    assert_eq!(config["architecture"], "amd64");
+    assert!(
+        !common::is_tagged(&reg, "app:1.0.0"),
+        "nothing in the final repository"
+    );
 }

@@ -230,6 +230,92 @@ impl Drop for TestSshd {
     }
 }
 
+/// A blob upload the registry completed, from its request log
+/// ([`super::TestRegistry::start_logging_requests`]).
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The repository it went to, e.g. `cip-stage/linux-amd64/app`.
+    pub repository: String,
+    /// `sha256:...`.
+    pub digest: String,
+    /// Who sent it: `docker/20.10.24 go/...`, `containers/5.23.1 ...`, cip's client.
+    pub agent: String,
+}
+
+/// Every blob upload the registry completed (the `PUT` that ends an upload, which names the
+/// digest), in its log's order.
+pub fn blob_uploads(reg: &super::TestRegistry) -> Vec<Upload> {
+    reg.log()
+        .lines()
+        .filter(|l| l.contains("msg=\"response completed\""))
+        .filter(|l| l.contains("http.request.method=PUT") && l.contains("/blobs/uploads/"))
+        .filter_map(|l| {
+            let uri = field(l, "http.request.uri")?;
+            let repository = uri
+                .strip_prefix("/v2/")?
+                .split("/blobs/")
+                .next()?
+                .to_string();
+            let digest = uri
+                .split(['?', '&'])
+                .find_map(|p| p.strip_prefix("digest="))?
+                .replace("%3A", ":")
+                .replace("%3a", ":");
+            let agent = field(l, "http.request.useragent").unwrap_or_default();
+            Some(Upload {
+                repository,
+                digest,
+                agent,
+            })
+        })
+        .collect()
+}
+
+/// The value of `key=VALUE` or `key="VALUE"` in a log line of the registry.
+fn field(line: &str, key: &str) -> Option<String> {
+    let rest = &line[line.find(&format!("{key}="))? + key.len() + 1..];
+    Some(match rest.strip_prefix('"') {
+        Some(quoted) => quoted[..quoted.find('"')?].to_string(),
+        None => rest.split_whitespace().next()?.to_string(),
+    })
+}
+
+/// The tags of `repository` on `reg` (none for a repository whose manifests were deleted).
+pub fn tags(reg: &super::TestRegistry, repository: &str) -> Vec<String> {
+    let out = super::run_ok(Command::new("curl").args([
+        "-sS",
+        "--max-time",
+        "10",
+        &format!("{}/v2/{repository}/tags/list", reg.url()),
+    ]));
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    let mut v: Vec<String> = doc["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The repositories `reg` holds (its catalog).
+pub fn repositories(reg: &super::TestRegistry) -> Vec<String> {
+    let out = super::run_ok(Command::new("curl").args([
+        "-sS",
+        "--max-time",
+        "10",
+        &format!("{}/v2/_catalog", reg.url()),
+    ]));
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    doc["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -238,5 +324,20 @@ mod tests {
                      untag cip.local/run-42-ab/app:1.0.0-linux-amd64\n\
                      tag cip.local/run-7-ab/tools:1.0.0-linux-amd64\n";
         assert_eq!(super::of_run(lines, "tag", 42), ["hello:1.0.0-linux-amd64"]);
+    }
+
+    #[test]
+    fn log_fields_are_read_quoted_or_not() {
+        let line = "level=info msg=\"response completed\" http.request.method=PUT \
+                    http.request.uri=\"/v2/cip-stage/linux-amd64/app/blobs/uploads/u?_state=x&digest=sha256%3Aab\" \
+                    http.request.useragent=\"docker/20.10.24 go/go1.19\" http.response.status=201";
+        assert_eq!(
+            super::field(line, "http.request.method").as_deref(),
+            Some("PUT")
+        );
+        assert_eq!(
+            super::field(line, "http.request.useragent").as_deref(),
+            Some("docker/20.10.24 go/go1.19")
+        );
     }
 }
