@@ -592,12 +592,15 @@ impl StepRunner {
         if matches!(&fan_out, Ok(Some((_, d))) if *d == digest) || fan_out.is_err() {
             return;
         }
-        if let Err(e) = crate::build::delete_from_registry(&staging.reference, &self.access).await {
-            self.progress.println(&format!(
-                "note: {} stays in the registry (it does not allow deleting it: {e:#})",
-                staging.reference
-            ));
-        }
+        let kept = match reg.delete_manifest(&staging.name, &digest).await {
+            Ok(crate::registry::Deleted::Deleted | crate::registry::Deleted::Absent) => return,
+            Ok(crate::registry::Deleted::Unsupported) => "it does not allow deletes".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
+        self.progress.println(&format!(
+            "note: {} stays in the registry ({kept})",
+            staging.reference
+        ));
     }
 
     /// The repositories of an image's parents beside its own `repository` (under the same path:

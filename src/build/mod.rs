@@ -546,29 +546,6 @@ async fn run_build(inv: process::Invocation, job: &BuildJob) -> Result<(), Backe
     }
 }
 
-/// Removes the manifest `reference` (`REG/REPO:TAG`) names from the registry, with the run's
-/// access (`skopeo delete`: the registry deletes by digest, so every tag of that manifest in
-/// that repository goes too). For the staging names of direct pushes, best effort: a registry
-/// that does not allow deletes refuses.
-pub async fn delete_from_registry(reference: &str, access: &RegistryAccess) -> anyhow::Result<()> {
-    let path = crate::config::get().var("PATH");
-    let Some(skopeo) = process::find_program("skopeo", path.as_deref()) else {
-        bail!("removing {reference} needs skopeo, which is not on PATH");
-    };
-    let mut inv = process::Invocation::new(skopeo).arg("delete");
-    if access.insecure {
-        inv = inv.arg("--tls-verify=false");
-    }
-    if let Some(dir) = &access.cert_dir {
-        inv = inv.arg(format!("--cert-dir={}", dir.display()));
-    }
-    if let Some(dir) = &access.auth_dir {
-        inv = inv.arg(format!("--authfile={}", dir.join("config.json").display()));
-    }
-    inv.arg(format!("docker://{reference}")).run_ok().await?;
-    Ok(())
-}
-
 /// Runs a push command of the node, its output appended to `log`.
 async fn run_push(
     inv: process::Invocation,
