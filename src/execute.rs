@@ -1325,6 +1325,28 @@ mod tests {
         (tmp, p)
     }
 
+    /// The inputs of a test plan: these nodes, to `destination`, nothing else asked for.
+    fn test_inputs<'a>(
+        project: &'a crate::project::Project,
+        destination: Destination,
+        nodes: Vec<crate::plan::steps::NodeInput<'a>>,
+        farm: bool,
+    ) -> Inputs<'a> {
+        Inputs {
+            project,
+            destination,
+            nodes,
+            farm,
+            log_dir: std::env::temp_dir(),
+            run_id: "test".into(),
+            builder_args: Vec::new(),
+            no_latest: false,
+            arch_tags: false,
+            build_args: Vec::new(),
+            options: Default::default(),
+        }
+    }
+
     fn plan_of(project: &crate::project::Project, backend: &TestBackend, slots: usize) -> Plan {
         let graph = crate::graph::Graph::build(project);
         let amd64 = Platform::new("linux", "amd64", None);
@@ -1350,21 +1372,14 @@ mod tests {
                 }
             })
             .collect();
-        let inputs = Inputs {
+        let inputs = test_inputs(
             project,
-            destination: Destination::Store {
+            Destination::Store {
                 name: "reg.test".into(),
             },
-            nodes: vec![crate::plan::steps::NodeInput::local(backend, slots)],
-            farm: false,
-            log_dir: std::env::temp_dir(),
-            run_id: "test".into(),
-            builder_args: Vec::new(),
-            no_latest: false,
-            arch_tags: false,
-            build_args: Vec::new(),
-            options: Default::default(),
-        };
+            vec![crate::plan::steps::NodeInput::local(backend, slots)],
+            false,
+        );
         plan_steps(images, &inputs)
     }
 
@@ -1447,26 +1462,22 @@ mod tests {
             image.waits_for = graph.parents(image.ctx);
         }
         let inputs = Inputs {
-            project: &project,
-            destination: Destination::Stage {
-                name: "reg.test/cip-stage/linux-amd64".into(),
-                namespace: "cip-stage/linux-amd64".into(),
-            },
-            nodes: vec![crate::plan::steps::NodeInput {
-                name: "local".into(),
-                backend: &backend,
-                slots: 2,
-                emulates: None,
-                reach: None,
-            }],
-            farm: false,
-            log_dir: std::env::temp_dir(),
-            run_id: "test".into(),
-            builder_args: Vec::new(),
-            no_latest: false,
             arch_tags: true,
-            build_args: Vec::new(),
-            options: Default::default(),
+            ..test_inputs(
+                &project,
+                Destination::Stage {
+                    name: "reg.test/cip-stage/linux-amd64".into(),
+                    namespace: "cip-stage/linux-amd64".into(),
+                },
+                vec![crate::plan::steps::NodeInput {
+                    name: "local".into(),
+                    backend: &backend,
+                    slots: 2,
+                    emulates: None,
+                    reach: None,
+                }],
+                false,
+            )
         };
         let staged = plan_steps(plan.images.clone(), &inputs);
         let name_of = |s: &crate::plan::steps::Step| staged.image(s.image).name.clone();
@@ -1524,12 +1535,12 @@ mod tests {
         });
         let alive = Arc::new(TestBackend::default());
         let mut plan = plan_of(&project, &lost, 2);
-        let inputs = Inputs {
-            project: &project,
-            destination: Destination::Store {
+        let inputs = test_inputs(
+            &project,
+            Destination::Store {
                 name: "reg.test".into(),
             },
-            nodes: vec![
+            vec![
                 crate::plan::steps::NodeInput {
                     name: "a".into(),
                     backend: lost.as_ref(),
@@ -1545,15 +1556,8 @@ mod tests {
                     reach: None,
                 },
             ],
-            farm: true,
-            log_dir: std::env::temp_dir(),
-            run_id: "test".into(),
-            builder_args: Vec::new(),
-            no_latest: false,
-            arch_tags: false,
-            build_args: Vec::new(),
-            options: Default::default(),
-        };
+            true,
+        );
         plan = plan_steps(plan.images, &inputs);
         let on_a = plan.builds().filter(|(_, b)| b.node == NodeId(0)).count();
         assert!(on_a > 0, "the plan uses both nodes");
@@ -1601,21 +1605,14 @@ mod tests {
                 reach: None,
             }
         }
-        let inputs = Inputs {
-            project: &project,
-            destination: Destination::Store {
+        let inputs = test_inputs(
+            &project,
+            Destination::Store {
                 name: "reg.test".into(),
             },
-            nodes: vec![node("a", lost.as_ref(), 2), node("b", alive.as_ref(), 1)],
-            farm: true,
-            log_dir: std::env::temp_dir(),
-            run_id: "test".into(),
-            builder_args: Vec::new(),
-            no_latest: false,
-            arch_tags: false,
-            build_args: Vec::new(),
-            options: Default::default(),
-        };
+            vec![node("a", lost.as_ref(), 2), node("b", alive.as_ref(), 1)],
+            true,
+        );
         let plan = plan_steps(images, &inputs);
         let on_a = plan.builds().filter(|(_, b)| b.node == NodeId(0)).count();
         assert!(on_a >= 2, "two independent builds on the lost node");
@@ -1643,12 +1640,12 @@ mod tests {
         let images = plan_of(&project, &far, 2).images;
         let plan_for = |registry: &str, farm: bool, nodes: &[(&'static str, bool)]| {
             let backends = [&far, &here];
-            let inputs = Inputs {
-                project: &project,
-                destination: Destination::Registry {
+            let inputs = test_inputs(
+                &project,
+                Destination::Registry {
                     name: registry.into(),
                 },
-                nodes: nodes
+                nodes
                     .iter()
                     .enumerate()
                     .map(|(i, (name, local))| crate::plan::steps::NodeInput {
@@ -1663,14 +1660,7 @@ mod tests {
                     })
                     .collect(),
                 farm,
-                log_dir: std::env::temp_dir(),
-                run_id: "test".into(),
-                builder_args: Vec::new(),
-                no_latest: false,
-                arch_tags: false,
-                build_args: Vec::new(),
-                options: Default::default(),
-            };
+            );
             plan_steps(images.clone(), &inputs)
         };
         let outputs = |plan: &Plan| -> Vec<(String, Route, Option<String>)> {
@@ -1730,27 +1720,20 @@ mod tests {
             ..Default::default()
         });
         let plan = plan_of(&project, &backend, 2);
-        let inputs = Inputs {
-            project: &project,
-            destination: Destination::Store {
+        let inputs = test_inputs(
+            &project,
+            Destination::Store {
                 name: "reg.test".into(),
             },
-            nodes: vec![crate::plan::steps::NodeInput {
+            vec![crate::plan::steps::NodeInput {
                 name: "amd-1".into(),
                 backend: backend.as_ref(),
                 slots: 2,
                 emulates: None,
                 reach: None,
             }],
-            farm: true,
-            log_dir: std::env::temp_dir(),
-            run_id: "test".into(),
-            builder_args: Vec::new(),
-            no_latest: false,
-            arch_tags: false,
-            build_args: Vec::new(),
-            options: Default::default(),
-        };
+            true,
+        );
         let plan = plan_steps(plan.images, &inputs);
         let report = execute(backend, &plan, true).await;
         let lone = report.results.iter().find(|r| r.name == "lone").unwrap();

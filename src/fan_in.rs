@@ -380,17 +380,9 @@ pub fn select(
     images: Vec<MergeImage>,
     targets: &crate::cli::Targets,
 ) -> anyhow::Result<Vec<MergeImage>> {
-    if targets.images.is_empty() {
+    let Some(chosen) = loaded.targeted(targets)? else {
         return Ok(images);
-    }
-    let mut chosen = std::collections::BTreeSet::new();
-    for name in &targets.images {
-        let ctx = loaded.context_named(name)?;
-        chosen.insert(ctx);
-        if targets.with_descendants {
-            chosen.extend(loaded.graph.descendants(ctx));
-        }
-    }
+    };
     Ok(images
         .into_iter()
         .filter(|m| chosen.contains(&m.image.ctx))

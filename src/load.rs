@@ -17,6 +17,27 @@ impl Loaded {
         self.problems.iter().filter(|p| p.is_error()).count()
     }
 
+    /// The contexts a run with `targets` is about: the ones named (with every descendant for
+    /// `--with-descendants`), each name checked with a did-you-mean; `None` when none is named
+    /// (every image).
+    pub fn targeted(
+        &self,
+        targets: &crate::cli::Targets,
+    ) -> anyhow::Result<Option<std::collections::BTreeSet<usize>>> {
+        if targets.images.is_empty() {
+            return Ok(None);
+        }
+        let mut chosen = std::collections::BTreeSet::new();
+        for name in &targets.images {
+            let ctx = self.context_named(name)?;
+            chosen.insert(ctx);
+            if targets.with_descendants {
+                chosen.extend(self.graph.descendants(ctx));
+            }
+        }
+        Ok(Some(chosen))
+    }
+
     /// The context `name` names: an image name (`debian-slim`) or a context directory
     /// (`00-debian-slim`, `contexts/00-debian-slim/`); otherwise an error with the closest name.
     pub fn context_named(&self, name: &str) -> anyhow::Result<usize> {

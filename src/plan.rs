@@ -382,17 +382,9 @@ pub fn select(
     plans: Vec<ImagePlan>,
     targets: &crate::cli::Targets,
 ) -> anyhow::Result<Vec<ImagePlan>> {
-    if targets.images.is_empty() {
+    let Some(mut chosen) = loaded.targeted(targets)? else {
         return Ok(plans);
-    }
-    let mut chosen = std::collections::BTreeSet::new();
-    for name in &targets.images {
-        let ctx = loaded.context_named(name)?;
-        chosen.insert(ctx);
-        if targets.with_descendants {
-            chosen.extend(loaded.graph.descendants(ctx));
-        }
-    }
+    };
     // A parent only linked into a stage is needed as much as one to build.
     let missing: std::collections::HashSet<usize> = plans
         .iter()
