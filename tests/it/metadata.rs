@@ -174,5 +174,5 @@ fn build_writes_the_image_ids_of_the_local_store() {
         err.contains("cannot write the metadata file /nonexistent/dir/m.json"),
         "{err}"
     );
-    assert!(err.contains("images up to date"), "{err}");
+    assert!(err.contains("1 image up to date"), "{err}");
 }
