@@ -571,20 +571,32 @@ impl StepRunner {
         };
         self.progress.finish(line, &done, false);
         if staging.remove {
-            self.remove_staged(reg, staging, img).await;
+            let known = adopted.as_ref().ok().map(|(e, _)| e.digest.as_str());
+            self.remove_staged(reg, staging, img, known).await;
         }
         Ok(adopted?.0)
     }
 
     /// Removes the staged manifest from the registry, unless the fan-out's own tag of the version
     /// in that repository names the same manifest (a delete goes by digest). Best effort: a
-    /// registry that refuses deletes keeps it, with a note in the progress output.
-    async fn remove_staged(&self, reg: &Registry, staging: &Staging, img: &ImagePlan) {
-        let mine = reg
-            .manifest_raw(&reg.tag_ref(&staging.name, &staging.tag))
-            .await;
-        let Ok(Some((_, digest))) = mine else {
-            return;
+    /// registry that refuses deletes keeps it, with a note in the progress output. `known`: its
+    /// digest, when adopting it read it already.
+    async fn remove_staged(
+        &self,
+        reg: &Registry,
+        staging: &Staging,
+        img: &ImagePlan,
+        known: Option<&str>,
+    ) {
+        let digest = match known {
+            Some(d) => d.to_string(),
+            None => match reg
+                .manifest_raw(&reg.tag_ref(&staging.name, &staging.tag))
+                .await
+            {
+                Ok(Some((_, d))) => d,
+                _ => return,
+            },
         };
         let fan_out = reg
             .manifest_raw(&reg.tag_ref(&staging.name, &img.version))
@@ -1384,8 +1396,13 @@ mod tests {
     }
 
     async fn execute(backend: Arc<TestBackend>, plan: &Plan, keep_going: bool) -> RunReport {
+        run_on(vec![backend], plan, keep_going).await
+    }
+
+    /// Runs `plan` on these nodes (the plan's node ids index them), without a registry.
+    async fn run_on(nodes: Vec<Arc<TestBackend>>, plan: &Plan, keep_going: bool) -> RunReport {
         let executor = Executor {
-            nodes: vec![backend as Arc<dyn Backend>],
+            nodes: nodes.into_iter().map(|n| n as Arc<dyn Backend>).collect(),
             registry: None,
             access: RegistryAccess::default(),
             keep_going,
@@ -1561,14 +1578,7 @@ mod tests {
         plan = plan_steps(plan.images, &inputs);
         let on_a = plan.builds().filter(|(_, b)| b.node == NodeId(0)).count();
         assert!(on_a > 0, "the plan uses both nodes");
-        let executor = Executor {
-            nodes: vec![lost.clone() as Arc<dyn Backend>, alive.clone()],
-            registry: None,
-            access: RegistryAccess::default(),
-            keep_going: false,
-            ids_of_kept: false,
-        };
-        let report = executor.run(&plan).await.unwrap();
+        let report = run_on(vec![lost.clone(), alive.clone()], &plan, false).await;
         assert!(report.ok, "{:?}", report.results);
         assert!(report.steps.iter().all(|s| s.node.as_deref() == Some("b")));
         let built = alive
@@ -1616,14 +1626,7 @@ mod tests {
         let plan = plan_steps(images, &inputs);
         let on_a = plan.builds().filter(|(_, b)| b.node == NodeId(0)).count();
         assert!(on_a >= 2, "two independent builds on the lost node");
-        let executor = Executor {
-            nodes: vec![lost.clone() as Arc<dyn Backend>, alive.clone()],
-            registry: None,
-            access: RegistryAccess::default(),
-            keep_going: false,
-            ids_of_kept: false,
-        };
-        let report = executor.run(&plan).await.unwrap();
+        let report = run_on(vec![lost.clone(), alive.clone()], &plan, false).await;
         assert!(report.ok, "{:?}", report.results);
         assert_eq!(alive.running.lock().unwrap().1, 1, "{:?}", alive.events());
     }
