@@ -2,8 +2,8 @@
 //! optionally with TLS and htpasswd authentication, a private buildah store per test, and the
 //! static busybox binaries of the demo fixture. `scripts/setup-env` installs everything used here.
 //!
-//! Each integration test file is its own crate and uses only part of this module, hence the
-//! `#[allow(dead_code)]` on most items.
+//! The integration tests are one binary (tests/it/main.rs); the module-wide `#[allow(dead_code)]`
+//! keeps a helper that no test uses at the moment from failing clippy's `-D warnings`.
 
 #![allow(dead_code)]
 
