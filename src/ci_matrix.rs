@@ -178,7 +178,8 @@ pub fn gitlab_pipeline(entries: &[Entry], template: &JobTemplate) -> String {
         return concat!(
             "stages: [merge]\n\n",
             "\"nothing to build\":\n  stage: merge\n  script:\n",
-            "    - echo \"cip ci matrix: the registry holds every platform of every image\"\n",
+            // Quoted: a plain scalar with `: ` in it would be read as a mapping.
+            "    - \"echo 'nothing to build: the registry holds every platform of every image'\"\n",
         )
         .to_string();
     }
@@ -301,8 +302,12 @@ mod tests {
         // Nothing to build: one job, no stage job, no template.
         let none = gitlab_pipeline(&[], &template());
         assert!(!none.contains("cip-stage"), "{none}");
+        // The script line is quoted: plain, its `: ` would make it a mapping.
         assert!(
-            none.contains("\"nothing to build\":\n  stage: merge\n"),
+            none.ends_with(
+                "\"nothing to build\":\n  stage: merge\n  script:\n    - \"echo 'nothing to \
+                 build: the registry holds every platform of every image'\"\n"
+            ),
             "{none}"
         );
     }

@@ -432,3 +432,50 @@ fn gitlab_plan_fails_on_heredocs_docker_20_10_cannot_build_before_any_stage_job(
     let repo = repo(true);
     plan_refuses_heredocs(&GITLAB, &gitlab_setup(&repo, &reg));
 }
+
+#[test]
+fn the_executor_reads_expressions_and_step_outputs_as_github_does() {
+    use pipeline::expr::{condition, interpolate, Ctx};
+    let contexts = serde_json::json!({
+        "matrix": {"platform": "linux/arm64", "runner": null},
+        "needs": {"plan": {"outputs": {"any": "true", "matrix": "{\"include\":[{\"a\":1}]}"}}},
+        "vars": {}, "secrets": {"S": "x"}, "env": {}, "steps": {}, "github": {},
+    });
+    let ok = Ctx {
+        contexts: &contexts,
+        ok: true,
+    };
+    let failed = Ctx {
+        contexts: &contexts,
+        ok: false,
+    };
+    assert_eq!(
+        interpolate("${{ matrix.runner || 'ubuntu-24.04' }}", &ok),
+        "ubuntu-24.04"
+    );
+    assert_eq!(
+        interpolate("stage ${{ matrix.platform }}", &ok),
+        "stage linux/arm64"
+    );
+    assert_eq!(
+        interpolate("${{ fromJSON(needs.plan.outputs.matrix) }}", &ok)["include"][0]["a"],
+        1
+    );
+    assert_eq!(
+        interpolate("${{ vars.MISSING || '/usr/local' }}", &ok),
+        "/usr/local"
+    );
+    assert!(condition(Some("needs.plan.outputs.any == 'true'"), &ok));
+    assert!(!condition(
+        Some("needs.plan.outputs.any == 'true'"),
+        &failed
+    ));
+    assert!(condition(Some("always()"), &failed));
+    assert!(!condition(None, &failed));
+    let out = pipeline::parse_output("matrix={\"include\":[]}\nany=false\nlong<<EOF\na\nb\nEOF\n");
+    assert_eq!(out["any"], "false");
+    assert_eq!(out["matrix"], "{\"include\":[]}");
+    assert_eq!(out["long"], "a\nb");
+    // Every replaced step says why.
+    assert!(pipeline::REPLACED.iter().all(|(_, why)| why.len() > 20));
+}

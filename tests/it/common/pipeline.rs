@@ -6,7 +6,8 @@
 //! What it understands is what the files use; anything else panics, so a file that grows a
 //! feature the executor does not model fails the test instead of being skipped silently.
 //!
-//! Steps that cannot run here, and what the executor does instead ([`REPLACED`]):
+//! The steps that cannot run here, and what the executor does instead, are listed in
+//! [`REPLACED`].
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -457,25 +458,11 @@ pub mod expr {
             self.toks.get(self.at)
         }
         fn eat(&mut self, op: &str) -> bool {
-            if self.peek()
-                == Some(&Tok::Op(match op {
-                    "||" => "||",
-                    "&&" => "&&",
-                    "==" => "==",
-                    "!=" => "!=",
-                    "(" => "(",
-                    ")" => ")",
-                    "." => ".",
-                    "," => ",",
-                    "!" => "!",
-                    _ => unreachable!(),
-                }))
-            {
+            let hit = matches!(self.peek(), Some(Tok::Op(o)) if *o == op);
+            if hit {
                 self.at += 1;
-                true
-            } else {
-                false
             }
+            hit
         }
         fn or(&mut self) -> Value {
             let mut v = self.and();
@@ -652,7 +639,7 @@ pub fn run_github(setup: &Setup, file: &str) -> Run {
             })
             .collect();
         let ok = needs.iter().all(|n| results[n].0 == Status::Success);
-        let contexts = github_contexts(setup, &wf, Value::Object(needs_ctx.clone()), Value::Null);
+        let contexts = github_contexts(setup, Value::Object(needs_ctx.clone()), Value::Null);
         let ctx = expr::Ctx {
             contexts: &contexts,
             ok,
@@ -724,8 +711,7 @@ fn needs_of(job: &Value) -> Vec<String> {
     }
 }
 
-fn github_contexts(setup: &Setup, wf: &Value, needs: Value, matrix: Value) -> Value {
-    let _ = wf;
+fn github_contexts(setup: &Setup, needs: Value, matrix: Value) -> Value {
     json!({
         "vars": setup.vars,
         "secrets": setup.secrets,
@@ -762,7 +748,7 @@ fn github_job(
     needs: Value,
     run_dir: &Path,
 ) -> (Job, Value) {
-    let mut contexts = github_contexts(setup, wf, needs, matrix.clone());
+    let mut contexts = github_contexts(setup, needs, matrix.clone());
     let name = match job.get("name").and_then(Value::as_str) {
         Some(n) => expr::text(&expr::interpolate(
             n,
