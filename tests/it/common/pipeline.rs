@@ -400,21 +400,14 @@ pub mod expr {
                 out.push(Tok::Ident(c[start..i].iter().collect()));
             } else {
                 let two: String = c[i..(i + 2).min(c.len())].iter().collect();
-                let op = ["||", "&&", "==", "!="]
-                    .into_iter()
-                    .find(|o| *o == two)
-                    .map(|o| {
-                        i += 2;
-                        o
-                    })
-                    .or_else(|| {
-                        let one = ["(", ")", ".", ",", "!"]
-                            .into_iter()
-                            .find(|o| o.starts_with(ch));
-                        i += 1;
-                        one
-                    })
-                    .unwrap_or_else(|| panic!("unsupported character {ch:?} in {s:?}"));
+                let op = match ["||", "&&", "==", "!="].into_iter().find(|o| *o == two) {
+                    Some(op) => op,
+                    None => ["(", ")", ".", ",", "!"]
+                        .into_iter()
+                        .find(|o| o.starts_with(ch))
+                        .unwrap_or_else(|| panic!("unsupported character {ch:?} in {s:?}")),
+                };
+                i += op.len();
                 out.push(Tok::Op(op));
             }
         }
