@@ -192,9 +192,13 @@ fn the_github_workflow_reads_what_cip_ci_matrix_prints() {
         .find(|s| {
             s["run"]
                 .as_str()
-                .is_some_and(|r| r.contains("cip ci matrix --format github"))
+                .is_some_and(|r| r.contains("ci matrix --format github"))
         })
         .expect("a step runs cip ci matrix --format github");
+    assert!(step["run"]
+        .as_str()
+        .unwrap()
+        .starts_with("cip -C \"$CIP_PROJECT_DIR\" ci matrix"));
     assert!(step["run"]
         .as_str()
         .unwrap()
@@ -269,10 +273,16 @@ fn the_gitlab_pipeline_runs_the_child_pipeline_cip_ci_matrix_writes() {
     with_runners(&ws);
     let ci = yaml(&pipeline("gitlab-ci.yml"));
     // The plan job writes the child pipeline as an artifact; the trigger job runs it.
-    let script = ci["plan"]["script"].to_string();
+    let script: Vec<&str> = ci["plan"]["script"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let script = script.join("\n");
     assert!(
         script
-            .contains("cip ci matrix --format gitlab-pipeline --job-template .gitlab/cip-jobs.yml"),
+            .contains("cip -C \"$CIP_PROJECT_DIR\" ci matrix --format gitlab-pipeline --job-template .gitlab/cip-jobs.yml"),
         "{script}"
     );
     assert!(script.contains("> cip-pipeline.yml"), "{script}");

@@ -48,9 +48,10 @@ fn release() -> &'static (PathBuf, String) {
 
 /// The project: busybox (scratch + static busybox), hello (COPYs a file of the `greeting`
 /// submodule; its RUN fails on aarch64 while its info.edn says `:broken-on-arm64 true`), app.
-fn project(dir: &Path, heredocs: bool) {
+/// The project is in `root/sub`, the pipelines at the root.
+fn project(root: &Path, sub: &str, heredocs: bool) {
     let ctx = |name: &str| {
-        let d = dir.join("contexts").join(name);
+        let d = root.join(sub).join("contexts").join(name);
         fs::create_dir_all(&d).unwrap();
         fs::write(d.join("info.edn"), "{:version \"1.0.0\"}\n").unwrap();
         d
@@ -90,6 +91,7 @@ fn project(dir: &Path, heredocs: bool) {
     )
     .unwrap();
     // The pipelines where the docs say to put them.
+    let dir = root;
     let ci = common::repo_root().join("docs/ci");
     fs::create_dir_all(dir.join(".github/workflows")).unwrap();
     fs::create_dir_all(dir.join(".gitlab")).unwrap();
@@ -107,12 +109,16 @@ fn project(dir: &Path, heredocs: bool) {
 }
 
 fn repo(heredocs: bool) -> Repo {
+    repo_in(".", heredocs)
+}
+
+/// A repository whose project is in `sub` (`.`: at the root).
+fn repo_in(sub: &str, heredocs: bool) -> Repo {
+    let submodule = format!("{sub}/contexts/01-hello/greeting");
+    let submodule = submodule.trim_start_matches("./");
     Repo::new(
-        |d| project(d, heredocs),
-        (
-            "contexts/01-hello/greeting",
-            &[("hello.txt", "hello from a submodule\n")],
-        ),
+        |d| project(d, sub, heredocs),
+        (submodule, &[("hello.txt", "hello from a submodule\n")]),
     )
 }
 
@@ -431,6 +437,33 @@ fn gitlab_plan_fails_on_heredocs_docker_20_10_cannot_build_before_any_stage_job(
     let reg = registry();
     let repo = repo(true);
     plan_refuses_heredocs(&GITLAB, &gitlab_setup(&repo, &reg));
+}
+
+/// A project below the repository root (`images/`), named by the CIP_PROJECT_DIR variable.
+fn below_the_root(f: &Flavor, setup: &mut Setup, reg: &TestRegistry) {
+    setup.vars.insert("CIP_PROJECT_DIR".into(), "images".into());
+    let run = (f.run)(setup);
+    assert_ok(&run);
+    assert_eq!(run.started(), f.all, "{}", run.logs());
+    assert_published(reg, &["busybox:1.0.0", "hello:1.0.0", "app:1.0.0"], &run);
+    assert_eq!(
+        built_by(f, &run, "linux-amd64"),
+        ["app", "busybox", "hello"]
+    );
+}
+
+#[test]
+fn github_workflow_publishes_a_project_below_the_repository_root() {
+    let reg = registry();
+    let repo = repo_in("images", false);
+    below_the_root(&GITHUB, &mut github_setup(&repo, &reg), &reg);
+}
+
+#[test]
+fn gitlab_pipeline_publishes_a_project_below_the_repository_root() {
+    let reg = registry();
+    let repo = repo_in("images", false);
+    below_the_root(&GITLAB, &mut gitlab_setup(&repo, &reg), &reg);
 }
 
 #[test]
