@@ -392,6 +392,45 @@ fn matrix_leaves_out_platforms_staged_from_the_current_contexts() {
     assert_eq!(value(&github, "any"), "false");
 }
 
+/// The registry credentials reach only the steps that run cip against the registry: on GitHub
+/// through step-level `env:` (never the workflow's or a job's), on GitLab on the cip command
+/// lines themselves (GitLab gives CI/CD variables to every job; the install unsets them).
+#[test]
+fn the_pipelines_hand_credentials_only_to_the_cip_commands_that_need_them() {
+    let wf = yaml(&pipeline("github-actions.yml"));
+    assert!(!wf["env"].to_string().contains("secrets."), "{}", wf["env"]);
+    let mut steps_with_secrets = 0;
+    for (name, job) in wf["jobs"].as_object().unwrap() {
+        assert!(!job["env"].to_string().contains("secrets."), "job {name}");
+        for step in job["steps"].as_array().unwrap() {
+            if step["env"].to_string().contains("secrets.") {
+                steps_with_secrets += 1;
+                let run = step["run"].as_str().unwrap_or_default();
+                assert!(run.starts_with("cip -C "), "{name}: {step}");
+                assert!(!run.contains("cargo"), "{name}: {step}");
+            }
+        }
+    }
+    assert_eq!(steps_with_secrets, 3, "matrix, stage, merge");
+    for file in ["gitlab-ci.yml", "gitlab-ci-jobs.yml"] {
+        let text = std::fs::read_to_string(pipeline(file)).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.contains("$CIP_REGISTRY_PASSWORD") {
+                assert!(
+                    line.trim_start().starts_with(
+                        "CIP_USERNAME=\"$CIP_REGISTRY_USER\" CIP_PASSWORD=\"$CIP_REGISTRY_PASSWORD\""
+                    ),
+                    "{file}:{}: {line}",
+                    n + 1
+                );
+            }
+        }
+        assert!(!text.contains("variables:\n  CIP_PASSWORD"), "{file}");
+    }
+    let jobs = std::fs::read_to_string(pipeline("gitlab-ci-jobs.yml")).unwrap();
+    assert!(jobs.contains("unset CIP_REGISTRY_USER CIP_REGISTRY_PASSWORD"));
+}
+
 #[test]
 fn ci_matrix_help_names_only_the_flags_it_uses() {
     let (code, out, err) = common::cip(&["ci", "matrix", "--help"]);

@@ -359,6 +359,16 @@ fn scenarios(f: &Flavor, setup: &Setup, reg: &TestRegistry) {
     assert_eq!(built_by(f, &run, "linux-arm64"), ["app", "hello"]);
     assert_published(reg, &["hello:1.0.2", "app:1.0.2"], &run);
     assert_clean(&run);
+
+    // The registry's garbage collection after --prune-stage (docs/ci.md), as Debian names it:
+    // what the final indexes hold stays.
+    let config = reg.storage_dir().parent().unwrap().join("config.yml");
+    common::run_ok(
+        Command::new("docker-registry")
+            .arg("garbage-collect")
+            .arg(&config),
+    );
+    assert_published(reg, &["busybox:1.0.0", "hello:1.0.2", "app:1.0.2"], &run);
 }
 
 #[test]
