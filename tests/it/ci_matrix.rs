@@ -210,8 +210,12 @@ fn the_github_workflow_reads_what_cip_ci_matrix_prints() {
         assert_eq!(expr, &format!("${{{{ steps.{id}.outputs.{name} }}}}"));
         value(&printed, name);
     }
+    // Overlapping runs queue, never cancel a merge halfway.
+    assert!(wf["concurrency"]["group"].is_string());
+    assert_eq!(wf["concurrency"]["cancel-in-progress"], false);
     let stage = &wf["jobs"]["stage"];
     assert_eq!(stage["if"], "needs.plan.outputs.any == 'true'");
+    assert_eq!(stage["strategy"]["fail-fast"], false);
     assert_eq!(
         stage["strategy"]["matrix"],
         "${{ fromJSON(needs.plan.outputs.matrix) }}"

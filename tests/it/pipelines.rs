@@ -522,3 +522,69 @@ fn the_executor_reads_expressions_and_step_outputs_as_github_does() {
     // Every replaced step says why.
     assert!(pipeline::REPLACED.iter().all(|(_, why)| why.len() > 20));
 }
+
+/// The install lines of both pipelines, run as written: a URL prefix with CIP_VERSION picks the
+/// tarball of this machine's architecture; a tarball of another architecture (or none) falls
+/// back to `cargo install --git` and says so (here without a toolchain, so it fails).
+#[test]
+fn the_install_lines_take_a_prefix_or_a_tarball_and_else_fall_back_to_cargo_install_git() {
+    let (tarball, version) = release();
+    let wf = pipeline::yaml(&common::repo_root().join("docs/ci/github-actions.yml"));
+    let github = wf["jobs"]["plan"]["steps"][1]["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let jobs = pipeline::yaml(&common::repo_root().join("docs/ci/gitlab-ci-jobs.yml"));
+    let gitlab = jobs[".cip-install"]["before_script"][1]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let arch = String::from_utf8(Command::new("uname").arg("-m").output().unwrap().stdout).unwrap();
+    let other = if arch.trim() == "x86_64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prefix_url = format!("file://{}/", tarball.parent().unwrap().display());
+    let foreign = format!("file:///releases/cip-{version}-{other}-linux.tar.gz");
+    for (n, script) in [github, gitlab].iter().enumerate() {
+        let run = |url: &str| {
+            let prefix = dir.path().join(format!("p{n}-{}", url.len()));
+            Command::new("bash")
+                .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+                .env_clear()
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .env("CIP_RELEASE_URL", url)
+                .env("CIP_VERSION", version)
+                .env("CIP_GIT_URL", "file:///nonexistent/cip")
+                .env("CIP_INSTALL_PREFIX", &prefix)
+                .env("GITHUB_PATH", dir.path().join("github_path"))
+                .output()
+                .map(|o| (o, prefix))
+                .unwrap()
+        };
+        let (out, prefix) = run(&prefix_url);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let installed = common::run_ok(Command::new(prefix.join("bin/cip")).arg("--version"));
+        assert!(installed.contains(version.as_str()), "{installed}");
+        assert!(prefix.join("share/man/man1/cip.1").is_file());
+        for url in [foreign.as_str(), ""] {
+            let (out, prefix) = run(url);
+            assert!(!out.status.success());
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                said.contains(&format!(
+                    "no cip release tarball for {}: cargo install --git file:///nonexistent/cip",
+                    arch.trim()
+                )),
+                "{said}"
+            );
+            assert!(!prefix.join("bin/cip").exists());
+        }
+    }
+}

@@ -46,6 +46,11 @@ pub const REPLACED: &[(&str, &str)] = &[
          (it replaces the file's tcp://docker:2375); the runner's docker on GitHub likewise",
     ),
     (
+        "concurrency / resource_group",
+        "the executor runs one pipeline at a time, so nothing waits on them here; the tests \
+         check that both files declare them",
+    ),
+    (
         "trigger: include: artifact",
         "the child pipeline is read from the plan job's artifact dir and run by this executor",
     ),
