@@ -344,9 +344,12 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum CiCommand {
-    /// The platforms with something to build against --remote-registry, each with its runner
-    /// label from cip.toml's [ci.runners]: `matrix=` and `any=` lines for $GITHUB_OUTPUT, a GitLab
-    /// dotenv report (CIP_PLATFORMS, CIP_ANY, CIP_RUNNER_<SLUG>), or JSON. None: start no runner
+    /// The platforms with something to build against --remote-registry (leaving out those whose
+    /// images are staged already from the current contexts), each with its runner label from
+    /// cip.toml's [ci.runners]: `matrix=` and `any=` lines for $GITHUB_OUTPUT, a GitLab dotenv
+    /// report (CIP_PLATFORMS, CIP_ANY, CIP_RUNNER_<SLUG>), a GitLab child pipeline (one stage job
+    /// per platform and the merge job, extending the jobs of --job-template), or JSON. None:
+    /// start no runner
     Matrix {
         #[command(flatten)]
         project: ProjectArgs,
@@ -364,6 +367,8 @@ pub enum CiCommand {
 pub enum CiFormat {
     Github,
     Gitlab,
+    /// A GitLab child pipeline (YAML) for `trigger: include: - artifact:`
+    GitlabPipeline,
     Json,
 }
 
@@ -578,6 +583,14 @@ pub struct MatrixArgs {
     /// Only these platforms, of the images that declare them (those the pipeline has runners for)
     #[arg(long, value_name = "P,P", value_parser = parse_platforms)]
     pub platform: Option<PlatformList>,
+    /// The staging namespace the stage jobs use: a platform whose images are all staged there
+    /// from the current contexts has nothing left to build
+    #[arg(long, value_name = "NS", default_value = "cip-stage")]
+    pub stage_namespace: String,
+    /// With --format gitlab-pipeline: the YAML file of the hidden jobs `.cip-stage` and
+    /// `.cip-merge` that the generated jobs extend (copied into the child pipeline)
+    #[arg(long, value_name = "FILE")]
+    pub job_template: Option<PathBuf>,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -597,6 +610,19 @@ impl MatrixArgs {
                 stage_namespace: String::new(),
             },
             connect: self.connect.clone(),
+        }
+    }
+
+    /// The target of the stage job of `platform`: what it would build (images staged from the
+    /// current contexts, or published, count as built).
+    pub fn stage_target(&self, platform: &Platform) -> TargetArgs {
+        TargetArgs {
+            platform: Some(PlatformList(vec![platform.clone()])),
+            stage: StageArgs {
+                stage: true,
+                stage_namespace: self.stage_namespace.clone(),
+            },
+            ..self.target()
         }
     }
 }

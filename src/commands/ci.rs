@@ -1,6 +1,6 @@
 //! `cip ci matrix`: what a CI fan-out must run, per platform (see `crate::ci_matrix`).
 use super::load_valid;
-use crate::ci_matrix;
+use crate::ci_matrix::{self, JobTemplate};
 use crate::cli::{CiFormat, MatrixArgs, ProjectArgs, Targets};
 
 pub fn matrix(
@@ -9,6 +9,20 @@ pub fn matrix(
     format: CiFormat,
     targets: &Targets,
 ) -> anyhow::Result<i32> {
+    // The template is read first: a pipeline that cannot be written fails before any lookup.
+    let template = match (&target.job_template, format) {
+        (Some(path), CiFormat::GitlabPipeline) => Some(JobTemplate::read(path)?),
+        (None, CiFormat::GitlabPipeline) => anyhow::bail!(
+            "--format gitlab-pipeline needs --job-template FILE: the hidden jobs `{}` and `{}` \
+             the child pipeline's jobs extend (see docs/ci/gitlab-ci-jobs.yml)",
+            ci_matrix::STAGE_JOB,
+            ci_matrix::MERGE_JOB
+        ),
+        (Some(_), _) => {
+            anyhow::bail!("--job-template is read by --format gitlab-pipeline only")
+        }
+        (None, _) => None,
+    };
     let loaded = load_valid(project)?;
     let runners = match crate::config::file::ProjectFile::load(&project.project_dir)? {
         Some(file) => file
@@ -20,11 +34,25 @@ pub fn matrix(
         None => Default::default(),
     };
     let (_, plans) = crate::run::plan_images(&loaded, project, &target.target(), &[], targets)?;
-    let entries = ci_matrix::entries(&plans, &runners);
-    match format {
-        CiFormat::Github => print!("{}", ci_matrix::github(&entries)),
-        CiFormat::Gitlab => print!("{}", ci_matrix::gitlab(&entries)),
-        CiFormat::Json => super::print_json(&ci_matrix::to_json(&entries))?,
+    // Each platform left is asked again as its stage job would plan it: what is staged from
+    // the current contexts is built already.
+    let entries = ci_matrix::unstaged(ci_matrix::entries(&plans, &runners), |platform| {
+        let stage = target.stage_target(platform);
+        let (_, plans) = crate::run::plan_images(&loaded, project, &stage, &[], targets)?;
+        Ok(plans
+            .iter()
+            .filter(|i| i.to_build().contains(platform))
+            .map(|i| i.name.clone())
+            .collect())
+    })?;
+    match (format, &template) {
+        (CiFormat::Github, _) => print!("{}", ci_matrix::github(&entries)),
+        (CiFormat::Gitlab, _) => print!("{}", ci_matrix::gitlab(&entries)),
+        (CiFormat::GitlabPipeline, Some(t)) => {
+            print!("{}", ci_matrix::gitlab_pipeline(&entries, t))
+        }
+        (CiFormat::GitlabPipeline, None) => unreachable!("checked above"),
+        (CiFormat::Json, _) => super::print_json(&ci_matrix::to_json(&entries))?,
     }
     for e in &entries {
         eprintln!(
@@ -37,7 +65,10 @@ pub fn matrix(
         );
     }
     if entries.is_empty() {
-        eprintln!("nothing to build: the registry holds every platform of every image");
+        eprintln!(
+            "nothing to build: the registry holds every platform of every image (published, or \
+             staged from the current contexts)"
+        );
     }
     Ok(0)
 }

@@ -56,6 +56,7 @@ fn the_pipelines_pass_the_github_and_gitlab_schemas_offline() {
     for (file, schema) in [
         ("github-actions.yml", "vendor.github-workflows"),
         ("gitlab-ci.yml", "vendor.gitlab-ci"),
+        ("gitlab-ci-jobs.yml", "vendor.gitlab-ci"),
     ] {
         let out = schema_check(schema, &pipeline(file));
         assert!(out.status.success(), "{file}: {}", text(&out));
@@ -71,7 +72,7 @@ fn the_pipelines_pass_the_github_and_gitlab_schemas_offline() {
     let gitlab = std::fs::read_to_string(pipeline("gitlab-ci.yml")).unwrap();
     std::fs::write(
         &broken,
-        gitlab.replace("  stage: merge\n", "  stagez: merge\n"),
+        gitlab.replace("  stage: images\n", "  stagez: images\n"),
     )
     .unwrap();
     assert!(!schema_check("vendor.gitlab-ci", &broken).status.success());
@@ -126,7 +127,7 @@ fn matrix_lists_the_platforms_to_build_with_their_runners_and_none_when_all_is_p
     let include = doc["include"].as_array().unwrap();
     assert_eq!(include.len(), 2, "{doc:#}");
     assert_eq!(include[0]["platform"], "linux/amd64");
-    assert!(include[0].get("runner").is_none(), "no label configured");
+    assert!(include[0]["runner"].is_null(), "no label configured: {doc}");
     assert_eq!(include[1]["platform"], "linux/arm64");
     assert_eq!(include[1]["runner"], "ubuntu-24.04-arm");
     assert_eq!(include[1]["slug"], "linux-arm64");
@@ -191,9 +192,13 @@ fn the_github_workflow_reads_what_cip_ci_matrix_prints() {
         .find(|s| {
             s["run"]
                 .as_str()
-                .is_some_and(|r| r.contains("cip ci matrix --format github"))
+                .is_some_and(|r| r.contains("ci matrix --format github"))
         })
         .expect("a step runs cip ci matrix --format github");
+    assert!(step["run"]
+        .as_str()
+        .unwrap()
+        .starts_with("cip -C \"$CIP_PROJECT_DIR\" ci matrix"));
     assert!(step["run"]
         .as_str()
         .unwrap()
@@ -205,8 +210,12 @@ fn the_github_workflow_reads_what_cip_ci_matrix_prints() {
         assert_eq!(expr, &format!("${{{{ steps.{id}.outputs.{name} }}}}"));
         value(&printed, name);
     }
+    // Overlapping runs queue, never cancel a merge halfway.
+    assert!(wf["concurrency"]["group"].is_string());
+    assert_eq!(wf["concurrency"]["cancel-in-progress"], false);
     let stage = &wf["jobs"]["stage"];
     assert_eq!(stage["if"], "needs.plan.outputs.any == 'true'");
+    assert_eq!(stage["strategy"]["fail-fast"], false);
     assert_eq!(
         stage["strategy"]["matrix"],
         "${{ fromJSON(needs.plan.outputs.matrix) }}"
@@ -232,84 +241,198 @@ fn the_github_workflow_reads_what_cip_ci_matrix_prints() {
         .iter()
         .filter_map(|s| s["run"].as_str())
         .collect();
+    assert_eq!(stage["env"]["PLATFORM"], "${{ matrix.platform }}");
     assert!(
         runs.iter()
-            .any(|r| r.contains("--stage --platform \"${{ matrix.platform }}\"")),
+            .any(|r| r.contains("--stage --platform \"$PLATFORM\"")),
         "{runs:?}"
     );
     let merge_runs = wf["jobs"]["merge"].to_string();
     assert!(merge_runs.contains("--merge"), "{merge_runs}");
 }
 
+/// `cip ci matrix --format gitlab-pipeline` with the documented job template, written to a file.
+fn child_pipeline(ws: &Workspace, reg: &TestRegistry, dir: &Path) -> (String, PathBuf) {
+    let out = ws.cip(&[
+        "ci",
+        "matrix",
+        "--format",
+        "gitlab-pipeline",
+        "--job-template",
+        pipeline("gitlab-ci-jobs.yml").to_str().unwrap(),
+        "--remote-registry",
+        &reg.addr(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let yml = String::from_utf8(out.stdout).unwrap();
+    let file = dir.join("child.yml");
+    std::fs::write(&file, &yml).unwrap();
+    (yml, file)
+}
+
 #[test]
-fn the_gitlab_pipeline_reads_what_cip_ci_matrix_prints() {
+fn the_gitlab_pipeline_runs_the_child_pipeline_cip_ci_matrix_writes() {
     let reg = TestRegistry::start();
     let ws = Workspace::demo();
-    // arm64 only left to build.
-    for dir in ["00-busybox", "01-hello", "01-tools", "02-app"] {
-        common::workspace::set_info(
-            &ws,
-            dir,
-            "{:version \"1.0.0\" :platforms #{\"linux/arm64\"}}",
-        );
-    }
-    let printed = matrix(&ws, &reg, "gitlab");
-    // The registry of cip.toml serves as well as the flag.
+    with_runners(&ws);
+    let ci = yaml(&pipeline("gitlab-ci.yml"));
+    // The plan job writes the child pipeline as an artifact; the trigger job runs it.
+    let script: Vec<&str> = ci["plan"]["script"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let script = script.join("\n");
+    assert!(
+        script
+            .contains("cip -C \"$CIP_PROJECT_DIR\" ci matrix --format gitlab-pipeline --job-template .gitlab/cip-jobs.yml"),
+        "{script}"
+    );
+    assert!(script.contains("> cip-pipeline.yml"), "{script}");
+    assert_eq!(ci["plan"]["artifacts"]["paths"][0], "cip-pipeline.yml");
+    let trigger = &ci["images"]["trigger"];
+    assert_eq!(trigger["include"][0]["artifact"], "cip-pipeline.yml");
+    assert_eq!(trigger["include"][0]["job"], "plan");
+    assert_eq!(trigger["strategy"], "depend");
+    assert!(ci["images"]["resource_group"].is_string());
+
+    // The child pipelines cip writes (something to build, nothing) are valid GitLab CI.
+    let dir = tempfile::tempdir().unwrap();
+    let (yml, file) = child_pipeline(&ws, &reg, dir.path());
+    let out = schema_check("vendor.gitlab-ci", &file);
+    assert!(
+        out.status.success(),
+        "{}
+{yml}",
+        text(&out)
+    );
+    let child = yaml(&file);
+    let arm = &child["stage linux/arm64"];
+    assert_eq!(arm["extends"], ".cip-stage");
+    assert_eq!(arm["variables"]["PLATFORM"], "linux/arm64");
+    assert_eq!(arm["tags"][0], "ubuntu-24.04-arm");
+    assert!(child["stage linux/amd64"].get("tags").is_none());
+    assert_eq!(
+        child["merge"]["needs"],
+        serde_json::json!(["stage linux/amd64", "stage linux/arm64"])
+    );
+    let out = ws.cip(&["publish", "--remote-registry", &reg.addr()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (yml, file) = child_pipeline(&ws, &reg, dir.path());
+    let out = schema_check("vendor.gitlab-ci", &file);
+    assert!(out.status.success(), "{}\n{yml}", text(&out));
+    let child = yaml(&file);
+    let jobs: Vec<&String> = child
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "stages")
+        .collect();
+    assert_eq!(jobs, ["nothing to build"], "{yml}");
+
+    // A template that would start jobs of its own is refused, naming the file and line.
+    let bad = dir.path().join("jobs.yml");
     std::fs::write(
-        ws.project().join("cip.toml"),
-        format!("[registry]\nremote = \"{}\"\n", reg.addr()),
+        &bad,
+        ".cip-stage:\n  script: [a]\n.cip-merge:\n  script: [b]\nbuild:\n  script: [c]\n",
     )
     .unwrap();
-    let out = ws.cip(&["ci", "matrix", "--format", "gitlab"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), printed);
-    let ci = yaml(&pipeline("gitlab-ci.yml"));
-    let job = &ci["matrix"];
-    let script = job["script"].to_string();
-    assert!(script.contains("cip ci matrix --format gitlab"), "{script}");
-    let report = job["artifacts"]["reports"]["dotenv"].as_str().unwrap();
-    assert!(script.contains(&format!("> {report}")), "{script}");
-    // Every CIP_ variable the later jobs read is one cip prints (or the documented CI/CD ones).
-    let keys: Vec<String> = pairs(&printed).into_iter().map(|(k, _)| k).collect();
-    for name in ["stage", "merge"] {
-        let body = ci[name]["script"].to_string();
-        for (i, _) in body.match_indices("$CIP_") {
-            let var: String = body[i + 1..]
-                .chars()
-                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
-                .collect();
-            assert!(
-                keys.contains(&var)
-                    || ["CIP_REGISTRY", "CIP_USERNAME", "CIP_PASSWORD"].contains(&var.as_str()),
-                "{name} reads {var}, which cip ci matrix does not print ({keys:?})"
-            );
-        }
-        assert!(ci[name]["needs"]
-            .as_array()
-            .unwrap()
-            .contains(&"matrix".into()));
-    }
-    // The stage job's guard, run as GitLab runs it with the report's variables: only the listed
-    // platform goes on.
-    let guard = ci["stage"]["script"][0].as_str().unwrap();
-    let env = pairs(&printed);
-    for entry in ci["stage"]["parallel"]["matrix"].as_array().unwrap() {
-        let platform = entry["PLATFORM"].as_str().unwrap();
-        let out = common::run_output(
-            Command::new("sh")
-                .args(["-ec", &format!("{guard}\necho GO")])
-                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .env("PLATFORM", platform),
-        );
+    let out = ws.cip(&[
+        "ci",
+        "matrix",
+        "--format",
+        "gitlab-pipeline",
+        "--job-template",
+        bad.to_str().unwrap(),
+        "--remote-registry",
+        &reg.addr(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:5: `build` is not a hidden job", bad.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn matrix_leaves_out_platforms_staged_from_the_current_contexts() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let stage = |platform: &str| {
+        let out = ws.cip(&[
+            "publish",
+            "--remote-registry",
+            &reg.addr(),
+            "--stage",
+            "--platform",
+            platform,
+        ]);
         assert!(out.status.success(), "{}", text(&out));
-        let went_on = String::from_utf8_lossy(&out.stdout).contains("GO");
-        assert_eq!(
-            went_on,
-            platform == "linux/arm64",
-            "{platform}: {}",
-            text(&out)
-        );
+    };
+    stage("linux/amd64");
+    let doc: Value = serde_json::from_str(&matrix(&ws, &reg, "json")).unwrap();
+    let include = doc["include"].as_array().unwrap();
+    assert_eq!(include.len(), 1, "{doc:#}");
+    assert_eq!(include[0]["platform"], "linux/arm64");
+    assert_eq!(include[0]["images"].as_array().unwrap().len(), 4);
+
+    // A context changed since it was staged: its stage is stale, that platform builds it again.
+    let dockerfile = ws.context("02-app").join("Dockerfile");
+    let mut text_now = std::fs::read_to_string(&dockerfile).unwrap();
+    text_now.push_str("RUN echo changed > /changed.txt\n");
+    std::fs::write(&dockerfile, text_now).unwrap();
+    let doc: Value = serde_json::from_str(&matrix(&ws, &reg, "json")).unwrap();
+    let include = doc["include"].as_array().unwrap();
+    assert_eq!(include.len(), 2, "{doc:#}");
+    assert_eq!(include[0]["platform"], "linux/amd64");
+    assert_eq!(include[0]["images"], serde_json::json!(["app"]));
+
+    // Both platforms staged from the current contexts: nothing left to start.
+    stage("linux/amd64");
+    stage("linux/arm64");
+    let github = pairs(&matrix(&ws, &reg, "github"));
+    assert_eq!(value(&github, "any"), "false");
+}
+
+/// The registry credentials reach only the steps that run cip against the registry: on GitHub
+/// through step-level `env:` (never the workflow's or a job's), on GitLab on the cip command
+/// lines themselves (GitLab gives CI/CD variables to every job; the install unsets them).
+#[test]
+fn the_pipelines_hand_credentials_only_to_the_cip_commands_that_need_them() {
+    let wf = yaml(&pipeline("github-actions.yml"));
+    assert!(!wf["env"].to_string().contains("secrets."), "{}", wf["env"]);
+    let mut steps_with_secrets = 0;
+    for (name, job) in wf["jobs"].as_object().unwrap() {
+        assert!(!job["env"].to_string().contains("secrets."), "job {name}");
+        for step in job["steps"].as_array().unwrap() {
+            if step["env"].to_string().contains("secrets.") {
+                steps_with_secrets += 1;
+                let run = step["run"].as_str().unwrap_or_default();
+                assert!(run.starts_with("cip -C "), "{name}: {step}");
+                assert!(!run.contains("cargo"), "{name}: {step}");
+            }
+        }
     }
+    assert_eq!(steps_with_secrets, 3, "matrix, stage, merge");
+    for file in ["gitlab-ci.yml", "gitlab-ci-jobs.yml"] {
+        let text = std::fs::read_to_string(pipeline(file)).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.contains("$CIP_REGISTRY_PASSWORD") {
+                assert!(
+                    line.trim_start().starts_with(
+                        "CIP_USERNAME=\"$CIP_REGISTRY_USER\" CIP_PASSWORD=\"$CIP_REGISTRY_PASSWORD\""
+                    ),
+                    "{file}:{}: {line}",
+                    n + 1
+                );
+            }
+        }
+        assert!(!text.contains("variables:\n  CIP_PASSWORD"), "{file}");
+    }
+    let jobs = std::fs::read_to_string(pipeline("gitlab-ci-jobs.yml")).unwrap();
+    assert!(jobs.contains("unset CIP_REGISTRY_USER CIP_REGISTRY_PASSWORD"));
 }
 
 #[test]
@@ -322,6 +445,8 @@ fn ci_matrix_help_names_only_the_flags_it_uses() {
         "--format",
         "--ca-cert",
         "--insecure-registry",
+        "--stage-namespace",
+        "--job-template",
     ] {
         assert!(out.contains(used), "{used} missing:\n{out}");
     }
@@ -331,7 +456,6 @@ fn ci_matrix_help_names_only_the_flags_it_uses() {
         .collect();
     for unused in [
         "--stage",
-        "--stage-namespace",
         "--local-registry",
         "--only-local-platform",
         "--remote",

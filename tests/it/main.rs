@@ -22,6 +22,7 @@ mod inventory;
 mod merge;
 mod metadata;
 mod mirror;
+mod pipelines;
 mod plan_steps;
 mod progress;
 mod publish;

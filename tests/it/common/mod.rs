@@ -10,6 +10,7 @@
 pub mod docker;
 pub mod farm;
 pub mod faultproxy;
+pub mod pipeline;
 pub mod tokenserver;
 pub mod workspace;
 
