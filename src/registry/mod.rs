@@ -653,8 +653,9 @@ impl Registry {
         .await
     }
 
-    /// The registry's transport, for requests that move blobs inside [`Self::transfer`].
-    pub(crate) fn transport(&self) -> &transport::Transport {
+    /// The registry's transport: single requests, not retried (for requests that move blobs
+    /// inside [`Self::transfer`]).
+    pub fn transport(&self) -> &transport::Transport {
         &self.transport
     }
 
