@@ -4,6 +4,8 @@
 //! Every request a [`Registry`] makes is idempotent and goes through [`Registry::retrying`]: connection
 //! errors, timeouts, 429 and 5xx answers are retried with backoff as [`retry`] describes (bounded by
 //! `CIP_RETRY_ATTEMPTS` / `CIP_RETRY_MAX_SECONDS`); 400, 401, 403 and 404 never are.
+//! The last error is explained in words a user acts on, with the typed [`RegistryError`] (status,
+//! error codes, host, operation) inside for callers that match on it ([`RegistryError::find`]).
 pub mod address;
 pub mod auth;
 mod cert_validity;
