@@ -514,3 +514,50 @@ fn an_upload_of_unknown_size_goes_in_bounded_patches() {
         assert!(back.concat() == blob, "the registry holds the whole blob");
     });
 }
+
+#[test]
+fn a_manifest_digest_comes_from_a_head_or_else_from_the_bytes() {
+    let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    let digest = sha256_digest(manifest);
+    let reg = {
+        let digest = digest.clone();
+        FakeRegistry::start(move |req| {
+            api_root(req).unwrap_or_else(|| {
+                let reply =
+                    Reply::new(200, Body::Bytes(manifest.to_vec())).header("Content-Type", INDEX);
+                match req.path.contains("/with-header/") {
+                    true => reply.header("Docker-Content-Digest", &digest),
+                    false => reply,
+                }
+            })
+        })
+    };
+    let rt = runtime();
+    let registry = rt
+        .block_on(Registry::connect(
+            Endpoint::new(&reg.addr),
+            RegistryAuth::Anonymous,
+        ))
+        .unwrap();
+    for repo in ["with-header", "without-header"] {
+        let found = rt
+            .block_on(registry.manifest_digest(&registry.tag_ref(repo, "1.0.0")))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(found.as_deref(), Some(digest.as_str()), "{repo}");
+    }
+    let methods: Vec<(String, String)> = reg
+        .seen()
+        .into_iter()
+        .filter(|r| r.path.contains("/manifests/"))
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            ("HEAD".into(), "/v2/with-header/manifests/1.0.0".into()),
+            ("HEAD".into(), "/v2/without-header/manifests/1.0.0".into()),
+            ("GET".into(), "/v2/without-header/manifests/1.0.0".into()),
+        ],
+        "a HEAD first, a GET only where it named no digest"
+    );
+}
