@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use cip::registry::index::{build_index, new_entry, sha256_digest, OCI_INDEX};
 use cip::registry::push::upload_blob;
+use cip::registry::RegistryAuth;
 use cip::registry::{Endpoint, Registry};
-use oci_client::secrets::RegistryAuth;
 use sha2::{Digest, Sha256};
 
 mod common;

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cip::registry::index::{build_index, new_entry, sha256_digest, OCI_INDEX};
+use cip::registry::RegistryAuth;
 use cip::registry::{Endpoint, Registry};
 use cip::schedule::{self, Task};
-use oci_client::secrets::RegistryAuth;
 
 /// Pushes one tiny single-layer image as `name:1.0.0` under every name: an index, like cip
 /// publishes, or with `single` the platform's manifest itself, as a plain `docker push` leaves it.

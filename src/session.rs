@@ -126,7 +126,7 @@ fn builder_auth_dir(
 ) -> anyhow::Result<Option<tempfile::TempDir>> {
     use base64::Engine as _;
     use std::os::unix::fs::PermissionsExt;
-    let (auth::Source::Env, oci_client::secrets::RegistryAuth::Basic(user, password)) =
+    let (auth::Source::Env, auth::RegistryAuth::Basic(user, password)) =
         (&creds.source, &creds.auth)
     else {
         return Ok(None);

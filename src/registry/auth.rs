@@ -27,7 +27,6 @@ use anyhow::{anyhow, bail, Context as _};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use oci_client::secrets::RegistryAuth;
 use serde_json::{Map, Value};
 
 /// Environment variables holding a username and password for the registry.
@@ -62,10 +61,31 @@ pub enum Anonymous {
     NotFound { host: String, looked: Vec<String> },
 }
 
+/// What cip sends a registry (or its token server) to prove who it is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RegistryAuth {
+    Anonymous,
+    /// A username and password: HTTP Basic, to the registry or to its token server.
+    Basic(String, String),
+    /// A bearer token sent as it is.
+    Bearer(String),
+}
+
+/// Never the secret: a username at most.
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistryAuth::Anonymous => f.write_str("Anonymous"),
+            RegistryAuth::Basic(user, _) => write!(f, "Basic({user:?}, <redacted>)"),
+            RegistryAuth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
 /// Credentials for one registry host.
 #[derive(Debug, Clone)]
 pub struct Credentials {
-    /// What oci-client sends (its `Debug` redacts secrets).
+    /// What cip sends (its `Debug` redacts secrets).
     pub auth: RegistryAuth,
     pub source: Source,
 }
@@ -387,7 +407,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 fn identity_token_error(host: &str, origin: &str) -> anyhow::Error {
     anyhow!(
         "{origin} holds an identity token for {host} (from a token or OAuth login), which cip cannot use: \
-         its registry client (oci-client) supports only a username and password. Log in with a username \
+         cip's registry client supports only a username and password. Log in with a username \
          and password (docker login / podman login), or set {USERNAME_VAR} and {PASSWORD_VAR}"
     )
 }

@@ -4,7 +4,7 @@
 //! (so digests match).
 use anyhow::Context as _;
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::index::is_index_type;
@@ -183,17 +183,16 @@ async fn copy_blob(
     dst.transfer(&what, &what, |pace| {
         let (src_ref, dst_ref) = (src_ref.clone(), dst_ref.clone());
         async move {
-            let body = src.client().pull_blob_stream(&src_ref, digest).await?;
+            let body = src
+                .transport()
+                .get_blob(src_ref.repository(), digest)
+                .await?;
             // A chunk moves when the source sends it and the target takes it: a stall of either
             // side stops the pace.
-            let stream = pace.track(
-                body.stream
-                    .map_err(oci_client::errors::OciDistributionError::from),
-            );
-            dst.client()
-                .push_blob_stream(&dst_ref, stream, digest, Some(size))
-                .await?;
-            Ok(())
+            let stream = pace.track(body.stream);
+            dst.transport()
+                .push_blob(dst_ref.repository(), digest, stream, Some(size))
+                .await
         }
     })
     .await?;

@@ -3,7 +3,6 @@
 //! manifest is put by digest with its exact bytes. Used by the stage links, `publish --merge` and
 //! `cip merge`, which assemble indexes from images in other repositories.
 use anyhow::Context as _;
-use futures_util::TryStreamExt;
 use serde_json::Value;
 
 use super::index::{Entry, Published};
@@ -102,15 +101,11 @@ async fn copy_blob(
     reg.transfer(&what, &what, |pace| {
         let (src, dst) = (src.clone(), dst.clone());
         async move {
-            let body = reg.client().pull_blob_stream(&src, digest).await?;
-            let stream = pace.track(
-                body.stream
-                    .map_err(oci_client::errors::OciDistributionError::from),
-            );
-            reg.client()
-                .push_blob_stream(&dst, stream, digest, Some(size))
-                .await?;
-            Ok(())
+            let body = reg.transport().get_blob(src.repository(), digest).await?;
+            let stream = pace.track(body.stream);
+            reg.transport()
+                .push_blob(dst.repository(), digest, stream, Some(size))
+                .await
         }
     })
     .await

@@ -1,24 +1,29 @@
-//! Talking to an OCI registry (oci-client over tokio): what is published, pushing single-platform images
-//! from an OCI layout, and assembling image indexes (manifest lists).
+//! Talking to an OCI registry (cip's own [`transport`] over reqwest): what is published, pushing
+//! single-platform images from an OCI layout, and assembling image indexes (manifest lists).
 //!
 //! Every request a [`Registry`] makes is idempotent and goes through [`Registry::retrying`]: connection
 //! errors, timeouts, 429 and 5xx answers are retried with backoff as [`retry`] describes (bounded by
 //! `CIP_RETRY_ATTEMPTS` / `CIP_RETRY_MAX_SECONDS`); 400, 401, 403 and 404 never are.
+//! The last error is explained in words a user acts on, with the typed [`RegistryError`] (status,
+//! error codes, host, operation) inside for callers that match on it ([`RegistryError::find`]).
 pub mod address;
 pub mod auth;
 mod cert_validity;
 pub mod copy;
+pub mod error;
 pub mod index;
 mod locks;
 pub mod merge;
 pub mod pace;
 mod probe;
 pub mod push;
+pub mod reference;
 pub mod retry;
 mod sniff;
 mod space;
 pub mod timeouts;
 mod tls;
+pub mod transport;
 mod trust;
 mod unreachable;
 
@@ -30,13 +35,12 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use futures_util::{Stream, TryStreamExt};
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
+use futures_util::Stream;
 
+pub use auth::RegistryAuth;
+pub use error::{ErrorCode, ErrorKind, RegistryError};
 pub use index::{Entry, Published};
+pub use reference::Reference;
 pub use retry::RetryPolicy;
 pub use timeouts::Timeouts;
 
@@ -122,7 +126,7 @@ pub fn is_loopback(host_port: &str) -> bool {
 
 /// A connection to one registry with one credential.
 pub struct Registry {
-    client: Client,
+    transport: transport::Transport,
     pub endpoint: Endpoint,
     auth: RegistryAuth,
     /// Whether this connection speaks plain HTTP (decided by `connect`).
@@ -178,14 +182,8 @@ impl Registry {
             }
         };
         reg.retry = retry;
-        match sniffed {
-            Some(sniff::Plain::Open) => reg.skip_handshake_of_open_registry(),
-            Some(_) => {}
-            None => {
-                if reg.recognize().await? == sniff::Access::Open {
-                    reg.skip_handshake_of_open_registry();
-                }
-            }
+        if sniffed.is_none() {
+            reg.recognize().await?;
         }
         Ok(reg)
     }
@@ -202,7 +200,7 @@ impl Registry {
             .run_retrying(&what, &what, || async {
                 probe::get_v2(&client, host, self.plain_http)
                     .await
-                    .map_err(OciDistributionError::RequestError)
+                    .map_err(|e| transport::bounded::request(host, &what, e))
             })
             .await;
         let answer = match answer {
@@ -246,36 +244,22 @@ impl Registry {
         Ok(reg)
     }
 
-    /// oci-client asks `GET /v2/` before every anonymous request, because it caches no token for
-    /// "anonymous". When that handshake yields no token (an open registry, like a local one), an empty
-    /// bearer token, which is cached and which such registries ignore, saves one round trip per request
-    /// (half of the requests of a no-op publish of many images). Registries that hand out anonymous
-    /// tokens (401 to `GET /v2/`) keep the normal flow.
-    fn skip_handshake_of_open_registry(&mut self) {
-        if matches!(self.auth, RegistryAuth::Anonymous) {
-            self.auth = RegistryAuth::Bearer(String::new());
-        }
-    }
-
-    /// One `HEAD` of a blob, sent before any credential is stored in the client (so without the
-    /// `GET /v2/` an authenticated request starts with). Any HTTP answer over TLS (404, 401, ...)
+    /// One `HEAD` of a blob, without credentials. Any HTTP answer over TLS (404, 401, ...)
     /// proves HTTPS; only a transport error disproves it. A server that accepts the connection and
     /// never answers is an error: neither protocol will do.
     async fn speaks_https(&self) -> anyhow::Result<bool> {
-        let probe = self.digest_ref("cip-probe", &format!("sha256:{}", "0".repeat(64)));
-        let head = self
-            .client
-            .blob_exists(&probe, probe.digest().unwrap_or(""));
+        let repo = self.endpoint.repository("cip-probe");
+        let digest = format!("sha256:{}", "0".repeat(64));
+        let head = self.transport.probe_blob(&repo, &digest);
         let answer = tokio::time::timeout(self.timeouts.request, head)
             .await
             .map_err(|_| self.no_answer("an HTTPS probe", Bound::Whole(self.timeouts.request)))?;
         Ok(match answer {
             Ok(_) => true,
             // A certificate we do not trust still proves TLS: keep HTTPS and say so later.
-            Err(OciDistributionError::RequestError(e)) => {
-                e.status().is_some() || is_certificate_error(&e)
-            }
-            Err(_) => true,
+            Err(e) => e
+                .request_error()
+                .is_none_or(|re| re.status().is_some() || is_certificate_error(re)),
         })
     }
 
@@ -290,26 +274,11 @@ impl Registry {
         timeouts: Timeouts,
         tls: rustls::ClientConfig,
     ) -> anyhow::Result<Registry> {
-        let protocol = if plain_http {
-            ClientProtocol::HttpsExcept(vec![endpoint.host.clone()])
-        } else {
-            ClientProtocol::Https
-        };
-        let config = ClientConfig {
-            protocol,
-            // Sizes are known from the layout: one PUT per blob instead of a PATCH per chunk.
-            use_monolithic_push: true,
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            // None: the client's read timeout runs from a request's start to its answer, an upload's
-            // body included. Requests are bounded as wholes, transfers by their pauses (`pace`).
-            read_timeout: None,
-            // The trust of [`trust`] (the system's roots, --ca-cert, given certificates as they are).
-            http_client_hook: Some(trust_hook(tls.clone())),
-            ..Default::default()
-        };
-        let client = Client::try_from(config).context("cannot create the registry client")?;
+        // The trust of [`trust`] (the system's roots, --ca-cert, given certificates as they are).
+        let transport =
+            transport::Transport::new(&endpoint.host, plain_http, auth.clone(), tls.clone())?;
         Ok(Registry {
-            client,
+            transport,
             address: endpoint.address(),
             endpoint,
             auth,
@@ -365,25 +334,17 @@ impl Registry {
         )
     }
 
-    async fn ready(&self) {
-        self.client
-            .store_auth_if_needed(&self.endpoint.host, &self.auth)
-            .await;
-    }
-
     /// Runs the request `f` makes, retrying it as [`Self::retry_policy`] says when it fails in a way
     /// that may go away (connection errors, timeouts, 429, 5xx; see [`retry`]). `what` names the
     /// request in retry lines and errors, e.g. `GET manifest localhost:5000/app:1.0.0`; it must not
     /// contain credentials. `f` is called once per attempt and must start the request from scratch
-    /// (reopen files, restart streams); the client's credentials are stored before the first one, so
-    /// `f` may use the client directly. The last error is explained ([`Self::explain`]) and, when
+    /// (reopen files, restart streams). The last error is explained ([`Self::explain`]) and, when
     /// retries were made or allowed, says so: `after 5 attempts over 12.3s: ...`.
     pub async fn retrying<T, F, Fut>(&self, what: &str, f: F) -> anyhow::Result<T>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, OciDistributionError>>,
+        Fut: Future<Output = Result<T, RegistryError>>,
     {
-        self.ready().await;
         self.run_retrying(what, what, f).await
     }
 
@@ -397,9 +358,8 @@ impl Registry {
     ) -> anyhow::Result<T>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, OciDistributionError>>,
+        Fut: Future<Output = Result<T, RegistryError>>,
     {
-        self.ready().await;
         self.run_retrying(&format!("{verb} {reference}"), &reference.to_string(), f)
             .await
     }
@@ -415,9 +375,8 @@ impl Registry {
     ) -> anyhow::Result<T>
     where
         F: FnMut(pace::Pace) -> Fut,
-        Fut: Future<Output = Result<T, OciDistributionError>>,
+        Fut: Future<Output = Result<T, RegistryError>>,
     {
-        self.ready().await;
         self.run_bounded(what, subject, Bound::Pauses(self.timeouts.read), f)
             .await
     }
@@ -431,7 +390,7 @@ impl Registry {
     ) -> anyhow::Result<T>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, OciDistributionError>>,
+        Fut: Future<Output = Result<T, RegistryError>>,
     {
         let bound = Bound::Whole(self.timeouts.request);
         self.run_bounded(what, subject, bound, |_| f()).await
@@ -446,7 +405,7 @@ impl Registry {
     ) -> anyhow::Result<T>
     where
         F: FnMut(pace::Pace) -> Fut,
-        Fut: Future<Output = Result<T, OciDistributionError>>,
+        Fut: Future<Output = Result<T, RegistryError>>,
     {
         let attempt = || {
             let pace = pace::Pace::default();
@@ -509,17 +468,38 @@ impl Registry {
         reference: &Reference,
     ) -> anyhow::Result<Option<(Bytes, String)>> {
         self.request("GET manifest", reference, || async {
-            match self
-                .client
-                .pull_manifest_raw(reference, &self.auth, MANIFEST_TYPES)
-                .await
-            {
-                Ok(found) => Ok(Some(found)),
-                Err(e) if is_not_found(&e) => Ok(None),
-                Err(e) => Err(e),
-            }
+            let found = self
+                .transport
+                .get_manifest(reference, MANIFEST_TYPES)
+                .await?;
+            Ok(found.map(|m| (m.bytes, m.digest)))
         })
         .await
+    }
+
+    /// The digest and media type of what `reference` names, without its bytes (a `HEAD`); None if
+    /// it does not exist. Registries that send no `Docker-Content-Digest` are asked with a `GET`.
+    pub async fn manifest_digest(&self, reference: &Reference) -> anyhow::Result<Option<String>> {
+        let head = self
+            .request("HEAD manifest", reference, || {
+                self.transport.head_manifest(reference, MANIFEST_TYPES)
+            })
+            .await?;
+        match head {
+            None => Ok(None),
+            Some(transport::manifest::Head {
+                digest: Some(d), ..
+            }) => Ok(Some(d)),
+            Some(_) => Ok(self.manifest_raw(reference).await?.map(|(_, d)| d)),
+        }
+    }
+
+    /// Every tag of image `name`'s repository (none if the registry does not know it).
+    pub async fn tags(&self, name: &str) -> anyhow::Result<Vec<String>> {
+        let repo = self.endpoint.repository(name);
+        let what = format!("GET tags {}/{repo}", self.endpoint.host);
+        self.run_retrying(&what, &what, || self.transport.tags(&repo))
+            .await
     }
 
     /// What `repo:tag` holds: which platforms, by which manifests. None if the tag does not exist.
@@ -554,13 +534,17 @@ impl Registry {
         Ok(published)
     }
 
-    /// A whole blob in memory (small blobs: configs). Each attempt downloads it from the start.
+    /// A small blob in memory (an image config, at most [`transport::bounded::CONFIG_LIMIT`]),
+    /// checked against its digest. Each attempt downloads it from the start.
     pub async fn blob_bytes(&self, repo: &str, digest: &str) -> anyhow::Result<Vec<u8>> {
         let reference = self.digest_ref(repo, digest);
+        let repo = reference.repository().to_string();
         self.request("GET blob", &reference, || async {
-            let mut out = Vec::new();
-            self.client.pull_blob(&reference, digest, &mut out).await?;
-            Ok(out)
+            let bytes = self
+                .transport
+                .get_blob_bytes(&repo, digest, transport::bounded::CONFIG)
+                .await?;
+            Ok(bytes.to_vec())
         })
         .await
     }
@@ -577,7 +561,7 @@ impl Registry {
     pub async fn blob_exists(&self, repo: &str, digest: &str) -> anyhow::Result<bool> {
         let reference = self.digest_ref(repo, digest);
         self.request("HEAD blob", &reference, || {
-            self.client.blob_exists(&reference, digest)
+            self.transport.head_blob(reference.repository(), digest)
         })
         .await
     }
@@ -595,16 +579,16 @@ impl Registry {
         let target = self.digest_ref(repo, digest);
         let source = self.digest_ref(from_repo, digest);
         let what = format!("POST mount {target} from {from_repo}");
-        self.ready().await;
         self.run_retrying(&what, &target.to_string(), || async {
-            match self.client.mount_blob(&target, &source, digest).await {
-                Ok(()) => Ok(true),
-                // oci-client expects 201 Created; 202 Accepted is the upload session of a refused mount.
-                Err(OciDistributionError::SpecViolationError(m)) if m.contains("202") => Ok(false),
-                // A token registry may refuse the mount because the token only covers the target
-                // repository (oci-client asks for no scope on the source): upload instead.
+            let mounted = self
+                .transport
+                .mount_blob(target.repository(), source.repository(), digest)
+                .await;
+            match mounted {
+                // A token registry may refuse the mount because the token does not cover the
+                // source repository: upload instead.
                 Err(e) if is_refused(&e) => Ok(false),
-                Err(e) => Err(e),
+                other => other,
             }
         })
         .await
@@ -614,29 +598,31 @@ impl Registry {
     /// a stream, verified against the digest as it ends (a mismatch is the stream's last item, an
     /// error). Starting the download is retried; the stream itself is not (an error midway is an
     /// item): to copy a blob robustly, restart the download and the upload together, e.g. inside
-    /// [`Self::retrying`] (the stream's items are client errors, ready for `push_blob_stream`).
+    /// [`Self::retrying`] (the stream's items are registry errors, ready for an upload).
     pub async fn blob_stream(
         &self,
         repo: &str,
         digest: &str,
     ) -> anyhow::Result<(
         u64,
-        impl Stream<Item = Result<Bytes, OciDistributionError>> + Send + 'static,
+        impl Stream<Item = Result<Bytes, RegistryError>> + Send + 'static,
     )> {
         let reference = self.digest_ref(repo, digest);
-        let sized = self
+        let download = self
             .request("GET blob", &reference, || {
-                self.client.pull_blob_stream(&reference, digest)
+                self.transport.get_blob(reference.repository(), digest)
             })
             .await?;
-        let size = sized.content_length.with_context(|| {
+        let size = download.size.with_context(|| {
             format!(
                 "registry {} sent blob {reference} without its size (Content-Length)",
                 self.endpoint.host
             )
         })?;
-        let stream = sized.stream.map_err(OciDistributionError::from);
-        Ok((size, paced(stream, self.timeouts.read, &self.endpoint.host)))
+        Ok((
+            size,
+            paced(download.stream, self.timeouts.read, &self.endpoint.host),
+        ))
     }
 
     /// Pushes manifest bytes as they are (their digest is the digest of exactly these bytes).
@@ -646,13 +632,11 @@ impl Registry {
         body: Bytes,
         media_type: &str,
     ) -> anyhow::Result<()> {
-        let content_type = media_type.parse().context("invalid media type")?;
         self.request("PUT manifest", reference, || {
-            self.client
-                .push_manifest_raw(reference, body.clone(), Clone::clone(&content_type))
+            self.transport
+                .put_manifest(reference, body.clone(), media_type)
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Deletes manifest `digest` from `repo`, and with it every tag of `repo` that points to it.
@@ -661,7 +645,7 @@ impl Registry {
     pub async fn delete_manifest(&self, repo: &str, digest: &str) -> anyhow::Result<Deleted> {
         let reference = self.digest_ref(repo, digest);
         self.request("DELETE manifest", &reference, || async {
-            match self.client.delete_manifest(&reference).await {
+            match self.transport.delete_manifest(&reference).await {
                 Ok(()) => Ok(Deleted::Deleted),
                 Err(e) if is_not_found(&e) => Ok(Deleted::Absent),
                 Err(e) if is_unsupported(&e) => Ok(Deleted::Unsupported),
@@ -671,17 +655,19 @@ impl Registry {
         .await
     }
 
-    pub(crate) fn client(&self) -> &Client {
-        &self.client
+    /// The registry's transport: single requests, not retried (for requests that move blobs
+    /// inside [`Self::transfer`]).
+    pub fn transport(&self) -> &transport::Transport {
+        &self.transport
     }
 
-    /// Turns a client error into one that names the registry and says what to do.
-    pub fn explain(&self, e: OciDistributionError, reference: &Reference) -> anyhow::Error {
+    /// Turns a registry error into one that names the registry and says what to do.
+    pub fn explain(&self, e: RegistryError, reference: &Reference) -> anyhow::Error {
         self.explain_subject(e, &reference.to_string())
     }
 
     /// [`Self::explain`] for a request about `subject` (a reference, or a description of the request).
-    fn explain_subject(&self, e: OciDistributionError, subject: &str) -> anyhow::Error {
+    fn explain_subject(&self, e: RegistryError, subject: &str) -> anyhow::Error {
         let host = &self.endpoint.host;
         // Said instead of the registry's raw JSON, which only repeats it less clearly.
         if space::is_out_of_space(&e) {
@@ -692,13 +678,11 @@ impl Registry {
             );
         }
         // Said alone: the client's own text only adds an internal URL (`.../v2/`).
-        if let OciDistributionError::RequestError(re) = &e {
-            if let Some(why) = unreachable::why(re) {
-                return anyhow::anyhow!("cannot reach registry {host}: {why}");
-            }
+        if let Some(why) = e.request_error().and_then(unreachable::why) {
+            return anyhow::anyhow!("cannot reach registry {host}: {why}");
         }
         let refused = is_refused(&e);
-        let what = match &e {
+        let what = match e.request_error() {
             _ if refused => {
                 let tried = match &self.auth {
                     _ if !self.auth_source.is_empty() => format!("tried {}", self.auth_source),
@@ -710,7 +694,9 @@ impl Registry {
                     "registry {host} refused access to {subject} ({tried}): check your credentials"
                 )
             }
-            OciDistributionError::RequestError(re) if tls::is_ca_used_as_end_entity(re) => {
+            // The limit's own sentence names the host, the request and the size.
+            _ if matches!(e.kind, ErrorKind::TooLarge(_)) => return anyhow::Error::new(e),
+            Some(re) if tls::is_ca_used_as_end_entity(re) => {
                 format!(
                     "registry {host} presented a certificate marked as a CA (CA:TRUE) as its own, \
                      and it is not a certificate given with --ca-cert: pass that very certificate \
@@ -719,24 +705,28 @@ impl Registry {
                      `-addext basicConstraints=critical,CA:FALSE` to `openssl req -x509`)"
                 )
             }
-            OciDistributionError::RequestError(re) if is_certificate_error(re) => {
+            Some(re) if is_certificate_error(re) => {
                 format!(
                     "registry {host} presented a TLS certificate that is not trusted: pass its CA with \
                      --ca-cert FILE (or SSL_CERT_FILE), or use --insecure-registry {host} for plain HTTP"
                 )
             }
-            OciDistributionError::RequestError(re) if tls::is_tls_failure(re) => format!(
+            Some(re) if tls::is_tls_failure(re) => format!(
                 "the TLS handshake with registry {host} failed: does it speak HTTPS on this port? \
                  (--insecure-registry {host} allows plain HTTP)"
             ),
-            // The client's read timeout: a pause in a transfer (a whole request has its own bound).
-            OciDistributionError::RequestError(re) if re.is_timeout() => format!(
+            Some(re) if re.is_timeout() => format!(
                 "no answer from {host} in {} during {subject}: the registry stopped sending or \
                  answering; if it is only slow, raise {}",
                 timeouts::show(self.timeouts.read),
                 timeouts::READ_ENV
             ),
-            OciDistributionError::RequestError(re) if re.status().is_none() => {
+            // reqwest follows at most 10 redirects (and never takes credentials to another host).
+            Some(re) if re.is_redirect() => format!(
+                "registry {host} redirected {subject} too many times or in a loop: check the \
+                 registry (or the proxy in front of it)"
+            ),
+            Some(re) if re.status().is_none() => {
                 format!("the connection to registry {host} broke during {subject}")
             }
             _ => format!("registry {host}: {subject}"),
@@ -747,13 +737,6 @@ impl Registry {
             Err(e) => anyhow::Error::new(e).context(what),
         }
     }
-}
-
-/// Hands oci-client's HTTP client cip's TLS configuration ([`trust`]).
-fn trust_hook(tls: rustls::ClientConfig) -> oci_client::client::HttpClientHook {
-    std::sync::Arc::new(move |builder: reqwest::ClientBuilder| {
-        builder.tls_backend_preconfigured(tls.clone())
-    })
 }
 
 /// How long an attempt may take.
@@ -770,9 +753,9 @@ fn paced<S>(
     stream: S,
     bound: std::time::Duration,
     host: &str,
-) -> impl Stream<Item = Result<Bytes, OciDistributionError>> + Send + 'static
+) -> impl Stream<Item = Result<Bytes, RegistryError>> + Send + 'static
 where
-    S: Stream<Item = Result<Bytes, OciDistributionError>> + Send + Unpin + 'static,
+    S: Stream<Item = Result<Bytes, RegistryError>> + Send + Unpin + 'static,
 {
     use futures_util::StreamExt as _;
     let stalled = format!(
@@ -781,23 +764,28 @@ where
         timeouts::show(bound),
         timeouts::READ_ENV
     );
+    let host = host.to_string();
     futures_util::stream::unfold(Some(stream), move |state| {
         let stalled = stalled.clone();
+        let host = host.clone();
         async move {
             let mut stream = state?;
             match tokio::time::timeout(bound, stream.next()).await {
                 Ok(Some(item)) => Some((item, Some(stream))),
                 Ok(None) => None,
                 // One error, then the end.
-                Err(_) => Some((Err(OciDistributionError::GenericError(Some(stalled))), None)),
+                Err(_) => {
+                    let e = RegistryError::new(&host, "GET blob", ErrorKind::Stalled(stalled));
+                    Some((Err(e), None))
+                }
             }
         }
     })
 }
 
-/// One attempt's failure: the client's error, or no answer within the request timeout.
+/// One attempt's failure: the registry's error, or no answer within the request timeout.
 enum Attempt {
-    Failed(OciDistributionError),
+    Failed(RegistryError),
     TimedOut,
 }
 
@@ -819,21 +807,10 @@ impl Attempt {
 }
 
 /// Whether the registry (or its token server) refused the credentials or their permissions.
-fn is_refused(e: &OciDistributionError) -> bool {
-    match e {
-        OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => true,
-        OciDistributionError::RequestError(re) => {
-            re.status().is_some_and(|s| matches!(s.as_u16(), 401 | 403))
-        }
-        // oci-client reports some refusals (e.g. of a blob upload) as plain server errors.
-        OciDistributionError::ServerError { code, .. } => matches!(code, 401 | 403),
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .any(|er| matches!(er.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)),
-        _ => false,
-    }
+fn is_refused(e: &RegistryError) -> bool {
+    e.status().is_some_and(|s| matches!(s, 401 | 403))
+        || e.has_code(&ErrorCode::Unauthorized)
+        || e.has_code(&ErrorCode::Denied)
 }
 
 /// What a manifest delete did.
@@ -847,30 +824,14 @@ pub enum Deleted {
 }
 
 /// A request the registry does not serve at all (405 Method Not Allowed, `UNSUPPORTED`).
-fn is_unsupported(e: &OciDistributionError) -> bool {
-    match e {
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .any(|er| matches!(er.code, OciErrorCode::Unsupported)),
-        OciDistributionError::ServerError { code, .. } => *code == 405,
-        OciDistributionError::RequestError(re) => re.status().is_some_and(|s| s.as_u16() == 405),
-        _ => false,
-    }
+fn is_unsupported(e: &RegistryError) -> bool {
+    e.status() == Some(405) || e.has_code(&ErrorCode::Unsupported)
 }
 
-fn is_not_found(e: &OciDistributionError) -> bool {
-    match e {
-        OciDistributionError::ImageManifestNotFoundError(_) => true,
-        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|er| {
-            matches!(
-                er.code,
-                OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown
-            )
-        }),
-        OciDistributionError::ServerError { code, .. } => *code == 404,
-        _ => false,
-    }
+fn is_not_found(e: &RegistryError) -> bool {
+    e.status() == Some(404)
+        || e.has_code(&ErrorCode::ManifestUnknown)
+        || e.has_code(&ErrorCode::NameUnknown)
 }
 
 /// Refuses registry addresses that are not `HOST[:PORT][/PATH]` (see [`address::Address::parse`]).

@@ -2,8 +2,8 @@
 //! allowed and the raw sniff could not settle it): the answer's status and headers tell a registry
 //! from another web server, and an open registry (200) from one that wants credentials.
 //!
-//! oci-client does not show the headers of its answers, so this request goes through a small reqwest
-//! client of its own, with the same trust ([`super::trust`]) and the request timeout.
+//! It goes through a small reqwest client of its own, with the same trust ([`super::trust`]) and the
+//! request timeout, before the registry's transport is chosen.
 use reqwest::header::HeaderMap;
 
 use super::sniff::{self, API_VERSION_HEADER};

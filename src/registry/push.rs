@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
 use super::index::{new_entry, sha256_digest, Entry};
-use super::Registry;
+use super::{ErrorKind, Registry, RegistryError};
 use crate::platform::Platform;
 
 /// Read size per request body chunk: large enough to keep the request count low, small enough to
@@ -168,14 +168,19 @@ pub async fn upload_blob(
                 let reference = reference.clone();
                 let path = path.to_path_buf();
                 async move {
-                    let file = tokio::fs::File::open(&path).await?;
+                    let file = tokio::fs::File::open(&path).await.map_err(|e| {
+                        RegistryError::new(
+                            registry.host(),
+                            &reference.to_string(),
+                            ErrorKind::Io(e),
+                        )
+                    })?;
                     // Each chunk the upload takes is progress (see `Registry::transfer`).
                     let chunks = pace.track(file_chunks(file));
                     registry
-                        .client()
-                        .push_blob_stream(&reference, chunks, digest, Some(size))
-                        .await?;
-                    Ok(())
+                        .transport()
+                        .push_blob(reference.repository(), digest, chunks, Some(size))
+                        .await
                 }
             },
         )
@@ -185,9 +190,7 @@ pub async fn upload_blob(
 /// The contents of `file` from its current position, [`CHUNK`] bytes at a time.
 fn file_chunks(
     file: tokio::fs::File,
-) -> impl futures_util::Stream<Item = Result<Bytes, oci_client::errors::OciDistributionError>>
-       + Send
-       + 'static {
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     stream::unfold(file, |mut file| async move {
         let mut buf = vec![0u8; CHUNK];
         match file.read(&mut buf).await {
@@ -196,7 +199,7 @@ fn file_chunks(
                 buf.truncate(n);
                 Some((Ok(Bytes::from(buf)), file))
             }
-            Err(e) => Some((Err(e.into()), file)),
+            Err(e) => Some((Err(e), file)),
         }
     })
 }

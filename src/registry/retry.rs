@@ -32,8 +32,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::error::{ErrorCode, ErrorKind, RegistryError};
 use anyhow::{bail, Context as _};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
 
 /// Environment variable overriding [`RetryPolicy::attempts`].
 pub const ATTEMPTS_ENV: &str = "CIP_RETRY_ATTEMPTS";
@@ -251,17 +251,15 @@ pub fn transient_status(code: u16) -> bool {
     code == 429 || (500..=599).contains(&code)
 }
 
-/// Whether a registry client error may go away when the request is repeated.
-pub fn is_transient(e: &OciDistributionError) -> bool {
-    match e {
+/// Whether a registry error may go away when the request is repeated.
+pub fn is_transient(e: &RegistryError) -> bool {
+    match &e.kind {
         // A full disk stays full for longer than the retries last.
         _ if super::space::is_out_of_space(e) => false,
-        OciDistributionError::ServerError { code, .. } => transient_status(*code),
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .any(|er| er.code == OciErrorCode::Toomanyrequests),
-        OciDistributionError::RequestError(re) => match re.status() {
+        ErrorKind::Status { status, .. } => {
+            transient_status(*status) || e.has_code(&ErrorCode::TooManyRequests)
+        }
+        ErrorKind::Request(re) => match re.status() {
             Some(status) => transient_status(status.as_u16()),
             // A certificate that is not trusted, or a handshake that failed, fails the same way again.
             None if super::tls::is_tls_failure(re) => false,
@@ -276,38 +274,31 @@ pub fn is_transient(e: &OciDistributionError) -> bool {
                     || re.is_decode()
             }
         },
-        _ => false,
+        ErrorKind::TooLarge(_)
+        | ErrorKind::Protocol(_)
+        | ErrorKind::DigestMismatch { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::Stalled(_) => false,
     }
 }
 
 /// Whether an error (typically from a [`super::Registry`] method) may go away when repeated: it
-/// holds a transient client error and has not been retried already.
+/// holds a transient registry error and has not been retried already.
 pub fn is_transient_anyhow(e: &anyhow::Error) -> bool {
     e.downcast_ref::<Exhausted>().is_none()
-        && e.downcast_ref::<OciDistributionError>()
-            .is_some_and(is_transient)
+        && e.downcast_ref::<RegistryError>().is_some_and(is_transient)
 }
 
-/// A short description of a client error for a retry line: the status, or what happened to the
+/// A short description of a registry error for a retry line: the status, or what happened to the
 /// connection. Never contains credentials (it is built from status codes and transport errors).
-pub fn reason(e: &OciDistributionError) -> String {
-    match e {
-        OciDistributionError::ServerError { code, .. } => status_text(*code),
-        OciDistributionError::RegistryError { envelope, .. } => {
-            let codes: Vec<String> = envelope
-                .errors
-                .iter()
-                .map(|er| match &er.code {
-                    OciErrorCode::Other(c) => c.clone(),
-                    c => serde_json::to_value(c)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_else(|| format!("{c:?}")),
-                })
-                .collect();
+pub fn reason(e: &RegistryError) -> String {
+    match &e.kind {
+        ErrorKind::Status { status, errors, .. } if errors.is_empty() => status_text(*status),
+        ErrorKind::Status { errors, .. } => {
+            let codes: Vec<&str> = errors.iter().map(|er| er.code.as_str()).collect();
             format!("registry error {}", codes.join(", "))
         }
-        OciDistributionError::RequestError(re) => {
+        ErrorKind::Request(re) => {
             if let Some(status) = re.status() {
                 return status_text(status.as_u16());
             }
@@ -335,7 +326,7 @@ pub fn reason(e: &OciDistributionError) -> String {
                 None => kind.into(),
             }
         }
-        other => other.to_string(),
+        _ => e.to_string(),
     }
 }
 
@@ -404,12 +395,24 @@ mod tests {
         (policy, lines)
     }
 
-    fn server(code: u16) -> OciDistributionError {
-        OciDistributionError::ServerError {
-            code,
-            url: "http://r/v2/".into(),
-            message: String::new(),
-        }
+    fn server(code: u16) -> RegistryError {
+        status(code, "")
+    }
+
+    fn status(code: u16, body: &str) -> RegistryError {
+        RegistryError::new(
+            "r",
+            "GET manifest r/a:1",
+            ErrorKind::Status {
+                status: code,
+                errors: crate::registry::error::parse_envelope(body.as_bytes()),
+                body: body.into(),
+            },
+        )
+    }
+
+    fn kind(kind: ErrorKind) -> RegistryError {
+        RegistryError::new("r", "x", kind)
     }
 
     fn rt() -> tokio::runtime::Runtime {
@@ -427,12 +430,11 @@ mod tests {
         for code in [400, 401, 403, 404, 405, 409] {
             assert!(!is_transient(&server(code)), "{code}");
         }
-        let envelope = |code: &str| OciDistributionError::RegistryError {
-            envelope: serde_json::from_str(&format!(
-                r#"{{"errors":[{{"code":"{code}","message":"m"}}]}}"#
-            ))
-            .unwrap(),
-            url: "u".into(),
+        let envelope = |code: &str| {
+            status(
+                400,
+                &format!(r#"{{"errors":[{{"code":"{code}","message":"m"}}]}}"#),
+            )
         };
         assert!(is_transient(&envelope("TOOMANYREQUESTS")));
         assert!(!is_transient(&envelope("MANIFEST_UNKNOWN")));
@@ -441,15 +443,22 @@ mod tests {
             reason(&envelope("TOOMANYREQUESTS")),
             "registry error TOOMANYREQUESTS"
         );
-        assert!(!is_transient(&OciDistributionError::UnauthorizedError {
-            url: "u".into()
-        }));
-        assert!(!is_transient(&OciDistributionError::SpecViolationError(
-            "x".into()
-        )));
-        assert!(!is_transient(&OciDistributionError::IoError(
-            std::io::Error::other("disk")
-        )));
+        assert!(!is_transient(&kind(ErrorKind::Protocol("x".into()))));
+        assert!(!is_transient(&kind(ErrorKind::Io(std::io::Error::other(
+            "disk"
+        )))));
+        assert!(!is_transient(&kind(ErrorKind::DigestMismatch {
+            expected: "a".into(),
+            actual: "b".into()
+        })));
+        assert!(!is_transient(&kind(ErrorKind::TooLarge(
+            crate::registry::error::TooLarge {
+                what: "a manifest",
+                limit: 1,
+                announced: Some(2),
+                read: 0
+            }
+        ))));
         assert_eq!(reason(&server(503)), "503 Service Unavailable");
         assert_eq!(reason(&server(599)), "HTTP 599");
     }

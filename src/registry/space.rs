@@ -5,24 +5,28 @@
 //! (`{"DriverName":"filesystem","Enclosed":{"Op":"write","Path":...,"Err":28}}`, 28 being ENOSPC).
 //! Other registries answer 507 Insufficient Storage. None of these go away when the request is
 //! repeated, so they are not retried.
-use oci_client::errors::OciDistributionError;
 use serde_json::Value;
+
+use super::error::{ErrorKind, RegistryError};
 
 /// ENOSPC on Linux, as Go's `syscall.Errno` is written in JSON.
 const ENOSPC: u64 = 28;
 
 /// Whether the registry said its storage is full.
-pub fn is_out_of_space(e: &OciDistributionError) -> bool {
-    match e {
-        OciDistributionError::ServerError { code: 507, .. } => true,
-        OciDistributionError::ServerError { code, message, .. } if *code >= 500 => {
-            mentions_no_space(message)
-                || serde_json::from_str::<Value>(message).is_ok_and(|v| holds_enospc(&v))
+pub fn is_out_of_space(e: &RegistryError) -> bool {
+    match &e.kind {
+        ErrorKind::Status { status: 507, .. } => true,
+        ErrorKind::Status {
+            status,
+            errors,
+            body,
+        } if *status >= 500 => {
+            mentions_no_space(body)
+                || serde_json::from_str::<Value>(body).is_ok_and(|v| holds_enospc(&v))
+                || errors
+                    .iter()
+                    .any(|er| mentions_no_space(&er.message) || holds_enospc(&er.detail))
         }
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .any(|er| mentions_no_space(&er.message) || holds_enospc(&er.detail)),
         _ => false,
     }
 }
@@ -48,12 +52,16 @@ fn holds_enospc(v: &Value) -> bool {
 mod tests {
     use super::*;
 
-    fn server(code: u16, message: &str) -> OciDistributionError {
-        OciDistributionError::ServerError {
-            code,
-            url: "http://reg/v2/x/blobs/uploads/".into(),
-            message: message.into(),
-        }
+    fn server(code: u16, message: &str) -> RegistryError {
+        RegistryError::new(
+            "reg",
+            "PUT blob reg/x@sha256:0",
+            ErrorKind::Status {
+                status: code,
+                errors: crate::registry::error::parse_envelope(message.as_bytes()),
+                body: message.into(),
+            },
+        )
     }
 
     #[test]

@@ -28,21 +28,17 @@ pub fn rustls_error<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a rustls::Erro
 /// probe's internal URL. The client error stays inside, for [`TlsFailure::request_error`].
 #[derive(Debug)]
 pub struct TlsFailure {
-    error: oci_client::errors::OciDistributionError,
+    error: super::error::RegistryError,
     reason: String,
 }
 
 impl TlsFailure {
     /// `e` as a TLS failure, or `e` itself when it is not one.
-    pub fn of(
-        e: oci_client::errors::OciDistributionError,
-    ) -> Result<TlsFailure, oci_client::errors::OciDistributionError> {
-        let reason = match &e {
-            oci_client::errors::OciDistributionError::RequestError(re) => {
-                rustls_error(re).map(|tls| tls.to_string())
-            }
-            _ => None,
-        };
+    pub fn of(e: super::error::RegistryError) -> Result<TlsFailure, super::error::RegistryError> {
+        let reason = e
+            .request_error()
+            .and_then(|re| rustls_error(re))
+            .map(|tls| tls.to_string());
         match reason {
             Some(reason) => Ok(TlsFailure { error: e, reason }),
             None => Err(e),
@@ -51,9 +47,9 @@ impl TlsFailure {
 
     /// The HTTP client's error.
     pub fn request_error(&self) -> &(dyn Error + 'static) {
-        match &self.error {
-            oci_client::errors::OciDistributionError::RequestError(re) => re,
-            other => other,
+        match self.error.request_error() {
+            Some(re) => re,
+            None => &self.error,
         }
     }
 }

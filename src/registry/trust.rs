@@ -7,8 +7,8 @@
 //! name are still checked, and so is the handshake signature (the server holds its key). Every
 //! other certificate gets webpki's verdict unchanged: nothing else is weakened.
 //!
-//! oci-client builds its HTTP client itself; the vendored copy (vendor/oci-client) takes this
-//! configuration through its `http_client_hook`.
+//! The registry's transport ([`super::transport`]) and the connect probe build their reqwest
+//! clients with this configuration.
 use std::path::Path;
 use std::sync::Arc;
 

@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use cip::registry::auth::{resolve_with, Anonymous, Credentials, Options, Source};
+use cip::registry::RegistryAuth;
 use cip::registry::{Endpoint, Registry};
 use common::{RegistryOptions, TestRegistry};
-use oci_client::secrets::RegistryAuth;
 use tempfile::TempDir;
 
 const HOST: &str = "registry.example.com:5000";
@@ -292,7 +292,7 @@ fn identity_tokens_are_refused_clearly() {
     ));
     let text = error_text(fx.resolve(HOST));
     assert!(text.contains("identity token"), "{text}");
-    assert!(text.contains("oci-client"), "{text}");
+    assert!(text.contains("only a username and password"), "{text}");
     assert!(text.contains("config.json"), "{text}");
 
     // From a credential helper (Username "<token>").

@@ -9,11 +9,11 @@ use bytes::Bytes;
 use cip::registry::auth::{Credentials, Source};
 use cip::registry::index::sha256_digest;
 use cip::registry::push::upload_blob;
+use cip::registry::RegistryAuth;
 use cip::registry::{Endpoint, Registry};
 use common::tokenserver::TokenServer;
 use common::workspace::{result_of, results, text, Workspace};
 use common::{skopeo, skopeo_output, RegistryOptions, TestRegistry};
-use oci_client::secrets::RegistryAuth;
 use serde_json::{json, Value};
 
 const USER: &str = "cip-bearer";
@@ -311,9 +311,9 @@ fn publish_locally_to_a_token_registry() {
             .count()
     };
     eprintln!(
-        "{} tokens issued: {} to cip (oci-client), {} to buildah; user agents: {:?}",
+        "{} tokens issued: {} to cip, {} to buildah; user agents: {:?}",
         tokens.tokens_issued(),
-        by("oci-client") + by("reqwest"),
+        by("cip/"),
         by("buildah") + by("containers"),
         log.iter()
             .map(|r| r.user_agent.as_str())
@@ -333,10 +333,7 @@ fn publish_locally_to_a_token_registry() {
 }
 
 /// A refused push explains itself as a refused read does: "refused access (tried SOURCE): check your
-/// credentials". It does not yet: oci-client drops the token server's 401 (`get_auth_token` turns the
-/// error into "no token"), sends the upload unauthenticated and reports the registry's 401 as a plain
-/// `ServerError { code: 401 }`, which `Registry::explain` does not count as refused. The same holds for
-/// htpasswd registries (the Basic flow never checks the password before the upload).
+/// credentials": the token server's 401 is the answer, not a reason to upload unauthenticated.
 #[tokio::test]
 async fn a_refused_push_names_the_credentials_source() {
     let (_tokens, reg) = token_registry();
@@ -359,14 +356,11 @@ async fn a_refused_push_names_the_credentials_source() {
     assert_secret_free("the error", &text);
 }
 
-/// A cross-repository mount on a token registry needs `pull` on the source repository too, which
-/// oci-client never asks for (its token request names only the target), so the registry answers 401
-/// `insufficient_scope`. `Registry::mount_blob` should then say "not mounted" (the caller uploads the
-/// blob, as for a 202); it fails instead, and so would a copy (`upload-all-to-local-registry` into a
-/// token registry) whenever a blob was recorded in another repository first.
+/// A cross-repository mount on a token registry needs `pull` on the source repository too: cip asks
+/// the token server for both scopes in one token, so the registry mounts instead of cip uploading.
 #[tokio::test]
-async fn a_mount_without_source_access_falls_back() {
-    let (_tokens, reg) = token_registry();
+async fn a_mount_asks_for_pull_on_the_source_repository() {
+    let (tokens, reg) = token_registry();
     let registry = connect(&reg, PASSWORD).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     push_blob(&registry, dir.path(), b"shared layer")
@@ -377,5 +371,18 @@ async fn a_mount_without_source_access_falls_back() {
         .mount_blob("bearer/other", REPO, &digest)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(!mounted, "the token grants no pull on {REPO}");
+    assert!(mounted, "{:#?}", tokens.requests());
+    assert!(registry.blob_exists("bearer/other", &digest).await.unwrap());
+    let wanted = [
+        "repository:bearer/other:pull,push".to_string(),
+        format!("repository:{REPO}:pull"),
+    ];
+    assert!(
+        tokens
+            .requests()
+            .iter()
+            .any(|r| r.scopes == wanted && r.status == 200),
+        "{:#?}",
+        tokens.requests()
+    );
 }

@@ -8,9 +8,9 @@ use std::path::Path;
 use cip::platform::Platform;
 use cip::registry::index::sha256_digest;
 use cip::registry::push::{push_layout, push_layout_from, PushedImage};
+use cip::registry::RegistryAuth;
 use cip::registry::{Endpoint, Registry};
 use common::TestRegistry;
-use oci_client::secrets::RegistryAuth;
 use serde_json::json;
 
 /// Writes `bytes` into the layout's blob store and returns its descriptor.

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cip::registry::push::upload_blob;
 use cip::registry::retry::RetryPolicy;
+use cip::registry::RegistryAuth;
 use cip::registry::{Endpoint, Registry, Timeouts};
 use common::faultproxy::{Fault, FaultProxy};
 use common::workspace::{results, text, Workspace};
 use common::{RegistryOptions, TestRegistry};
 use futures_util::TryStreamExt;
-use oci_client::secrets::RegistryAuth;
 use serde_json::json;
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
