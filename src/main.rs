@@ -76,9 +76,16 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             name,
             part,
             changed,
-            target,
+            registry,
             edit,
-        } => commands::bump::run(&project, name.as_deref(), part, changed, &target, &edit),
+        } => commands::bump::run(
+            &project,
+            name.as_deref(),
+            part,
+            changed,
+            &registry.target(),
+            &edit,
+        ),
         Command::Plan {
             project,
             target,
