@@ -217,7 +217,8 @@ fn cip_config_keeps_its_columns_apart_when_values_are_long() {
     let shown = String::from_utf8_lossy(&out.stdout);
     // The value and its source never touch: two blanks at least between them.
     assert!(shown.contains(&format!("  {remote}  ")), "{shown}");
-    let source = column(&shown, "  remote registry", "cip.toml:2");
+    let file = ws.project().join("cip.toml").display().to_string();
+    let source = column(&shown, "  remote registry", &format!("{file}:2"));
     assert!(source > remote.len(), "{shown}");
     for (setting, from) in [("  jobs", "default"), ("  builder", "default")] {
         assert_eq!(column(&shown, setting, from), source, "{shown}");
