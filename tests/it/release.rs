@@ -375,3 +375,106 @@ fn the_containerfile_builds_a_ci_image_holding_cip_and_the_stage_tools() {
     );
     store.run(&["rm", container.trim()]);
 }
+
+/// build.rs compiled on its own and run as cargo runs it, in a directory of the test's making.
+struct BuildScript {
+    bin: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl BuildScript {
+    fn compile() -> BuildScript {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("build-script");
+        run_ok(
+            Command::new(std::env::var("RUSTC").unwrap_or("rustc".into()))
+                .args(["--edition", "2021", "-o"])
+                .arg(&bin)
+                .arg(common::repo_root().join("build.rs")),
+        );
+        BuildScript { bin, _dir: dir }
+    }
+
+    /// The `CIP_VERSION` it sets for a crate in `manifest_dir`, `CIP_COMMIT` set to `commit`.
+    fn version(&self, manifest_dir: &Path, commit: Option<&str>) -> String {
+        let mut cmd = Command::new(&self.bin);
+        cmd.current_dir(manifest_dir)
+            .env("CARGO_PKG_VERSION", "1.2.3")
+            .env("CARGO_MANIFEST_DIR", manifest_dir)
+            .env_remove("CIP_COMMIT")
+            .env_remove("GIT_DIR");
+        if let Some(c) = commit {
+            cmd.env("CIP_COMMIT", c);
+        }
+        let out = run_ok(&mut cmd);
+        let line = out
+            .lines()
+            .find_map(|l| l.strip_prefix("cargo:rustc-env=CIP_VERSION="))
+            .unwrap_or_else(|| panic!("no CIP_VERSION in {out}"));
+        line.to_string()
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    run_ok(
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args),
+    )
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn the_build_script_names_a_commit_only_when_it_knows_one_and_never_fails() {
+    let script = BuildScript::compile();
+    // A packaged crate without git metadata: the version alone, or what the packager says.
+    let plain = tempfile::tempdir().unwrap();
+    assert_eq!(script.version(plain.path(), None), "1.2.3");
+    assert_eq!(
+        script.version(plain.path(), Some("0123abc 2026-11-30")),
+        "1.2.3 (0123abc 2026-11-30)"
+    );
+    // `cargo package` records the commit it was made from.
+    fs::write(
+        plain.path().join(".cargo_vcs_info.json"),
+        "{\n  \"git\": {\n    \"sha1\": \"89abcdef0123456789abcdef0123456789abcdef\"\n  },\n  \"path_in_vcs\": \"\"\n}",
+    )
+    .unwrap();
+    assert_eq!(script.version(plain.path(), None), "1.2.3 (89abcde)");
+
+    // A git checkout of the crate: its HEAD, then -dirty once a tracked file changed.
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q"]);
+    fs::write(repo.path().join("Cargo.toml"), "[package]\n").unwrap();
+    git(repo.path(), &["add", "Cargo.toml"]);
+    git(repo.path(), &["commit", "-q", "-m", "first"]);
+    let head = git(
+        repo.path(),
+        &["show", "-s", "--abbrev=7", "--format=%h %cs"],
+    );
+    assert_eq!(script.version(repo.path(), None), format!("1.2.3 ({head})"));
+    fs::write(repo.path().join("untracked"), "").unwrap();
+    assert_eq!(script.version(repo.path(), None), format!("1.2.3 ({head})"));
+    fs::write(repo.path().join("Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
+    let (hash, date) = head.split_once(' ').unwrap();
+    assert_eq!(
+        script.version(repo.path(), None),
+        format!("1.2.3 ({hash}-dirty {date})")
+    );
+    // A crate vendored inside someone else's repository is not that repository's commit.
+    let vendored = repo.path().join("vendor/cip");
+    fs::create_dir_all(&vendored).unwrap();
+    assert_eq!(script.version(&vendored, None), "1.2.3");
+    // Without git on PATH, the version alone (the build goes on).
+    let mut cmd = Command::new(&script.bin);
+    cmd.current_dir(repo.path())
+        .env("CARGO_PKG_VERSION", "1.2.3")
+        .env("CARGO_MANIFEST_DIR", repo.path())
+        .env("PATH", plain.path())
+        .env_remove("CIP_COMMIT");
+    let out = run_ok(&mut cmd);
+    assert!(out.contains("cargo:rustc-env=CIP_VERSION=1.2.3\n"), "{out}");
+}
