@@ -204,7 +204,7 @@ pub enum Command {
         #[arg(long)]
         changed: bool,
         #[command(flatten)]
-        target: TargetArgs,
+        registry: DriftRegistryArgs,
         #[command(flatten)]
         edit: EditArgs,
     },
@@ -570,6 +570,50 @@ pub struct TargetArgs {
     pub stage: StageArgs,
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+/// The registry `cip bump --changed` asks for drift: only which registry and how to reach it
+/// (platforms and staging do not change what drifted; bump builds nothing). A bump of one NAME
+/// asks no registry, so these conflict with NAME (`requires = "changed"` would not do: clap counts
+/// a flag's `false` default as present).
+#[derive(Debug, Args, Clone)]
+pub struct DriftRegistryArgs {
+    /// With --changed: ask this registry, as `publish` would; without it (and --remote), the
+    /// local registry
+    #[arg(long, value_name = "REG", conflicts_with = "name")]
+    pub remote_registry: Option<String>,
+    /// With --changed: ask the remote registry of the configuration (CIP_REMOTE_REGISTRY,
+    /// cip.toml)
+    #[arg(long, conflicts_with_all = ["remote_registry", "name"])]
+    pub remote: bool,
+    /// With --changed: the local registry of `publish-locally`
+    #[arg(
+        long,
+        value_name = "REG",
+        default_value = "localhost:5000",
+        conflicts_with = "name"
+    )]
+    pub local_registry: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+impl DriftRegistryArgs {
+    /// The read-only target drift is looked up in: every platform, the final repositories.
+    pub fn target(&self) -> TargetArgs {
+        TargetArgs {
+            remote_registry: self.remote_registry.clone(),
+            remote: self.remote,
+            local_registry: self.local_registry.clone(),
+            only_local_platform: false,
+            platform: None,
+            stage: StageArgs {
+                stage: false,
+                stage_namespace: String::new(),
+            },
+            connect: self.connect.clone(),
+        }
+    }
 }
 
 /// The registry `cip ci matrix` asks: the one `publish` publishes to, with the platforms the

@@ -158,7 +158,8 @@ impl PlatformCache {
             return Ok(());
         }
         let dir = path.parent().context("cache file without a directory")?;
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::cip_dir::create_dir_all(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let mut lines: Vec<String> = lock(&self.known)
             .iter()
             .map(|(d, p)| {

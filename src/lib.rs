@@ -34,6 +34,7 @@
 pub mod build;
 pub mod cascade;
 pub mod ci_matrix;
+pub mod cip_dir;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -12,7 +12,10 @@ use cip::config::settings::Settings;
 const RESOLVED: &str = "the remote registry is resolved before commands run";
 
 fn main() -> ExitCode {
-    let matches = match Cli::command().try_get_matches() {
+    // The version with the commit it was built from (build.rs); only the binary sees it, so a
+    // commit recompiles main.rs, not the library.
+    let command = Cli::command().version(env!("CIP_VERSION"));
+    let matches = match command.try_get_matches() {
         Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::InvalidSubcommand => {
             eprint!("{e}");
@@ -73,9 +76,16 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             name,
             part,
             changed,
-            target,
+            registry,
             edit,
-        } => commands::bump::run(&project, name.as_deref(), part, changed, &target, &edit),
+        } => commands::bump::run(
+            &project,
+            name.as_deref(),
+            part,
+            changed,
+            &registry.target(),
+            &edit,
+        ),
         Command::Plan {
             project,
             target,

@@ -412,7 +412,7 @@ fn dockerfile_for_buildkit(job: &BuildJob) -> PathBuf {
     };
     // Best effort: the build itself reports a log that cannot be written.
     if let Some(parent) = job.log.parent().filter(|p| !p.as_os_str().is_empty()) {
-        let _ = fs::create_dir_all(parent);
+        let _ = crate::cip_dir::create_dir_all(parent);
     }
     if let Ok(mut log) = fs::OpenOptions::new()
         .create(true)
@@ -442,7 +442,8 @@ fn write_translation(job: &BuildJob, path: &Path, content: &str) -> anyhow::Resu
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::cip_dir::create_dir_all(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let write = |path: &Path, content: &[u8]| -> anyhow::Result<()> {
         let mut tmp = tempfile::NamedTempFile::new_in(dir)
             .with_context(|| format!("cannot create a file in {}", dir.display()))?;

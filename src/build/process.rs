@@ -197,7 +197,7 @@ impl Invocation {
     /// and the last [`TAIL_LINES`] lines this run wrote.
     pub async fn run_logged(&self, log: &Path) -> anyhow::Result<()> {
         if let Some(parent) = log.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent)
+            crate::cip_dir::create_dir_all(parent)
                 .with_context(|| format!("cannot create the log directory {}", parent.display()))?;
         }
         let mut file = OpenOptions::new()

@@ -19,11 +19,10 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context as _};
 
 use super::{signals, Cascade};
+use crate::cip_dir::{self, NAME as CIP_DIR};
 use crate::interrupt::Signal;
 use crate::output::timing;
 
-/// cip's own directory in a project (logs, staging).
-const CIP_DIR: &str = ".cip";
 const STAGING_PREFIX: &str = "staging-";
 /// Paths (relative to the project) of the staged files, NUL-separated, in staging order.
 const JOURNAL: &str = "journal";
@@ -103,7 +102,7 @@ impl Staging {
                 dir.display()
             );
         }
-        fs::create_dir_all(&dir).with_context(|| {
+        cip_dir::create_dir_all(&dir).with_context(|| {
             format!(
                 "cannot create {}: cip stages every rewritten file there before it replaces any; \
                  make {} writable (no file was changed)",
@@ -240,7 +239,7 @@ impl Drop for Staging {
         if !self.keep {
             let _ = fs::remove_dir_all(&self.dir);
             // `.cip/` itself goes too if this run created it for nothing else.
-            let _ = fs::remove_dir(self.root.join(CIP_DIR));
+            cip_dir::remove_if_unused(&self.root.join(CIP_DIR));
         }
     }
 }

@@ -89,8 +89,14 @@ impl Cli {
                 apply_target(target, s)?;
                 *builder = s.builder.value;
             }
-            Command::Status { target, .. } | Command::Bump { target, .. } => {
+            Command::Status { target, .. } => {
                 apply_target(target, s)?;
+            }
+            Command::Bump { registry, .. } => {
+                registry.local_registry = local();
+                if registry.remote {
+                    registry.remote_registry = Some(remote()?);
+                }
             }
             // The matrix is about the registry the pipeline publishes to: always the remote one.
             Command::Ci {

@@ -73,32 +73,56 @@ fn render(settings: &Settings, file: Option<&ProjectFile>, project_dir: &Path) -
             project_dir.display()
         ),
     };
-    let remote = match &settings.remote_registry {
-        Some(s) => row("remote registry", &s.value, &s.source),
-        None => row("remote registry", "(none)", &Source::Default),
+    let row = |name: &str, value: String, source: &Source| {
+        vec![name.to_string(), value, source.to_string()]
     };
-    out.push_str(&remote);
+    let mut rows = vec![match &settings.remote_registry {
+        Some(s) => row("remote registry", s.value.clone(), &s.source),
+        None => row("remote registry", "(none)".into(), &Source::Default),
+    }];
     let s = &settings.local_registry;
-    out.push_str(&row("local registry", &s.value, &s.source));
+    rows.push(row("local registry", s.value.clone(), &s.source));
     let s = &settings.default_platforms;
-    out.push_str(&row("default platforms", &platforms(&s.value), &s.source));
-    out.push_str(&row("jobs", &jobs(&settings.jobs), &settings.jobs.source));
+    rows.push(row("default platforms", platforms(&s.value), &s.source));
+    rows.push(row("jobs", jobs(&settings.jobs), &settings.jobs.source));
     let s = &settings.builder;
-    out.push_str(&row(
-        "builder",
-        &format!("{:?}", s.value).to_lowercase(),
-        &s.source,
-    ));
+    let builder = format!("{:?}", s.value).to_lowercase();
+    rows.push(row("builder", builder, &s.source));
     let s = &settings.progress;
-    out.push_str(&row("progress", &s.value, &s.source));
+    rows.push(row("progress", s.value.clone(), &s.source));
+    out.push_str(&table(&rows));
     if let Some(f) = file {
         out.push_str(&declared(f));
     }
     out
 }
 
-fn row(name: &str, value: &str, source: &Source) -> String {
-    format!("  {name:<18} {value:<32} {source}\n")
+/// Rows as aligned columns, each as wide as its widest cell (a long registry path or node
+/// address pushes the next column right instead of into it), indented by two spaces.
+fn table(rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            let w = console::measure_text_width(cell);
+            match widths.get_mut(i) {
+                Some(max) => *max = (*max).max(w),
+                None => widths.push(w),
+            }
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::from(" ");
+        for (cell, width) in row.iter().zip(&widths) {
+            line.push(' ');
+            line.push_str(cell);
+            let pad = width - console::measure_text_width(cell);
+            line.extend(std::iter::repeat_n(' ', pad + 1));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 fn jobs(s: &Setting<Option<usize>>) -> String {
@@ -115,42 +139,84 @@ fn platforms(list: &[Platform]) -> String {
         .join(",")
 }
 
-/// The nodes, farms and runners of the file, one line each.
+/// The nodes, farms and runners of the file, one line each, a table per kind.
 fn declared(f: &ProjectFile) -> String {
     let mut out = String::new();
     if !f.nodes.is_empty() {
         out.push_str("nodes:\n");
-        for (name, n) in &f.nodes {
-            let address = [&n.host, &n.context, &n.url, &n.connection]
-                .into_iter()
-                .flatten()
-                .next()
-                .map_or("(this machine)", String::as_str);
-            let mut extra = String::new();
-            if let Some(j) = n.jobs {
-                extra.push_str(&format!(" jobs {j}"));
-            }
-            if let Some(p) = &n.platforms {
-                extra.push_str(&format!(" platforms {}", platforms(p)));
-            }
-            if let Some(route) = n.push {
-                extra.push_str(&format!(" push {}", route.name()));
-            }
-            let kind = format!("{:?}", n.kind).to_lowercase();
-            out.push_str(&format!("  {name:<12} {kind:<8} {address}{extra}\n"));
-        }
+        let rows: Vec<Vec<String>> = f.nodes.iter().map(|(name, n)| node_row(name, n)).collect();
+        out.push_str(&table(&rows));
     }
     if !f.farms.is_empty() {
         out.push_str("farms:\n");
-        for (name, farm) in &f.farms {
-            out.push_str(&format!("  {name:<12} {}\n", farm.nodes.join(", ")));
-        }
+        let rows: Vec<Vec<String>> = f
+            .farms
+            .iter()
+            .map(|(name, farm)| vec![name.clone(), farm.nodes.join(", ")])
+            .collect();
+        out.push_str(&table(&rows));
     }
     if !f.ci.runners.is_empty() {
         out.push_str("ci runners:\n");
-        for (platform, label) in &f.ci.runners {
-            out.push_str(&format!("  {:<12} {}\n", platform.to_string(), label.value));
-        }
+        let rows: Vec<Vec<String>> =
+            f.ci.runners
+                .iter()
+                .map(|(platform, label)| vec![platform.to_string(), label.value.clone()])
+                .collect();
+        out.push_str(&table(&rows));
     }
     out
+}
+
+/// A node's name, engine, address, and what cip.toml sets beyond them.
+fn node_row(name: &str, n: &NodeSpec) -> Vec<String> {
+    let address = [&n.host, &n.context, &n.url, &n.connection]
+        .into_iter()
+        .flatten()
+        .next()
+        .map_or("(this machine)", String::as_str);
+    let mut extra = Vec::new();
+    if let Some(j) = n.jobs {
+        extra.push(format!("jobs {j}"));
+    }
+    if let Some(p) = &n.platforms {
+        extra.push(format!("platforms {}", platforms(p)));
+    }
+    if let Some(route) = n.push {
+        extra.push(format!("push {}", route.name()));
+    }
+    let kind = format!("{:?}", n.kind).to_lowercase();
+    vec![name.to_string(), kind, address.to_string(), extra.join(" ")]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    fn rows(cells: &[&[&str]]) -> Vec<Vec<String>> {
+        cells
+            .iter()
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn columns_are_as_wide_as_their_longest_value() {
+        let long = "registry.example.com:5443/a/very/long/namespace/for/the/team";
+        let shown = table(&rows(&[
+            &["remote registry", long, "cip.toml:2"],
+            &["jobs", "4", "default"],
+        ]));
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines[0], format!("  remote registry  {long}  cip.toml:2"));
+        let column = lines[0].find("cip.toml:2").unwrap();
+        assert_eq!(lines[1].find("default"), Some(column), "{shown}");
+        assert!(lines[1].starts_with("  jobs             4 "), "{shown}");
+    }
+
+    #[test]
+    fn an_empty_last_cell_leaves_no_trailing_blanks() {
+        let shown = table(&rows(&[&["a", "docker", ""], &["bb", "podman", "jobs 2"]]));
+        assert_eq!(shown, "  a   docker\n  bb  podman  jobs 2\n");
+    }
 }

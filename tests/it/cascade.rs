@@ -315,6 +315,48 @@ fn a_project_directory_that_cannot_hold_the_staging_directory_is_a_clear_error()
 }
 
 #[test]
+fn bump_refuses_the_flags_of_building_commands_and_registry_flags_without_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("chain/before"), dir.path());
+    let before = snapshot(dir.path());
+    for (args, refused) in [
+        (
+            &["bump", "a", "--stage"][..],
+            "unexpected argument '--stage'",
+        ),
+        (
+            &["bump", "a", "--platform", "linux/amd64"],
+            "unexpected argument '--platform'",
+        ),
+        (
+            &["bump", "a", "--only-local-platform"],
+            "unexpected argument '--only-local-platform'",
+        ),
+        (
+            &["bump", "--changed", "--stage-namespace", "x"],
+            "unexpected argument '--stage-namespace'",
+        ),
+        (
+            &["bump", "a", "--remote-registry", "127.0.0.1:1"],
+            "cannot be used with",
+        ),
+        (
+            &["bump", "a", "--local-registry", "127.0.0.1:1"],
+            "cannot be used with",
+        ),
+        (&["bump", "a", "--remote"], "cannot be used with"),
+    ] {
+        let (code, _, stderr) = cip(dir.path(), args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(refused), "{args:?}: {stderr}");
+    }
+    // Nothing was bumped, and a bump as it should be still works.
+    assert_eq!(snapshot(dir.path()), before);
+    let (code, _, stderr) = cip(dir.path(), &["bump", "a", "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
 fn bump_of_unknown_image_is_a_clear_error() {
     let (code, _, stderr) = cip(&fixtures().join("chain/before"), &["bump", "nope"]);
     assert_eq!(code, 1);

@@ -173,14 +173,66 @@ fn cip_config_lists_nodes_farms_and_runners_and_works_from_a_subdirectory() {
     assert!(out.status.success(), "{}", text(&out));
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(
-        shown.contains("amd-1        docker   ssh://builder@amd-1.example jobs 4"),
+        shown.contains("  amd-1  docker  ssh://builder@amd-1.example    jobs 4\n"),
         "{shown}"
     );
     assert!(
-        shown.contains("platforms linux/arm64 push through-cip"),
+        shown.contains("  arm-1  docker  unix:///run/arm-1/docker.sock  platforms linux/arm64 push through-cip\n"),
         "{shown}"
     );
-    assert!(shown.contains("ci           amd-1, arm-1"), "{shown}");
-    assert!(shown.contains("linux/arm64  ubuntu-24.04-arm"), "{shown}");
+    assert!(shown.contains("  ci  amd-1, arm-1\n"), "{shown}");
+    assert!(
+        shown.contains("  linux/arm64  ubuntu-24.04-arm\n"),
+        "{shown}"
+    );
     assert!(shown.contains("jobs "), "{shown}");
+}
+
+/// Where `needle` starts on the line of `shown` that starts with `prefix`.
+fn column(shown: &str, prefix: &str, needle: &str) -> usize {
+    let line = shown
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?} in {shown}"));
+    line.find(needle)
+        .unwrap_or_else(|| panic!("no {needle:?} in {line:?}"))
+}
+
+#[test]
+fn cip_config_keeps_its_columns_apart_when_values_are_long() {
+    let ws = Workspace::demo();
+    let remote = "registry.example.com:5443/platform-team/container-images/base-layers/nightly";
+    let node = "arm64-builder-in-the-other-datacenter";
+    let url = "unix:///run/user/1000/podman/a-socket-with-a-rather-long-path.sock";
+    write_config(
+        &ws,
+        &format!(
+            "[registry]\nremote = \"{remote}\"\n\n\
+             [nodes.{node}]\nkind = \"podman\"\nurl = \"{url}\"\njobs = 2\n\n\
+             [nodes.amd]\nkind = \"docker\"\nhost = \"unix:///d.sock\"\njobs = 3\n"
+        ),
+    );
+    let out = ws.cip(&["config"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    // The value and its source never touch: two blanks at least between them.
+    assert!(shown.contains(&format!("  {remote}  ")), "{shown}");
+    let file = ws.project().join("cip.toml").display().to_string();
+    let source = column(&shown, "  remote registry", &format!("{file}:2"));
+    assert!(source > remote.len(), "{shown}");
+    for (setting, from) in [("  jobs", "default"), ("  builder", "default")] {
+        assert_eq!(column(&shown, setting, from), source, "{shown}");
+    }
+    // Node rows: each column starts where the longest cell before it ends, plus two.
+    assert_eq!(
+        column(&shown, &format!("  {node}"), "podman"),
+        column(&shown, "  amd ", "docker"),
+        "{shown}"
+    );
+    assert_eq!(
+        column(&shown, &format!("  {node}"), "jobs 2"),
+        column(&shown, "  amd ", "jobs 3"),
+        "{shown}"
+    );
+    assert!(shown.contains(&format!("{url}  jobs 2")), "{shown}");
 }

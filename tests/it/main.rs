@@ -34,5 +34,6 @@ mod publish_podman;
 mod push;
 mod registry_faults;
 mod registry_path;
+mod release;
 mod retry;
 mod stage;
