@@ -1336,6 +1336,9 @@ mod tests {
                     context_digest: String::new(),
                     drift: None,
                     drifted_parents: Vec::new(),
+                    drift_only_parents: false,
+                    unknown_provenance: false,
+                    unknown_parents: Vec::new(),
                     latest: None,
                     in_final: None,
                 }

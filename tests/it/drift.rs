@@ -40,8 +40,10 @@ fn drift_is_reported_refused_and_fixed_by_bump_changed() {
         "{out}"
     );
     assert!(
-        out.contains("drift: app changed"),
-        "its descendant's context digest moved too: {out}"
+        out.contains(
+            "drift: app's parent hello changed since app 1.0.0 was published, version not bumped\n"
+        ),
+        "its descendant's context digest moved too, only through its parent: {out}"
     );
     assert!(
         !out.contains("drift: tools") && !out.contains("drift: busybox"),

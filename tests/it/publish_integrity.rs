@@ -145,7 +145,7 @@ fn bumping_only_a_base_is_no_drift_for_children_naming_its_old_version() {
     );
     assert!(
         out.contains(
-            "drift: hello changed since 1.0.0 was published, version not bumped (its parent busybox changed too"
+            "drift: hello's parent busybox changed since hello 1.0.0 was published, version not bumped\n"
         ),
         "{out}"
     );
