@@ -160,7 +160,8 @@ pub struct ImagePlan {
     /// The published version records no context digest (an index cip did not write, or one
     /// rewritten without it): whether it is what the context holds cannot be told.
     pub unknown_provenance: bool,
-    /// Parents of unknown provenance whose content this image covers: its drift may be theirs.
+    /// Images below this one (parents, or what their drift may be) of unknown provenance whose
+    /// content this image covers: its drift may be theirs.
     pub unknown_parents: Vec<String>,
     /// The version `latest` points at now, for an image this run builds (None: no `latest`, or
     /// one that names no version). `latest` only moves forward (see [`ImagePlan::moves_latest`]).
@@ -220,6 +221,12 @@ impl ImagePlan {
     /// version that drifted (in a stage run, `drift` is the final version's).
     pub fn drift_stands(&self) -> bool {
         self.drift.is_some() && (!self.forced || self.in_final.is_some())
+    }
+
+    /// Whether this image's drift may be only that of an image below it that records no context
+    /// digest: then whether it changed cannot be told.
+    pub fn drift_unknown(&self) -> bool {
+        self.drift.is_some() && self.drifted_parents.is_empty() && !self.unknown_parents.is_empty()
     }
 
     /// Whether publishing this version moves `latest`: not when `latest` names a higher version
@@ -478,13 +485,20 @@ fn explain_drift(
         let drifted: Vec<usize> = followed
             .iter()
             .copied()
-            .filter(|&p| plan_of(p).is_some_and(|pl| pl.drift.is_some()))
+            .filter(|&p| plan_of(p).is_some_and(|pl| pl.drift.is_some() && !pl.drift_unknown()))
             .collect();
-        let unknown: Vec<String> = followed
+        // What nothing records, below this image: a parent, or what a parent's drift may be.
+        let mut unknown: Vec<String> = followed
             .iter()
-            .filter_map(|&p| plan_of(p).filter(|pl| pl.unknown_provenance))
-            .map(|pl| pl.name.clone())
+            .filter_map(|&p| plan_of(p))
+            .flat_map(|pl| match pl {
+                pl if pl.unknown_provenance => vec![pl.name.clone()],
+                pl if pl.drift_unknown() => pl.unknown_parents.clone(),
+                _ => Vec::new(),
+            })
             .collect();
+        unknown.sort();
+        unknown.dedup();
         let then = |p: usize| match plan_of(p).and_then(|pl| pl.drift.clone()) {
             Some(published_with) if drifted.contains(&p) => published_with,
             _ => digests.full[p].clone(),
@@ -682,7 +696,7 @@ pub fn drift_report(plans: &[ImagePlan]) -> String {
     let mut unknown = false;
     for p in &drifted {
         out.push_str(&format!("drift: {}\n", drift_line(p)));
-        unknown |= !p.unknown_parents.is_empty() && p.drifted_parents.is_empty();
+        unknown |= p.drift_unknown();
     }
     out.push_str("  fix: `cip bump --changed` bumps them and their descendants (or publish with --allow-drift)\n");
     if unknown {
@@ -711,13 +725,15 @@ fn drift_line(p: &ImagePlan) -> String {
             plural("parent", parents.len()),
             parents.join(", ")
         ),
-        ([], unknown @ [_, ..]) => format!(
-            "{} or its {} {} changed {since} ({} records no context digest, so which cannot be told)",
+        ([], unknown @ [_, ..]) => {
+            format!(
+            "{} or {} below it changed {since} ({} {} no context digest, so which cannot be told)",
             p.name,
-            plural("parent", unknown.len()),
             unknown.join(", "),
-            unknown.join(", ")
-        ),
+            unknown.join(", "),
+            if unknown.len() == 1 { "records" } else { "record" }
+        )
+        }
         ([], []) => format!(
             "{} changed since {} was published, version not bumped",
             p.name, p.version
@@ -752,12 +768,15 @@ pub fn render_status(plans: &[ImagePlan]) -> String {
             _ if p.unknown_provenance => {
                 format!("{missing} platform(s) to build; {UNKNOWN_PROVENANCE}")
             }
-            (Some(_), _) if p.drifted_parents.is_empty() && !p.unknown_parents.is_empty() => {
-                format!(
-                    "unknown: its parent {} records no context digest",
-                    p.unknown_parents.join(", ")
-                )
-            }
+            (Some(_), _) if p.drift_unknown() => format!(
+                "unknown: builds on {}, which {} no context digest",
+                p.unknown_parents.join(", "),
+                if p.unknown_parents.len() == 1 {
+                    "records"
+                } else {
+                    "record"
+                }
+            ),
             (Some(_), _) if p.drift_only_parents => format!(
                 "parent {} changed since published, version not bumped",
                 p.drifted_parents.join(", ")
