@@ -418,7 +418,7 @@ impl StepRunner {
         builder.build(&job).await?;
         drop(streaming);
         match &b.output {
-            Output::Push { .. } => {
+            Output::Push { name, .. } => {
                 let entry = match self.plan.nodes[on.0].route {
                     Route::Direct => self.push_direct(builder.as_ref(), image, b, on).await,
                     Route::ThroughCip => self.push(builder.as_ref(), image, b).await,
@@ -433,9 +433,6 @@ impl StepRunner {
                         .push(b.platform.clone());
                 }
                 let entry = entry?;
-                let Output::Push { name, .. } = &b.output else {
-                    bail!("a build kept in the store is not pushed");
-                };
                 let node = &self.plan.nodes[on.0].name;
                 let new = NewImage {
                     entry,

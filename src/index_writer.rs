@@ -187,13 +187,14 @@ impl<'a> IndexWriter<'a> {
             }
             // Another job may have been writing the same index: what it left decides.
             tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
-            if let Some(same) = self.written_by_another_job(w).await? {
+            // A failed look is no answer: the write's own error is the one to tell.
+            if let Ok(Some(same)) = self.written_by_another_job(w).await {
                 break same;
             }
             if attempt >= ATTEMPTS {
                 return Err(error.context(format!(
-                    "writing the index of {} failed {ATTEMPTS} times, and {} does not hold this \
-                     index (another job writing it at the same time would have left it)",
+                    "writing the index of {} failed {ATTEMPTS} times ({} does not hold it, so no \
+                     other job wrote the same index meanwhile)",
                     w.label,
                     self.reg.host()
                 )));
