@@ -116,6 +116,9 @@ fn images(project: &cip::project::Project) -> Vec<ImagePlan> {
             context_digest: String::new(),
             drift: None,
             drifted_parents: Vec::new(),
+            drift_only_parents: false,
+            unknown_provenance: false,
+            unknown_parents: Vec::new(),
             latest: None,
         })
         .collect()

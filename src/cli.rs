@@ -306,6 +306,10 @@ pub enum Command {
         /// Print the index (stdout) and where each platform comes from, write nothing
         #[arg(long)]
         dry_run: bool,
+        /// Overwrite --tag even when it holds an index cip published (one that records a context
+        /// digest), which cip merge otherwise refuses
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         connect: ConnectArgs,
     },

@@ -23,6 +23,15 @@ const METADATA: &[&str] = &["info.edn", "VERSION", "PLATFORMS_OVERRIDE"];
 /// reference though the parent moved on, keyed by `(name, tag)`. See [`context_digests`].
 pub type PublishedDigests = std::collections::HashMap<(String, String), String>;
 
+/// The digests of a project's contexts (same order as `project.contexts`).
+#[derive(Debug, Clone, Default)]
+pub struct Digests {
+    /// Of each context's own files and Dockerfile.
+    pub own: Vec<String>,
+    /// Of each context with its parents (see [`context_digests`]): what indexes record.
+    pub full: Vec<String>,
+}
+
 /// One digest per context (same order as `project.contexts`), computed in parallel.
 ///
 /// A child covers each parent as it references it: the parent's digest when the reference names
@@ -35,7 +44,7 @@ pub fn context_digests(
     project: &Project,
     graph: &Graph,
     published: &PublishedDigests,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Digests> {
     let own: Vec<String> = project
         .contexts
         .par_iter()
@@ -43,21 +52,38 @@ pub fn context_digests(
         .collect::<anyhow::Result<_>>()?;
     let mut full: Vec<Option<String>> = vec![None; own.len()];
     for c in graph.order() {
-        let mut h = Sha256::new();
-        h.update(own[c].as_bytes());
-        let mut parents: Vec<String> = graph
-            .parents(c)
-            .into_iter()
-            .flat_map(|p| parent_lines(project, c, p, full[p].as_deref().unwrap_or(""), published))
-            .collect();
-        parents.sort();
-        parents.dedup();
-        for line in parents {
-            h.update(line.as_bytes());
-        }
-        full[c] = Some(format!("sha256:{}", hex::encode(h.finalize())));
+        let parent = |p: usize| full[p].clone().unwrap_or_default();
+        full[c] = Some(with_parents(project, graph, published, c, &own[c], &parent));
     }
-    Ok(full.into_iter().map(Option::unwrap_or_default).collect())
+    Ok(Digests {
+        own,
+        full: full.into_iter().map(Option::unwrap_or_default).collect(),
+    })
+}
+
+/// The full digest of context `c` from its own digest and each parent's (`parent`, by context):
+/// with the parents' digests of another time, what `c`'s digest was then.
+pub fn with_parents(
+    project: &Project,
+    graph: &Graph,
+    published: &PublishedDigests,
+    c: usize,
+    own: &str,
+    parent: &dyn Fn(usize) -> String,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(own.as_bytes());
+    let mut parents: Vec<String> = graph
+        .parents(c)
+        .into_iter()
+        .flat_map(|p| parent_lines(project, c, p, &parent(p), published))
+        .collect();
+    parents.sort();
+    parents.dedup();
+    for line in parents {
+        h.update(line.as_bytes());
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
 }
 
 /// The `(parent name, tag)` of every reference to a version of a parent other than its current
@@ -216,7 +242,9 @@ mod tests {
 
     fn digests(dir: &Path) -> Vec<String> {
         let p = crate::project::scan(dir).unwrap();
-        context_digests(&p, &Graph::build(&p), &Default::default()).unwrap()
+        context_digests(&p, &Graph::build(&p), &Default::default())
+            .unwrap()
+            .full
     }
 
     const BASE: &[(&str, &str)] = &[
@@ -231,6 +259,21 @@ mod tests {
         ),
         ("contexts/01-child/info.edn", "{:version \"1.0.0\"}"),
     ];
+
+    #[test]
+    fn a_childs_digest_with_its_parents_old_digest_is_the_childs_old_digest() {
+        let tmp = project(BASE);
+        let before = digests(tmp.path());
+        fs::write(tmp.path().join("contexts/00-base/data.txt"), "two").unwrap();
+        let p = crate::project::scan(tmp.path()).unwrap();
+        let g = Graph::build(&p);
+        let now = context_digests(&p, &g, &Default::default()).unwrap();
+        assert_ne!(now.full[1], before[1]);
+        // Only the parent moved: with the parent's old digest, the child is as it was.
+        let old_parent = |_: usize| before[0].clone();
+        let then = with_parents(&p, &g, &Default::default(), 1, &now.own[1], &old_parent);
+        assert_eq!(then, before[1]);
+    }
 
     #[test]
     fn content_changes_move_the_digest_and_its_descendants() {
@@ -265,14 +308,14 @@ mod tests {
         // base:1.0.0 as published records the digest base had then.
         let recorded: PublishedDigests =
             [(("base".into(), "1.0.0".into()), before[0].clone())].into();
-        let after = context_digests(&p, &g, &recorded).unwrap();
+        let after = context_digests(&p, &g, &recorded).unwrap().full;
         assert_ne!(before[0], after[0]);
         assert_eq!(
             before[1], after[1],
             "the child's reference and files did not change"
         );
         // Without the registry's record, the tag stands for the version: stable, but not the same.
-        let by_tag = context_digests(&p, &g, &Default::default()).unwrap();
+        let by_tag = context_digests(&p, &g, &Default::default()).unwrap().full;
         assert_eq!(by_tag[1], digests(tmp.path())[1]);
         fs::write(tmp.path().join("contexts/00-base/data.txt"), "three").unwrap();
         assert_eq!(

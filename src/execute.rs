@@ -10,6 +10,7 @@ use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
 use crate::build::{Backend, BuildJob, RegistryAccess};
+use crate::index_writer::{self, IndexWrite, IndexWriter, NewImage, Written};
 use crate::interrupt::{self, Signal};
 use crate::plan::steps::{
     Action, Assemble, Build, ImageId, Link, NodeId, Output, Plan, Route, Staging, StepId,
@@ -20,13 +21,8 @@ use crate::progress::{Display, Line};
 use crate::registry::index::{self, Entry};
 use crate::registry::merge;
 use crate::registry::push::{push_layout_from, PushedImage};
-use crate::registry::{Published, Registry};
+use crate::registry::Registry;
 use crate::schedule::{self, Outcome, Task};
-
-/// How long after tagging a run looks again at the version tags it wrote. Another run that checked a
-/// tag before this run wrote it writes its own within moments; waiting this long lets the later
-/// writer's tag show, so at most one of two racing runs reports success.
-const TAG_SETTLE: Duration = Duration::from_millis(500);
 
 /// What a plan's steps run with: the nodes' builders (by `NodeId`), the registry that receives
 /// pushed images, and how builders reach it.
@@ -88,20 +84,16 @@ pub struct StepRecord {
 /// Shared state of a run, keyed by the plan's ids.
 #[derive(Default)]
 struct Shared {
-    /// Index entries pushed per image.
-    entries: HashMap<ImageId, Vec<Entry>>,
+    /// Platform images pushed per image, for its index.
+    entries: HashMap<ImageId, Vec<NewImage>>,
     ran: HashMap<StepId, (Duration, Duration)>,
-    /// The repository (name within the registry) and index digest this run wrote to each
-    /// image's version tag.
-    tagged: HashMap<ImageId, (String, String)>,
-    /// Published platform entries each image's index replaced.
-    replaced: HashMap<ImageId, Vec<Platform>>,
+    /// The index written for each image's version tag (recorded by [`Record`], a hook of the
+    /// index writer).
+    written: HashMap<ImageId, Written>,
     /// Version tags another run moved after this run wrote them.
     conflicts: HashMap<ImageId, String>,
     /// The platforms of each image whose build succeeded and whose push failed.
     push_failures: HashMap<ImageId, Vec<Platform>>,
-    /// The index each image got: its digest, entries and tags.
-    indexes: HashMap<ImageId, (String, Vec<Entry>, Vec<String>)>,
     /// Build steps that ran on another node than the plan's (their node was lost).
     moved: HashMap<StepId, NodeId>,
 }
@@ -173,7 +165,7 @@ impl Executor {
         })
         .await;
         progress.done();
-        self.verify_tags(plan, &shared).await;
+        self.verify_tags(&shared).await;
         let mut results = {
             let s = shared.lock().unwrap_or_else(|e| e.into_inner());
             summarize(plan, &outcomes, &s)
@@ -204,39 +196,20 @@ impl Executor {
         })
     }
 
-    /// Looks again, after [`TAG_SETTLE`], at every version tag this run wrote: one that now points
+    /// Looks again, after a moment, at every version tag this run wrote: one that now points
     /// elsewhere was overwritten by a concurrent run, and is reported as a conflict (the run fails).
-    async fn verify_tags(&self, plan: &Plan, shared: &Mutex<Shared>) {
+    async fn verify_tags(&self, shared: &Mutex<Shared>) {
         let Some(reg) = &self.registry else {
             return;
         };
-        let tagged: Vec<(ImageId, (String, String))> = {
+        let (ids, written): (Vec<ImageId>, Vec<Written>) = {
             let s = shared.lock().unwrap_or_else(|e| e.into_inner());
-            s.tagged.iter().map(|(k, v)| (*k, v.clone())).collect()
+            s.written.iter().map(|(k, v)| (*k, v.clone())).unzip()
         };
-        if tagged.is_empty() {
-            return;
-        }
-        tokio::time::sleep(TAG_SETTLE).await;
-        for (id, (repo, written)) in tagged {
-            let image = plan.image(id);
-            let found = reg.manifest_raw(&reg.tag_ref(&repo, &image.version)).await;
-            let conflict = match found {
-                Ok(Some((_, digest))) if digest == written => continue,
-                Ok(Some((_, digest))) => format!(
-                    "{}:{} now points at {digest}, not at what this run published ({written}): another \
-                     publish of the same version ran at the same time; check which content you want and \
-                     republish it with --force {}",
-                    image.name, image.version, image.name
-                ),
-                Ok(None) => format!(
-                    "{}:{} disappeared after this run tagged it ({written})",
-                    image.name, image.version
-                ),
-                Err(e) => format!("cannot verify {}:{}: {e:#}", image.name, image.version),
-            };
-            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
-            s.conflicts.insert(id, conflict);
+        let conflicts = IndexWriter::new(reg).settle(&written).await;
+        let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, conflict) in conflicts {
+            s.conflicts.insert(ids[i], conflict);
         }
     }
 }
@@ -445,7 +418,7 @@ impl StepRunner {
         builder.build(&job).await?;
         drop(streaming);
         match &b.output {
-            Output::Push { .. } => {
+            Output::Push { name, .. } => {
                 let entry = match self.plan.nodes[on.0].route {
                     Route::Direct => self.push_direct(builder.as_ref(), image, b, on).await,
                     Route::ThroughCip => self.push(builder.as_ref(), image, b).await,
@@ -460,7 +433,13 @@ impl StepRunner {
                         .push(b.platform.clone());
                 }
                 let entry = entry?;
-                self.shared().entries.entry(image).or_default().push(entry);
+                let node = &self.plan.nodes[on.0].name;
+                let new = NewImage {
+                    entry,
+                    from: name.clone(),
+                    node: (node != "local").then(|| node.clone()),
+                };
+                self.shared().entries.entry(image).or_default().push(new);
             }
             Output::Store { also_tagged } => {
                 for tag in also_tagged {
@@ -557,7 +536,7 @@ impl StepRunner {
             })
             .with_context(what);
         let adopted = match pushed {
-            Ok(()) => adopt_staged(reg, staging, name, &b.platform)
+            Ok(()) => adopt_staged(reg, staging, name, &b.platform, node)
                 .await
                 .with_context(what),
             Err(e) => Err(e),
@@ -637,41 +616,35 @@ impl StepRunner {
             .as_ref()
             .context("an assemble step needs a registry")?;
         let image = self.plan.image(id);
-        let new = self.shared().entries.get(&id).cloned().unwrap_or_default();
-        // Refuse to replace a tag that moved since the plan was made (another publisher raced us).
-        let now = reg.published(&a.name, &image.version).await?;
-        let before = image.published.as_ref().map(|p| p.digest.as_str());
-        if now.as_ref().map(|p| p.digest.as_str()) != before {
-            bail!(
-                "{}:{} changed on {} while building; not overwriting it (rerun to see what it holds now)",
-                image.name,
-                image.version,
-                reg.host(),
-            );
-        }
-        let replaced = replaced_platforms(now.as_ref(), &new);
-        let entries = index::merge(now.as_ref(), new);
-        let annotations = index_annotations(image, now.as_ref());
-        let (bytes, digest) = index::build_index(&entries, &annotations);
-        merge::tag_platforms(reg, &a.name, &entries, &a.arch_tags).await?;
-        for tag in &a.tags {
-            reg.put_manifest(&reg.tag_ref(&a.name, tag), bytes.clone(), index::OCI_INDEX)
-                .await?;
-        }
-        if !replaced.is_empty() {
+        let write = IndexWrite {
+            repository: a.name.clone(),
+            label: format!("{}:{}", image.name, image.version),
+            new: self.shared().entries.get(&id).cloned().unwrap_or_default(),
+            // Refuse to replace a tag that moved since the plan was made (another publisher raced us).
+            guard: index_writer::Guard::Unchanged(
+                image.published.as_ref().map(|p| p.digest.clone()),
+            ),
+            keep_published: true,
+            annotations: index_writer::Annotations::Image(Box::new(image.clone())),
+            arch_tags: a.arch_tags.clone(),
+            tags: a.tags.clone(),
+        };
+        let record = Arc::new(Record {
+            shared: self.shared.clone(),
+            image: id,
+        });
+        let written = IndexWriter::new(reg)
+            .after_index_written(record)
+            .write(&write)
+            .await?;
+        if !written.replaced.is_empty() {
             self.progress.println(&format!(
-                "{}:{}: replaced the published {} entry; kept {}",
-                image.name,
-                image.version,
-                list(&replaced),
-                list(&kept_platforms(&entries, &replaced)),
+                "{}: replaced the published {} entry; kept {}",
+                written.label,
+                list(&written.replaced),
+                list(&written.kept),
             ));
         }
-        let mut s = self.shared();
-        s.indexes
-            .insert(id, (digest.clone(), entries, a.tags.clone()));
-        s.tagged.insert(id, (a.name.clone(), digest));
-        s.replaced.insert(id, replaced);
         Ok(())
     }
 
@@ -693,12 +666,42 @@ impl StepRunner {
             .find(|e| e.platform.as_ref() == Some(&l.platform))
             .cloned()
             .with_context(|| format!("{}:{} no longer holds {}", l.from, l.tag, l.platform))?;
-        merge::mount_image(reg, &l.from_name, &l.name, &entry.digest).await?;
         let staged = reg.published(&l.name, &l.tag).await?;
-        let entries = index::merge(staged.as_ref(), vec![entry]);
-        let (bytes, _) = index::build_index(&entries, &published.annotations);
-        reg.put_manifest(&reg.tag_ref(&l.name, &l.tag), bytes, index::OCI_INDEX)
-            .await
+        let write = IndexWrite {
+            repository: l.name.clone(),
+            label: format!("{}:{}", l.repository, l.tag),
+            new: vec![NewImage {
+                entry,
+                from: l.from_name.clone(),
+                node: None,
+            }],
+            // A stage is this pipeline's scratch space: only a concurrent change of it is refused.
+            guard: index_writer::Guard::Unchanged(staged.map(|s| s.digest)),
+            keep_published: true,
+            annotations: index_writer::Annotations::Fixed(published.annotations),
+            arch_tags: BTreeMap::new(),
+            tags: vec![l.tag.clone()],
+        };
+        IndexWriter::new(reg).write(&write).await.map(|_| ())
+    }
+}
+
+/// Records each index the run wrote for the image, for the summary and the check after the run
+/// (see `Executor::verify_tags`).
+struct Record {
+    shared: Arc<Mutex<Shared>>,
+    image: ImageId,
+}
+
+impl index_writer::AfterIndexWritten for Record {
+    fn after_index_written<'a>(
+        &'a self,
+        _reg: &'a Registry,
+        written: &'a Written,
+    ) -> futures_util::future::BoxFuture<'a, anyhow::Result<()>> {
+        let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        s.written.insert(self.image, written.clone());
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -710,6 +713,7 @@ async fn adopt_staged(
     staging: &Staging,
     name: &str,
     platform: &Platform,
+    node: &str,
 ) -> anyhow::Result<(Entry, merge::Mounted)> {
     let (raw, digest) = reg
         .manifest_raw(&reg.tag_ref(&staging.name, &staging.tag))
@@ -720,29 +724,19 @@ async fn adopt_staged(
                 staging.reference
             )
         })?;
-    let entry = match index::parse(&raw, &digest)? {
-        index::Parsed::Manifest {
-            config_digest,
-            entry,
-        } => {
-            let config = reg.blob_bytes(&staging.name, &config_digest).await?;
-            let found = index::config_platform(&config)?;
-            let same = found
-                .as_ref()
-                .is_some_and(|f| f.os == platform.os && f.arch == platform.arch);
-            if !same {
-                bail!(
-                    "{} is an image for {}, not {platform}: the node did not build the platform asked",
-                    staging.reference,
-                    found.map_or_else(|| "no platform".to_string(), |f| f.to_string())
-                );
-            }
-            entry
-        }
-        index::Parsed::Index(_) => bail!(
-            "{} is an index, not the single image of {platform} a build makes",
-            staging.reference
-        ),
+    let what = format!("{} (pushed by the node)", staging.reference);
+    index_writer::check_manifest(
+        reg,
+        &staging.name,
+        &raw,
+        &digest,
+        platform,
+        Some(node),
+        &what,
+    )
+    .await?;
+    let index::Parsed::Manifest { entry, .. } = index::parse(&raw, &digest)? else {
+        bail!("{what} is an index");
     };
     let mounted = if staging.name == name {
         merge::Mounted::default()
@@ -765,51 +759,6 @@ fn push_counts(p: &PushedImage, total: Option<usize>) -> String {
         p.blobs_mounted,
         p.blobs_skipped
     )
-}
-
-/// The published platforms that `new` entries replace.
-fn replaced_platforms(published: Option<&Published>, new: &[Entry]) -> Vec<Platform> {
-    let Some(published) = published else {
-        return Vec::new();
-    };
-    let have = published.platforms();
-    let mut out: Vec<Platform> = new
-        .iter()
-        .filter_map(|e| e.platform.clone())
-        .filter(|p| have.contains(p))
-        .collect();
-    out.sort();
-    out
-}
-
-fn kept_platforms(entries: &[Entry], replaced: &[Platform]) -> Vec<Platform> {
-    entries
-        .iter()
-        .filter_map(|e| e.platform.clone())
-        .filter(|p| !replaced.contains(p))
-        .collect()
-}
-
-/// The index annotations: the version, and the context digest. A drifted version (published from
-/// other content, version not bumped) keeps the digest it was published with unless forced, so
-/// adding a platform under `--allow-drift` never hides the drift from later runs.
-pub fn index_annotations(
-    image: &ImagePlan,
-    published: Option<&Published>,
-) -> BTreeMap<String, String> {
-    let mut annotations = BTreeMap::new();
-    annotations.insert(
-        crate::plan::VERSION_ANNOTATION.to_string(),
-        image.version.clone(),
-    );
-    let recorded = published.and_then(|p| p.annotations.get(crate::digest::ANNOTATION));
-    let context_digest = match (&image.drift, recorded) {
-        (Some(_), Some(recorded)) if !image.forced => recorded.clone(),
-        _ => image.context_digest.clone(),
-    };
-    // Lets later runs tell a context changed without a version bump (see `digest`).
-    annotations.insert(crate::digest::ANNOTATION.to_string(), context_digest);
-    annotations
 }
 
 /// The results of a run with nothing to build: every image is up to date. `store` is the node
@@ -929,11 +878,11 @@ fn summarize_image(
         ("built".to_string(), None)
     };
     let published = image.published.as_ref().filter(|p| !p.digest.is_empty());
-    let (digest, platform_digests, tags) = match (shared.indexes.get(&id), published) {
-        (Some((digest, entries, tags)), _) => (
-            Some(digest.clone()),
-            self::platform_digests(entries),
-            tags.clone(),
+    let (digest, platform_digests, tags) = match (shared.written.get(&id), published) {
+        (Some(w), _) => (
+            Some(w.digest.clone()),
+            self::platform_digests(&w.entries),
+            w.tags.clone(),
         ),
         (None, Some(p)) if result == "up to date" => (
             Some(p.digest.clone()),
@@ -947,7 +896,11 @@ fn summarize_image(
         version: image.version.clone(),
         built,
         kept,
-        replaced: shared.replaced.get(&id).cloned().unwrap_or_default(),
+        replaced: shared
+            .written
+            .get(&id)
+            .map(|w| w.replaced.clone())
+            .unwrap_or_default(),
         failed_steps,
         result,
         error,
@@ -1218,6 +1171,7 @@ mod tests {
     use super::*;
     use crate::build::{Backend, BuilderKind, Op, StoreRoots};
     use crate::plan::steps::{plan_steps, Destination, Inputs};
+    use crate::registry::Published;
     use std::collections::HashSet;
 
     #[derive(Debug, Default)]
@@ -1379,6 +1333,9 @@ mod tests {
                     context_digest: String::new(),
                     drift: None,
                     drifted_parents: Vec::new(),
+                    drift_only_parents: false,
+                    unknown_provenance: false,
+                    unknown_parents: Vec::new(),
                     latest: None,
                     in_final: None,
                 }

@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
+use crate::index_writer::{Annotations, Guard, IndexWrite, IndexWriter, NewImage};
 use crate::load::Loaded;
 use crate::plan::{self, ImagePlan, PlatformScope, Target};
 use crate::platform::Platform;
-use crate::registry::index::{self, Entry};
-use crate::registry::{merge, Deleted, Registry};
+use crate::registry::index::Entry;
+use crate::registry::{Deleted, Registry};
 
 /// Where a platform's image comes from.
 #[derive(Debug, Clone, Serialize)]
@@ -188,55 +189,65 @@ async fn plan_image(
 }
 
 /// Writes the index of every complete image: the staged manifests mounted into the final
-/// repository, then the platform tags, then the index under its tags, the version last.
+/// repository, then the platform tags, then the index under its tags, the version last. A job
+/// that finds the very index it would write already written (another merge of the same staged
+/// state ran at the same time) says so and goes on.
 pub async fn execute(reg: &Registry, images: &[MergeImage]) -> anyhow::Result<()> {
+    let writer = IndexWriter::new(reg);
+    let mut written = Vec::new();
     for m in images.iter().filter(|m| m.result() == Outcome::Merged) {
-        write_index(reg, m).await.map_err(|e| {
+        let w = writer.write(&index_write(m)).await.map_err(|e| {
             e.context(format!(
                 "merging {}:{} (nothing of it was tagged)",
                 m.name, m.version
             ))
         })?;
-        eprintln!(
-            "merged {}:{}: {} from the stage",
-            m.name,
-            m.version,
-            m.staged
-                .iter()
-                .map(|s| s.platform.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let from_stage = m
+            .staged
+            .iter()
+            .map(|s| s.platform.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if w.by_another_job {
+            eprintln!(
+                "merged {}:{}: another job merged the same staged images at the same time and \
+                 wrote this very index ({}); nothing to do",
+                m.name, m.version, w.digest
+            );
+        } else {
+            eprintln!(
+                "merged {}:{}: {from_stage} from the stage",
+                m.name, m.version
+            );
+            written.push(w);
+        }
+    }
+    if let Some((_, conflict)) = writer.settle(&written).await.into_iter().next() {
+        anyhow::bail!(conflict);
     }
     Ok(())
 }
 
-async fn write_index(reg: &Registry, m: &MergeImage) -> anyhow::Result<()> {
-    for s in &m.staged {
-        merge::mount_image(reg, &s.repository, &m.name, &s.entry.digest).await?;
+/// The index write of a complete image: its staged platforms over what is published.
+fn index_write(m: &MergeImage) -> IndexWrite {
+    IndexWrite {
+        repository: m.name.clone(),
+        label: format!("{}:{}", m.name, m.version),
+        new: m
+            .staged
+            .iter()
+            .map(|s| NewImage {
+                entry: s.entry.clone(),
+                from: s.repository.clone(),
+                node: None,
+            })
+            .collect(),
+        guard: Guard::Unchanged(m.image.published.as_ref().map(|p| p.digest.clone())),
+        keep_published: true,
+        annotations: Annotations::Image(Box::new(m.image.clone())),
+        arch_tags: m.arch_tags.clone(),
+        tags: m.tags.clone(),
     }
-    let now = reg.published(&m.name, &m.version).await?;
-    let before = m.image.published.as_ref().map(|p| p.digest.as_str());
-    if now.as_ref().map(|p| p.digest.as_str()) != before {
-        anyhow::bail!(
-            "{}:{} changed on {} since the merge looked (another publish?); rerun to merge what it holds now",
-            m.name,
-            m.version,
-            reg.host()
-        );
-    }
-    let entries = index::merge(
-        now.as_ref(),
-        m.staged.iter().map(|s| s.entry.clone()).collect(),
-    );
-    let annotations = crate::execute::index_annotations(&m.image, now.as_ref());
-    let (bytes, _) = index::build_index(&entries, &annotations);
-    merge::tag_platforms(reg, &m.name, &entries, &m.arch_tags).await?;
-    for tag in &m.tags {
-        reg.put_manifest(&reg.tag_ref(&m.name, tag), bytes.clone(), index::OCI_INDEX)
-            .await?;
-    }
-    Ok(())
 }
 
 /// `--prune-stage`, after the merge wrote its indexes: deletes the staging tags of every image
@@ -374,15 +385,27 @@ pub fn render(images: &[MergeImage], registry: &str, namespace: &str) -> String 
 }
 
 /// The images a merge with `targets` is about: the ones named (and their descendants with
-/// `--with-descendants`); no target: every image.
+/// `--with-descendants`), plus every parent they build on that is not published in full yet (as
+/// every run's targets bring the parents they need); no target: every image.
 pub fn select(
     loaded: &Loaded,
     images: Vec<MergeImage>,
     targets: &crate::cli::Targets,
 ) -> anyhow::Result<Vec<MergeImage>> {
-    let Some(chosen) = loaded.targeted(targets)? else {
+    let Some(mut chosen) = loaded.targeted(targets)? else {
         return Ok(images);
     };
+    let unpublished: std::collections::HashSet<usize> = images
+        .iter()
+        .filter(|m| m.result() != Outcome::UpToDate)
+        .map(|m| m.image.ctx)
+        .collect();
+    let needed: Vec<usize> = chosen
+        .iter()
+        .flat_map(|&c| loaded.graph.ancestors(c))
+        .filter(|a| unpublished.contains(a))
+        .collect();
+    chosen.extend(needed);
     Ok(images
         .into_iter()
         .filter(|m| chosen.contains(&m.image.ctx))

@@ -151,6 +151,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             prefer,
             annotation,
             dry_run,
+            force,
             connect,
         } => commands::merge::run(&commands::merge::MergeArgs {
             tag: &tag,
@@ -158,6 +159,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             prefer: &prefer,
             annotations: &annotation,
             dry_run,
+            force,
             connect: &connect,
         }),
         Command::PublishLocally {

@@ -154,6 +154,15 @@ pub struct ImagePlan {
     /// Parents that drifted too and whose content this image covers (it references their current
     /// version): the likely cause of this image's drift.
     pub drifted_parents: Vec<String>,
+    /// The drift is only its drifted parents': with the digests they were published with, this
+    /// image's context digest is the one its version records.
+    pub drift_only_parents: bool,
+    /// The published version records no context digest (an index cip did not write, or one
+    /// rewritten without it): whether it is what the context holds cannot be told.
+    pub unknown_provenance: bool,
+    /// Images below this one (parents, or what their drift may be) of unknown provenance whose
+    /// content this image covers: its drift may be theirs.
+    pub unknown_parents: Vec<String>,
     /// The version `latest` points at now, for an image this run builds (None: no `latest`, or
     /// one that names no version). `latest` only moves forward (see [`ImagePlan::moves_latest`]).
     pub latest: Option<String>,
@@ -214,6 +223,12 @@ impl ImagePlan {
         self.drift.is_some() && (!self.forced || self.in_final.is_some())
     }
 
+    /// Whether this image's drift may be only that of an image below it that records no context
+    /// digest: then whether it changed cannot be told.
+    pub fn drift_unknown(&self) -> bool {
+        self.drift.is_some() && self.drifted_parents.is_empty() && !self.unknown_parents.is_empty()
+    }
+
     /// Whether publishing this version moves `latest`: not when `latest` names a higher version
     /// (publishing an older one, e.g. a patch of an old line, leaves it where it is).
     pub fn moves_latest(&self) -> bool {
@@ -243,7 +258,8 @@ pub async fn make(
     let inventory = target.inventory(&loaded.project.root);
     let older = recorded_digests_of_older_parents(loaded, target, &inventory, concurrency).await?;
     let started = std::time::Instant::now();
-    let digests = crate::digest::context_digests(&loaded.project, &loaded.graph, &older)?;
+    let all = crate::digest::context_digests(&loaded.project, &loaded.graph, &older)?;
+    let digests = &all.full;
     crate::output::timing("context digests", started);
     let order = loaded.graph.order();
     let lookups = order.iter().map(|&c| {
@@ -288,13 +304,17 @@ pub async fn make(
         let ctx = &loaded.project.contexts[c];
         // A stage never drifts (a stale stage is rebuilt or linked again); the final version a
         // stage run links, or that a merge completes, does.
-        let drift = recorded_digest(if staged {
+        let version_is = if staged {
             in_final.as_ref()
         } else {
             published.as_ref()
-        })
-        .filter(|r| **r != digests[c])
-        .cloned();
+        };
+        let drift = recorded_digest(version_is)
+            .filter(|r| **r != digests[c])
+            .cloned();
+        // A local store keeps no annotations: its images are compared by tag only.
+        let unknown_provenance =
+            target.is_registry() && version_is.is_some() && recorded_digest(version_is).is_none();
         // A stale stage is rebuilt (forced, so its index is replaced), or, when the final
         // repository holds every platform, linked again from there.
         let final_holds = in_final
@@ -315,11 +335,14 @@ pub async fn make(
             context_digest: digests[c].clone(),
             drift,
             drifted_parents: Vec::new(),
+            drift_only_parents: false,
+            unknown_provenance,
+            unknown_parents: Vec::new(),
             latest: None,
             in_final,
         });
     }
-    name_drifted_parents(loaded, &mut plans);
+    explain_drift(loaded, &all, &older, &mut plans);
     find_latest_versions(target, &inventory, &mut plans, concurrency).await?;
     if let Err(e) = inventory.platforms.save() {
         // Only a cache: the next run asks the registry again.
@@ -435,22 +458,68 @@ async fn find_latest_versions(
 /// The index annotation that names the version an index was published as.
 pub const VERSION_ANNOTATION: &str = "org.opencontainers.image.version";
 
-/// Fills `drifted_parents`: the drifted parents whose current version a drifted image follows.
-fn name_drifted_parents(loaded: &Loaded, plans: &mut [ImagePlan]) {
-    let drifted: std::collections::HashSet<usize> = plans
-        .iter()
-        .filter(|p| p.drift.is_some())
-        .map(|p| p.ctx)
-        .collect();
-    for plan in plans.iter_mut().filter(|p| p.drift.is_some()) {
-        plan.drifted_parents = loaded
+/// Fills, for each drifted image, the parents that may have caused it: `drifted_parents` (the
+/// drifted parents whose current version it follows), `unknown_parents` (the followed parents
+/// whose published version records no digest), and `drift_only_parents` (whether, with its
+/// drifted parents as they were published, it is as its version records).
+fn explain_drift(
+    loaded: &Loaded,
+    digests: &crate::digest::Digests,
+    older: &crate::digest::PublishedDigests,
+    plans: &mut [ImagePlan],
+) {
+    let by_ctx: std::collections::HashMap<usize, usize> =
+        plans.iter().enumerate().map(|(i, p)| (p.ctx, i)).collect();
+    for i in 0..plans.len() {
+        let Some(recorded) = plans[i].drift.clone() else {
+            continue;
+        };
+        let ctx = plans[i].ctx;
+        let followed: Vec<usize> = loaded
             .graph
-            .parents(plan.ctx)
+            .parents(ctx)
             .into_iter()
-            .filter(|p| drifted.contains(p))
-            .filter(|&p| crate::digest::follows_current(&loaded.project, plan.ctx, p))
-            .map(|p| loaded.project.contexts[p].name.clone())
+            .filter(|&p| crate::digest::follows_current(&loaded.project, ctx, p))
             .collect();
+        let plan_of = |p: usize| by_ctx.get(&p).map(|&j| &plans[j]);
+        let drifted: Vec<usize> = followed
+            .iter()
+            .copied()
+            .filter(|&p| plan_of(p).is_some_and(|pl| pl.drift.is_some() && !pl.drift_unknown()))
+            .collect();
+        // What nothing records, below this image: a parent, or what a parent's drift may be.
+        let mut unknown: Vec<String> = followed
+            .iter()
+            .filter_map(|&p| plan_of(p))
+            .flat_map(|pl| match pl {
+                pl if pl.unknown_provenance => vec![pl.name.clone()],
+                pl if pl.drift_unknown() => pl.unknown_parents.clone(),
+                _ => Vec::new(),
+            })
+            .collect();
+        unknown.sort();
+        unknown.dedup();
+        let then = |p: usize| match plan_of(p).and_then(|pl| pl.drift.clone()) {
+            Some(published_with) if drifted.contains(&p) => published_with,
+            _ => digests.full[p].clone(),
+        };
+        let only_parents = !drifted.is_empty()
+            && crate::digest::with_parents(
+                &loaded.project,
+                &loaded.graph,
+                older,
+                ctx,
+                &digests.own[ctx],
+                &then,
+            ) == recorded;
+        let names = drifted
+            .iter()
+            .map(|&p| loaded.project.contexts[p].name.clone())
+            .collect();
+        let plan = &mut plans[i];
+        plan.drifted_parents = names;
+        plan.unknown_parents = unknown;
+        plan.drift_only_parents = only_parents;
     }
 }
 
@@ -602,6 +671,9 @@ fn reason(loaded: &Loaded, plan: &ImagePlan, p: &Platform) -> String {
         )
     };
     match plan.status(p) {
+        Status::Published if plan.unknown_provenance => {
+            format!("published; {UNKNOWN_PROVENANCE}")
+        }
         Status::Published => "published".into(),
         Status::Forced => format!("forced rebuild{after}{latest}"),
         Status::Missing if plan.published.is_some() => {
@@ -611,6 +683,9 @@ fn reason(loaded: &Loaded, plan: &ImagePlan, p: &Platform) -> String {
     }
 }
 
+/// What plan and status say of a version whose index records no context digest.
+pub const UNKNOWN_PROVENANCE: &str = "unknown: no context digest";
+
 /// One line per drifted image, with the way out; empty if none drifted.
 pub fn drift_report(plans: &[ImagePlan]) -> String {
     let drifted: Vec<&ImagePlan> = plans.iter().filter(|p| p.drift_stands()).collect();
@@ -618,22 +693,60 @@ pub fn drift_report(plans: &[ImagePlan]) -> String {
         return String::new();
     }
     let mut out = String::new();
+    let mut unknown = false;
     for p in &drifted {
-        let cause = match p.drifted_parents.as_slice() {
-            [] => String::new(),
-            parents => format!(
-                " (its parent {} changed too, and {} builds on it)",
-                parents.join(", "),
-                p.name
-            ),
-        };
-        out.push_str(&format!(
-            "drift: {} changed since {} was published, version not bumped{cause}\n",
-            p.name, p.version
-        ));
+        out.push_str(&format!("drift: {}\n", drift_line(p)));
+        unknown |= p.drift_unknown();
     }
     out.push_str("  fix: `cip bump --changed` bumps them and their descendants (or publish with --allow-drift)\n");
+    if unknown {
+        out.push_str("  (a parent whose index records no context digest gets one from `cip publish --force NAME`)\n");
+    }
     out
+}
+
+/// Why a drifted image drifted: its own files, its parents', or a parent nothing records.
+fn drift_line(p: &ImagePlan) -> String {
+    let since = format!(
+        "since {} {} was published, version not bumped",
+        p.name, p.version
+    );
+    match (p.drifted_parents.as_slice(), p.unknown_parents.as_slice()) {
+        (parents @ [_, ..], _) if p.drift_only_parents => format!(
+            "{}'s {} {} changed {since}",
+            p.name,
+            plural("parent", parents.len()),
+            parents.join(", ")
+        ),
+        (parents @ [_, ..], _) => format!(
+            "{} changed since {} was published, version not bumped (its {} {} changed too)",
+            p.name,
+            p.version,
+            plural("parent", parents.len()),
+            parents.join(", ")
+        ),
+        ([], unknown @ [_, ..]) => {
+            format!(
+            "{} or {} below it changed {since} ({} {} no context digest, so which cannot be told)",
+            p.name,
+            unknown.join(", "),
+            unknown.join(", "),
+            if unknown.len() == 1 { "records" } else { "record" }
+        )
+        }
+        ([], []) => format!(
+            "{} changed since {} was published, version not bumped",
+            p.name, p.version
+        ),
+    }
+}
+
+fn plural(word: &str, n: usize) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
 }
 
 /// Per image: version, published platforms, drift (`cip status`).
@@ -650,12 +763,27 @@ pub fn render_status(plans: &[ImagePlan]) -> String {
             list.join(",")
         });
         let missing = p.to_build().len();
-        let state = if p.drift.is_some() {
-            "changed since published, version not bumped".to_string()
-        } else if missing == 0 {
-            "up to date".to_string()
-        } else {
-            format!("{missing} platform(s) to build")
+        let state = match (&p.drift, missing) {
+            _ if p.unknown_provenance && missing == 0 => UNKNOWN_PROVENANCE.to_string(),
+            _ if p.unknown_provenance => {
+                format!("{missing} platform(s) to build; {UNKNOWN_PROVENANCE}")
+            }
+            (Some(_), _) if p.drift_unknown() => format!(
+                "unknown: builds on {}, which {} no context digest",
+                p.unknown_parents.join(", "),
+                if p.unknown_parents.len() == 1 {
+                    "records"
+                } else {
+                    "record"
+                }
+            ),
+            (Some(_), _) if p.drift_only_parents => format!(
+                "parent {} changed since published, version not bumped",
+                p.drifted_parents.join(", ")
+            ),
+            (Some(_), _) => "changed since published, version not bumped".to_string(),
+            (None, 0) => "up to date".to_string(),
+            (None, _) => format!("{missing} platform(s) to build"),
         };
         rows.push([
             p.name.clone(),
@@ -698,6 +826,9 @@ pub fn to_json(loaded: &Loaded, target: &Target, run: &steps::Plan) -> Value {
                 "context_digest": plan.context_digest,
                 "drift": plan.drift.is_some(),
                 "drifted_parents": plan.drifted_parents,
+                "drift_only_parents": plan.drift_only_parents,
+                "unknown_provenance": plan.unknown_provenance,
+                "unknown_parents": plan.unknown_parents,
                 "published_context_digest": plan.published.as_ref().and_then(|p| p.annotations.get(crate::digest::ANNOTATION)),
                 "warnings": warnings,
             })

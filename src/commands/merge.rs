@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::bail;
 
 use crate::cli::ConnectArgs;
-use crate::registry::index;
+use crate::index_writer::{Annotations, Guard, IndexWrite, IndexWriter, NewImage};
 use crate::registry::merge::{self, ImageRef, MergeSource};
 use crate::session::{runtime, Session};
 
@@ -16,6 +16,8 @@ pub struct MergeArgs<'a> {
     pub prefer: &'a [String],
     pub annotations: &'a [(String, String)],
     pub dry_run: bool,
+    /// Overwrite an index cip published.
+    pub force: bool,
     pub connect: &'a ConnectArgs,
 }
 
@@ -52,9 +54,23 @@ pub fn run(a: &MergeArgs) -> anyhow::Result<i32> {
         }
         merge::choose(found, &prefer)
     })?;
-    let entries = index::merge(None, chosen.iter().map(|c| c.entry.clone()).collect());
-    let annotations: BTreeMap<String, String> = a.annotations.iter().cloned().collect();
-    let (bytes, digest) = index::build_index(&entries, &annotations);
+    let write = IndexWrite {
+        repository: target.repository.clone(),
+        label: target.to_string(),
+        new: chosen
+            .iter()
+            .map(|c| NewImage {
+                entry: c.entry.clone(),
+                from: c.source.repository.clone(),
+                node: None,
+            })
+            .collect(),
+        guard: Guard::NotPublishedByCip { force: a.force },
+        keep_published: false,
+        annotations: Annotations::Fixed(a.annotations.iter().cloned().collect()),
+        arch_tags: BTreeMap::new(),
+        tags: vec![target.reference.clone()],
+    };
     for c in &chosen {
         eprintln!(
             "{}: {} ({})",
@@ -66,31 +82,15 @@ pub fn run(a: &MergeArgs) -> anyhow::Result<i32> {
             c.entry.digest
         );
     }
+    let writer = IndexWriter::new(&reg);
     if a.dry_run {
+        let (bytes, digest) = rt.block_on(writer.preview(&write))?;
         println!("{}", String::from_utf8_lossy(&bytes));
         eprintln!("--dry-run: {target} would be this index ({digest}); nothing written");
         return Ok(0);
     }
-    rt.block_on(async {
-        for c in &chosen {
-            if c.source.repository != target.repository {
-                merge::mount_image(
-                    &reg,
-                    &c.source.repository,
-                    &target.repository,
-                    &c.entry.digest,
-                )
-                .await?;
-            }
-        }
-        reg.put_manifest(
-            &reg.tag_ref(&target.repository, &target.reference),
-            bytes,
-            index::OCI_INDEX,
-        )
-        .await
-    })?;
-    eprintln!("{target}: index {digest}");
+    let written = rt.block_on(writer.write(&write))?;
+    eprintln!("{target}: index {}", written.digest);
     Ok(0)
 }
 

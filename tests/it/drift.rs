@@ -40,8 +40,10 @@ fn drift_is_reported_refused_and_fixed_by_bump_changed() {
         "{out}"
     );
     assert!(
-        out.contains("drift: app changed"),
-        "its descendant's context digest moved too: {out}"
+        out.contains(
+            "drift: app's parent hello changed since app 1.0.0 was published, version not bumped\n"
+        ),
+        "its descendant's context digest moved too, only through its parent: {out}"
     );
     assert!(
         !out.contains("drift: tools") && !out.contains("drift: busybox"),
@@ -114,4 +116,120 @@ fn allow_drift_publishes_anyway() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(results(&out).iter().all(|r| r.1 == "up to date"));
+}
+
+/// The STATE column of `image`'s row of `cip status`.
+fn state_of(status: &str, image: &str) -> String {
+    let line = status
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(image))
+        .unwrap_or_else(|| panic!("no row for {image}: {status}"));
+    line.split_whitespace()
+        .skip(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn an_index_without_a_context_digest_is_unknown_not_up_to_date_and_cip_merge_keeps_cips_indexes() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let addr = reg.addr();
+    let first = ws.cip(&["publish-locally", "--local-registry", &addr]);
+    assert!(first.status.success(), "{}", text(&first));
+    let tag = format!("{addr}/busybox:1.0.0");
+
+    // cip merge does not overwrite an index cip published...
+    let refused = ws.cip(&["merge", "--tag", &tag, &tag]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("is an index cip published") && err.contains("--force"),
+        "{err}"
+    );
+    let index = common::raw_manifest(&reg, "busybox:1.0.0");
+    assert!(index["annotations"]["dev.cip.context-digest"].is_string());
+
+    // ... unless forced; then the version records no context digest.
+    let forced = ws.cip(&["merge", "--tag", &tag, &tag, "--force"]);
+    assert!(forced.status.success(), "{}", text(&forced));
+    let index = common::raw_manifest(&reg, "busybox:1.0.0");
+    assert!(
+        index["annotations"]["dev.cip.context-digest"].is_null(),
+        "{index}"
+    );
+
+    let status = |ws: &Workspace| {
+        let out = ws.cip(&["status", "--local-registry", &addr]);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = status(&ws);
+    assert_eq!(
+        state_of(&out, "busybox"),
+        "unknown: no context digest",
+        "{out}"
+    );
+    assert_eq!(state_of(&out, "hello"), "up to date", "{out}");
+
+    // busybox changes: it stays unknown, and its children are not called changed because of it.
+    let dockerfile = ws.context("00-busybox").join("Dockerfile");
+    let before = fs::read_to_string(&dockerfile).unwrap();
+    fs::write(&dockerfile, format!("{before}LABEL changed=yes\n")).unwrap();
+    let out = status(&ws);
+    assert_eq!(
+        state_of(&out, "busybox"),
+        "unknown: no context digest",
+        "{out}"
+    );
+    // Below them too: app builds on hello and tools, whose drift may be busybox's.
+    for child in ["hello", "tools", "app"] {
+        assert_eq!(
+            state_of(&out, child),
+            "unknown: builds on busybox, which records no context digest",
+            "{out}"
+        );
+    }
+    assert!(
+        !out.contains("changed since published") && !out.contains("drift: hello changed"),
+        "{out}"
+    );
+
+    let plan = ws.cip(&["plan", "--local-registry", &addr, "--json"]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    let doc: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let image = |name: &str| {
+        doc["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let busybox = image("busybox");
+    assert_eq!(busybox["unknown_provenance"], true, "{busybox:#}");
+    assert_eq!(busybox["drift"], false, "{busybox:#}");
+    assert_eq!(
+        busybox["platforms"][0]["reason"],
+        "published; unknown: no context digest"
+    );
+    let hello = image("hello");
+    assert_eq!(hello["unknown_provenance"], false);
+    assert_eq!(hello["unknown_parents"], serde_json::json!(["busybox"]));
+    assert_eq!(
+        image("app")["unknown_parents"],
+        serde_json::json!(["busybox"])
+    );
+    let text_plan = ws.cip(&["plan", "--local-registry", &addr]);
+    let out = String::from_utf8_lossy(&text_plan.stdout);
+    assert!(
+        out.contains("published; unknown: no context digest"),
+        "{out}"
+    );
+    assert!(
+        out.contains("drift: hello or busybox below it changed since hello 1.0.0 was published"),
+        "{out}"
+    );
+    assert!(!out.contains("drift: hello changed"), "{out}");
 }

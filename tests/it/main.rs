@@ -17,6 +17,7 @@ mod drift;
 mod environment;
 mod farm;
 mod graph;
+mod index_writer;
 mod info_props;
 mod inventory;
 mod limits;

@@ -137,3 +137,67 @@ fn merge_refuses_sources_of_another_registry_and_a_digest_as_tag() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("no :TAG or @DIGEST"), "{}", text(&out));
 }
+
+#[test]
+fn merge_refuses_a_source_whose_config_names_another_platform_than_its_entry() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    push_image(&ws, &reg, "linux/amd64", "v=1", "team-a/app:amd64");
+    // An index in the same repository that calls the amd64 image arm64.
+    let manifest = common::skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &reg.docker_ref("team-a/app:amd64"),
+    ]);
+    let digest = raw_digest(&reg, "team-a/app:amd64");
+    let media_type = serde_json::from_str::<serde_json::Value>(&manifest).unwrap()["mediaType"]
+        .as_str()
+        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+        .to_string();
+    let lie = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": media_type,
+            "digest": digest,
+            "size": manifest.len(),
+            "platform": {"os": "linux", "architecture": "arm64"},
+        }],
+    });
+    let file = ws.project().join("lie.json");
+    std::fs::write(&file, serde_json::to_vec(&lie).unwrap()).unwrap();
+    let put = common::run_ok(std::process::Command::new("curl").args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.index.v1+json",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("{}/v2/team-a/app/manifests/lie", reg.url()),
+    ]));
+    assert_eq!(put.trim(), "201");
+
+    let tag = format!("{}/final/app:1.0", reg.addr());
+    let src = format!("{}/team-a/app:lie", reg.addr());
+    for dry in [true, false] {
+        let mut args = vec!["merge", "--tag", &tag, &src];
+        if dry {
+            args.push("--dry-run");
+        }
+        let out = ws.cip(&args);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("the linux/arm64 image of")
+                && err.contains("is an image for linux/amd64, not linux/arm64"),
+            "{err}"
+        );
+        assert!(!is_tagged(&reg, "final/app:1.0"));
+    }
+}

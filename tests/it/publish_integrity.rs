@@ -145,7 +145,7 @@ fn bumping_only_a_base_is_no_drift_for_children_naming_its_old_version() {
     );
     assert!(
         out.contains(
-            "drift: hello changed since 1.0.0 was published, version not bumped (its parent busybox changed too"
+            "drift: hello's parent busybox changed since hello 1.0.0 was published, version not bumped\n"
         ),
         "{out}"
     );
@@ -641,4 +641,34 @@ fn extra_tags_from_info_edn_are_written_with_the_version() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn a_builder_that_ignores_platform_never_gets_its_image_into_an_index() {
+    let reg = TestRegistry::start();
+    let ws = demo_with(&["00-busybox"]);
+    let root = ws.project().parent().unwrap().to_path_buf();
+    // A builder that builds the host's platform whatever `--platform` asks.
+    common::write_executable(
+        &root.join("bin/buildah"),
+        "#!/bin/bash\nargs=()\nfor a in \"$@\"; do args+=(\"${a//linux\\/arm64/linux\\/amd64}\"); done\n\
+         exec /usr/bin/buildah \"${args[@]}\"\n",
+    );
+    let addr = reg.addr();
+    let out = ws.cip(&[
+        "publish",
+        "--remote-registry",
+        &addr,
+        "--builder",
+        "buildah",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("linux/arm64 image of busybox:1.0.0")
+            && err.contains("is an image for linux/amd64, not linux/arm64"),
+        "the error names the image and both platforms: {err}"
+    );
+    assert!(!is_tagged(&reg, "busybox:1.0.0"), "{err}");
+    assert!(!is_tagged(&reg, "busybox:latest"), "{err}");
 }

@@ -634,3 +634,182 @@ fn merge_prune_stage_also_deletes_the_stage_links_of_published_parents() {
     ok(&again);
     assert!(!String::from_utf8_lossy(&again.stderr).contains("pruned"));
 }
+
+#[test]
+fn merge_of_a_target_brings_its_staged_parents_that_are_not_published() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    // Stage runs of hello (and so of busybox, its parent) on both platforms.
+    ok(&stage(&ws, &reg, "linux/amd64", &["hello"]));
+    ok(&stage(&ws, &reg, "linux/arm64", &["hello"]));
+    assert!(is_tagged(&reg, "cip-stage/linux-arm64/busybox:1.0.0"));
+    assert!(!is_tagged(&reg, "cip-stage/linux-amd64/tools:1.0.0"));
+
+    let out = merge(&ws, &reg, &["hello"]);
+    ok(&out);
+    for image in ["busybox", "hello"] {
+        let index = raw(&reg, &format!("{image}:1.0.0"));
+        assert_eq!(
+            index_platforms(&index),
+            ["linux/amd64", "linux/arm64"],
+            "{image}: {}",
+            text(&out)
+        );
+        assert!(is_tagged(&reg, &format!("{image}:latest")));
+    }
+    // Images the target does not need stay as they were.
+    assert!(!is_tagged(&reg, "tools:1.0.0"));
+    assert!(!is_tagged(&reg, "app:1.0.0"));
+}
+
+/// `curl -X DELETE` of a registry path; the registry answers 202.
+fn delete(reg: &TestRegistry, path: &str) {
+    let out = common::run_ok(std::process::Command::new("curl").args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "DELETE",
+        &format!("{}{path}", reg.url()),
+    ]));
+    assert_eq!(out.trim(), "202", "DELETE {path}");
+}
+
+/// Removes `image:version`'s index, its platform manifests and their blobs from the final
+/// repository, so a merge writes all of it again as the first merge did.
+fn wipe_final(reg: &TestRegistry, image: &str, version: &str) {
+    let index = raw(reg, &format!("{image}:{version}"));
+    let index_digest = common::skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &reg.docker_ref(&format!("{image}:{version}")),
+    ]);
+    for entry in index["manifests"].as_array().unwrap() {
+        let digest = entry["digest"].as_str().unwrap();
+        let manifest = raw(reg, &format!("{image}@{digest}"));
+        let blobs = std::iter::once(&manifest["config"])
+            .chain(manifest["layers"].as_array().unwrap())
+            .map(|b| b["digest"].as_str().unwrap().to_string());
+        for blob in blobs {
+            delete(reg, &format!("/v2/{image}/blobs/{blob}"));
+        }
+        delete(reg, &format!("/v2/{image}/manifests/{digest}"));
+    }
+    delete(
+        reg,
+        &format!("/v2/{image}/manifests/{}", index_digest.trim()),
+    );
+}
+
+#[test]
+fn two_merges_of_the_same_stage_at_once_both_succeed_with_one_result() {
+    let reg = TestRegistry::start();
+    let ws = busybox_and_hello(BOTH, BOTH);
+    ok(&stage(&ws, &reg, "linux/amd64", &[]));
+    ok(&stage(&ws, &reg, "linux/arm64", &[]));
+    let mut first: Option<Vec<Value>> = None;
+    for round in 0..4 {
+        if round > 0 {
+            for image in ["hello", "busybox"] {
+                wipe_final(&reg, image, "1.0.0");
+            }
+            assert!(!is_tagged(&reg, "busybox:1.0.0"));
+        }
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| merge(&ws, &reg, &[]));
+            let b = s.spawn(|| merge(&ws, &reg, &[]));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        for out in [&a, &b] {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !err.contains("DIGEST_INVALID") && !err.contains("MANIFEST_BLOB_UNKNOWN"),
+                "round {round}: the registry's raw answer reached the user: {err}"
+            );
+            assert!(
+                out.status.success(),
+                "round {round}: both merges wrote the same result, both succeed: {}",
+                text(out)
+            );
+        }
+        // The registry is consistent: each index holds both platforms, each readable.
+        let mut indexes = Vec::new();
+        for image in ["busybox", "hello"] {
+            let index = raw(&reg, &format!("{image}:1.0.0"));
+            assert_eq!(index_platforms(&index), ["linux/amd64", "linux/arm64"]);
+            assert_eq!(raw(&reg, &format!("{image}:latest")), index);
+            for arch in ["amd64", "arm64"] {
+                let config = image_config(&reg, &format!("{image}:1.0.0"), arch);
+                assert_eq!(config["architecture"], arch, "round {round}: {image}");
+            }
+            indexes.push(index);
+        }
+        match &first {
+            None => first = Some(indexes),
+            Some(f) => assert_eq!(
+                f, &indexes,
+                "round {round}: the same staged state merges alike"
+            ),
+        }
+    }
+}
+
+#[test]
+fn a_staged_image_of_another_platform_is_never_merged() {
+    let reg = TestRegistry::start();
+    let ws = busybox_and_hello(BOTH, BOTH);
+    ok(&stage(&ws, &reg, "linux/amd64", &["busybox"]));
+    ok(&stage(&ws, &reg, "linux/arm64", &["busybox"]));
+    // The arm64 stage's entry replaced by the amd64 image (copied into that repository).
+    let amd = raw(&reg, "cip-stage/linux-amd64/busybox:1.0.0");
+    let amd_digest = amd["manifests"][0]["digest"].as_str().unwrap().to_string();
+    common::skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &reg.docker_ref(&format!("cip-stage/linux-amd64/busybox@{amd_digest}")),
+        &reg.docker_ref("cip-stage/linux-arm64/busybox:swapped"),
+    ]);
+    let mut arm = raw(&reg, "cip-stage/linux-arm64/busybox:1.0.0");
+    arm["manifests"][0]["digest"] = amd["manifests"][0]["digest"].clone();
+    arm["manifests"][0]["size"] = amd["manifests"][0]["size"].clone();
+    assert_eq!(arm["manifests"][0]["platform"]["architecture"], "arm64");
+    let body = serde_json::to_vec(&arm).unwrap();
+    let file = ws.project().join("swapped-index.json");
+    std::fs::write(&file, body).unwrap();
+    let put = common::run_ok(std::process::Command::new("curl").args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.index.v1+json",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!(
+            "{}/v2/cip-stage/linux-arm64/busybox/manifests/1.0.0",
+            reg.url()
+        ),
+    ]));
+    assert_eq!(put.trim(), "201");
+
+    let out = merge(&ws, &reg, &["busybox"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the linux/arm64 image of busybox:1.0.0")
+            && err.contains("is an image for linux/amd64, not linux/arm64"),
+        "{err}"
+    );
+    assert!(!is_tagged(&reg, "busybox:1.0.0"), "{err}");
+    assert!(!is_tagged(&reg, "busybox:latest"), "{err}");
+}
