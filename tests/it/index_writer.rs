@@ -17,7 +17,7 @@ use cip::registry::push::push_layout;
 use cip::registry::{Endpoint, Registry};
 use common::{is_tagged, raw_manifest, TestRegistry};
 use futures_util::future::BoxFuture;
-use oci_client::secrets::RegistryAuth;
+use cip::registry::RegistryAuth;
 use serde_json::json;
 
 fn add_blob(layout: &Path, media_type: &str, bytes: &[u8]) -> serde_json::Value {
