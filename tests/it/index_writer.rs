@@ -14,10 +14,10 @@ use cip::index_writer::{
 use cip::platform::Platform;
 use cip::registry::index::sha256_digest;
 use cip::registry::push::push_layout;
+use cip::registry::RegistryAuth;
 use cip::registry::{Endpoint, Registry};
 use common::{is_tagged, raw_manifest, TestRegistry};
 use futures_util::future::BoxFuture;
-use cip::registry::RegistryAuth;
 use serde_json::json;
 
 fn add_blob(layout: &Path, media_type: &str, bytes: &[u8]) -> serde_json::Value {

@@ -19,30 +19,18 @@ use common::{RegistryOptions, TestRegistry};
 const USER: &str = "ci";
 const PASSWORD: &str = "s3cret-pipeline-pw";
 
-/// The release tarball of the cip under test, made once per test process by scripts/release.
+/// The release tarball of the cip under test, from the run's one `scripts/release`
+/// ([`common::release_artifacts`]), and its version.
 fn release() -> &'static (PathBuf, String) {
-    static RELEASE: OnceLock<(PathBuf, tempfile::TempDir)> = OnceLock::new();
     static INFO: OnceLock<(PathBuf, String)> = OnceLock::new();
     INFO.get_or_init(|| {
-        let (tarball, _) = RELEASE.get_or_init(|| {
-            let out = tempfile::Builder::new()
-                .prefix("cip-release-")
-                .tempdir()
-                .unwrap();
-            common::run_ok(
-                Command::new("bash")
-                    .arg(common::repo_root().join("scripts/release"))
-                    .args(["--binary", env!("CARGO_BIN_EXE_cip"), "--out"])
-                    .arg(out.path()),
-            );
-            let tarball = fs::read_dir(out.path())
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .find(|p| p.to_string_lossy().ends_with("-linux.tar.gz"))
-                .expect("scripts/release made a tarball");
-            (tarball, out)
-        });
-        (tarball.clone(), env!("CARGO_PKG_VERSION").to_string())
+        let (out, _) = common::release_artifacts();
+        let tarball = fs::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with("-linux.tar.gz"))
+            .expect("scripts/release made a tarball");
+        (tarball, env!("CARGO_PKG_VERSION").to_string())
     })
 }
 

@@ -8,7 +8,6 @@ use crate::common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use common::workspace::{text, Workspace};
 use common::{run_ok, run_output, TestRegistry};
@@ -17,27 +16,17 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 const DEB_ARCH: &str = "amd64";
 const TAR_ARCH: &str = "x86_64";
 
-/// The artifacts of one `scripts/release --binary CIP --out DIR` for the whole test run (it takes
-/// a while on a loaded machine): DIR is the same each run, its files replaced by renames.
+/// The artifacts of the run's one `scripts/release` ([`common::release_artifacts`]), checked to be
+/// the tarball and the .deb.
 fn artifacts() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("release-artifacts");
-        let shown = run_ok(
-            Command::new(common::repo_root().join("scripts/release"))
-                .arg("--binary")
-                .arg(env!("CARGO_BIN_EXE_cip"))
-                .arg("--out")
-                .arg(&out),
+    let (out, shown) = common::release_artifacts();
+    for name in [tarball_name(), deb_name()] {
+        assert!(
+            shown.contains(&out.join(&name).display().to_string()),
+            "{shown}"
         );
-        for name in [tarball_name(), deb_name()] {
-            assert!(
-                shown.contains(&out.join(&name).display().to_string()),
-                "{shown}"
-            );
-        }
-        out
-    })
+    }
+    out
 }
 
 fn tarball_name() -> String {

@@ -795,3 +795,22 @@ impl Drop for Immutable {
         let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
     }
 }
+
+/// What one `scripts/release --binary CIP --out DIR` of the cip under test made (the tarball and the
+/// .deb), shared by every test of the run that installs cip as a user would: packaging a debug
+/// binary takes minutes on a loaded machine, so it is done once. Returns DIR and what the script
+/// printed; DIR is the same each run, its files replaced by renames.
+pub fn release_artifacts() -> &'static (PathBuf, String) {
+    static ARTIFACTS: std::sync::OnceLock<(PathBuf, String)> = std::sync::OnceLock::new();
+    ARTIFACTS.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("release-artifacts");
+        let shown = run_ok(
+            Command::new(repo_root().join("scripts/release"))
+                .arg("--binary")
+                .arg(env!("CARGO_BIN_EXE_cip"))
+                .arg("--out")
+                .arg(&out),
+        );
+        (out, shown)
+    })
+}
