@@ -362,10 +362,14 @@ fn global_args(engine: Engine, env: &NodeEnv) -> Vec<String> {
         Engine::Podman => PODMAN_GLOBAL_ARGS_ENV,
         _ => BUILDAH_GLOBAL_ARGS_ENV,
     };
-    let mut args: Vec<String> = env
-        .get(var)
-        .map(|v| v.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_default();
+    // A node's own options are arguments as they are; the variable is a list of options.
+    let mut args: Vec<String> = match env.global_args() {
+        Some(node) => node.to_vec(),
+        None => env
+            .get(var)
+            .map(|v| v.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
+    };
     let has_driver = args
         .iter()
         .any(|a| a == "--storage-driver" || a.starts_with("--storage-driver="));
@@ -556,6 +560,16 @@ mod tests {
         b.remote = None;
         let local = push_to(&b, "cip.local/t", dest, &access).to_string();
         assert!(local.contains("--cert-dir=/tmp/certs"), "{local}");
+    }
+
+    #[test]
+    fn a_nodes_url_is_one_argument() {
+        let env = NodeEnv::new()
+            .set(PODMAN_GLOBAL_ARGS_ENV, "--root /elsewhere")
+            .with_global_args(vec!["--url=unix:///a b.sock --hooks-dir=/x".into()]);
+        let args = global_args(Engine::Podman, &env);
+        assert_eq!(args, ["--url=unix:///a b.sock --hooks-dir=/x"]);
+        assert!(remote_of(Engine::Podman, &args).is_some());
     }
 
     #[test]

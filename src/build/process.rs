@@ -604,6 +604,58 @@ fn forget_leader(pgid: libc::pid_t) {
     lock(&LEADERS).retain(|&p| p != pgid);
 }
 
+/// The process groups of short probes running now (see [`ProbeGroup`]).
+static PROBES: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+/// A probe's process group, known to [`end_children`] while it lives.
+pub struct ProbeGroup {
+    pgid: Option<libc::pid_t>,
+}
+
+impl ProbeGroup {
+    /// The group led by the child `pid` (started with `process_group(0)`).
+    pub fn new(pid: u32) -> ProbeGroup {
+        let pgid = libc::pid_t::try_from(pid).ok();
+        lock(&PROBES).extend(pgid);
+        ProbeGroup { pgid }
+    }
+
+    /// SIGKILL to every process of the group.
+    pub fn kill(&self) {
+        if let Some(pgid) = self.pgid {
+            // SAFETY: kill(2) on a process group this probe leads; no memory is involved.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for ProbeGroup {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid {
+            lock(&PROBES).retain(|&p| p != pgid);
+        }
+    }
+}
+
+/// Ends every child process group cip still has: probes that did not answer (a node whose
+/// socket accepts and never answers), and builder groups no operation waits for any more. `main`
+/// calls it before cip exits, on success and on error, so that no child outlives cip.
+pub fn end_children() {
+    let groups: Vec<libc::pid_t> = lock(&PROBES)
+        .iter()
+        .chain(lock(&LEADERS).iter())
+        .copied()
+        .collect();
+    for pgid in groups {
+        // SAFETY: kill(2) on process groups cip started and has not reaped.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
 /// Makes cip the reaper of orphans among its descendants (once per process), so a builder helper
 /// whose parent exits stays findable from cip instead of moving to init.
 fn adopt_orphans() {

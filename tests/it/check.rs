@@ -514,6 +514,13 @@ fn metadata_symlinked_out_of_the_project_is_not_read_or_echoed() {
         ("PLATFORMS_OVERRIDE", "contexts/00-a/PLATFORMS_OVERRIDE"),
         ("info.edn", "contexts/00-a/info.edn"),
         ("Dockerfile", "contexts/00-a/Dockerfile"),
+        // What the context digest and the builder leave out: a link out of the project would make
+        // the digest follow a file cip must not read.
+        (".dockerignore", "contexts/00-a/.dockerignore"),
+        (
+            "Dockerfile.dockerignore",
+            "contexts/00-a/Dockerfile.dockerignore",
+        ),
     ];
     for (file, rel) in cases {
         let mut files = vec![("00-a/Dockerfile", "FROM scratch\n")];
