@@ -198,10 +198,10 @@ impl Backend for Buildah {
                 let archive = super::archive_path(dir);
                 let save = self
                     .invocation()
-                    .args(["save", "--format", "oci-archive", "-o"])
+                    .args(["save", "--format", "docker-archive", "-o"])
                     .arg(&archive)
                     .arg(tag);
-                let source = "oci-archive";
+                let source = "docker-archive";
                 return super::run_export_archive(save, &self.env, source, &archive, tag, dir)
                     .await;
             }
@@ -411,7 +411,10 @@ fn build(b: &Buildah, job: &BuildJob) -> Invocation {
     if let (Some(_), Some(isolation)) = (&b.remote, b.env.get("BUILDAH_ISOLATION")) {
         inv = inv.arg(format!("--isolation={}", isolation.trim()));
     }
-    inv.arg("-f")
+    // Docker's image format: OCI's has no SHELL, HEALTHCHECK, ONBUILD or STOPSIGNAL, which buildah
+    // would drop (and children built FROM the image would run their RUN steps without them).
+    inv.arg("--format=docker")
+        .arg("-f")
         .arg(&job.dockerfile)
         .arg("-t")
         .arg(&job.tag)
@@ -424,7 +427,11 @@ fn build(b: &Buildah, job: &BuildJob) -> Invocation {
 fn export(b: &Buildah, tag: &str, dir: &Path) -> Invocation {
     let mut dest = std::ffi::OsString::from("oci:");
     dest.push(dir);
-    b.invocation().args(["push", "--quiet", tag]).arg(dest)
+    // An OCI layout holding a Docker manifest and config: converting to OCI would drop the fields
+    // only Docker's config has (`Shell`, `Healthcheck`, `OnBuild`, `StopSignal`).
+    b.invocation()
+        .args(["push", "--quiet", "--format=v2s2", tag])
+        .arg(dest)
 }
 
 /// `push TAG docker://DEST` with the run's registry access. A service reads no certificate
@@ -436,7 +443,7 @@ fn push_to(b: &Buildah, tag: &str, destination: &str, access: &RegistryAccess) -
     }
     b.invocation()
         .envs_owned(access.env())
-        .args(["push", "--quiet"])
+        .args(["push", "--quiet", "--format=v2s2"])
         .args(registry_flags(&access))
         .arg(tag)
         .arg(format!("docker://{destination}"))
@@ -553,7 +560,9 @@ mod tests {
         let dest = "reg.example/cip-stage/linux-amd64/app:1.0.0-RUN";
         let remote = push_to(&b, "cip.local/t", dest, &access).to_string();
         assert!(
-            remote.contains("push --quiet --tls-verify=false cip.local/t docker://reg.example/"),
+            remote.contains(
+                "push --quiet --format=v2s2 --tls-verify=false cip.local/t docker://reg.example/"
+            ),
             "{remote}"
         );
         assert!(!remote.contains("--cert-dir"), "{remote}");

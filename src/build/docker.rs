@@ -485,7 +485,9 @@ fn export(b: &Docker, tag: &str, dir: &Path) -> anyhow::Result<Invocation> {
     let mut inv = Invocation::new(skopeo)
         .envs(b.env.overrides())
         .supervised_by(&b.supervisor)
-        .args(["copy", "--quiet", "--dest-compress"]);
+        // Docker's manifest and config kept as the daemon has them: OCI's config has no
+        // `Shell`, `Healthcheck`, `OnBuild` or `StopSignal`.
+        .args(["copy", "--quiet", "--dest-compress", "--format=v2s2"]);
     if let Some(host) = &b.docker_host {
         // skopeo does not read DOCKER_HOST.
         inv = inv.arg(format!("--src-daemon-host={host}"));

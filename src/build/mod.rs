@@ -626,7 +626,7 @@ async fn run_export_archive(
             let mut dest = std::ffi::OsString::from("oci:");
             dest.push(dir);
             let copy = process::Invocation::new(skopeo)
-                .args(["copy", "--quiet", "--dest-compress"])
+                .args(["copy", "--quiet", "--dest-compress", "--format=v2s2"])
                 .arg(src)
                 .arg(dest);
             run_export(copy, tag, dir).await

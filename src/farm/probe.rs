@@ -324,7 +324,7 @@ fn ask_cpus(backend: &dyn Backend) -> Option<usize> {
         .build()
         .ok()?;
     // Dropped at the timeout, the question's process group is ended.
-    rt.block_on(tokio::time::timeout(timeout(), backend.cpus()))
+    rt.block_on(async { tokio::time::timeout(timeout(), backend.cpus()).await })
         .ok()?
         .ok()
         .flatten()

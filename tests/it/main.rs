@@ -17,6 +17,7 @@ mod drift;
 mod environment;
 mod farm;
 mod graph;
+mod image_config;
 mod info_props;
 mod inventory;
 mod merge;
