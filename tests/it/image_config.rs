@@ -61,7 +61,12 @@ fn raw_config(reg: &TestRegistry, image: &str) -> Value {
 }
 
 /// Publishes the tree with `args` and `env`, and checks what the registry holds.
-fn publishes_what_was_built(ws: &Workspace, reg: &TestRegistry, args: &[&str], env: &[(&str, &str)]) {
+fn publishes_what_was_built(
+    ws: &Workspace,
+    reg: &TestRegistry,
+    args: &[&str],
+    env: &[(&str, &str)],
+) {
     let addr = reg.addr();
     let mut all = vec!["publish", "--remote-registry", &addr];
     all.extend_from_slice(args);
@@ -83,7 +88,11 @@ fn publishes_what_was_built(ws: &Workspace, reg: &TestRegistry, args: &[&str], e
     );
     // The child inherits the shell (its own children need it too).
     let child: Value = raw_config(reg, "child:1.0.0");
-    assert_eq!(child["config"]["Shell"], serde_json::json!(SHELL), "{child}");
+    assert_eq!(
+        child["config"]["Shell"],
+        serde_json::json!(SHELL),
+        "{child}"
+    );
 }
 
 fn workspace() -> (tempfile::TempDir, Workspace) {
