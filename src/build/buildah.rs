@@ -13,7 +13,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::process::{find_program, Invocation};
+use super::process::{find_program, CancelHook, Invocation};
+use super::service_cancel;
 use super::{
     prepare_layout_dir, probe, run_build, run_exists, run_export, run_image_id, run_listing,
     run_on_image, run_remove, Backend, BuildJob, BuilderKind, Engine, NodeEnv, NotUsable, Op,
@@ -410,6 +411,19 @@ fn build(b: &Buildah, job: &BuildJob) -> Invocation {
     // The service does not see this process's BUILDAH_ISOLATION: say it on the command line.
     if let (Some(_), Some(isolation)) = (&b.remote, b.env.get("BUILDAH_ISOLATION")) {
         inv = inv.arg(format!("--isolation={}", isolation.trim()));
+    }
+    // A build inside a service of this machine outlives its client: mark its RUN steps so that a
+    // cancellation can end them there (see `service_cancel`).
+    if let Some(socket) = b
+        .remote
+        .as_ref()
+        .and_then(|_| service_cancel::local_socket(&b.global_args))
+    {
+        let marker = service_cancel::marker(&job.tag);
+        inv = inv.arg(format!("--add-host={marker}:127.0.0.1"));
+        inv = inv.on_cancel(CancelHook(Arc::new(move || {
+            service_cancel::cancel(&socket, &marker);
+        })));
     }
     // Docker's image format: OCI's has no SHELL, HEALTHCHECK, ONBUILD or STOPSIGNAL, which buildah
     // would drop (and children built FROM the image would run their RUN steps without them).

@@ -44,6 +44,7 @@ pub mod capabilities;
 mod docker;
 pub mod emulation;
 pub mod process;
+pub mod service_cancel;
 
 pub use docker::DOCKER_PROGRAM_ENV;
 pub use process::Supervisor;

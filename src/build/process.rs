@@ -99,6 +99,20 @@ pub struct Invocation {
     env: Vec<(OsString, OsString)>,
     /// Who ends the process group when the operation is dropped (a private one if not set).
     supervisor: Option<Arc<Supervisor>>,
+    /// What else a cancellation ends: the work the command started elsewhere (a build running
+    /// inside a podman service).
+    on_cancel: Option<CancelHook>,
+}
+
+/// Work a cancelled command leaves running elsewhere, ended by its own means; run on the helper
+/// thread that ends the command's process group (and counted by its [`Supervisor`]).
+#[derive(Clone)]
+pub struct CancelHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl fmt::Debug for CancelHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CancelHook")
+    }
 }
 
 impl Invocation {
@@ -108,7 +122,14 @@ impl Invocation {
             args: Vec::new(),
             env: Vec::new(),
             supervisor: None,
+            on_cancel: None,
         }
+    }
+
+    /// Runs `hook` too when the operation is dropped before the command exited.
+    pub fn on_cancel(mut self, hook: CancelHook) -> Self {
+        self.on_cancel = Some(hook);
+        self
     }
 
     /// The node whose [`Supervisor`] ends this command when its operation is dropped.
@@ -278,7 +299,15 @@ impl Invocation {
         let pgid = child.id().and_then(|id| libc::pid_t::try_from(id).ok());
         leaders.extend(pgid);
         let supervisor = self.supervisor.clone().unwrap_or_default();
-        Ok((child, GroupGuard { pgid, supervisor }))
+        let on_cancel = self.on_cancel.clone();
+        Ok((
+            child,
+            GroupGuard {
+                pgid,
+                supervisor,
+                on_cancel,
+            },
+        ))
     }
 
     fn spawn_unregistered(
@@ -573,6 +602,7 @@ fn read_tail(log: &Path, start: u64, n: usize) -> String {
 struct GroupGuard {
     pgid: Option<libc::pid_t>,
     supervisor: Arc<Supervisor>,
+    on_cancel: Option<CancelHook>,
 }
 
 impl GroupGuard {
@@ -587,7 +617,7 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(pgid) = self.pgid.take() {
-            terminate_group(pgid, self.supervisor.clone());
+            terminate_group(pgid, self.supervisor.clone(), self.on_cancel.take());
         }
     }
 }
@@ -695,7 +725,7 @@ fn adopted() -> Vec<Proc> {
 /// [`TERM_GRACE`] if anything of the group is left, and returns when the group is gone.
 /// Descendants that left the group (buildah runs a RUN step in a session of its own) are recorded
 /// first and get the same treatment, so none outlives a cancelled build.
-fn terminate_group(pgid: libc::pid_t, supervisor: Arc<Supervisor>) {
+fn terminate_group(pgid: libc::pid_t, supervisor: Arc<Supervisor>, on_cancel: Option<CancelHook>) {
     let mut strays = Vec::new();
     record_descendants(pgid, &mut strays);
     // SAFETY: kill(2) with a negative pid signals the process group; no memory is involved.
@@ -708,7 +738,11 @@ fn terminate_group(pgid: libc::pid_t, supervisor: Arc<Supervisor>) {
     let spawned = std::thread::Builder::new()
         .name(format!("cip-kill-{pgid}"))
         .spawn(move || {
+            let elsewhere = on_cancel.map(|hook| std::thread::spawn(move || (hook.0)()));
             reap_group(pgid, &mut strays2, &thread_supervisor);
+            if let Some(elsewhere) = elsewhere {
+                let _ = elsewhere.join();
+            }
             thread_supervisor.finished_one();
         });
     if spawned.is_err() {

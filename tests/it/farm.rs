@@ -593,6 +593,67 @@ fn ctrl_c_cancels_the_build_on_a_docker_node() {
     assert!(!common::is_tagged(&reg, "a:1.0.0"));
 }
 
+#[test]
+fn sigterm_cancels_the_build_on_a_podman_service_node() {
+    let reg = TestRegistry::start();
+    let service = TestPodmanService::start();
+    let fixture = tempfile::tempdir().unwrap();
+    // A duration no other test sleeps: its RUN step is found among the machine's processes.
+    slow_tree(fixture.path(), 25);
+    let ws = Workspace::new(fixture.path());
+    write_cip_toml(
+        &ws,
+        &format!(
+            "[nodes.p]\nkind = \"podman\"\nurl = \"{}\"\njobs = 1\n",
+            service.url()
+        ),
+    );
+    let log = ws.project().join("cip-stderr.log");
+    let child = ws
+        .cip_command(
+            &["publish", "--node", "p", "--remote-registry", &reg.addr()],
+            &[],
+        )
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_line(&log, "on p: started");
+    let running = || !processes_naming("busybox sleep 25 ").is_empty();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !running() {
+        assert!(Instant::now() < deadline, "the RUN step never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    common::send_signal(&child, "TERM");
+    let cancelled = Instant::now();
+    let status = child.wait_with_output().unwrap().status;
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "{}",
+        fs::read_to_string(&log).unwrap()
+    );
+    // The service, not a child of cip, ran the step: it is gone, and so is the build's container.
+    let containers = || {
+        let out = std::process::Command::new("podman")
+            .args(["--url", &service.url(), "ps", "-a", "--external", "-q"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    while running() || !containers().is_empty() {
+        assert!(
+            cancelled.elapsed() < Duration::from_secs(20),
+            "the build still runs on the service 20 s after SIGTERM: {:?}, containers {}",
+            processes_naming("busybox sleep 25 "),
+            containers()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!common::is_tagged(&reg, "a:1.0.0"));
+}
+
 /// Every blob of the image `image` (`NAME:TAG`) of `reg` for architecture `arch`: its config and
 /// layers.
 fn blobs_of(reg: &TestRegistry, image: &str, arch: &str) -> Vec<String> {
