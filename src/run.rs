@@ -376,6 +376,10 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         keep_going: args.keep_going,
         ids_of_kept,
     };
+    // What runs of this machine that are gone left in the nodes' stores goes first.
+    for line in rt.block_on(crate::build::leftovers::sweep_all(&nodes)) {
+        eprintln!("{line}");
+    }
     let run = rt.block_on(executor.run(&plan))?;
     // The run handles SIGINT/SIGTERM from now on: another one skips the grace period of the builders
     // being cancelled (after a failure or a first signal).

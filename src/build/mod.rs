@@ -43,6 +43,7 @@ pub mod buildkit;
 pub mod capabilities;
 mod docker;
 pub mod emulation;
+pub mod leftovers;
 pub mod process;
 pub mod service_cancel;
 

@@ -784,6 +784,14 @@ impl Proc {
     }
 }
 
+/// When process `pid` started (clock ticks after boot), if it runs: with its pid, what tells it
+/// from a later process given the same pid.
+pub fn start_time(pid: libc::pid_t) -> Option<u64> {
+    stat_of(pid)
+        .filter(|s| s.state != 'Z' && s.state != 'X')
+        .map(|s| s.start)
+}
+
 /// The fields of /proc/PID/stat that matter here.
 struct Stat {
     state: char,

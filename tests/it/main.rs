@@ -20,6 +20,7 @@ mod graph;
 mod image_config;
 mod info_props;
 mod inventory;
+mod leftovers;
 mod merge;
 mod metadata;
 mod mirror;
