@@ -83,6 +83,37 @@ pub async fn sweep(node: &dyn Backend) -> Vec<String> {
     removed
 }
 
+/// Removes the tags of the run `run_id` from every node's store (a run that was cancelled, whose
+/// builds finished but were not pushed); lines that say what was removed where.
+pub async fn remove_run(nodes: &[Arc<dyn Backend>], run_id: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for node in nodes {
+        let Ok(tags) = node.local_tags().await else {
+            continue;
+        };
+        let mut own: Vec<String> = tags
+            .into_iter()
+            .filter(|t| run_of(t) == Some(run_id))
+            .collect();
+        own.sort();
+        let mut removed = Vec::new();
+        for tag in own {
+            if node.remove_image(&tag).await.is_ok() {
+                removed.push(tag);
+            }
+        }
+        if !removed.is_empty() {
+            let place = node.address().unwrap_or_else(|| node.describe());
+            lines.push(format!(
+                "removed {} of this cancelled run from {place}: {}",
+                crate::output::count(removed.len(), "tag"),
+                removed.join(", ")
+            ));
+        }
+    }
+    lines
+}
+
 /// [`sweep`] of every node, as lines that say what was removed where.
 pub async fn sweep_all(nodes: &[Arc<dyn Backend>]) -> Vec<String> {
     let mut lines = Vec::new();

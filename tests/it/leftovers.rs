@@ -136,3 +136,60 @@ fn a_run_removes_what_gone_runs_left_on_a_docker_daemon_of_this_machine() {
     let listed = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert_swept(&out, &listed, &tags);
 }
+
+#[test]
+fn a_cancelled_run_removes_the_tags_of_what_it_built_and_did_not_push() {
+    let reg = common::TestRegistry::start();
+    let ws = Workspace::demo();
+    // buildah exports each built image (`push ... oci:DIR`) before cip pushes it: this one takes
+    // long enough for the SIGTERM to come between the build and the push.
+    let bin = ws.project().parent().unwrap().join("bin");
+    let marker = bin.join("exporting");
+    let real = fs::read_to_string(bin.join("buildah")).unwrap();
+    let slow = real.replacen(
+        "exec /usr/bin/buildah",
+        &format!(
+            "case \"$*\" in *' oci:'*) touch {m}; sleep 60;; esac\nexec /usr/bin/buildah",
+            m = marker.display()
+        ),
+        1,
+    );
+    common::write_executable(&bin.join("buildah"), &slow);
+    let child = ws
+        .cip_command(
+            &[
+                "publish",
+                "--remote-registry",
+                &reg.addr(),
+                "--only-local-platform",
+            ],
+            &[],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !marker.exists() {
+        assert!(std::time::Instant::now() < deadline, "no export started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let run_tags = || {
+        ws.store
+            .run(&["images", "--format", "{{.Name}}:{{.Tag}}"])
+            .lines()
+            .filter(|l| l.contains("cip.local/run-"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        !run_tags().is_empty(),
+        "the built image is tagged for the run"
+    );
+    common::send_signal(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("of this cancelled run from"), "{stderr}");
+    assert_eq!(run_tags(), Vec::<String>::new(), "{stderr}");
+}
