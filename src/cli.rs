@@ -90,15 +90,62 @@ impl std::ops::Deref for PlatformList {
     }
 }
 
+/// `--build-arg` / `--label`: `K=V`, K a name (no whitespace, not starting with '-'), V anything.
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
+        Some((k, _)) if k.starts_with('-') || k.chars().any(|c| c.is_whitespace()) => Err(format!(
+            "{s:?}: the key {k:?} is not a name (it must not start with '-' or hold spaces)"
+        )),
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("{s:?} is not KEY=VALUE")),
     }
 }
 
+/// `--secret id=ID,src=PATH` (also `type=`, `env=`): each field K=V with a known key, an id given.
+fn parse_secret(s: &str) -> Result<String, String> {
+    let fields: Vec<Option<(&str, &str)>> = s.split(',').map(|f| f.split_once('=')).collect();
+    let known = ["id", "src", "source", "type", "env", "required"];
+    let ok = fields
+        .iter()
+        .all(|f| f.is_some_and(|(k, v)| known.contains(&k) && !v.is_empty()));
+    let has_id = fields.iter().flatten().any(|(k, _)| *k == "id");
+    if ok && has_id {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a secret: write id=ID,src=PATH (fields {})",
+            known.join(", ")
+        ))
+    }
+}
+
 fn parse_platforms(s: &str) -> Result<PlatformList, String> {
     platform::parse_list(s).map(PlatformList)
+}
+
+/// `--jobs`: 1 to [`MAX_JOBS`](crate::config::file::MAX_JOBS) (a larger number exhausts the
+/// scheduler's slots).
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    let max = crate::config::file::MAX_JOBS;
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("{s:?} is not a number from 1 to {max}"))
+}
+
+/// `--stage-namespace`: a repository path under the registry, as the distribution spec has it.
+fn parse_namespace(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s.split('/').all(crate::project::context::valid_image_name);
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a repository path: one or more components separated by '/', each of \
+             lower-case letters and digits joined by single '.', single or double '_', or dashes \
+             (e.g. cip-stage or ci/stage)"
+        ))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -391,8 +438,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "P,P", value_parser = parse_platforms)]
     pub platform: Option<PlatformList>,
 
-    /// How many builds run at once [default: number of CPUs, at least 2]
-    #[arg(long, short = 'j', value_name = "N")]
+    /// How many builds run at once, 1 to 1024 [default: number of CPUs, at least 2]
+    #[arg(long, short = 'j', value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 
     /// Stop at the first failed build and cancel the running ones (the default)
@@ -445,7 +492,7 @@ pub struct BuildArgs {
     pub label: Vec<(String, String)>,
 
     /// A build secret, id=ID,src=PATH (repeatable), for `RUN --mount=type=secret,id=ID`
-    #[arg(long, value_name = "SPEC")]
+    #[arg(long, value_name = "SPEC", value_parser = parse_secret)]
     pub secret: Vec<String>,
 
     #[command(flatten)]
@@ -685,7 +732,7 @@ pub struct StageArgs {
     #[arg(long)]
     pub stage: bool,
     /// The staging namespace under the registry (with --stage)
-    #[arg(long, value_name = "NS", default_value = "cip-stage")]
+    #[arg(long, value_name = "NS", default_value = "cip-stage", value_parser = parse_namespace)]
     pub stage_namespace: String,
 }
 
@@ -747,4 +794,47 @@ pub enum GraphFormat {
     Dot,
     Mermaid,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_are_from_1_to_the_maximum() {
+        assert_eq!(parse_jobs("4"), Ok(4));
+        for bad in ["0", "1025", "2305843009213693952", "-1", "x", ""] {
+            let e = parse_jobs(bad).unwrap_err();
+            assert!(e.contains("from 1 to 1024"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_stage_namespace_is_a_repository_path() {
+        for good in ["cip-stage", "ci/stage", "a.b__c", "x1/y-2"] {
+            assert_eq!(parse_namespace(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "", "/", "a/", "/a", "a//b", "Stage", "a b", "-a", "a..b", "../x",
+        ] {
+            let e = parse_namespace(bad).unwrap_err();
+            assert!(e.contains("separated by '/'"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn build_args_labels_and_secrets_are_checked() {
+        assert_eq!(
+            parse_key_value("A=b c=d"),
+            Ok(("A".to_string(), "b c=d".to_string()))
+        );
+        assert!(parse_key_value("-x=1").unwrap_err().contains("'-'"));
+        assert!(parse_key_value("a b=1").is_err());
+        assert!(parse_key_value("=1").is_err());
+        assert!(parse_secret("id=npm,src=/tmp/npmrc").is_ok());
+        assert!(parse_secret("id=tok,env=TOKEN").is_ok());
+        for bad in ["src=/x", "id=", "--output=/x", "id=a,--x", "id=a,evil=1"] {
+            assert!(parse_secret(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -36,12 +36,10 @@ pub struct Executor {
     pub ids_of_kept: bool,
 }
 
-/// A name unique to this process and moment, for the builder tags a run owns.
+/// A name unique to this process and moment, for the builder tags a run owns (see
+/// `build::leftovers`: it tells whether the run still lives).
 pub fn new_run_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{}-{nanos:x}", std::process::id())
+    crate::build::leftovers::new_run_id()
 }
 
 /// What happened to one image.

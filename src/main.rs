@@ -25,7 +25,10 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    match run(cli, &matches) {
+    let result = run(cli, &matches);
+    // No child outlives cip: probes left waiting for a node that does not answer end here.
+    cip::build::process::end_children();
+    match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             eprintln!("{} {e:#}", console::style("error:").red().bold());

@@ -325,13 +325,14 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         .log_dir
         .clone()
         .unwrap_or_else(|| args.project.project_dir.join(".cip/logs"));
+    let run_id = crate::execute::new_run_id();
     let inputs = steps::Inputs {
         project: &loaded.project,
         destination: destination_of(&target, matches!(mode, Mode::Store { .. })),
         nodes: nodes.inputs(),
         farm: nodes.farm,
         log_dir: log_dir.clone(),
-        run_id: crate::execute::new_run_id(),
+        run_id: run_id.clone(),
         builder_args: args.builder_args.clone(),
         no_latest: args.no_latest,
         arch_tags: args.arch_tags,
@@ -376,6 +377,10 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         keep_going: args.keep_going,
         ids_of_kept,
     };
+    // What runs of this machine that are gone left in the nodes' stores goes first.
+    for line in rt.block_on(crate::build::leftovers::sweep_all(&nodes)) {
+        eprintln!("{line}");
+    }
     let run = rt.block_on(executor.run(&plan))?;
     // The run handles SIGINT/SIGTERM from now on: another one skips the grace period of the builders
     // being cancelled (after a failure or a first signal).
@@ -389,6 +394,12 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     // Cancelled builders get SIGKILL from a helper thread after a grace period: let that happen.
     for node in &nodes {
         node.wait_cancelled(std::time::Duration::from_secs(10));
+    }
+    // What a cancelled run's builds left tagged (built, not pushed) goes with it.
+    if run.interrupted.is_some() {
+        for line in rt.block_on(crate::build::leftovers::remove_run(&nodes, &run_id)) {
+            eprintln!("{line}");
+        }
     }
     Ok(Ended::Ran(Finished {
         destination,

@@ -13,7 +13,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::process::{find_program, Invocation};
+use super::process::{find_program, CancelHook, Invocation};
+use super::service_cancel;
 use super::{
     prepare_layout_dir, probe, run_build, run_exists, run_export, run_image_id, run_listing,
     run_on_image, run_remove, Backend, BuildJob, BuilderKind, Engine, NodeEnv, NotUsable, Op,
@@ -198,10 +199,10 @@ impl Backend for Buildah {
                 let archive = super::archive_path(dir);
                 let save = self
                     .invocation()
-                    .args(["save", "--format", "oci-archive", "-o"])
+                    .args(["save", "--format", "docker-archive", "-o"])
                     .arg(&archive)
                     .arg(tag);
-                let source = "oci-archive";
+                let source = "docker-archive";
                 return super::run_export_archive(save, &self.env, source, &archive, tag, dir)
                     .await;
             }
@@ -362,10 +363,14 @@ fn global_args(engine: Engine, env: &NodeEnv) -> Vec<String> {
         Engine::Podman => PODMAN_GLOBAL_ARGS_ENV,
         _ => BUILDAH_GLOBAL_ARGS_ENV,
     };
-    let mut args: Vec<String> = env
-        .get(var)
-        .map(|v| v.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_default();
+    // A node's own options are arguments as they are; the variable is a list of options.
+    let mut args: Vec<String> = match env.global_args() {
+        Some(node) => node.to_vec(),
+        None => env
+            .get(var)
+            .map(|v| v.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
+    };
     let has_driver = args
         .iter()
         .any(|a| a == "--storage-driver" || a.starts_with("--storage-driver="));
@@ -407,7 +412,23 @@ fn build(b: &Buildah, job: &BuildJob) -> Invocation {
     if let (Some(_), Some(isolation)) = (&b.remote, b.env.get("BUILDAH_ISOLATION")) {
         inv = inv.arg(format!("--isolation={}", isolation.trim()));
     }
-    inv.arg("-f")
+    // A build inside a service of this machine outlives its client: mark its RUN steps so that a
+    // cancellation can end them there (see `service_cancel`).
+    if let Some(socket) = b
+        .remote
+        .as_ref()
+        .and_then(|_| service_cancel::local_socket(&b.global_args))
+    {
+        let marker = service_cancel::marker(&job.tag);
+        inv = inv.arg(format!("--add-host={marker}:127.0.0.1"));
+        inv = inv.on_cancel(CancelHook(Arc::new(move || {
+            service_cancel::cancel(&socket, &marker);
+        })));
+    }
+    // Docker's image format: OCI's has no SHELL, HEALTHCHECK, ONBUILD or STOPSIGNAL, which buildah
+    // would drop (and children built FROM the image would run their RUN steps without them).
+    inv.arg("--format=docker")
+        .arg("-f")
         .arg(&job.dockerfile)
         .arg("-t")
         .arg(&job.tag)
@@ -420,7 +441,11 @@ fn build(b: &Buildah, job: &BuildJob) -> Invocation {
 fn export(b: &Buildah, tag: &str, dir: &Path) -> Invocation {
     let mut dest = std::ffi::OsString::from("oci:");
     dest.push(dir);
-    b.invocation().args(["push", "--quiet", tag]).arg(dest)
+    // An OCI layout holding a Docker manifest and config: converting to OCI would drop the fields
+    // only Docker's config has (`Shell`, `Healthcheck`, `OnBuild`, `StopSignal`).
+    b.invocation()
+        .args(["push", "--quiet", "--format=v2s2", tag])
+        .arg(dest)
 }
 
 /// `push TAG docker://DEST` with the run's registry access. A service reads no certificate
@@ -432,7 +457,7 @@ fn push_to(b: &Buildah, tag: &str, destination: &str, access: &RegistryAccess) -
     }
     b.invocation()
         .envs_owned(access.env())
-        .args(["push", "--quiet"])
+        .args(["push", "--quiet", "--format=v2s2"])
         .args(registry_flags(&access))
         .arg(tag)
         .arg(format!("docker://{destination}"))
@@ -549,13 +574,25 @@ mod tests {
         let dest = "reg.example/cip-stage/linux-amd64/app:1.0.0-RUN";
         let remote = push_to(&b, "cip.local/t", dest, &access).to_string();
         assert!(
-            remote.contains("push --quiet --tls-verify=false cip.local/t docker://reg.example/"),
+            remote.contains(
+                "push --quiet --format=v2s2 --tls-verify=false cip.local/t docker://reg.example/"
+            ),
             "{remote}"
         );
         assert!(!remote.contains("--cert-dir"), "{remote}");
         b.remote = None;
         let local = push_to(&b, "cip.local/t", dest, &access).to_string();
         assert!(local.contains("--cert-dir=/tmp/certs"), "{local}");
+    }
+
+    #[test]
+    fn a_nodes_url_is_one_argument() {
+        let env = NodeEnv::new()
+            .set(PODMAN_GLOBAL_ARGS_ENV, "--root /elsewhere")
+            .with_global_args(vec!["--url=unix:///a b.sock --hooks-dir=/x".into()]);
+        let args = global_args(Engine::Podman, &env);
+        assert_eq!(args, ["--url=unix:///a b.sock --hooks-dir=/x"]);
+        assert!(remote_of(Engine::Podman, &args).is_some());
     }
 
     #[test]

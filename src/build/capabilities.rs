@@ -26,6 +26,10 @@ const FRONTEND_HEREDOCS: (u64, u64) = (1, 4);
 
 /// Who can build heredocs, for hints.
 const ALTERNATIVES: &str = "buildah 1.35+ / podman 5.0+ / docker 23.0+";
+/// Every way out of a builder without heredocs.
+const WAYS_OUT: &str = "build with a docker daemon 23.0+ (its BuildKit parses heredocs; \
+                        --builder docker), with buildah 1.35+ / podman 5.0+ (--builder), or \
+                        rewrite the heredocs as plain RUN lines (or COPY files of the context)";
 
 /// The problems of building a Dockerfile with `features` with the builder `kind` at `version`
 /// (as the builder reports it, e.g. `1.28.2`, `20.10.24+dfsg1`). An unknown version is trusted.
@@ -42,23 +46,22 @@ pub fn problems(
         return Vec::new();
     };
     let at = |p: Problem| p.at(dockerfile, Some(line));
+    let marker = heredoc_marker(dockerfile, line);
     let too_old = |name: &str, first: (u64, u64)| {
         at(Problem::error(
             "builder-lacks-heredocs",
             format!(
-                "this Dockerfile uses heredocs (`<<EOF`), which {name} {version} cannot build \
+                "this Dockerfile uses heredocs (`{marker}`), which {name} {version} cannot build \
                  (they need {name} {}.{}+)",
                 first.0, first.1
             ),
         ))
-        .hint(format!(
-            "build with {ALTERNATIVES} (choose it with --builder), or upgrade {name}"
-        ))
+        .hint(format!("upgrade {name}, or {WAYS_OUT}"))
     };
     match kind {
         BuilderKind::Buildah if v < BUILDAH_HEREDOCS => vec![too_old("buildah", BUILDAH_HEREDOCS)],
         BuilderKind::Podman if v < PODMAN_HEREDOCS => vec![too_old("podman", PODMAN_HEREDOCS)],
-        BuilderKind::Docker if v < DOCKER_HEREDOCS => docker_frontend(version, features)
+        BuilderKind::Docker if v < DOCKER_HEREDOCS => docker_frontend(version, features, &marker)
             .into_iter()
             .map(at)
             .collect(),
@@ -68,19 +71,19 @@ pub fn problems(
 
 /// docker before 23.0: heredocs only through a `# syntax=` frontend that has them, pulled at build
 /// time.
-fn docker_frontend(version: &str, features: &Features) -> Option<Problem> {
+fn docker_frontend(version: &str, features: &Features, marker: &str) -> Option<Problem> {
     let Some(syntax) = &features.syntax else {
         return Some(
             Problem::error(
                 "builder-lacks-heredocs",
                 format!(
-                    "this Dockerfile uses heredocs (`<<EOF`), which the dockerfile frontend built \
-                     into docker {version} cannot build"
+                    "this Dockerfile uses heredocs (`{marker}`), which the dockerfile frontend \
+                     built into docker {version} cannot build"
                 ),
             )
             .hint(format!(
                 "add `# syntax=docker/dockerfile:1.4` as the first line (docker then pulls that \
-                 frontend: the daemon must reach Docker Hub), or build with {ALTERNATIVES}"
+                 frontend: the daemon must reach Docker Hub), or {WAYS_OUT}"
             )),
         );
     };
@@ -89,7 +92,7 @@ fn docker_frontend(version: &str, features: &Features) -> Option<Problem> {
             Problem::error(
                 "builder-lacks-heredocs",
                 format!(
-                    "this Dockerfile uses heredocs (`<<EOF`), which its frontend {} (line {}) \
+                    "this Dockerfile uses heredocs (`{marker}`), which its frontend {} (line {}) \
                      cannot build",
                     crate::diagnostics::quote(&syntax.image),
                     syntax.line
@@ -141,6 +144,22 @@ fn frontend_has_heredocs(image: &str) -> Option<bool> {
     })
 }
 
+/// The heredoc opener as line `line` of `dockerfile` has it (`<<EOF`, `<<-EOT`, `<<"EOF"`), for
+/// messages that quote the file; `<<EOF` if the line cannot be read.
+fn heredoc_marker(dockerfile: &Path, line: usize) -> String {
+    let text = std::fs::metadata(dockerfile)
+        .ok()
+        .filter(|m| m.is_file() && m.len() <= crate::project::files::DOCKERFILE_LIMIT)
+        .and_then(|_| std::fs::read_to_string(dockerfile).ok());
+    let found = text.as_deref().and_then(|t| {
+        let l = t.lines().nth(line.checked_sub(1)?)?;
+        let at = l.find("<<")?;
+        let word = l[at..].split_whitespace().next()?;
+        Some(word.chars().take(40).collect::<String>())
+    });
+    found.unwrap_or_else(|| "<<EOF".to_string())
+}
+
 /// `1.28.2` -> (1, 28); `20.10.24+dfsg1` -> (20, 10); `5.0` -> (5, 0).
 fn major_minor(version: &str) -> Option<(u64, u64)> {
     let mut parts = version
@@ -179,8 +198,14 @@ pub fn refuse_unsupported(
     builder: &dyn Backend,
 ) -> anyhow::Result<()> {
     let problems = problems_for(project, ctxs, builder);
-    for p in &problems {
+    let (heredocs, others): (Vec<&Problem>, Vec<&Problem>) = problems
+        .iter()
+        .partition(|p| p.is_error() && p.code == "builder-lacks-heredocs");
+    for p in others {
         eprintln!("{}", crate::output::style_problem(p));
+    }
+    if let Some(summary) = heredoc_summary(&heredocs, builder) {
+        eprintln!("{}", crate::output::style_problem(&summary));
     }
     let errors = problems.iter().filter(|p| p.is_error()).count();
     if errors > 0 {
@@ -191,6 +216,48 @@ pub fn refuse_unsupported(
         );
     }
     Ok(())
+}
+
+/// One problem for every Dockerfile whose heredocs `builder` cannot build: the files, with what
+/// each has, then every way out, once.
+fn heredoc_summary(heredocs: &[&Problem], builder: &dyn Backend) -> Option<Problem> {
+    let first = heredocs.first()?;
+    let files: Vec<String> = heredocs
+        .iter()
+        .map(|p| {
+            let file = p
+                .file
+                .as_deref()
+                .map_or_else(String::new, |f| f.display().to_string());
+            let line = p.line.unwrap_or(1);
+            let marker = p
+                .file
+                .as_deref()
+                .map_or_else(|| "<<EOF".to_string(), |f| heredoc_marker(f, line));
+            format!("\n  {file}:{line}: `{marker}`")
+        })
+        .collect();
+    let engine = match builder.kind() {
+        BuilderKind::Docker => "docker",
+        BuilderKind::Podman => "podman",
+        _ => "buildah",
+    };
+    let engine = format!("{engine} {}", builder.version());
+    let hint = match builder.kind() {
+        BuilderKind::Docker => first.hint.clone().unwrap_or_else(|| WAYS_OUT.to_string()),
+        _ => format!("upgrade {engine}, or {WAYS_OUT}"),
+    };
+    Some(
+        Problem::error(
+            "builder-lacks-heredocs",
+            format!(
+                "{} use heredocs, which {engine} cannot build:{}",
+                crate::output::count(heredocs.len(), "Dockerfile"),
+                files.concat()
+            ),
+        )
+        .hint(hint),
+    )
 }
 
 #[cfg(test)]
@@ -265,6 +332,33 @@ mod tests {
         assert!(text.contains("buildah 1.35+ / podman 5.0+"), "{text}");
         let (_, text) = judge(BuilderKind::Docker, "20.10.24", &features(true, None));
         assert!(text.contains("# syntax=docker/dockerfile:1.4"), "{text}");
+    }
+
+    #[test]
+    fn messages_quote_the_heredoc_as_the_file_has_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Dockerfile");
+        std::fs::write(&path, "FROM scratch\nRUN <<-EOT\n\techo x\n\tEOT\n").unwrap();
+        let f = Features {
+            heredoc_lines: vec![2],
+            syntax: None,
+        };
+        for (kind, version) in [
+            (BuilderKind::Buildah, "1.28.2"),
+            (BuilderKind::Docker, "20.10.24"),
+        ] {
+            let p = &problems(kind, version, &path, &f)[0];
+            assert!(p.message.contains("(`<<-EOT`)"), "{p}");
+            let hint = p.hint.as_deref().unwrap();
+            for way in [
+                "docker daemon 23.0+",
+                "buildah 1.35+ / podman 5.0+",
+                "rewrite the heredocs",
+            ] {
+                assert!(hint.contains(way), "{hint}");
+            }
+        }
+        assert_eq!(heredoc_marker(&dir.path().join("absent"), 2), "<<EOF");
     }
 
     #[test]

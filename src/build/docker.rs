@@ -226,6 +226,12 @@ const HINT: &str =
     "Install docker (`apt-get install -y docker.io` on Debian/Ubuntu) and start its daemon \
                     (`systemctl start docker`), or point DOCKER_HOST at a running one";
 
+/// The client is here but its daemon does not answer: installing docker again is no fix.
+const NO_DAEMON_HINT: &str =
+    "The docker client is installed; start the docker daemon (`systemctl start docker`, or run \
+     `dockerd`), install the daemon if this machine has only the client (`apt-get install -y \
+     docker.io` on Debian/Ubuntu has dockerd), or point DOCKER_HOST at a daemon that runs";
+
 /// Environment variable naming the docker client to use (default: found on PATH, see [`detect`]).
 pub const DOCKER_PROGRAM_ENV: &str = "CIP_DOCKER";
 
@@ -249,7 +255,11 @@ pub(super) fn detect(env: NodeEnv) -> Result<Docker, NotUsable> {
             None => "not found on PATH".to_string(),
         }));
     };
-    let (version, native) = server(first, &env).map_err(&not_usable)?;
+    let (version, native) = server(first, &env).map_err(|reason| NotUsable {
+        program: "docker",
+        reason,
+        hint: NO_DAEMON_HINT,
+    })?;
 
     let mut rejected = Vec::new();
     for program in &candidates {
@@ -486,7 +496,9 @@ fn export(b: &Docker, tag: &str, dir: &Path) -> anyhow::Result<Invocation> {
     let mut inv = Invocation::new(skopeo)
         .envs(b.env.overrides())
         .supervised_by(&b.supervisor)
-        .args(["copy", "--quiet", "--dest-compress"]);
+        // Docker's manifest and config kept as the daemon has them: OCI's config has no
+        // `Shell`, `Healthcheck`, `OnBuild` or `StopSignal`.
+        .args(["copy", "--quiet", "--dest-compress", "--format=v2s2"]);
     if let Some(host) = &b.docker_host {
         // skopeo does not read DOCKER_HOST.
         inv = inv.arg(format!("--src-daemon-host={host}"));

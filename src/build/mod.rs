@@ -43,7 +43,9 @@ pub mod buildkit;
 pub mod capabilities;
 mod docker;
 pub mod emulation;
+pub mod leftovers;
 pub mod process;
+pub mod service_cancel;
 
 pub use docker::DOCKER_PROGRAM_ENV;
 pub use process::Supervisor;
@@ -185,6 +187,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone, Default)]
 pub struct NodeEnv {
     vars: Vec<(String, String)>,
+    /// Global options of the engine's program, each one argument (a node's `--url=...`), in
+    /// place of the ones `CIP_BUILDAH_GLOBAL_ARGS` / `CIP_PODMAN_GLOBAL_ARGS` give.
+    global_args: Option<Vec<String>>,
 }
 
 impl NodeEnv {
@@ -214,6 +219,17 @@ impl NodeEnv {
     /// The overrides, given to every process of the node.
     pub fn overrides(&self) -> &[(String, String)] {
         &self.vars
+    }
+
+    /// The node's global options of buildah/podman, each one argument, never split.
+    pub fn with_global_args(mut self, args: Vec<String>) -> Self {
+        self.global_args = Some(args);
+        self
+    }
+
+    /// The global options given with [`NodeEnv::with_global_args`], if any.
+    pub fn global_args(&self) -> Option<&[String]> {
+        self.global_args.as_deref()
     }
 }
 
@@ -612,7 +628,7 @@ async fn run_export_archive(
             let mut dest = std::ffi::OsString::from("oci:");
             dest.push(dir);
             let copy = process::Invocation::new(skopeo)
-                .args(["copy", "--quiet", "--dest-compress"])
+                .args(["copy", "--quiet", "--dest-compress", "--format=v2s2"])
                 .arg(src)
                 .arg(dest);
             run_export(copy, tag, dir).await
@@ -714,57 +730,89 @@ impl NotUsable {
     }
 }
 
-/// Runs a short probe (`buildah --version`, `docker version`), giving up after `timeout`.
+/// Runs a short probe (`buildah --version`, `docker version`), giving up after `timeout`. The
+/// probe runs in a process group of its own, ended when it exits (nothing it started may hold its
+/// pipes), when it times out, and when cip exits ([`process::end_children`]); it dies with the
+/// thread that started it, should cip die before.
 fn probe(
     program: &Path,
     args: &[&str],
     env: &NodeEnv,
     timeout: Duration,
 ) -> Result<std::process::Output, String> {
-    use std::io::Read;
+    use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(program);
     for secret in process::SECRET_VARS {
         cmd.env_remove(secret);
     }
-    let mut child = cmd
-        .args(args)
+    cmd.args(args)
         .envs(env.overrides().iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: the closure only calls prctl(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            Ok(())
+        });
+    }
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    let group = process::ProbeGroup::new(child.id());
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let (out, err) = (read_all(stdout), read_all(stderr));
     let deadline = Instant::now() + timeout;
-    loop {
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(status)) => {
-                let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-                if let Some(mut o) = child.stdout.take() {
-                    let _ = o.read_to_end(&mut stdout);
-                }
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = e.read_to_end(&mut stderr);
-                }
-                return Ok(std::process::Output {
-                    status,
-                    stdout,
-                    stderr,
-                });
-            }
+            Ok(Some(status)) => break Ok(status),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             Ok(None) => {
+                group.kill();
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
+                break Err(format!(
                     "`{} {}` did not answer within {}s",
                     program.display(),
                     args.join(" "),
                     timeout.as_secs()
                 ));
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                group.kill();
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(e.to_string());
+            }
         }
-    }
+    };
+    // What the probe left behind is ended with it, so the pipes close.
+    group.kill();
+    drop(group);
+    let (stdout, stderr) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    Ok(std::process::Output {
+        status: status?,
+        stdout,
+        stderr,
+    })
+}
+
+/// Reads `pipe` to its end on a thread of its own (a probe's output, while the probe is watched).
+fn read_all<R: std::io::Read + Send + 'static>(
+    pipe: Option<R>,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    })
 }
 
 /// Whether an error message says the image is not in the store.

@@ -99,6 +99,20 @@ pub struct Invocation {
     env: Vec<(OsString, OsString)>,
     /// Who ends the process group when the operation is dropped (a private one if not set).
     supervisor: Option<Arc<Supervisor>>,
+    /// What else a cancellation ends: the work the command started elsewhere (a build running
+    /// inside a podman service).
+    on_cancel: Option<CancelHook>,
+}
+
+/// Work a cancelled command leaves running elsewhere, ended by its own means; run on the helper
+/// thread that ends the command's process group (and counted by its [`Supervisor`]).
+#[derive(Clone)]
+pub struct CancelHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl fmt::Debug for CancelHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CancelHook")
+    }
 }
 
 impl Invocation {
@@ -108,7 +122,14 @@ impl Invocation {
             args: Vec::new(),
             env: Vec::new(),
             supervisor: None,
+            on_cancel: None,
         }
+    }
+
+    /// Runs `hook` too when the operation is dropped before the command exited.
+    pub fn on_cancel(mut self, hook: CancelHook) -> Self {
+        self.on_cancel = Some(hook);
+        self
     }
 
     /// The node whose [`Supervisor`] ends this command when its operation is dropped.
@@ -278,7 +299,15 @@ impl Invocation {
         let pgid = child.id().and_then(|id| libc::pid_t::try_from(id).ok());
         leaders.extend(pgid);
         let supervisor = self.supervisor.clone().unwrap_or_default();
-        Ok((child, GroupGuard { pgid, supervisor }))
+        let on_cancel = self.on_cancel.clone();
+        Ok((
+            child,
+            GroupGuard {
+                pgid,
+                supervisor,
+                on_cancel,
+            },
+        ))
     }
 
     fn spawn_unregistered(
@@ -573,6 +602,7 @@ fn read_tail(log: &Path, start: u64, n: usize) -> String {
 struct GroupGuard {
     pgid: Option<libc::pid_t>,
     supervisor: Arc<Supervisor>,
+    on_cancel: Option<CancelHook>,
 }
 
 impl GroupGuard {
@@ -587,7 +617,7 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(pgid) = self.pgid.take() {
-            terminate_group(pgid, self.supervisor.clone());
+            terminate_group(pgid, self.supervisor.clone(), self.on_cancel.take());
         }
     }
 }
@@ -602,6 +632,58 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn forget_leader(pgid: libc::pid_t) {
     lock(&LEADERS).retain(|&p| p != pgid);
+}
+
+/// The process groups of short probes running now (see [`ProbeGroup`]).
+static PROBES: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+/// A probe's process group, known to [`end_children`] while it lives.
+pub struct ProbeGroup {
+    pgid: Option<libc::pid_t>,
+}
+
+impl ProbeGroup {
+    /// The group led by the child `pid` (started with `process_group(0)`).
+    pub fn new(pid: u32) -> ProbeGroup {
+        let pgid = libc::pid_t::try_from(pid).ok();
+        lock(&PROBES).extend(pgid);
+        ProbeGroup { pgid }
+    }
+
+    /// SIGKILL to every process of the group.
+    pub fn kill(&self) {
+        if let Some(pgid) = self.pgid {
+            // SAFETY: kill(2) on a process group this probe leads; no memory is involved.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for ProbeGroup {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid {
+            lock(&PROBES).retain(|&p| p != pgid);
+        }
+    }
+}
+
+/// Ends every child process group cip still has: probes that did not answer (a node whose
+/// socket accepts and never answers), and builder groups no operation waits for any more. `main`
+/// calls it before cip exits, on success and on error, so that no child outlives cip.
+pub fn end_children() {
+    let groups: Vec<libc::pid_t> = lock(&PROBES)
+        .iter()
+        .chain(lock(&LEADERS).iter())
+        .copied()
+        .collect();
+    for pgid in groups {
+        // SAFETY: kill(2) on process groups cip started and has not reaped.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
 }
 
 /// Makes cip the reaper of orphans among its descendants (once per process), so a builder helper
@@ -643,7 +725,7 @@ fn adopted() -> Vec<Proc> {
 /// [`TERM_GRACE`] if anything of the group is left, and returns when the group is gone.
 /// Descendants that left the group (buildah runs a RUN step in a session of its own) are recorded
 /// first and get the same treatment, so none outlives a cancelled build.
-fn terminate_group(pgid: libc::pid_t, supervisor: Arc<Supervisor>) {
+fn terminate_group(pgid: libc::pid_t, supervisor: Arc<Supervisor>, on_cancel: Option<CancelHook>) {
     let mut strays = Vec::new();
     record_descendants(pgid, &mut strays);
     // SAFETY: kill(2) with a negative pid signals the process group; no memory is involved.
@@ -656,7 +738,11 @@ fn terminate_group(pgid: libc::pid_t, supervisor: Arc<Supervisor>) {
     let spawned = std::thread::Builder::new()
         .name(format!("cip-kill-{pgid}"))
         .spawn(move || {
+            let elsewhere = on_cancel.map(|hook| std::thread::spawn(move || (hook.0)()));
             reap_group(pgid, &mut strays2, &thread_supervisor);
+            if let Some(elsewhere) = elsewhere {
+                let _ = elsewhere.join();
+            }
             thread_supervisor.finished_one();
         });
     if spawned.is_err() {
@@ -696,6 +782,14 @@ impl Proc {
     fn alive(&self) -> bool {
         stat_of(self.pid).is_some_and(|s| s.start == self.start && s.state != 'Z' && s.state != 'X')
     }
+}
+
+/// When process `pid` started (clock ticks after boot), if it runs: with its pid, what tells it
+/// from a later process given the same pid.
+pub fn start_time(pid: libc::pid_t) -> Option<u64> {
+    stat_of(pid)
+        .filter(|s| s.state != 'Z' && s.state != 'X')
+        .map(|s| s.start)
 }
 
 /// The fields of /proc/PID/stat that matter here.

@@ -395,6 +395,16 @@ fn check_address(
         )),
         None => Ok(()),
     };
+    for (key, v) in [
+        ("host", &raw.host),
+        ("context", &raw.context),
+        ("url", &raw.url),
+        ("connection", &raw.connection),
+    ] {
+        if let Some(v) = v {
+            check_value(name, key, v, at)?;
+        }
+    }
     match kind {
         NodeKind::Docker => {
             let hint = "a docker node has host = \"unix://...\" | \"tcp://...\" | \"ssh://...\" or context = \"NAME\"";
@@ -431,6 +441,26 @@ fn check_address(
             let hint = "a podman node has url = \"unix://...\" | \"ssh://...\" or connection = \"NAME\", or neither for the local podman";
             misplaced("host", &raw.host, hint)?;
             misplaced("context", &raw.context, hint)?;
+            if let Some(u) = &raw.url {
+                let ok = ["unix://", "tcp://", "ssh://"]
+                    .iter()
+                    .any(|s| u.get_ref().starts_with(s));
+                if !ok {
+                    return Err(at(
+                        u.span(),
+                        format!(
+                            "node {:?}: url {:?} has no scheme",
+                            name.get_ref(),
+                            u.get_ref()
+                        ),
+                        Some(
+                            "write unix:///path/podman.sock, ssh://USER@HOST[:PORT]/path/podman.sock \
+                             or tcp://HOST:PORT"
+                                .into(),
+                        ),
+                    ));
+                }
+            }
             if let (Some(_), Some(c)) = (&raw.url, &raw.connection) {
                 return Err(at(
                     c.span(),
@@ -448,6 +478,59 @@ fn check_address(
         }
     }
     Ok(())
+}
+
+/// An address or name that reaches an engine's command line (`--url=VALUE`, `DOCKER_HOST`, ssh's
+/// host) is one argument: nothing in it may read as an option, there or in ssh.
+fn check_value(
+    name: &Spanned<String>,
+    key: &str,
+    v: &Spanned<String>,
+    at: &At,
+) -> Result<(), FileError> {
+    let value = v.get_ref();
+    let refuse = |why: String, fix: &str| {
+        Err(at(
+            v.span(),
+            format!("node {:?}: {key} {value:?} {why}", name.get_ref()),
+            Some(fix.to_string()),
+        ))
+    };
+    if let Some(bad) = option_like(value) {
+        return refuse(
+            bad,
+            "write the address or name itself; options of the engine are not \
+                            configured here",
+        );
+    }
+    if value.chars().any(char::is_control) {
+        return refuse(
+            "holds a control character (a newline, a tab)".into(),
+            "write it on one line, without control characters",
+        );
+    }
+    Ok(())
+}
+
+/// Why `value` (an engine address or name from configuration) could be taken for an option: it
+/// begins with '-', or it is an `ssh://` address whose user or host does (ssh would read
+/// `-oProxyCommand=...` as an option). None when it cannot.
+pub fn option_like(value: &str) -> Option<String> {
+    if value.starts_with('-') {
+        return Some("begins with '-', which the engine would read as an option".into());
+    }
+    let rest = value.strip_prefix("ssh://")?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    if user.is_some_and(|u| u.starts_with('-')) || host.starts_with('-') {
+        return Some(
+            "has a user or host beginning with '-', which ssh would read as an option".into(),
+        );
+    }
+    None
 }
 
 fn farm_spec(
@@ -557,13 +640,20 @@ fn parse_platform(item: &Spanned<String>, at: &At) -> Result<Platform, FileError
     })
 }
 
+/// The most builds a run (or a node) runs at once: far above any machine's CPU count, far below
+/// what would exhaust the scheduler's slots.
+pub const MAX_JOBS: usize = 1024;
+
+/// A `jobs` value: 1 to [`MAX_JOBS`].
 fn positive(v: Spanned<i64>, at: &At) -> Result<(usize, Range<usize>), FileError> {
     match usize::try_from(*v.get_ref()) {
-        Ok(n) if n > 0 => Ok((n, v.span())),
+        Ok(n) if (1..=MAX_JOBS).contains(&n) => Ok((n, v.span())),
         _ => Err(at(
             v.span(),
-            format!("jobs = {} is not a positive number", v.get_ref()),
-            Some("jobs is how many builds run at once: 1 or more".into()),
+            format!("jobs = {} is out of range", v.get_ref()),
+            Some(format!(
+                "jobs is how many builds run at once: a number from 1 to {MAX_JOBS}"
+            )),
         )),
     }
 }
@@ -820,6 +910,56 @@ nodes = ["amd-1", "arm-1"]
         assert_eq!(e.line, 4, "{e}");
         let e = error("[nodes.\"a b\"]\nkind = \"docker\"\n");
         assert!(e.message.contains("not a plain name"), "{e}");
+    }
+
+    #[test]
+    fn jobs_are_bounded_wherever_they_are() {
+        for text in [
+            "[build]\njobs = 9223372036854775807\n",
+            "[build]\njobs = 1025\n",
+            "[nodes.a]\nkind = \"docker\"\njobs = 2305843009213693952\n",
+        ] {
+            let e = error(text);
+            assert!(e.message.contains("out of range"), "{e}");
+            assert!(e.hint.as_deref().unwrap().contains("1 to 1024"), "{e}");
+        }
+        assert_eq!(
+            parse("[build]\njobs = 1024\n")
+                .unwrap()
+                .build
+                .jobs
+                .unwrap()
+                .value,
+            MAX_JOBS
+        );
+    }
+
+    #[test]
+    fn addresses_and_names_cannot_read_as_options() {
+        let cases = [
+            ("podman", "url", "--url=unix:///evil.sock"),
+            ("podman", "connection", "-c evil"),
+            ("docker", "context", "--host=tcp://evil:2375"),
+            ("docker", "host", "ssh://-oProxyCommand=touch /tmp/x@h"),
+            ("docker", "host", "ssh://u@-oProxyCommand=x"),
+            ("podman", "url", "ssh://-F/tmp/cfg@host/run/podman.sock"),
+        ];
+        for (kind, key, value) in cases {
+            let text = format!("[nodes.a]\nkind = \"{kind}\"\n{key} = {value:?}\n");
+            let e = error(&text);
+            assert_eq!((e.line, e.column), (3, key.len() + 4), "{text}: {e}");
+            assert!(e.message.contains("'-'"), "{e}");
+        }
+        let e = error("[nodes.a]\nkind = \"podman\"\nurl = \"unix:///a\\nb\"\n");
+        assert!(e.message.contains("control character"), "{e}");
+        let e = error("[nodes.a]\nkind = \"podman\"\nurl = \"/run/podman.sock\"\n");
+        assert!(e.message.contains("no scheme"), "{e}");
+        // A socket path with a space, or an option after it, is one value: allowed, never split.
+        let text = "[nodes.a]\nkind = \"podman\"\nurl = \"unix:///x.sock --hooks-dir=/tmp/evil\"\n";
+        assert_eq!(
+            parse(text).unwrap().nodes["a"].url.as_deref(),
+            Some("unix:///x.sock --hooks-dir=/tmp/evil")
+        );
     }
 
     #[test]

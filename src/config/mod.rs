@@ -35,6 +35,8 @@ use crate::registry::timeouts::Timeouts;
 /// Registry lookups at once by default: enough to keep a registry busy, few enough not to exhaust
 /// its connections.
 const QUERY_CONCURRENCY: usize = 32;
+/// More lookups at once than any registry serves.
+const MAX_QUERY_CONCURRENCY: usize = 1024;
 /// Where binfmt_misc registers emulators.
 const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
 
@@ -75,13 +77,24 @@ impl RunConfig {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let query_concurrency =
-            match get("CIP_QUERY_CONCURRENCY") {
-                Some(v) => v.parse().ok().filter(|&n: &usize| n > 0).with_context(|| {
-                    format!("CIP_QUERY_CONCURRENCY={v:?} is not a positive number")
+        let query_concurrency = match get("CIP_QUERY_CONCURRENCY") {
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n: &usize| (1..=MAX_QUERY_CONCURRENCY).contains(n))
+                .with_context(|| {
+                    format!(
+                        "CIP_QUERY_CONCURRENCY={v:?} is not a number from 1 to \
+                         {MAX_QUERY_CONCURRENCY}"
+                    )
                 })?,
-                None => QUERY_CONCURRENCY,
-            };
+            None => QUERY_CONCURRENCY,
+        };
+        if let Some(v) = get(crate::farm::probe::PROBE_SECONDS_ENV) {
+            crate::farm::probe::parse_seconds(&v).map_err(|e| {
+                anyhow::anyhow!("{}={v:?} {e}", crate::farm::probe::PROBE_SECONDS_ENV)
+            })?;
+        }
         Ok(RunConfig {
             retry: RetryPolicy::from_vars(get)?,
             timeouts: Timeouts::from_vars(get)?,

@@ -208,10 +208,11 @@ fn parse_address(s: &str) -> Result<String, String> {
 }
 
 fn parse_jobs(s: &str) -> Result<usize, String> {
+    let max = crate::config::file::MAX_JOBS;
     s.parse()
         .ok()
-        .filter(|&n: &usize| n > 0)
-        .ok_or_else(|| format!("{s:?} is not a positive number"))
+        .filter(|n: &usize| (1..=max).contains(n))
+        .ok_or_else(|| format!("{s:?} is not a number from 1 to {max}"))
 }
 
 fn parse_builder(s: &str) -> Result<BuilderKind, String> {

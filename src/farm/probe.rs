@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::node::Declared;
 use super::route::{self, NodeReach};
 use super::spec::{NodeKind, NodeSpec, Route};
-use crate::build::{self, emulation, Backend, BuilderKind, NodeEnv, PODMAN_GLOBAL_ARGS_ENV};
+use crate::build::{self, emulation, Backend, BuilderKind, NodeEnv};
 use crate::platform::Platform;
 
 /// Environment variable: seconds a node may take to answer its probe (default 10).
@@ -95,13 +95,27 @@ impl FarmNode {
     }
 }
 
-/// The probe timeout: `$CIP_FARM_PROBE_SECONDS`, else 10 s.
+/// The longest probe timeout: a day.
+const MAX_PROBE_SECONDS: f64 = 86_400.0;
+
+/// The probe timeout: `$CIP_FARM_PROBE_SECONDS` (checked when the run starts), else 10 s.
 pub fn timeout() -> Duration {
     crate::config::get()
         .var(PROBE_SECONDS_ENV)
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .map_or(DEFAULT_PROBE, Duration::from_secs_f64)
+        .and_then(|v| parse_seconds(&v).ok())
+        .unwrap_or(DEFAULT_PROBE)
+}
+
+/// A probe timeout in seconds (fractions allowed), more than 0 and at most a day.
+pub fn parse_seconds(v: &str) -> Result<Duration, String> {
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= MAX_PROBE_SECONDS)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            format!("is not a number of seconds above 0 and at most {MAX_PROBE_SECONDS}")
+        })
 }
 
 /// Probes every node at once; each gets `timeout`, and one that does not answer within it is
@@ -146,6 +160,14 @@ pub fn probe_all(nodes: &[(String, NodeSpec)], timeout: Duration) -> Vec<FarmNod
 /// Where cip reaches the node, as shown; and the environment its engine runs with.
 fn address_and_env(kind: NodeKind, spec: &NodeSpec) -> Result<(String, NodeEnv), String> {
     let env = NodeEnv::new();
+    let values = [&spec.host, &spec.context, &spec.url, &spec.connection];
+    if let Some((v, why)) = values
+        .into_iter()
+        .flatten()
+        .find_map(|v| Some((v, crate::config::file::option_like(v)?)))
+    {
+        return Err(format!("{v:?} {why}"));
+    }
     match kind {
         NodeKind::Docker => match (&spec.host, &spec.context) {
             (Some(_), Some(_)) => Err("both host and context: name one".into()),
@@ -167,13 +189,14 @@ fn address_and_env(kind: NodeKind, spec: &NodeSpec) -> Result<(String, NodeEnv),
         },
         NodeKind::Podman => match (&spec.url, &spec.connection) {
             (Some(_), Some(_)) => Err("both url and connection: name one".into()),
+            // One argument each (`--url=VALUE`): never split, never read as two options.
             (Some(url), None) => Ok((
                 url.clone(),
-                env.set(PODMAN_GLOBAL_ARGS_ENV, format!("--url {url}")),
+                env.with_global_args(vec![format!("--url={url}")]),
             )),
             (None, Some(c)) => Ok((
                 format!("connection {c}"),
-                env.set(PODMAN_GLOBAL_ARGS_ENV, format!("--connection {c}")),
+                env.with_global_args(vec![format!("--connection={c}")]),
             )),
             (None, None) => Ok(("local".into(), env)),
         },
@@ -277,7 +300,12 @@ fn probe_one(name: &str, spec: &NodeSpec) -> FarmNode {
         },
         reported_platforms: reported,
         emulates,
-        jobs: spec.jobs.or(cpus).unwrap_or(1).max(1),
+        // An engine's CPU count is its say, not a bound the scheduler can take as it is.
+        jobs: spec
+            .jobs
+            .or(cpus)
+            .unwrap_or(1)
+            .clamp(1, crate::config::file::MAX_JOBS),
         backend: Some(engine),
     };
     node.set_route(None);
@@ -295,7 +323,11 @@ fn ask_cpus(backend: &dyn Backend) -> Option<usize> {
         .enable_all()
         .build()
         .ok()?;
-    rt.block_on(backend.cpus()).ok().flatten()
+    // Dropped at the timeout, the question's process group is ended.
+    rt.block_on(async { tokio::time::timeout(timeout(), backend.cpus()).await })
+        .ok()?
+        .ok()
+        .flatten()
 }
 
 /// The platforms this machine's kernel emulates for an engine running `native`.
@@ -342,9 +374,16 @@ mod tests {
         p.url = Some("unix:///run/p.sock".into());
         let (_, env) = address_and_env(NodeKind::Podman, &p).unwrap();
         assert_eq!(
-            env.get(PODMAN_GLOBAL_ARGS_ENV).as_deref(),
-            Some("--url unix:///run/p.sock")
+            env.global_args(),
+            Some(&["--url=unix:///run/p.sock".to_string()][..])
         );
+        p.url = Some("unix:///run/a b.sock --hooks-dir=/tmp/evil".into());
+        let (_, env) = address_and_env(NodeKind::Podman, &p).unwrap();
+        assert_eq!(env.global_args().map(<[String]>::len), Some(1));
+        p.url = Some("--remote".into());
+        assert!(address_and_env(NodeKind::Podman, &p)
+            .unwrap_err()
+            .contains("'-'"));
         let mut b = spec(NodeKind::Buildah);
         b.url = Some("x".into());
         assert!(address_and_env(NodeKind::Buildah, &b).is_err());

@@ -86,6 +86,16 @@ pub fn read_bounded(path: &Path, allowed: &Allowed, limit: u64) -> Result<Vec<u8
     read_at_most(file, path, limit)
 }
 
+/// The problem with an ignore file of a context (`.dockerignore`, `Dockerfile.dockerignore`), if
+/// there is one: it decides what the context digest and the builder see, so it is held to the rules
+/// of the other metadata files (a regular file inside the project, of bounded size).
+pub fn ignore_file_problem(path: &Path, allowed: &Allowed) -> Option<Problem> {
+    match read_bounded(path, allowed, METADATA_LIMIT) {
+        Ok(_) | Err(ReadError::Missing) => None,
+        Err(ReadError::Problem(p)) => Some(p),
+    }
+}
+
 fn read_at_most(file: File, path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     let mut bytes = Vec::new();
     file.take(limit + 1)

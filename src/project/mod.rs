@@ -147,6 +147,11 @@ fn read_context(project_files: &Allowed, dir_name: &str, dir: &Path) -> Scanned 
         .ok()
         .and_then(|(i, _, _)| i.dockerfile.clone());
     let dockerfile = dockerfile_path(dir, named.as_deref());
+    let mut own_ignore = dockerfile.clone().into_os_string();
+    own_ignore.push(".dockerignore");
+    for ignore in [dir.join(".dockerignore"), PathBuf::from(own_ignore)] {
+        errors.extend(files::ignore_file_problem(&ignore, &allowed));
+    }
     let mut directive = None;
     let refs = match read_dockerfile(&dockerfile, &allowed, dir_name) {
         Ok((refs, mut problems, found)) => {

@@ -116,7 +116,8 @@ impl RetryPolicy {
             let secs: f64 = v
                 .parse()
                 .ok()
-                .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                // Above 1e9 s, a Duration cannot hold it (and no retry waits that long).
+                .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e9)
                 .with_context(|| format!("{MAX_SECONDS_ENV}={v:?} is not a number of seconds"))?;
             policy.max_total = Duration::from_secs_f64(secs);
         }

@@ -97,9 +97,10 @@ fn layout_config(layout: &Path) -> Value {
     let index = read_json(&layout.join("index.json"));
     let manifests = index["manifests"].as_array().expect("index.json manifests");
     assert_eq!(manifests.len(), 1, "{index}");
+    // Docker's manifest format, whose config keeps SHELL, HEALTHCHECK, ONBUILD and STOPSIGNAL.
     assert_eq!(
         manifests[0]["mediaType"],
-        "application/vnd.oci.image.manifest.v1+json"
+        "application/vnd.docker.distribution.manifest.v2+json"
     );
     let manifest = read_json(&blob(layout, manifests[0]["digest"].as_str().unwrap()));
     for layer in manifest["layers"].as_array().expect("layers") {

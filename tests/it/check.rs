@@ -514,6 +514,13 @@ fn metadata_symlinked_out_of_the_project_is_not_read_or_echoed() {
         ("PLATFORMS_OVERRIDE", "contexts/00-a/PLATFORMS_OVERRIDE"),
         ("info.edn", "contexts/00-a/info.edn"),
         ("Dockerfile", "contexts/00-a/Dockerfile"),
+        // What the context digest and the builder leave out: a link out of the project would make
+        // the digest follow a file cip must not read.
+        (".dockerignore", "contexts/00-a/.dockerignore"),
+        (
+            "Dockerfile.dockerignore",
+            "contexts/00-a/Dockerfile.dockerignore",
+        ),
     ];
     for (file, rel) in cases {
         let mut files = vec![("00-a/Dockerfile", "FROM scratch\n")];
@@ -820,6 +827,75 @@ fn build_refuses_heredocs_before_any_build_and_only_for_what_it_builds() {
         .collect();
     assert_eq!(built, ["app"], "{}", text(&out));
     assert_eq!(ws.builds(), 5);
+}
+
+#[test]
+fn heredocs_a_builder_cannot_build_are_one_error_listing_every_file_as_it_is_written() {
+    let ws = Workspace::demo();
+    let app = add_heredoc(&ws, "02-app");
+    // Another context opens its heredoc with `<<-`: the message quotes that, not `<<EOF`.
+    let path = ws.context("00-busybox").join("Dockerfile");
+    let mut text_now = std::fs::read_to_string(&path).unwrap();
+    let busybox = text_now.lines().count() + 1;
+    text_now.push_str("RUN <<-EOT\n\techo tabs > /tabs.txt\n\tEOT\n");
+    std::fs::write(&path, text_now).unwrap();
+    let out = ws.cip(&["build", "--local-registry", "localhost:5999"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        stderr.matches("use heredocs").count(),
+        1,
+        "one message for all files: {stderr}"
+    );
+    assert_eq!(
+        stderr.matches("builder-lacks-heredocs").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 Dockerfiles use heredocs, which buildah 1.28"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "contexts/00-busybox/Dockerfile:{busybox}: `<<-EOT`"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("contexts/02-app/Dockerfile:{app}: `<<EOF`")),
+        "{stderr}"
+    );
+    for way in [
+        "docker daemon 23.0+",
+        "buildah 1.35+ / podman 5.0+",
+        "rewrite the heredocs",
+    ] {
+        assert!(stderr.contains(way), "{way}: {stderr}");
+    }
+    assert_eq!(ws.builds(), 0);
+}
+
+#[test]
+fn docker_without_its_daemon_says_to_start_the_daemon() {
+    let ws = Workspace::demo();
+    let out = ws.cip_env(
+        &[
+            "build",
+            "--builder",
+            "docker",
+            "--local-registry",
+            "localhost:5999",
+        ],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr.contains("the daemon does not answer"), "{stderr}");
+    assert!(
+        stderr.contains("The docker client is installed; start the docker daemon"),
+        "{stderr}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

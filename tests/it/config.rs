@@ -149,7 +149,7 @@ fn a_bad_cip_toml_stops_every_project_command_with_file_line_and_fix() {
     let out = ws.cip_env(&["plan"], &[("CIP_JOBS", "many")]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        text(&out).contains("CIP_JOBS: \"many\" is not a positive number"),
+        text(&out).contains("CIP_JOBS: \"many\" is not a number from 1 to 1024"),
         "{}",
         text(&out)
     );
@@ -235,4 +235,124 @@ fn cip_config_keeps_its_columns_apart_when_values_are_long() {
         "{shown}"
     );
     assert!(shown.contains(&format!("{url}  jobs 2")), "{shown}");
+}
+
+/// Runs cip, checking it ended with `code` and a message holding each of `expected`, without a
+/// panic.
+fn refused(ws: &Workspace, args: &[&str], env: &[(&str, &str)], code: i32, expected: &[&str]) {
+    let out = ws.cip_env(args, env);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(code), "{args:?} {env:?}: {shown}");
+    assert!(!shown.contains("panicked"), "{args:?} {env:?}: {shown}");
+    for e in expected {
+        assert!(shown.contains(e), "{args:?} {env:?}: no {e:?} in {shown}");
+    }
+}
+
+#[test]
+fn numbers_out_of_range_are_refused_with_their_range_never_a_panic() {
+    let ws = Workspace::demo();
+    let reg = "127.0.0.1:9";
+    // Flags: clap's usage error, exit 2.
+    for jobs in ["2305843009213693952", "0", "1025"] {
+        refused(
+            &ws,
+            &["publish", "--remote-registry", reg, "--jobs", jobs],
+            &[],
+            2,
+            &["--jobs", "is not a number from 1 to 1024"],
+        );
+    }
+    // cip.toml: file, line, column and the range (exit 1, as every bad cip.toml).
+    write_config(&ws, "[build]\njobs = 9223372036854775807\n");
+    refused(
+        &ws,
+        &["plan"],
+        &[],
+        1,
+        &[
+            "cip.toml:2:8: jobs = 9223372036854775807 is out of range",
+            "1 to 1024",
+        ],
+    );
+    write_config(
+        &ws,
+        "[nodes.n]\nkind = \"buildah\"\njobs = 2305843009213693952\n",
+    );
+    refused(&ws, &["farm"], &[], 1, &["cip.toml:3:8:", "1 to 1024"]);
+    // The environment: the variable and its range (exit 1, as every bad setting there).
+    write_config(&ws, "");
+    for (var, value, says) in [
+        ("CIP_JOBS", "9223372036854775807", "from 1 to 1024"),
+        (
+            "CIP_QUERY_CONCURRENCY",
+            "18446744073709551615",
+            "from 1 to 1024",
+        ),
+        ("CIP_FARM_PROBE_SECONDS", "1e300", "at most 86400"),
+        ("CIP_FARM_PROBE_SECONDS", "inf", "at most 86400"),
+        (
+            "CIP_RETRY_ATTEMPTS",
+            "99999999999999999999",
+            "CIP_RETRY_ATTEMPTS",
+        ),
+        (
+            "CIP_REQUEST_TIMEOUT_SECONDS",
+            "1e300",
+            "CIP_REQUEST_TIMEOUT_SECONDS",
+        ),
+        ("CIP_RETRY_MAX_SECONDS", "1e300", "CIP_RETRY_MAX_SECONDS"),
+    ] {
+        refused(&ws, &["plan"], &[(var, value)], 1, &[var, says]);
+    }
+}
+
+#[test]
+fn a_stage_namespace_must_be_a_repository_path() {
+    let ws = Workspace::demo();
+    for ns in ["", "/", "a//b", "Stage", "../x"] {
+        refused(
+            &ws,
+            &[
+                "publish",
+                "--remote-registry",
+                "127.0.0.1:9",
+                "--stage",
+                "--only-local-platform",
+                "--stage-namespace",
+                ns,
+            ],
+            &[],
+            2,
+            &[
+                "--stage-namespace",
+                "is not a repository path",
+                "separated by '/'",
+            ],
+        );
+    }
+    assert_eq!(ws.builds(), 0);
+}
+
+#[test]
+fn a_nodes_address_is_one_argument_and_never_an_option() {
+    let ws = Workspace::demo();
+    for (kind, key, value) in [
+        ("podman", "url", "--url=unix:///tmp/evil.sock"),
+        ("podman", "connection", "--remote"),
+        ("docker", "context", "-H"),
+        ("docker", "host", "ssh://-oProxyCommand=touch /tmp/pwned@h"),
+    ] {
+        write_config(
+            &ws,
+            &format!("[nodes.n]\nkind = \"{kind}\"\n{key} = {value:?}\n"),
+        );
+        refused(
+            &ws,
+            &["farm"],
+            &[],
+            1,
+            &[&format!("cip.toml:3:{}:", key.len() + 4), "'-'", "hint:"],
+        );
+    }
 }

@@ -593,6 +593,67 @@ fn ctrl_c_cancels_the_build_on_a_docker_node() {
     assert!(!common::is_tagged(&reg, "a:1.0.0"));
 }
 
+#[test]
+fn sigterm_cancels_the_build_on_a_podman_service_node() {
+    let reg = TestRegistry::start();
+    let service = TestPodmanService::start();
+    let fixture = tempfile::tempdir().unwrap();
+    // A duration no other test sleeps: its RUN step is found among the machine's processes.
+    slow_tree(fixture.path(), 25);
+    let ws = Workspace::new(fixture.path());
+    write_cip_toml(
+        &ws,
+        &format!(
+            "[nodes.p]\nkind = \"podman\"\nurl = \"{}\"\njobs = 1\n",
+            service.url()
+        ),
+    );
+    let log = ws.project().join("cip-stderr.log");
+    let child = ws
+        .cip_command(
+            &["publish", "--node", "p", "--remote-registry", &reg.addr()],
+            &[],
+        )
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_line(&log, "on p: started");
+    let running = || !processes_naming("busybox sleep 25 ").is_empty();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !running() {
+        assert!(Instant::now() < deadline, "the RUN step never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    common::send_signal(&child, "TERM");
+    let cancelled = Instant::now();
+    let status = child.wait_with_output().unwrap().status;
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "{}",
+        fs::read_to_string(&log).unwrap()
+    );
+    // The service, not a child of cip, ran the step: it is gone, and so is the build's container.
+    let containers = || {
+        let out = std::process::Command::new("podman")
+            .args(["--url", &service.url(), "ps", "-a", "--external", "-q"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    while running() || !containers().is_empty() {
+        assert!(
+            cancelled.elapsed() < Duration::from_secs(20),
+            "the build still runs on the service 20 s after SIGTERM: {:?}, containers {}",
+            processes_naming("busybox sleep 25 "),
+            containers()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!common::is_tagged(&reg, "a:1.0.0"));
+}
+
 /// Every blob of the image `image` (`NAME:TAG`) of `reg` for architecture `arch`: its config and
 /// layers.
 fn blobs_of(reg: &TestRegistry, image: &str, arch: &str) -> Vec<String> {
@@ -847,4 +908,73 @@ fn a_stage_run_on_a_node_that_pushes_directly_stages_what_the_node_pushed() {
         !common::is_tagged(&reg, "app:1.0.0"),
         "nothing in the final repository"
     );
+}
+
+/// The live processes (zombies aside) whose command line names `needle`, as `PID CMDLINE`.
+fn processes_naming(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if cmdline.contains(needle) && !zombie {
+            found.push(format!("{pid} {cmdline}"));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_node_that_never_answers_leaves_no_probe_running_after_cip() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    // Sockets that take connections and never answer, named so that their probes can be found.
+    let hung_dir = tempfile::tempdir_in("/tmp").unwrap();
+    let docker_sock = hung_dir.path().join("never-answers-docker.sock");
+    let podman_sock = hung_dir.path().join("never-answers-podman.sock");
+    let _docker = std::os::unix::net::UnixListener::bind(&docker_sock).unwrap();
+    let _podman = std::os::unix::net::UnixListener::bind(&podman_sock).unwrap();
+    write_cip_toml(
+        &ws,
+        &format!(
+            "[nodes.hd]\nkind = \"docker\"\nhost = \"unix://{}\"\n\n\
+             [nodes.hp]\nkind = \"podman\"\nurl = \"unix://{}\"\n",
+            docker_sock.display(),
+            podman_sock.display()
+        ),
+    );
+    let needle = hung_dir.path().to_string_lossy().into_owned();
+    let env = [("CIP_FARM_PROBE_SECONDS", "2")];
+    let runs: [&[&str]; 2] = [
+        &["farm"],
+        &[
+            "publish",
+            "--node",
+            "hd,hp",
+            "--remote-registry",
+            &reg.addr(),
+        ],
+    ];
+    for args in runs {
+        let out = ws.cip_env(args, &env);
+        let shown = text(&out);
+        assert!(
+            shown.contains("no answer within 2s"),
+            "{args:?} probed the nodes: {shown}"
+        );
+        // Killed processes vanish once reaped: give that a moment, not the probes' 15 s.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut left = processes_naming(&needle);
+        while !left.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            left = processes_naming(&needle);
+        }
+        assert!(left.is_empty(), "{args:?} left probes running: {left:?}");
+    }
 }
