@@ -1381,6 +1381,7 @@ mod tests {
                     drifted_parents: Vec::new(),
                     latest: None,
                     in_final: None,
+                    blocked: Vec::new(),
                 }
             })
             .collect();

@@ -348,6 +348,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     if args.dry_run {
         return Ok(Ended::DryRun(Box::new(plan)));
     }
+    refuse_blocked(&plan)?;
     refuse_drift(&plan.images, args.allow_drift)?;
     refuse_unplaced(&plan, args.farm.native_only)?;
     for warning in &plan.warnings {
@@ -409,6 +410,20 @@ fn user_build_args(args: &BuildArgs) -> anyhow::Result<Vec<(String, String)>> {
         );
     }
     Ok(args.build_arg.clone())
+}
+
+/// A plan with a step that cannot run (see [`ImagePlan::blocked`]) is refused before anything
+/// is built, rather than failing in the builder midway.
+fn refuse_blocked(plan: &Plan) -> anyhow::Result<()> {
+    match plan.blocked.as_slice() {
+        [] => Ok(()),
+        [one] => bail!("{one}"),
+        many => bail!(
+            "{} images cannot be built in this run:\n  {}",
+            many.len(),
+            many.join("\n  ")
+        ),
+    }
 }
 
 /// A published version whose context changed without a version bump is never skipped silently,

@@ -230,3 +230,76 @@ fn targets_build_what_they_name_and_the_parents_they_miss() {
         text(&typo)
     );
 }
+
+/// A parent bumped without cascading: its children still refer to the old version, which the
+/// registry lacks and the run cannot build. The plan marks their steps blocked, and the publish
+/// refuses before building anything (the registry unchanged, no builder run), with the way out.
+#[test]
+fn a_child_of_an_unpublished_old_parent_version_is_blocked_and_the_run_refuses_before_building() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    common::workspace::set_info(
+        &ws,
+        "00-busybox",
+        "{:version \"1.0.1\" :platforms #{\"linux/amd64\" \"linux/arm64\"}}",
+    );
+    let addr = reg.addr();
+    let reason = |child: &str| {
+        format!(
+            "{child} refers to busybox:1.0.0, which {addr} does not have and this run cannot \
+             build: 00-busybox is at 1.0.1; run `cip cascade-version-updates` or publish busybox \
+             1.0.0 first"
+        )
+    };
+
+    let plan = json(&ws.cip(&["plan", "--local-registry", &addr, "--json"]));
+    assert_eq!(
+        plan["blocked"],
+        serde_json::json!([reason("hello"), reason("tools")]),
+        "{plan:#}"
+    );
+    let hello = &plan["images"][1];
+    assert_eq!(hello["name"], "hello");
+    assert_eq!(hello["platforms"][0]["status"], "blocked");
+    let blocked_builds: Vec<&Value> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "build" && s["blocked"].is_array())
+        .collect();
+    assert_eq!(blocked_builds.len(), 2, "hello and tools: {plan:#}");
+    let shown = ws.cip(&["plan", "--local-registry", &addr]);
+    assert!(shown.status.success(), "{}", text(&shown));
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains(&format!("blocked: {}", reason("hello"))),
+        "{}",
+        text(&shown)
+    );
+
+    for command in ["publish-locally", "publish"] {
+        let flag = if command == "publish" {
+            "--remote-registry"
+        } else {
+            "--local-registry"
+        };
+        let out = ws.cip(&[command, flag, &addr]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&reason("hello")), "{}", text(&out));
+        assert!(err.contains(&reason("tools")), "{}", text(&out));
+        assert_eq!(ws.builds(), 0, "nothing is built: {}", text(&out));
+        assert!(
+            common::farm::repositories(&reg).is_empty(),
+            "the registry is unchanged: {:?}",
+            common::farm::repositories(&reg)
+        );
+    }
+
+    // Published, the old version unblocks its children: only busybox 1.0.1 and the rest build.
+    let old = Workspace::demo();
+    let first = old.cip(&["publish-locally", "--local-registry", &addr, "busybox"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let now = json(&ws.cip(&["plan", "--local-registry", &addr, "--json"]));
+    assert_eq!(now["blocked"], serde_json::json!([]), "{now:#}");
+    assert_eq!(now["builds_needed"], 4, "busybox 1.0.1 and its three descendants: {now:#}");
+}
