@@ -75,6 +75,22 @@ impl Mode {
         }
     }
 
+    /// The platforms the command line names (`--platform`, `--only-local-platform`), which
+    /// some image must declare.
+    fn requested(&self, platform: Option<&PlatformList>) -> Option<Vec<crate::platform::Platform>> {
+        match (platform, self) {
+            (Some(p), _) => Some(p.0.clone()),
+            (
+                None,
+                Mode::Remote {
+                    only_local_platform: true,
+                    ..
+                },
+            ) => Some(vec![crate::build::local_platform()]),
+            (None, _) => None,
+        }
+    }
+
     /// Where the images of a run on `registry` go: its final repositories, or for `--stage` the
     /// staging namespace of the one platform the run builds.
     fn target(
@@ -133,7 +149,35 @@ pub fn plan_images(
     let target = mode.target(session.registry.clone(), &scope)?;
     let concurrency = crate::config::get().query_concurrency;
     let plans = rt.block_on(plan::make(loaded, &target, &scope, force, concurrency))?;
-    Ok((target, plan::select(loaded, plans, targets)?))
+    let plans = plan::select(loaded, plans, targets)?;
+    check_platforms(mode.requested(t.platform.as_ref()).as_deref(), &plans)?;
+    Ok((target, plans))
+}
+
+/// A platform the command line names that no image of the run declares is said (a warning),
+/// and when none is declared the command refuses: it would call everything up to date.
+fn check_platforms(
+    requested: Option<&[crate::platform::Platform]>,
+    images: &[ImagePlan],
+) -> anyhow::Result<()> {
+    let Some(requested) = requested else {
+        return Ok(());
+    };
+    let mut declared: Vec<_> = images
+        .iter()
+        .flat_map(|i| i.wanted.iter().chain(&i.out_of_scope))
+        .cloned()
+        .collect();
+    declared.sort();
+    declared.dedup();
+    match crate::platform::check_requested(requested, &declared) {
+        Ok(None) => Ok(()),
+        Ok(Some(warning)) => {
+            eprintln!("warning: {warning}");
+            Ok(())
+        }
+        Err(e) => bail!("{e}"),
+    }
 }
 
 /// What `cip plan` shows: the images and the steps a run would execute, the builder found only when
@@ -154,7 +198,9 @@ pub fn plan_run(
     let (target, images) = if store {
         let b = detect(builder)?;
         let (target, images) = plan_store(loaded, project, t, force, &b)?;
-        (target, plan::select(loaded, images, targets)?)
+        let images = plan::select(loaded, images, targets)?;
+        check_platforms(t.platform.as_ref().map(|p| p.0.as_slice()), &images)?;
+        (target, images)
     } else {
         plan_images(loaded, project, t, force, targets)?
     };
@@ -309,6 +355,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         crate::config::get().query_concurrency,
     ))?;
     let images = plan::select(loaded, images, &args.targets)?;
+    check_platforms(mode.requested(args.platform.as_ref()).as_deref(), &images)?;
     // The nodes are found (a farm's probed) only when something is to be built: a no-op run
     // contacts none.
     let nodes = match &store_builder {

@@ -301,5 +301,116 @@ fn a_child_of_an_unpublished_old_parent_version_is_blocked_and_the_run_refuses_b
     assert!(first.status.success(), "{}", text(&first));
     let now = json(&ws.cip(&["plan", "--local-registry", &addr, "--json"]));
     assert_eq!(now["blocked"], serde_json::json!([]), "{now:#}");
-    assert_eq!(now["builds_needed"], 4, "busybox 1.0.1 and its three descendants: {now:#}");
+    assert_eq!(
+        now["builds_needed"], 4,
+        "busybox 1.0.1 and its three descendants: {now:#}"
+    );
+}
+
+/// `--platform` naming a platform no image declares is no "up to date": publish (a stage run
+/// too), plan, status and ci matrix refuse when none of the platforms named is declared, and
+/// warn when only some are. `linux/arm64/v8` is `linux/arm64`, as containerd matches it.
+#[test]
+fn a_platform_no_image_declares_is_named_and_refused_when_nothing_matches() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let addr = reg.addr();
+    let refusal = "--platform: no image declares linux/arm/v7 (the images declare linux/amd64, \
+                   linux/arm64): nothing to do for it";
+    let runs: [&[&str]; 5] = [
+        &[
+            "publish",
+            "--remote-registry",
+            &addr,
+            "--stage",
+            "--platform",
+            "linux/arm/v7",
+        ],
+        &[
+            "publish",
+            "--remote-registry",
+            &addr,
+            "--platform",
+            "linux/arm/v7",
+        ],
+        &[
+            "plan",
+            "--remote-registry",
+            &addr,
+            "--platform",
+            "linux/arm/v7",
+        ],
+        &[
+            "status",
+            "--remote-registry",
+            &addr,
+            "--platform",
+            "linux/arm/v7",
+        ],
+        &[
+            "ci",
+            "matrix",
+            "--remote-registry",
+            &addr,
+            "--platform",
+            "linux/arm/v7",
+        ],
+    ];
+    for args in runs {
+        let out = ws.cip(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(refusal),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("up to date"));
+    }
+    assert_eq!(ws.builds(), 0);
+    assert!(common::farm::repositories(&reg).is_empty());
+
+    // Only some declared: a warning, and the declared one is planned.
+    let some = ws.cip(&[
+        "plan",
+        "--remote-registry",
+        &addr,
+        "--platform",
+        "linux/arm/v7,linux/amd64",
+        "--json",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&some.stderr).contains(
+            "warning: --platform: no image declares linux/arm/v7; going on with linux/amd64"
+        ),
+        "{}",
+        text(&some)
+    );
+    assert_eq!(json(&some)["builds_needed"], 4);
+
+    // arm64/v8 is arm64: every image builds it, staged under linux-arm64.
+    let v8 = json(&ws.cip(&[
+        "plan",
+        "--remote-registry",
+        &addr,
+        "--stage",
+        "--platform",
+        "linux/arm64/v8",
+        "--json",
+    ]));
+    assert_eq!(v8["builds_needed"], 4, "{v8:#}");
+    assert_eq!(v8["registry"], format!("{addr}/cip-stage/linux-arm64"));
+    assert_eq!(v8["images"][0]["platforms"][0]["platform"], "linux/arm64");
+    let matrix = ws.cip(&[
+        "ci",
+        "matrix",
+        "--remote-registry",
+        &addr,
+        "--platform",
+        "linux/arm64/v8",
+        "--format",
+        "json",
+    ]);
+    assert!(matrix.status.success(), "{}", text(&matrix));
+    let doc: Value = serde_json::from_slice(&matrix.stdout).unwrap();
+    assert!(doc.to_string().contains("linux-arm64"), "{doc:#}");
 }
