@@ -518,6 +518,37 @@ fn blocked_reason(
     )
 }
 
+/// The names of the images a run rebuilds although published: those `--force` names (with
+/// `--with-descendants`, every image below them too), or with `--force-all` every image the run
+/// is about (see [`select`]; every image when none is named).
+pub fn forced(
+    loaded: &Loaded,
+    names: &[String],
+    all: bool,
+    targets: &crate::cli::Targets,
+) -> anyhow::Result<Vec<String>> {
+    let mut chosen = std::collections::BTreeSet::new();
+    if all {
+        match loaded.targeted(targets)? {
+            Some(targeted) => chosen.extend(targeted),
+            None => chosen.extend(0..loaded.project.contexts.len()),
+        }
+    }
+    for name in names {
+        let ctx = loaded
+            .context_named(name)
+            .map_err(|e| anyhow::anyhow!("--force {name}: {e:#}"))?;
+        chosen.insert(ctx);
+        if targets.with_descendants {
+            chosen.extend(loaded.graph.descendants(ctx));
+        }
+    }
+    Ok(chosen
+        .into_iter()
+        .map(|c| loaded.project.contexts[c].name.clone())
+        .collect())
+}
+
 /// The images of `plans` a run with `targets` is about: the ones named (and their descendants with
 /// `--with-descendants`), plus every parent they build on that is not published yet, so a child is
 /// never built on a missing parent. No target: every image.

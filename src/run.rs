@@ -9,7 +9,7 @@ use anyhow::bail;
 
 use crate::build::{emulation, Backend, BuilderKind};
 use crate::cli::default_jobs;
-use crate::cli::{BuildArgs, FarmArgs, PlatformList, ProjectArgs, TargetArgs, Targets};
+use crate::cli::{BuildArgs, FarmArgs, ForceArgs, PlatformList, ProjectArgs, TargetArgs, Targets};
 use crate::execute::{nothing_to_build, Executor, ImageResult, StepRecord};
 use crate::interrupt::Signal;
 use crate::load::Loaded;
@@ -188,13 +188,14 @@ pub fn plan_run(
     loaded: &Loaded,
     project: &ProjectArgs,
     t: &TargetArgs,
-    force: &[String],
+    force: &ForceArgs,
     store: bool,
     builder: BuilderKind,
     farm: &FarmArgs,
     targets: &Targets,
 ) -> anyhow::Result<(Target, Plan)> {
     refuse_farm_for_store(farm, store)?;
+    let force = &plan::forced(loaded, &force.force, force.force_all, targets)?;
     let (target, images) = if store {
         let b = detect(builder)?;
         let (target, images) = plan_store(loaded, project, t, force, &b)?;
@@ -347,11 +348,17 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
             )
         }
     };
+    let force = plan::forced(
+        loaded,
+        &args.forcing.force,
+        args.forcing.force_all,
+        &args.targets,
+    )?;
     let images = rt.block_on(plan::make(
         loaded,
         &target,
         &mode.scope(&args.project, args.platform.as_ref()),
-        &args.force,
+        &force,
         crate::config::get().query_concurrency,
     ))?;
     let images = plan::select(loaded, images, &args.targets)?;
@@ -405,6 +412,9 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     // `build` asks its store for the ids of the images it holds, where they are shown.
     let ids_of_kept = args.metadata_file.is_some() || args.verbose;
     let store = store_builder.clone().filter(|_| ids_of_kept);
+    if let Some(note) = build_args_unused(args, &plan) {
+        eprintln!("note: {note}");
+    }
     if nodes.list.is_empty() || plan.steps.is_empty() {
         return Ok(Ended::Ran(Finished {
             destination,
@@ -446,6 +456,30 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         interrupted: run.interrupted,
         log_dir,
     }))
+}
+
+/// What `--build-arg` did not reach: published images are not rebuilt for them (the reason for
+/// `--force-all`), said rather than left silent. None when none was given, or nothing is left out.
+fn build_args_unused(args: &BuildArgs, plan: &Plan) -> Option<String> {
+    if args.build_arg.is_empty() || args.forcing.force_all {
+        return None;
+    }
+    let published = plan.images.iter().filter(|i| !i.needs_build()).count();
+    if published == 0 {
+        return None;
+    }
+    if published == plan.images.len() {
+        return Some(
+            "--build-arg given, but every image is published: nothing was rebuilt; use \
+             --force-all to rebuild with them"
+                .into(),
+        );
+    }
+    Some(format!(
+        "--build-arg given: {} published, not rebuilt with them (--force-all rebuilds every \
+         image)",
+        crate::output::count(published, "image")
+    ))
 }
 
 /// `--build-arg`s: REGISTRY is cip's own (every child finds its parents by it).
