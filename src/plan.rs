@@ -244,6 +244,19 @@ pub async fn make(
     force: &[String],
     concurrency: usize,
 ) -> anyhow::Result<Vec<ImagePlan>> {
+    make_with(loaded, target, scope, force, concurrency, &|| {}).await
+}
+
+/// [`make`], calling `to_build` as soon as a lookup finds an image to build, while the others
+/// are still asked about (a run starts finding its builder then, instead of after the queries).
+pub async fn make_with(
+    loaded: &Loaded,
+    target: &Target,
+    scope: &PlatformScope,
+    force: &[String],
+    concurrency: usize,
+    to_build: &(dyn Fn() + Sync),
+) -> anyhow::Result<Vec<ImagePlan>> {
     for name in force {
         if loaded.graph.node(name).is_none() {
             anyhow::bail!("--force {name}: no context produces an image named {name:?}");
@@ -261,7 +274,13 @@ pub async fn make(
         let (wanted, out_of_scope) = scope_platforms(scope, ctx);
         let forced = force.contains(&ctx.name);
         let look = lookup_image(target, &inventory, ctx, &digests[c], wanted, forced);
-        async move { anyhow::Ok((position, c, out_of_scope, look.await?)) }
+        async move {
+            let found = look.await?;
+            if forced || found.builds() {
+                to_build();
+            }
+            anyhow::Ok((position, c, out_of_scope, found))
+        }
     });
     let started = std::time::Instant::now();
     // Unordered: a slow answer never holds back the lookups behind it; sorted back afterwards.
@@ -350,6 +369,17 @@ struct Found {
     stale: bool,
     /// See [`ImagePlan::latest`].
     latest: Option<String>,
+}
+
+impl Found {
+    /// Whether the image has a platform to build (or, in a stage, one to link or rebuild).
+    fn builds(&self) -> bool {
+        let lacks = |p: &Option<Published>| {
+            p.as_ref()
+                .is_none_or(|p| !p.missing(&self.wanted).is_empty())
+        };
+        !self.wanted.is_empty() && (self.stale || (lacks(&self.published) && lacks(&self.in_final)))
+    }
 }
 
 /// Asks the target about one image: its version tag, in a stage the final repository's too, and

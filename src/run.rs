@@ -142,13 +142,32 @@ pub fn plan_images(
     force: &[String],
     targets: &Targets,
 ) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
+    plan_images_with(loaded, project, t, force, targets, &|| {})
+}
+
+/// [`plan_images`], calling `to_build` as soon as an image to build is found.
+fn plan_images_with(
+    loaded: &Loaded,
+    project: &ProjectArgs,
+    t: &TargetArgs,
+    force: &[String],
+    targets: &Targets,
+    to_build: &(dyn Fn() + Sync),
+) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
     let mode = Mode::of(t);
     let rt = runtime()?;
     let session = rt.block_on(Session::open(mode.registry(), &t.connect))?;
     let scope = mode.scope(project, t.platform.as_ref());
     let target = mode.target(session.registry.clone(), &scope)?;
     let concurrency = crate::config::get().query_concurrency;
-    let plans = rt.block_on(plan::make(loaded, &target, &scope, force, concurrency))?;
+    let plans = rt.block_on(plan::make_with(
+        loaded,
+        &target,
+        &scope,
+        force,
+        concurrency,
+        to_build,
+    ))?;
     let plans = plan::select(loaded, plans, targets)?;
     check_platforms(mode.requested(t.platform.as_ref()).as_deref(), &plans)?;
     Ok((target, plans))
@@ -196,6 +215,7 @@ pub fn plan_run(
 ) -> anyhow::Result<(Target, Plan)> {
     refuse_farm_for_store(farm, store)?;
     let force = &plan::forced(loaded, &force.force, force.force_all, targets)?;
+    let early = EarlyBuilder::new(builder, farm);
     let (target, images) = if store {
         let b = detect(builder)?;
         let (target, images) = plan_store(loaded, project, t, force, &b)?;
@@ -203,12 +223,16 @@ pub fn plan_run(
         check_platforms(t.platform.as_ref().map(|p| p.0.as_slice()), &images)?;
         (target, images)
     } else {
-        plan_images(loaded, project, t, force, targets)?
+        plan_images_with(loaded, project, t, force, targets, &|| early.start())?
     };
+    let found = early.take();
     let nodes = match &target {
         Target::LocalStore { builder, .. } => RunNodes::local(builder.clone(), default_jobs()),
         Target::Registry(_) | Target::Stage { .. } if images.iter().any(ImagePlan::needs_build) => {
-            RunNodes::find(&project.project_dir, farm, builder, default_jobs())?
+            match found {
+                Some(b) => RunNodes::local(b?, default_jobs()),
+                None => RunNodes::find(&project.project_dir, farm, builder, default_jobs())?,
+            }
         }
         Target::Registry(_) | Target::Stage { .. } => RunNodes::none(),
     };
@@ -354,25 +378,36 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         args.forcing.force_all,
         &args.targets,
     )?;
-    let images = rt.block_on(plan::make(
+    let early = EarlyBuilder::new(args.builder, &args.farm);
+    let images = rt.block_on(plan::make_with(
         loaded,
         &target,
         &mode.scope(&args.project, args.platform.as_ref()),
         &force,
         crate::config::get().query_concurrency,
-    ))?;
+        &|| {
+            if store_builder.is_none() {
+                early.start()
+            }
+        },
+    ));
+    let found = early.take();
+    let images = images?;
     let images = plan::select(loaded, images, &args.targets)?;
     check_platforms(mode.requested(args.platform.as_ref()).as_deref(), &images)?;
     // The nodes are found (a farm's probed) only when something is to be built: a no-op run
     // contacts none.
     let nodes = match &store_builder {
         Some(b) => RunNodes::local(b.clone(), args.jobs()),
-        None if images.iter().any(ImagePlan::needs_build) => RunNodes::find(
-            &args.project.project_dir,
-            &args.farm,
-            args.builder,
-            args.jobs(),
-        )?,
+        None if images.iter().any(ImagePlan::needs_build) => match found {
+            Some(b) => RunNodes::local(b?, args.jobs()),
+            None => RunNodes::find(
+                &args.project.project_dir,
+                &args.farm,
+                args.builder,
+                args.jobs(),
+            )?,
+        },
         None => RunNodes::none(),
     };
     let log_dir = args
@@ -582,6 +617,52 @@ fn refuse_farm_for_store(farm: &FarmArgs, store: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The local builder of a run without a farm, looked for on a thread of its own as soon as the
+/// plan finds an image to build, while the registry is still asked about the others: a first
+/// plan, where everything is to build, does not wait for it after its queries. A run that finds
+/// nothing to build never starts it.
+struct EarlyBuilder {
+    kind: BuilderKind,
+    /// None for a farm's run (its nodes are probed once the plan is known).
+    enabled: bool,
+    started: std::sync::Mutex<Option<Detection>>,
+}
+
+/// A builder detection running on its own thread.
+type Detection = std::thread::JoinHandle<anyhow::Result<Arc<dyn Backend>>>;
+
+impl EarlyBuilder {
+    fn new(kind: BuilderKind, farm: &FarmArgs) -> EarlyBuilder {
+        EarlyBuilder {
+            kind,
+            enabled: farm.selection().is_none(),
+            started: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn start(&self) {
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if self.enabled && started.is_none() {
+            let kind = self.kind;
+            *started = Some(std::thread::spawn(move || detect(kind)));
+        }
+    }
+
+    /// The builder found, if the search was started (waited for: nothing it runs outlives it).
+    fn take(&self) -> Option<anyhow::Result<Arc<dyn Backend>>> {
+        let handle = self
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        Some(
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the builder detection failed"))),
+        )
+    }
 }
 
 /// One engine a run's steps may be placed on.
