@@ -288,6 +288,10 @@ fn a_child_of_an_unpublished_old_parent_version_is_blocked_and_the_run_refuses_b
         assert!(err.contains(&reason("hello")), "{}", text(&out));
         assert!(err.contains(&reason("tools")), "{}", text(&out));
         assert_eq!(ws.builds(), 0, "nothing is built: {}", text(&out));
+        let logs: Vec<_> = std::fs::read_dir(ws.project().join(".cip/logs"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(logs.is_empty(), "no builder log: {logs:?}");
         assert!(
             common::farm::repositories(&reg).is_empty(),
             "the registry is unchanged: {:?}",
