@@ -299,6 +299,23 @@ fn a_child_of_an_unpublished_old_parent_version_is_blocked_and_the_run_refuses_b
         );
     }
 
+    // A stage run's builds pull from the stage: that is where the old version must be.
+    let staged = json(&ws.cip(&[
+        "plan",
+        "--remote-registry",
+        &addr,
+        "--stage",
+        "--platform",
+        "linux/amd64",
+        "--json",
+    ]));
+    assert!(
+        staged["blocked"][0].as_str().unwrap().starts_with(&format!(
+            "hello refers to busybox:1.0.0, which {addr}/cip-stage/linux-amd64 does not have"
+        )),
+        "{staged:#}"
+    );
+
     // Published, the old version unblocks its children: only busybox 1.0.1 and the rest build.
     let old = Workspace::demo();
     let first = old.cip(&["publish-locally", "--local-registry", &addr, "busybox"]);
