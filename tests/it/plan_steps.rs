@@ -276,6 +276,14 @@ fn a_child_of_an_unpublished_old_parent_version_is_blocked_and_the_run_refuses_b
         text(&shown)
     );
 
+    let status = ws.cip(&["status", "--local-registry", &addr]);
+    assert!(status.status.success(), "{}", text(&status));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains(&format!("blocked: {}", reason("tools"))),
+        "{}",
+        text(&status)
+    );
+
     for command in ["publish-locally", "publish"] {
         let flag = if command == "publish" {
             "--remote-registry"
