@@ -630,6 +630,13 @@ struct EarlyBuilder {
     started: std::sync::Mutex<Option<Detection>>,
 }
 
+impl Drop for EarlyBuilder {
+    /// A run that ends early (an error) still waits for the detection's processes.
+    fn drop(&mut self) {
+        let _ = self.take();
+    }
+}
+
 /// A builder detection running on its own thread.
 type Detection = std::thread::JoinHandle<anyhow::Result<Arc<dyn Backend>>>;
 
