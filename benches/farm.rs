@@ -111,6 +111,7 @@ fn images(project: &cip::project::Project) -> Vec<ImagePlan> {
             out_of_scope: Vec::new(),
             published: None,
             in_final: None,
+            blocked: Vec::new(),
             forced: false,
             waits_for: graph.parents(c),
             context_digest: String::new(),

@@ -4,7 +4,9 @@
 //!    `skopeo inspect` after another for the same images;
 //! 2. scheduling: a generated DAG of tasks that each sleep a known time, wall time against the
 //!    critical path with --jobs >= the width;
-//! 3. cip's overhead over one raw buildah build (and build + push) of the same context.
+//! 3. cip's overhead over one raw buildah build (and build + push) of the same context;
+//! 4. a first `cip plan` of 1000 contexts, none published and all published, against the same GETs
+//!    by `curl --parallel` (part `plan`).
 mod common;
 use common::start_registry;
 
@@ -346,6 +348,83 @@ fn noop_single_platform(n: usize) {
     println!("  the same {n} manifest GETs by curl --parallel: {curl:.3} s");
 }
 
+/// A first `cip plan` of `n` images, none published yet (each version tag and each `latest` is a
+/// 404), then of the same images published (one index each), each against `curl --parallel`
+/// sending the same GETs: the goal is <= 1.1x for both. Also prints the requests per image the
+/// registry answered for the unpublished plan (2.0: the version tag, then `latest`).
+fn first_plan(n: usize) {
+    let reg = start_registry(None);
+    let dir = tempfile::tempdir().unwrap();
+    common::generate(dir.path(), n, 3, 50, 7);
+    let names: Vec<String> = (0..n).map(|i| format!("img-{i}")).collect();
+    let plan_on = |addr: &str| {
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_cip"))
+            .args([
+                "plan",
+                "--builder",
+                "buildah",
+                "--local-registry",
+                addr,
+                "-C",
+            ])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t.elapsed().as_secs_f64()
+    };
+    let median = |f: &dyn Fn() -> f64| {
+        f(); // warm-up
+        let mut runs: Vec<f64> = (0..5).map(|_| f()).collect();
+        runs.sort_by(f64::total_cmp);
+        runs[2]
+    };
+    let addr = reg.addr.clone();
+    let urls = |tags: &[&str]| -> Vec<String> {
+        let mut out = Vec::new();
+        for n in &names {
+            for t in tags {
+                out.push(format!("http://{addr}/v2/{n}/manifests/{t}"));
+            }
+        }
+        out
+    };
+    let missing_urls = urls(&["1.0.0", "latest"]);
+    let missing_cip = median(&|| plan_on(&reg.addr));
+    let missing_curl = median(&|| curl_parallel(&reg, dir.path(), &missing_urls).0);
+    let logged = reg.twin("docker-registry", &[("REGISTRY_LOG_LEVEL", "info")]);
+    let before = logged.requests_logged();
+    plan_on(&logged.addr);
+    std::thread::sleep(Duration::from_millis(300));
+    let requests = logged.requests_logged() - before;
+    drop(logged);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(seed(&reg.addr, &names, false));
+    let published_urls = urls(&["1.0.0"]);
+    let published_cip = median(&|| plan_on(&reg.addr));
+    let published_curl = median(&|| curl_parallel(&reg, dir.path(), &published_urls).0);
+    println!("first cip plan, {n} contexts:");
+    println!(
+        "  none published: cip plan {missing_cip:>7.3} s, the same {} GETs by curl --parallel \
+         {missing_curl:>7.3} s: ratio {:.2} (goal <= 1.1); {requests} requests ({:.2} per image)",
+        missing_urls.len(),
+        missing_cip / missing_curl,
+        requests as f64 / n as f64
+    );
+    println!(
+        "  all published:  cip plan {published_cip:>7.3} s, the same {} GETs by curl --parallel \
+         {published_curl:>7.3} s: ratio {:.2} (goal <= 1.1)",
+        published_urls.len(),
+        published_cip / published_curl
+    );
+}
+
 /// Another way to serve the registry's storage, measured like the registry as installed.
 struct Variant {
     label: String,
@@ -562,9 +641,9 @@ fn overhead() {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    // CIP_BENCH_PARTS=noop,single,schedule,overhead runs a subset.
-    let parts =
-        std::env::var("CIP_BENCH_PARTS").unwrap_or_else(|_| "noop,single,schedule,overhead".into());
+    // CIP_BENCH_PARTS=noop,single,plan,schedule,overhead runs a subset.
+    let parts = std::env::var("CIP_BENCH_PARTS")
+        .unwrap_or_else(|_| "noop,single,plan,schedule,overhead".into());
     if full {
         if parts.contains("noop") {
             common::run_prepared("noop publish", NOOP_TOOLS, &[], || noop_publish(1000));
@@ -573,6 +652,9 @@ fn main() {
             common::run_prepared("single-platform no-op", NOOP_TOOLS, &[], || {
                 noop_single_platform(1000)
             });
+        }
+        if parts.contains("plan") {
+            common::run_prepared("first plan", NOOP_TOOLS, &[], || first_plan(1000));
         }
         if parts.contains("schedule") {
             scheduling(300);
@@ -587,6 +669,7 @@ fn main() {
         common::run_prepared("single-platform no-op", NOOP_TOOLS, &[], || {
             noop_single_platform(20)
         });
+        common::run_prepared("first plan", NOOP_TOOLS, &[], || first_plan(20));
         scheduling(30);
     }
 }

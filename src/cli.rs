@@ -179,9 +179,8 @@ pub enum Command {
         project: ProjectArgs,
         #[command(flatten)]
         target: TargetArgs,
-        /// Consider this image unpublished (as `--force` would)
-        #[arg(long, value_name = "NAME")]
-        force: Vec<String>,
+        #[command(flatten)]
+        force: ForceArgs,
         /// Plan what `cip build` would do: the builder's local store, tagged with the local registry
         #[arg(long, conflicts_with = "remote_registry")]
         store: bool,
@@ -272,7 +271,7 @@ pub enum Command {
         /// whose declared platforms are all staged (by `--stage` runs) or already published,
         /// mounting the blobs; builds nothing. Images with a platform missing are named and make
         /// the exit code 1
-        #[arg(long, conflicts_with_all = ["stage", "platform", "only_local_platform", "force"])]
+        #[arg(long, conflicts_with_all = ["stage", "platform", "only_local_platform", "force", "force_all"])]
         merge: bool,
         /// With --merge: exit 0 even when some images lack a platform (their index is still not
         /// published: an index never lacks a declared platform)
@@ -451,10 +450,8 @@ pub struct BuildArgs {
     #[arg(long, overrides_with = "stop_on_first_error")]
     pub keep_going: bool,
 
-    /// Rebuild and republish this image even if its version is published (repeatable).
-    /// Without it, a published version tag is never overwritten.
-    #[arg(long, value_name = "NAME")]
-    pub force: Vec<String>,
+    #[command(flatten)]
+    pub forcing: ForceArgs,
 
     /// Print what would be built and why, then stop
     #[arg(long)]
@@ -534,6 +531,21 @@ pub struct BuildArgs {
     /// Extra arguments passed to every builder invocation (after `--`)
     #[arg(last = true, value_name = "BUILDER_ARGS")]
     pub builder_args: Vec<String>,
+}
+
+/// What a run rebuilds although its version is published.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ForceArgs {
+    /// Rebuild and republish this image even if its version is published (repeatable); with
+    /// --with-descendants, every image below it too. Without it, a published version tag is
+    /// never overwritten
+    #[arg(long, value_name = "NAME")]
+    pub force: Vec<String>,
+    /// Rebuild and republish every image of the run (the ones named, with --with-descendants
+    /// those below them; none named: all), published or not: for builds that differ by what the
+    /// Dockerfiles do not say, e.g. another `--build-arg USER_UID_GID=1001` or CA certificate
+    #[arg(long, conflicts_with = "force")]
+    pub force_all: bool,
 }
 
 /// Which build nodes a run uses: a farm of cip.toml, some of its nodes, or (without these flags)

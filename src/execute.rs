@@ -1336,6 +1336,7 @@ mod tests {
                     unknown_parents: Vec::new(),
                     latest: None,
                     in_final: None,
+                    blocked: Vec::new(),
                 }
             })
             .collect();

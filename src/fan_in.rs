@@ -250,19 +250,38 @@ fn index_write(m: &MergeImage) -> IndexWrite {
     }
 }
 
-/// `--prune-stage`, after the merge wrote its indexes: deletes the staging tags of every image
-/// whose final index is complete (each stage index by digest): the ones this merge wrote, and the
-/// ones published already, whose stage holds links a stage run made or a merge that did not prune
-/// left. Their final indexes hold every platform, so a later stage run links them from there.
-/// Incomplete images keep theirs. A registry that refuses deletes is said once; that is no
-/// failure: the staging tags stay, as without the flag.
+/// `--prune-stage`, after the merge wrote its indexes: deletes the staging tags (each stage index
+/// by digest) of every image whose final index is complete and whose descendants' are too: the
+/// ones this merge wrote, and the ones published already, whose stage holds links a stage run
+/// made or a merge that did not prune left. A stage job of a descendant still to be published
+/// pulls its parents from the stage (`FROM REG/cip-stage/<os>-<arch>/NAME:VERSION`), so an image
+/// with such a descendant keeps its stage until a later merge finds them all published; a later
+/// stage run links published parents from their final indexes. Incomplete images keep theirs.
+/// `all` are every image of the project (`images` may be the targets only), for the descendants.
+/// A registry that refuses deletes is said once; that is no failure: the staging tags stay, as
+/// without the flag.
 pub async fn prune_stage(
     reg: &Registry,
+    loaded: &Loaded,
+    all: &[MergeImage],
     images: &[MergeImage],
     namespace: &str,
 ) -> anyhow::Result<()> {
     let mut deleted = 0;
     for m in images.iter().filter(|m| m.result() != Outcome::Incomplete) {
+        let waiting = descendants_not_published(loaded, all, m);
+        if !waiting.is_empty() {
+            eprintln!(
+                "kept the stage of {}:{}: {} below it {} not published in full yet, and {} stage \
+                 jobs pull it from there",
+                m.name,
+                m.version,
+                waiting.join(", "),
+                if waiting.len() == 1 { "is" } else { "are" },
+                if waiting.len() == 1 { "its" } else { "their" },
+            );
+            continue;
+        }
         for (repository, digest) in stage_indexes(reg, m, namespace).await? {
             match reg.delete_manifest(&repository, &digest).await? {
                 Deleted::Deleted => {
@@ -292,6 +311,24 @@ pub async fn prune_stage(
         eprintln!("{deleted} staging tag(s) pruned");
     }
     Ok(())
+}
+
+/// The descendants of `m` (as `NAME:VERSION`) whose final index is not complete: their stage
+/// jobs may still need `m`'s stage. A descendant the merge did not look at counts as such.
+fn descendants_not_published(loaded: &Loaded, all: &[MergeImage], m: &MergeImage) -> Vec<String> {
+    loaded
+        .graph
+        .descendants(m.image.ctx)
+        .into_iter()
+        .filter_map(|d| match all.iter().find(|o| o.image.ctx == d) {
+            Some(o) if o.result() != Outcome::Incomplete => None,
+            Some(o) => Some(format!("{}:{}", o.name, o.version)),
+            None => {
+                let ctx = &loaded.project.contexts[d];
+                Some(format!("{}:{}", ctx.name, ctx.version))
+            }
+        })
+        .collect()
 }
 
 /// The stage indexes of a complete image, as `(repository, digest)`: those the merge took, or

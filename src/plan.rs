@@ -129,6 +129,8 @@ pub enum Status {
     Published,
     Missing,
     Forced,
+    /// To build, but the run cannot: see [`ImagePlan::blocked`].
+    Blocked,
 }
 
 #[derive(Debug, Clone)]
@@ -169,18 +171,26 @@ pub struct ImagePlan {
     /// In a stage run: what the final repository's version tag holds. Its platforms count as
     /// built: they are linked into the stage for the children that need them, never rebuilt.
     pub in_final: Option<Published>,
+    /// Why this image cannot be built in this run (a parent version it refers to is neither in
+    /// the destination nor built by the run): the run refuses before building anything.
+    pub blocked: Vec<String>,
 }
 
 impl ImagePlan {
     pub fn status(&self, p: &Platform) -> Status {
         let holds =
             |pb: &Option<Published>| pb.as_ref().is_some_and(|pb| pb.platforms().contains(p));
-        if self.forced {
+        let status = if self.forced {
             Status::Forced
         } else if holds(&self.published) || holds(&self.in_final) {
             Status::Published
         } else {
             Status::Missing
+        };
+        if status != Status::Published && !self.blocked.is_empty() {
+            Status::Blocked
+        } else {
+            status
         }
     }
 
@@ -249,6 +259,19 @@ pub async fn make(
     force: &[String],
     concurrency: usize,
 ) -> anyhow::Result<Vec<ImagePlan>> {
+    make_with(loaded, target, scope, force, concurrency, &|| {}).await
+}
+
+/// [`make`], calling `to_build` as soon as a lookup finds an image to build, while the others
+/// are still asked about (a run starts finding its builder then, instead of after the queries).
+pub async fn make_with(
+    loaded: &Loaded,
+    target: &Target,
+    scope: &PlatformScope,
+    force: &[String],
+    concurrency: usize,
+    to_build: &(dyn Fn() + Sync),
+) -> anyhow::Result<Vec<ImagePlan>> {
     for name in force {
         if loaded.graph.node(name).is_none() {
             anyhow::bail!("--force {name}: no context produces an image named {name:?}");
@@ -256,50 +279,44 @@ pub async fn make(
     }
     // Every question about what a tag holds goes through the inventory (and its cache).
     let inventory = target.inventory(&loaded.project.root);
-    let older = recorded_digests_of_older_parents(loaded, target, &inventory, concurrency).await?;
+    let older = older_parents(loaded, target, &inventory, concurrency).await?;
     let started = std::time::Instant::now();
-    let all = crate::digest::context_digests(&loaded.project, &loaded.graph, &older)?;
+    let all = crate::digest::context_digests(&loaded.project, &loaded.graph, &older.digests)?;
     let digests = &all.full;
     crate::output::timing("context digests", started);
     let order = loaded.graph.order();
-    let lookups = order.iter().map(|&c| {
+    let lookups = order.iter().enumerate().map(|(position, &c)| {
         let ctx = &loaded.project.contexts[c];
         let (wanted, out_of_scope) = scope_platforms(scope, ctx);
-        let inventory = &inventory;
-        let (name, version) = (ctx.name.clone(), ctx.version.to_string());
-        let repository = target.repository_of(&name);
-        let staged = matches!(target, Target::Stage { .. });
-        let current = &digests[c];
+        let forced = force.contains(&ctx.name);
+        let look = lookup_image(target, &inventory, ctx, &digests[c], wanted, forced);
         async move {
-            if wanted.is_empty() {
-                return anyhow::Ok((c, wanted, out_of_scope, None, None, false));
+            let found = look.await?;
+            if forced || found.builds() {
+                to_build();
             }
-            let published = inventory.published(&repository, &version, &wanted).await?;
-            // A stage is scratch space: what it holds from another context (or from an unknown
-            // one: no context digest) is replaced.
-            let stale = staged
-                && published.is_some()
-                && recorded_digest(published.as_ref()) != Some(current);
-            // A stage asks the final repository what it holds: platforms to link, and whether
-            // that version drifted (a merge would complete or keep it).
-            let in_final = if staged {
-                inventory.published(&name, &version, &wanted).await?
-            } else {
-                None
-            };
-            anyhow::Ok((c, wanted, out_of_scope, published, in_final, stale))
+            anyhow::Ok((position, c, out_of_scope, found))
         }
     });
     let started = std::time::Instant::now();
-    // `buffered` runs the lookups concurrently but yields them in build order.
-    let found: Vec<_> = stream::iter(lookups)
-        .buffered(concurrency.max(1))
-        .collect()
-        .await;
+    // Unordered: a slow answer never holds back the lookups behind it; sorted back afterwards.
+    let mut found: Vec<_> = stream::iter(lookups)
+        .buffer_unordered(concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    found.sort_by_key(|(position, ..)| *position);
     crate::output::timing("registry queries", started);
     let mut plans: Vec<ImagePlan> = Vec::with_capacity(found.len());
-    for r in found {
-        let (c, wanted, out_of_scope, mut published, in_final, stale) = r?;
+    for (_, c, out_of_scope, found) in found {
+        let Found {
+            wanted,
+            mut published,
+            in_final,
+            stale,
+            latest,
+        } = found;
         let staged = matches!(target, Target::Stage { .. });
         let ctx = &loaded.project.contexts[c];
         // A stage never drifts (a stale stage is rebuilt or linked again); the final version a
@@ -338,12 +355,13 @@ pub async fn make(
             drift_only_parents: false,
             unknown_provenance,
             unknown_parents: Vec::new(),
-            latest: None,
+            latest,
             in_final,
+            blocked: Vec::new(),
         });
     }
-    explain_drift(loaded, &all, &older, &mut plans);
-    find_latest_versions(target, &inventory, &mut plans, concurrency).await?;
+    explain_drift(loaded, &all, &older.digests, &mut plans);
+    block_on_absent_parents(loaded, target, &older.absent, &mut plans);
     if let Err(e) = inventory.platforms.save() {
         // Only a cache: the next run asks the registry again.
         eprintln!("warning: {e:#}");
@@ -365,36 +383,223 @@ pub async fn make(
     Ok(plans)
 }
 
+/// What the target holds of one image.
+struct Found {
+    wanted: Vec<Platform>,
+    published: Option<Published>,
+    in_final: Option<Published>,
+    /// A stage holding the image from another context (or an unknown one).
+    stale: bool,
+    /// See [`ImagePlan::latest`].
+    latest: Option<String>,
+}
+
+impl Found {
+    /// Whether the image has a platform to build (or, in a stage, one to link or rebuild).
+    fn builds(&self) -> bool {
+        let lacks = |p: &Option<Published>| {
+            p.as_ref()
+                .is_none_or(|p| !p.missing(&self.wanted).is_empty())
+        };
+        !self.wanted.is_empty() && (self.stale || (lacks(&self.published) && lacks(&self.in_final)))
+    }
+}
+
+/// Asks the target about one image: its version tag, in a stage the final repository's too, and
+/// for an image to be built into a registry, right after, what `latest` names (so a first plan,
+/// where every image is missing, sends both questions of an image back to back, not in a second
+/// round after all the first ones).
+async fn lookup_image(
+    target: &Target,
+    inventory: &Lookup,
+    ctx: &crate::project::Context,
+    current: &str,
+    wanted: Vec<Platform>,
+    forced: bool,
+) -> anyhow::Result<Found> {
+    let mut found = Found {
+        wanted,
+        published: None,
+        in_final: None,
+        stale: false,
+        latest: None,
+    };
+    if found.wanted.is_empty() {
+        return Ok(found);
+    }
+    let (name, version) = (ctx.name.as_str(), ctx.version.to_string());
+    let repository = target.repository_of(name);
+    found.published = inventory
+        .published(&repository, &version, &found.wanted)
+        .await?;
+    match target {
+        // A stage is scratch space: what it holds from another context (or from an unknown one:
+        // no context digest) is replaced. It asks the final repository what it holds: platforms to
+        // link, and whether that version drifted (a merge would complete or keep it).
+        Target::Stage { .. } => {
+            found.stale = found.published.is_some()
+                && recorded_digest(found.published.as_ref()).map(String::as_str) != Some(current);
+            found.in_final = inventory.published(name, &version, &found.wanted).await?;
+        }
+        // A local store's latest is tagged by its build, whatever it named before.
+        Target::LocalStore { .. } => {}
+        Target::Registry(_) => {
+            let builds = forced
+                || found
+                    .published
+                    .as_ref()
+                    .is_none_or(|p| !p.missing(&found.wanted).is_empty());
+            if builds {
+                let latest = inventory.published(name, "latest", &[]).await?;
+                found.latest = latest.and_then(|p| p.annotations.get(VERSION_ANNOTATION).cloned());
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// The context digest an index records.
 fn recorded_digest(published: Option<&Published>) -> Option<&String> {
     published.and_then(|p| p.annotations.get(crate::digest::ANNOTATION))
 }
 
-/// For every reference to a parent version other than the parent's current one, the context digest
-/// that version's published index records (see `digest::context_digests`). Versions that are not
-/// published, or carry no digest, are left out: their tag stands for them.
-async fn recorded_digests_of_older_parents(
+/// What the target holds of the parent versions children refer to other than the parents'
+/// current ones.
+#[derive(Default)]
+struct OlderParents {
+    /// The context digest each published one records (see `digest::context_digests`). Versions
+    /// that are not published, or carry no digest, are left out: their tag stands for them.
+    digests: crate::digest::PublishedDigests,
+    /// `(name, tag)` of those the builds cannot pull: absent from where `REGISTRY` points.
+    absent: std::collections::BTreeSet<(String, String)>,
+}
+
+/// For every reference to a parent version other than the parent's current one, what the
+/// target holds of it: the recorded context digest (from the final repository, where older
+/// versions are published), and whether the builds find it (a stage run's builds pull from the
+/// stage).
+async fn older_parents(
     loaded: &Loaded,
     target: &Target,
     inventory: &Lookup,
     concurrency: usize,
-) -> anyhow::Result<crate::digest::PublishedDigests> {
-    // A local store keeps no annotations: the tags stand for those versions. (A stage asks the
-    // final repositories, where older versions are published.)
+) -> anyhow::Result<OlderParents> {
+    // A local store keeps no annotations: the tags stand for those versions (and its builder may
+    // pull them from the registry its tags name: nothing is known to be absent).
     if !target.is_registry() {
         return Ok(Default::default());
     }
     let wanted = crate::digest::older_parent_versions(&loaded.project, &loaded.graph);
+    let staged = matches!(target, Target::Stage { .. });
     let found: Vec<_> = stream::iter(wanted.into_iter().map(|(name, tag)| async move {
         let published = inventory.published(&name, &tag, &[]).await?;
+        let pullable = if staged {
+            inventory
+                .published(&target.repository_of(&name), &tag, &[])
+                .await?
+                .is_some()
+        } else {
+            published.is_some()
+        };
         let recorded =
             published.and_then(|p| p.annotations.get(crate::digest::ANNOTATION).cloned());
-        anyhow::Ok(recorded.map(|d| ((name, tag), d)))
+        anyhow::Ok(((name, tag), recorded, pullable))
     }))
     .buffer_unordered(concurrency.max(1))
     .collect()
     .await;
-    found.into_iter().filter_map(Result::transpose).collect()
+    let mut out = OlderParents::default();
+    for r in found {
+        let (key, recorded, pullable) = r?;
+        if !pullable {
+            out.absent.insert(key.clone());
+        }
+        if let Some(d) = recorded {
+            out.digests.insert(key, d);
+        }
+    }
+    Ok(out)
+}
+
+/// Marks blocked every image to build that refers to a parent version in `absent`: the
+/// destination lacks it, and the run builds only the parent's current version.
+fn block_on_absent_parents(
+    loaded: &Loaded,
+    target: &Target,
+    absent: &std::collections::BTreeSet<(String, String)>,
+    plans: &mut [ImagePlan],
+) {
+    if absent.is_empty() {
+        return;
+    }
+    let registry = target.registry_name();
+    for plan in plans.iter_mut().filter(|p| p.needs_build()) {
+        let ctx = &loaded.project.contexts[plan.ctx];
+        for p in loaded.graph.parents(plan.ctx) {
+            let parent = &loaded.project.contexts[p];
+            let tags = ctx
+                .refs
+                .registry_refs
+                .iter()
+                .filter(|r| r.name == parent.name && r.digest.is_none())
+                .filter_map(|r| r.tag.as_deref());
+            for tag in tags {
+                let key = (parent.name.clone(), tag.to_string());
+                let reason = blocked_reason(&plan.name, parent, tag, &registry);
+                if absent.contains(&key) && !plan.blocked.contains(&reason) {
+                    plan.blocked.push(reason);
+                }
+            }
+        }
+    }
+}
+
+/// Why a child that refers to `parent:tag` cannot be built, and the ways out.
+fn blocked_reason(
+    child: &str,
+    parent: &crate::project::Context,
+    tag: &str,
+    registry: &str,
+) -> String {
+    format!(
+        "{child} refers to {name}:{tag}, which {registry} does not have and this run cannot \
+         build: {dir} is at {version}; run `cip cascade-version-updates` or publish {name} {tag} \
+         first",
+        name = parent.name,
+        dir = parent.dir_name,
+        version = parent.version,
+    )
+}
+
+/// The names of the images a run rebuilds although published: those `--force` names (with
+/// `--with-descendants`, every image below them too), or with `--force-all` every image the run
+/// is about (see [`select`]; every image when none is named).
+pub fn forced(
+    loaded: &Loaded,
+    names: &[String],
+    all: bool,
+    targets: &crate::cli::Targets,
+) -> anyhow::Result<Vec<String>> {
+    let mut chosen = std::collections::BTreeSet::new();
+    if all {
+        match loaded.targeted(targets)? {
+            Some(targeted) => chosen.extend(targeted),
+            None => chosen.extend(0..loaded.project.contexts.len()),
+        }
+    }
+    for name in names {
+        let ctx = loaded
+            .context_named(name)
+            .map_err(|e| anyhow::anyhow!("--force {name}: {e:#}"))?;
+        chosen.insert(ctx);
+        if targets.with_descendants {
+            chosen.extend(loaded.graph.descendants(ctx));
+        }
+    }
+    Ok(chosen
+        .into_iter()
+        .map(|c| loaded.project.contexts[c].name.clone())
+        .collect())
 }
 
 /// The images of `plans` a run with `targets` is about: the ones named (and their descendants with
@@ -424,35 +629,6 @@ pub fn select(
         .into_iter()
         .filter(|p| chosen.contains(&p.ctx))
         .collect())
-}
-
-/// Fills `latest` for the images this run builds into a registry: the version their `latest` tag
-/// names now (one lookup each; an up-to-date image costs nothing).
-async fn find_latest_versions(
-    target: &Target,
-    inventory: &Lookup,
-    plans: &mut [ImagePlan],
-    concurrency: usize,
-) -> anyhow::Result<()> {
-    // A local store's latest is tagged by its build, whatever it named before; a stage tags none.
-    if !matches!(target, Target::Registry(_)) {
-        return Ok(());
-    }
-    let building: Vec<usize> = (0..plans.len())
-        .filter(|&i| plans[i].needs_build())
-        .collect();
-    let names: Vec<String> = building.iter().map(|&i| plans[i].name.clone()).collect();
-    let found: Vec<anyhow::Result<Option<String>>> = stream::iter(names.iter().map(|name| async {
-        let latest = inventory.published(name, "latest", &[]).await?;
-        Ok(latest.and_then(|p| p.annotations.get(VERSION_ANNOTATION).cloned()))
-    }))
-    .buffered(concurrency.max(1))
-    .collect()
-    .await;
-    for (i, version) in building.into_iter().zip(found) {
-        plans[i].latest = version?;
-    }
-    Ok(())
 }
 
 /// The index annotation that names the version an index was published as.
@@ -579,6 +755,7 @@ pub fn render(loaded: &Loaded, plan: &steps::Plan) -> String {
     let mut out = crate::output::table(&rows);
     out.push_str(&drift_report(plans));
     out.push_str(&render_steps(plan));
+    out.push_str(&render_blocked(plan));
     out.push_str(&format!(
         "{} of {} needed\n",
         crate::output::count(build, "build"),
@@ -628,6 +805,11 @@ fn render_steps(plan: &steps::Plan) -> String {
                 "-".into(),
             ),
         };
+        let action = if s.blocked.is_empty() {
+            action
+        } else {
+            format!("blocked: {action}")
+        };
         let after: Vec<String> = s.waits_for.iter().map(|d| d.0.to_string()).collect();
         rows.push([
             s.id.0.to_string(),
@@ -649,6 +831,14 @@ fn render_steps(plan: &steps::Plan) -> String {
         out.push_str(&format!("error: {e}\n"));
     }
     out
+}
+
+/// One line per blocked image's reason: what a run would refuse with.
+fn render_blocked(plan: &steps::Plan) -> String {
+    plan.blocked
+        .iter()
+        .map(|b| format!("blocked: {b}\n"))
+        .collect()
 }
 
 fn reason(loaded: &Loaded, plan: &ImagePlan, p: &Platform) -> String {
@@ -675,6 +865,7 @@ fn reason(loaded: &Loaded, plan: &ImagePlan, p: &Platform) -> String {
             format!("published; {UNKNOWN_PROVENANCE}")
         }
         Status::Published => "published".into(),
+        Status::Blocked => format!("blocked: {}", plan.blocked.join("; ")),
         Status::Forced => format!("forced rebuild{after}{latest}"),
         Status::Missing if plan.published.is_some() => {
             format!("missing from the published index: build{after}{latest}")
@@ -783,6 +974,7 @@ pub fn render_status(plans: &[ImagePlan]) -> String {
             ),
             (Some(_), _) => "changed since published, version not bumped".to_string(),
             (None, 0) => "up to date".to_string(),
+            (None, _) if !p.blocked.is_empty() => format!("blocked: {}", p.blocked.join("; ")),
             (None, _) => format!("{missing} platform(s) to build"),
         };
         rows.push([
@@ -829,6 +1021,7 @@ pub fn to_json(loaded: &Loaded, target: &Target, run: &steps::Plan) -> Value {
                 "drift_only_parents": plan.drift_only_parents,
                 "unknown_provenance": plan.unknown_provenance,
                 "unknown_parents": plan.unknown_parents,
+                "blocked": plan.blocked,
                 "published_context_digest": plan.published.as_ref().and_then(|p| p.annotations.get(crate::digest::ANNOTATION)),
                 "warnings": warnings,
             })
@@ -843,5 +1036,6 @@ pub fn to_json(loaded: &Loaded, target: &Target, run: &steps::Plan) -> Value {
         "steps": run.steps,
         "placement_warnings": run.warnings,
         "unplaced": run.unplaced,
+        "blocked": run.blocked,
     })
 }

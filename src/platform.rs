@@ -21,11 +21,19 @@ pub struct Platform {
 }
 
 impl Platform {
+    /// The platform `os/arch[/variant]`, its variant left out where it is the architecture's
+    /// only one (`arm64/v8`, `amd64/v1`): containerd matches `linux/arm64/v8` and `linux/arm64` as
+    /// one platform, and so does cip, whether it is read from info.edn, `--platform`, an index or
+    /// an image config.
     pub fn new(os: &str, arch: &str, variant: Option<&str>) -> Self {
+        let implied = matches!(
+            (arch, variant),
+            ("arm64", Some("v8")) | ("amd64", Some("v1"))
+        );
         Platform {
             os: os.to_string(),
             arch: arch.to_string(),
-            variant: variant.map(str::to_string),
+            variant: variant.filter(|_| !implied).map(str::to_string),
         }
     }
 
@@ -112,6 +120,52 @@ pub fn parse_list(s: &str) -> Result<Vec<Platform>, String> {
     Ok(out)
 }
 
+/// The platforms of `requested` (`--platform`) that no image of the run declares (`declared`):
+/// nothing is built, checked or staged for them.
+pub fn undeclared(requested: &[Platform], declared: &[Platform]) -> Vec<Platform> {
+    requested
+        .iter()
+        .filter(|p| !declared.contains(p))
+        .cloned()
+        .collect()
+}
+
+/// Checks `--platform` against what the images declare: Err when no requested platform is
+/// declared (the run would call everything up to date), Ok with a warning when some are not.
+pub fn check_requested(
+    requested: &[Platform],
+    declared: &[Platform],
+) -> Result<Option<String>, String> {
+    let missing = undeclared(requested, declared);
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    let list = |ps: &[Platform]| {
+        let mut v: Vec<String> = ps.iter().map(Platform::to_string).collect();
+        v.sort();
+        v.dedup();
+        v.join(", ")
+    };
+    let what = format!("--platform: no image declares {}", list(&missing));
+    if missing.len() == requested.len() {
+        let declared = if declared.is_empty() {
+            "none".to_string()
+        } else {
+            list(declared)
+        };
+        return Err(format!(
+            "{what} (the images declare {declared}): nothing to do for it; add it to an image's \
+             :platforms in info.edn, or name a declared platform"
+        ));
+    }
+    let kept: Vec<Platform> = requested
+        .iter()
+        .filter(|p| !missing.contains(p))
+        .cloned()
+        .collect();
+    Ok(Some(format!("{what}; going on with {}", list(&kept))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +194,45 @@ mod tests {
             .unwrap_err()
             .contains("unknown os"));
         assert!("linux/amd64/v2/x".parse::<Platform>().is_err());
+    }
+
+    #[test]
+    fn a_variant_that_is_the_only_one_is_the_platform_without_it() {
+        let p: Platform = "linux/arm64/v8".parse().unwrap();
+        assert_eq!(p, "linux/arm64".parse().unwrap());
+        assert_eq!(p.to_string(), "linux/arm64");
+        assert_eq!(
+            Platform::new("linux", "amd64", Some("v1")).to_string(),
+            "linux/amd64"
+        );
+        assert_eq!(
+            Platform::new("linux", "arm", Some("v7")).to_string(),
+            "linux/arm/v7"
+        );
+        assert_eq!(
+            Platform::new("linux", "amd64", Some("v3")).to_string(),
+            "linux/amd64/v3"
+        );
+    }
+
+    #[test]
+    fn requested_platforms_no_image_declares_are_named() {
+        let l = |s: &str| parse_list(s).unwrap();
+        let declared = l("linux/amd64,linux/arm64");
+        assert_eq!(check_requested(&l("linux/arm64/v8"), &declared), Ok(None));
+        let none = check_requested(&l("linux/arm/v7"), &declared).unwrap_err();
+        assert!(
+            none.starts_with("--platform: no image declares linux/arm/v7 (the images declare linux/amd64, linux/arm64)"),
+            "{none}"
+        );
+        let some = check_requested(&l("linux/arm/v7,linux/amd64"), &declared).unwrap();
+        assert_eq!(
+            some.as_deref(),
+            Some("--platform: no image declares linux/arm/v7; going on with linux/amd64")
+        );
+        assert!(check_requested(&l("linux/amd64"), &[])
+            .unwrap_err()
+            .contains("declare none"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use anyhow::bail;
 
 use crate::build::{emulation, Backend, BuilderKind};
 use crate::cli::default_jobs;
-use crate::cli::{BuildArgs, FarmArgs, PlatformList, ProjectArgs, TargetArgs, Targets};
+use crate::cli::{BuildArgs, FarmArgs, ForceArgs, PlatformList, ProjectArgs, TargetArgs, Targets};
 use crate::execute::{nothing_to_build, Executor, ImageResult, StepRecord};
 use crate::interrupt::Signal;
 use crate::load::Loaded;
@@ -75,6 +75,22 @@ impl Mode {
         }
     }
 
+    /// The platforms the command line names (`--platform`, `--only-local-platform`), which
+    /// some image must declare.
+    fn requested(&self, platform: Option<&PlatformList>) -> Option<Vec<crate::platform::Platform>> {
+        match (platform, self) {
+            (Some(p), _) => Some(p.0.clone()),
+            (
+                None,
+                Mode::Remote {
+                    only_local_platform: true,
+                    ..
+                },
+            ) => Some(vec![crate::build::local_platform()]),
+            (None, _) => None,
+        }
+    }
+
     /// Where the images of a run on `registry` go: its final repositories, or for `--stage` the
     /// staging namespace of the one platform the run builds.
     fn target(
@@ -126,14 +142,61 @@ pub fn plan_images(
     force: &[String],
     targets: &Targets,
 ) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
+    plan_images_with(loaded, project, t, force, targets, &|| {})
+}
+
+/// [`plan_images`], calling `to_build` as soon as an image to build is found.
+fn plan_images_with(
+    loaded: &Loaded,
+    project: &ProjectArgs,
+    t: &TargetArgs,
+    force: &[String],
+    targets: &Targets,
+    to_build: &(dyn Fn() + Sync),
+) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
     let mode = Mode::of(t);
     let rt = runtime()?;
     let session = rt.block_on(Session::open(mode.registry(), &t.connect))?;
     let scope = mode.scope(project, t.platform.as_ref());
     let target = mode.target(session.registry.clone(), &scope)?;
     let concurrency = crate::config::get().query_concurrency;
-    let plans = rt.block_on(plan::make(loaded, &target, &scope, force, concurrency))?;
-    Ok((target, plan::select(loaded, plans, targets)?))
+    let plans = rt.block_on(plan::make_with(
+        loaded,
+        &target,
+        &scope,
+        force,
+        concurrency,
+        to_build,
+    ))?;
+    let plans = plan::select(loaded, plans, targets)?;
+    check_platforms(mode.requested(t.platform.as_ref()).as_deref(), &plans)?;
+    Ok((target, plans))
+}
+
+/// A platform the command line names that no image of the run declares is said (a warning),
+/// and when none is declared the command refuses: it would call everything up to date.
+fn check_platforms(
+    requested: Option<&[crate::platform::Platform]>,
+    images: &[ImagePlan],
+) -> anyhow::Result<()> {
+    let Some(requested) = requested else {
+        return Ok(());
+    };
+    let mut declared: Vec<_> = images
+        .iter()
+        .flat_map(|i| i.wanted.iter().chain(&i.out_of_scope))
+        .cloned()
+        .collect();
+    declared.sort();
+    declared.dedup();
+    match crate::platform::check_requested(requested, &declared) {
+        Ok(None) => Ok(()),
+        Ok(Some(warning)) => {
+            eprintln!("warning: {warning}");
+            Ok(())
+        }
+        Err(e) => bail!("{e}"),
+    }
 }
 
 /// What `cip plan` shows: the images and the steps a run would execute, the builder found only when
@@ -144,24 +207,32 @@ pub fn plan_run(
     loaded: &Loaded,
     project: &ProjectArgs,
     t: &TargetArgs,
-    force: &[String],
+    force: &ForceArgs,
     store: bool,
     builder: BuilderKind,
     farm: &FarmArgs,
     targets: &Targets,
 ) -> anyhow::Result<(Target, Plan)> {
     refuse_farm_for_store(farm, store)?;
+    let force = &plan::forced(loaded, &force.force, force.force_all, targets)?;
+    let early = EarlyBuilder::new(builder, farm);
     let (target, images) = if store {
         let b = detect(builder)?;
         let (target, images) = plan_store(loaded, project, t, force, &b)?;
-        (target, plan::select(loaded, images, targets)?)
+        let images = plan::select(loaded, images, targets)?;
+        check_platforms(t.platform.as_ref().map(|p| p.0.as_slice()), &images)?;
+        (target, images)
     } else {
-        plan_images(loaded, project, t, force, targets)?
+        plan_images_with(loaded, project, t, force, targets, &|| early.start())?
     };
+    let found = early.take();
     let nodes = match &target {
         Target::LocalStore { builder, .. } => RunNodes::local(builder.clone(), default_jobs()),
         Target::Registry(_) | Target::Stage { .. } if images.iter().any(ImagePlan::needs_build) => {
-            RunNodes::find(&project.project_dir, farm, builder, default_jobs())?
+            match found {
+                Some(b) => RunNodes::local(b?, default_jobs()),
+                None => RunNodes::find(&project.project_dir, farm, builder, default_jobs())?,
+            }
         }
         Target::Registry(_) | Target::Stage { .. } => RunNodes::none(),
     };
@@ -301,24 +372,42 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
             )
         }
     };
-    let images = rt.block_on(plan::make(
+    let force = plan::forced(
+        loaded,
+        &args.forcing.force,
+        args.forcing.force_all,
+        &args.targets,
+    )?;
+    let early = EarlyBuilder::new(args.builder, &args.farm);
+    let images = rt.block_on(plan::make_with(
         loaded,
         &target,
         &mode.scope(&args.project, args.platform.as_ref()),
-        &args.force,
+        &force,
         crate::config::get().query_concurrency,
-    ))?;
+        &|| {
+            if store_builder.is_none() {
+                early.start()
+            }
+        },
+    ));
+    let found = early.take();
+    let images = images?;
     let images = plan::select(loaded, images, &args.targets)?;
+    check_platforms(mode.requested(args.platform.as_ref()).as_deref(), &images)?;
     // The nodes are found (a farm's probed) only when something is to be built: a no-op run
     // contacts none.
     let nodes = match &store_builder {
         Some(b) => RunNodes::local(b.clone(), args.jobs()),
-        None if images.iter().any(ImagePlan::needs_build) => RunNodes::find(
-            &args.project.project_dir,
-            &args.farm,
-            args.builder,
-            args.jobs(),
-        )?,
+        None if images.iter().any(ImagePlan::needs_build) => match found {
+            Some(b) => RunNodes::local(b?, args.jobs()),
+            None => RunNodes::find(
+                &args.project.project_dir,
+                &args.farm,
+                args.builder,
+                args.jobs(),
+            )?,
+        },
         None => RunNodes::none(),
     };
     let log_dir = args
@@ -349,6 +438,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     if args.dry_run {
         return Ok(Ended::DryRun(Box::new(plan)));
     }
+    refuse_blocked(&plan)?;
     refuse_drift(&plan.images, args.allow_drift)?;
     refuse_unplaced(&plan, args.farm.native_only)?;
     for warning in &plan.warnings {
@@ -358,6 +448,9 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     // `build` asks its store for the ids of the images it holds, where they are shown.
     let ids_of_kept = args.metadata_file.is_some() || args.verbose;
     let store = store_builder.clone().filter(|_| ids_of_kept);
+    if let Some(note) = build_args_unused(args, &plan) {
+        eprintln!("note: {note}");
+    }
     if nodes.list.is_empty() || plan.steps.is_empty() {
         return Ok(Ended::Ran(Finished {
             destination,
@@ -411,6 +504,30 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     }))
 }
 
+/// What `--build-arg` did not reach: published images are not rebuilt for them (the reason for
+/// `--force-all`), said rather than left silent. None when none was given, or nothing is left out.
+fn build_args_unused(args: &BuildArgs, plan: &Plan) -> Option<String> {
+    if args.build_arg.is_empty() || args.forcing.force_all {
+        return None;
+    }
+    let published = plan.images.iter().filter(|i| !i.needs_build()).count();
+    if published == 0 {
+        return None;
+    }
+    if published == plan.images.len() {
+        return Some(
+            "--build-arg given, but every image is published: nothing was rebuilt; use \
+             --force-all to rebuild with them"
+                .into(),
+        );
+    }
+    Some(format!(
+        "--build-arg given: {} published, not rebuilt with them (--force-all rebuilds every \
+         image)",
+        crate::output::count(published, "image")
+    ))
+}
+
 /// `--build-arg`s: REGISTRY is cip's own (every child finds its parents by it).
 fn user_build_args(args: &BuildArgs) -> anyhow::Result<Vec<(String, String)>> {
     if args.build_arg.iter().any(|(k, _)| k == "REGISTRY") {
@@ -420,6 +537,20 @@ fn user_build_args(args: &BuildArgs) -> anyhow::Result<Vec<(String, String)>> {
         );
     }
     Ok(args.build_arg.clone())
+}
+
+/// A plan with a step that cannot run (see [`ImagePlan::blocked`]) is refused before anything
+/// is built, rather than failing in the builder midway.
+fn refuse_blocked(plan: &Plan) -> anyhow::Result<()> {
+    match plan.blocked.as_slice() {
+        [] => Ok(()),
+        [one] => bail!("{one}"),
+        many => bail!(
+            "{} images cannot be built in this run:\n  {}",
+            many.len(),
+            many.join("\n  ")
+        ),
+    }
 }
 
 /// A published version whose context changed without a version bump is never skipped silently,
@@ -497,6 +628,59 @@ fn refuse_farm_for_store(farm: &FarmArgs, store: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The local builder of a run without a farm, looked for on a thread of its own as soon as the
+/// plan finds an image to build, while the registry is still asked about the others: a first
+/// plan, where everything is to build, does not wait for it after its queries. A run that finds
+/// nothing to build never starts it.
+struct EarlyBuilder {
+    kind: BuilderKind,
+    /// None for a farm's run (its nodes are probed once the plan is known).
+    enabled: bool,
+    started: std::sync::Mutex<Option<Detection>>,
+}
+
+impl Drop for EarlyBuilder {
+    /// A run that ends early (an error) still waits for the detection's processes.
+    fn drop(&mut self) {
+        let _ = self.take();
+    }
+}
+
+/// A builder detection running on its own thread.
+type Detection = std::thread::JoinHandle<anyhow::Result<Arc<dyn Backend>>>;
+
+impl EarlyBuilder {
+    fn new(kind: BuilderKind, farm: &FarmArgs) -> EarlyBuilder {
+        EarlyBuilder {
+            kind,
+            enabled: farm.selection().is_none(),
+            started: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn start(&self) {
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if self.enabled && started.is_none() {
+            let kind = self.kind;
+            *started = Some(std::thread::spawn(move || detect(kind)));
+        }
+    }
+
+    /// The builder found, if the search was started (waited for: nothing it runs outlives it).
+    fn take(&self) -> Option<anyhow::Result<Arc<dyn Backend>>> {
+        let handle = self
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        Some(
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the builder detection failed"))),
+        )
+    }
 }
 
 /// One engine a run's steps may be placed on.

@@ -2,14 +2,14 @@
 //! execute (`--json`: the plan itself, see docs/json.md).
 use super::{load_valid, print_json};
 use crate::build::BuilderKind;
-use crate::cli::{FarmArgs, ProjectArgs, TargetArgs, Targets};
+use crate::cli::{FarmArgs, ForceArgs, ProjectArgs, TargetArgs, Targets};
 use crate::plan;
 
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     project: &ProjectArgs,
     target: &TargetArgs,
-    force: &[String],
+    force: &ForceArgs,
     store: bool,
     builder: BuilderKind,
     json: bool,

@@ -56,6 +56,7 @@ fn run_merge(
         &args.project.default_platforms,
         &opts,
     ))?;
+    let all = images.clone();
     let images = crate::fan_in::select(&loaded, images, &args.targets)?;
     if args.json {
         super::print_json(&serde_json::json!({
@@ -82,6 +83,8 @@ fn run_merge(
         if flags.prune_stage {
             rt.block_on(crate::fan_in::prune_stage(
                 &reg,
+                &loaded,
+                &all,
                 &images,
                 &stage.stage_namespace,
             ))?;

@@ -49,6 +49,10 @@ pub struct Plan {
     /// Builds no node can take (no node runs or emulates the platform): the run refuses to start.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unplaced: Vec<String>,
+    /// Why images of the plan cannot be built (see [`ImagePlan::blocked`]): the run refuses to
+    /// start.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<String>,
 }
 
 /// A builder the steps run on.
@@ -75,6 +79,9 @@ pub struct Step {
     pub image: ImageId,
     /// The steps that must succeed before this one starts.
     pub waits_for: Vec<StepId>,
+    /// Why this step cannot run (its image is blocked): the run refuses to start.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<String>,
     #[serde(flatten)]
     pub action: Action,
 }
@@ -442,6 +449,7 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
                 id,
                 image: ImageId(i),
                 waits_for: after.clone(),
+                blocked: image.blocked.clone(),
                 action: Action::Build(Box::new(build)),
             });
             builds.push(id);
@@ -469,6 +477,7 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
                     id,
                     image: ImageId(i),
                     waits_for: builds,
+                    blocked: Vec::new(),
                     action: Action::Assemble(Assemble {
                         repository,
                         name,
@@ -482,6 +491,11 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
         };
         done_by.insert(image.ctx, finished);
     }
+    let blocked = images
+        .iter()
+        .filter(|i| i.needs_build())
+        .flat_map(|i| i.blocked.iter().cloned())
+        .collect();
     Plan {
         images,
         destination: inputs.destination.name().to_string(),
@@ -489,6 +503,7 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
         steps,
         warnings,
         unplaced,
+        blocked,
     }
 }
 
@@ -528,6 +543,7 @@ fn link_steps(
             id: step,
             image: id,
             waits_for: Vec::new(),
+            blocked: Vec::new(),
             action: Action::Link(Link {
                 platform,
                 from: format!("{fin}/{}", image.name),

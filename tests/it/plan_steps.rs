@@ -230,3 +230,216 @@ fn targets_build_what_they_name_and_the_parents_they_miss() {
         text(&typo)
     );
 }
+
+/// A parent bumped without cascading: its children still refer to the old version, which the
+/// registry lacks and the run cannot build. The plan marks their steps blocked, and the publish
+/// refuses before building anything (the registry unchanged, no builder run), with the way out.
+#[test]
+fn a_child_of_an_unpublished_old_parent_version_is_blocked_and_the_run_refuses_before_building() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    common::workspace::set_info(
+        &ws,
+        "00-busybox",
+        "{:version \"1.0.1\" :platforms #{\"linux/amd64\" \"linux/arm64\"}}",
+    );
+    let addr = reg.addr();
+    let reason = |child: &str| {
+        format!(
+            "{child} refers to busybox:1.0.0, which {addr} does not have and this run cannot \
+             build: 00-busybox is at 1.0.1; run `cip cascade-version-updates` or publish busybox \
+             1.0.0 first"
+        )
+    };
+
+    let plan = json(&ws.cip(&["plan", "--local-registry", &addr, "--json"]));
+    assert_eq!(
+        plan["blocked"],
+        serde_json::json!([reason("hello"), reason("tools")]),
+        "{plan:#}"
+    );
+    let hello = &plan["images"][1];
+    assert_eq!(hello["name"], "hello");
+    assert_eq!(hello["platforms"][0]["status"], "blocked");
+    let blocked_builds: Vec<&Value> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "build" && s["blocked"].is_array())
+        .collect();
+    assert_eq!(blocked_builds.len(), 2, "hello and tools: {plan:#}");
+    let shown = ws.cip(&["plan", "--local-registry", &addr]);
+    assert!(shown.status.success(), "{}", text(&shown));
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains(&format!("blocked: {}", reason("hello"))),
+        "{}",
+        text(&shown)
+    );
+
+    let status = ws.cip(&["status", "--local-registry", &addr]);
+    assert!(status.status.success(), "{}", text(&status));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains(&format!("blocked: {}", reason("tools"))),
+        "{}",
+        text(&status)
+    );
+
+    for command in ["publish-locally", "publish"] {
+        let flag = if command == "publish" {
+            "--remote-registry"
+        } else {
+            "--local-registry"
+        };
+        let out = ws.cip(&[command, flag, &addr]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&reason("hello")), "{}", text(&out));
+        assert!(err.contains(&reason("tools")), "{}", text(&out));
+        assert_eq!(ws.builds(), 0, "nothing is built: {}", text(&out));
+        let logs: Vec<_> = std::fs::read_dir(ws.project().join(".cip/logs"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(logs.is_empty(), "no builder log: {logs:?}");
+        assert!(
+            common::farm::repositories(&reg).is_empty(),
+            "the registry is unchanged: {:?}",
+            common::farm::repositories(&reg)
+        );
+    }
+
+    // A stage run's builds pull from the stage: that is where the old version must be.
+    let staged = json(&ws.cip(&[
+        "plan",
+        "--remote-registry",
+        &addr,
+        "--stage",
+        "--platform",
+        "linux/amd64",
+        "--json",
+    ]));
+    assert!(
+        staged["blocked"][0].as_str().unwrap().starts_with(&format!(
+            "hello refers to busybox:1.0.0, which {addr}/cip-stage/linux-amd64 does not have"
+        )),
+        "{staged:#}"
+    );
+
+    // Published, the old version unblocks its children: only busybox 1.0.1 and the rest build.
+    let old = Workspace::demo();
+    let first = old.cip(&["publish-locally", "--local-registry", &addr, "busybox"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let now = json(&ws.cip(&["plan", "--local-registry", &addr, "--json"]));
+    assert_eq!(now["blocked"], serde_json::json!([]), "{now:#}");
+    assert_eq!(
+        now["builds_needed"], 4,
+        "busybox 1.0.1 and its three descendants: {now:#}"
+    );
+}
+
+/// `--platform` naming a platform no image declares is no "up to date": publish (a stage run
+/// too), plan, status and ci matrix refuse when none of the platforms named is declared, and
+/// warn when only some are. `linux/arm64/v8` is `linux/arm64`, as containerd matches it.
+#[test]
+fn a_platform_no_image_declares_is_named_and_refused_when_nothing_matches() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let addr = reg.addr();
+    let refusal = "--platform: no image declares linux/arm/v7 (the images declare linux/amd64, \
+                   linux/arm64): nothing to do for it";
+    let runs: [&[&str]; 5] = [
+        &[
+            "publish",
+            "--remote-registry",
+            &addr,
+            "--stage",
+            "--platform",
+            "linux/arm/v7",
+        ],
+        &[
+            "publish",
+            "--remote-registry",
+            &addr,
+            "--platform",
+            "linux/arm/v7",
+        ],
+        &[
+            "plan",
+            "--remote-registry",
+            &addr,
+            "--platform",
+            "linux/arm/v7",
+        ],
+        &[
+            "status",
+            "--remote-registry",
+            &addr,
+            "--platform",
+            "linux/arm/v7",
+        ],
+        &[
+            "ci",
+            "matrix",
+            "--remote-registry",
+            &addr,
+            "--platform",
+            "linux/arm/v7",
+        ],
+    ];
+    for args in runs {
+        let out = ws.cip(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(refusal),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("up to date"));
+    }
+    assert_eq!(ws.builds(), 0);
+    assert!(common::farm::repositories(&reg).is_empty());
+
+    // Only some declared: a warning, and the declared one is planned.
+    let some = ws.cip(&[
+        "plan",
+        "--remote-registry",
+        &addr,
+        "--platform",
+        "linux/arm/v7,linux/amd64",
+        "--json",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&some.stderr).contains(
+            "warning: --platform: no image declares linux/arm/v7; going on with linux/amd64"
+        ),
+        "{}",
+        text(&some)
+    );
+    assert_eq!(json(&some)["builds_needed"], 4);
+
+    // arm64/v8 is arm64: every image builds it, staged under linux-arm64.
+    let v8 = json(&ws.cip(&[
+        "plan",
+        "--remote-registry",
+        &addr,
+        "--stage",
+        "--platform",
+        "linux/arm64/v8",
+        "--json",
+    ]));
+    assert_eq!(v8["builds_needed"], 4, "{v8:#}");
+    assert_eq!(v8["registry"], format!("{addr}/cip-stage/linux-arm64"));
+    assert_eq!(v8["images"][0]["platforms"][0]["platform"], "linux/arm64");
+    let matrix = ws.cip(&[
+        "ci",
+        "matrix",
+        "--remote-registry",
+        &addr,
+        "--platform",
+        "linux/arm64/v8",
+        "--format",
+        "json",
+    ]);
+    assert!(matrix.status.success(), "{}", text(&matrix));
+    let doc: Value = serde_json::from_slice(&matrix.stdout).unwrap();
+    assert!(doc.to_string().contains("linux-arm64"), "{doc:#}");
+}

@@ -659,3 +659,66 @@ fn concurrent_platform_builds_of_siblings_use_their_own_parent() {
         }
     }
 }
+
+/// A local custom build (another `USER_UID_GID`) of published versions: `--build-arg` alone says
+/// it rebuilt nothing and how to; `--force NAME --with-descendants` forces the images below NAME
+/// too; `--force-all` rebuilds every image of the run with the build arguments.
+#[test]
+fn forced_rebuilds_reach_descendants_and_every_image_and_unused_build_args_are_said() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let addr = reg.addr();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["publish-locally", "--local-registry", &addr, "--json"];
+        args.extend_from_slice(extra);
+        let out = ws.cip(&args);
+        assert!(out.status.success(), "{}", text(&out));
+        out
+    };
+    let names_built = |out: &std::process::Output| -> Vec<String> {
+        results(out)
+            .into_iter()
+            .filter(|r| r.1 == "built")
+            .map(|r| r.0)
+            .collect()
+    };
+    assert_eq!(names_built(&run(&[])).len(), 4);
+    let builds = ws.builds();
+
+    let custom = run(&["--build-arg", "USER_UID_GID=1001"]);
+    assert_eq!(ws.builds(), builds, "{}", text(&custom));
+    assert!(
+        String::from_utf8_lossy(&custom.stderr).contains(
+            "--build-arg given, but every image is published: nothing was rebuilt; use \
+             --force-all to rebuild with them"
+        ),
+        "{}",
+        text(&custom)
+    );
+
+    let below = run(&["--force", "hello", "--with-descendants", "hello"]);
+    assert_eq!(names_built(&below), ["hello", "app"], "{}", text(&below));
+
+    let hello = raw(&reg, "hello:1.0.0");
+    let all = run(&["--force-all", "--build-arg", "USER_UID_GID=1001"]);
+    assert_eq!(
+        names_built(&all),
+        ["busybox", "hello", "tools", "app"],
+        "{}",
+        text(&all)
+    );
+    assert!(!String::from_utf8_lossy(&all.stderr).contains("--build-arg given"));
+    let with_arg = ws
+        .buildah_calls()
+        .iter()
+        .filter(|c| c.contains("USER_UID_GID=1001"))
+        .count();
+    assert_eq!(with_arg, 4, "{:?}", ws.buildah_calls());
+    assert_ne!(raw(&reg, "hello:1.0.0"), hello, "hello was republished");
+
+    let plan = ws.cip(&["plan", "--local-registry", &addr, "--force-all", "--json"]);
+    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(doc["builds_needed"], 4, "{}", text(&plan));
+    let conflict = ws.cip(&["publish-locally", "--force-all", "--force", "hello"]);
+    assert_eq!(conflict.status.code(), Some(2), "{}", text(&conflict));
+}

@@ -813,3 +813,62 @@ fn a_staged_image_of_another_platform_is_never_merged() {
     assert!(!is_tagged(&reg, "busybox:1.0.0"), "{err}");
     assert!(!is_tagged(&reg, "busybox:latest"), "{err}");
 }
+
+/// `--prune-stage` never removes a stage a stage job of this version set may still pull: a
+/// merge while hello is staged for one platform only publishes busybox but keeps its stage (the
+/// arm64 job of hello pulls `cip-stage/linux-arm64/busybox:1.0.0`); once hello is published in
+/// full, the next merge prunes both.
+#[test]
+fn merge_prune_stage_keeps_a_parents_stage_while_a_child_is_not_published_in_full() {
+    let reg = TestRegistry::start();
+    let ws = busybox_and_hello(BOTH, BOTH);
+    ok(&stage(&ws, &reg, "linux/amd64", &[]));
+    ok(&stage(&ws, &reg, "linux/arm64", &["busybox"]));
+
+    let first = merge(&ws, &reg, &["--prune-stage"]);
+    assert_eq!(
+        first.status.code(),
+        Some(1),
+        "hello lacks arm64: {}",
+        text(&first)
+    );
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        err.contains(
+            "kept the stage of busybox:1.0.0: hello:1.0.0 below it is not published in full yet, \
+             and its stage jobs pull it from there"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("pruned"), "{err}");
+    assert_eq!(
+        index_platforms(&raw(&reg, "busybox:1.0.0")),
+        ["linux/amd64", "linux/arm64"]
+    );
+    for platform in ["linux-amd64", "linux-arm64"] {
+        assert!(is_tagged(
+            &reg,
+            &format!("cip-stage/{platform}/busybox:1.0.0")
+        ));
+    }
+    assert!(is_tagged(&reg, "cip-stage/linux-amd64/hello:1.0.0"));
+
+    // hello's arm64 job finds its parent in the stage, and the next merge publishes it.
+    ok(&stage(&ws, &reg, "linux/arm64", &["hello"]));
+    let second = merge(&ws, &reg, &["--prune-stage"]);
+    ok(&second);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("4 staging tag(s) pruned"), "{err}");
+    for image in ["busybox", "hello"] {
+        for platform in ["linux-amd64", "linux-arm64"] {
+            assert!(!is_tagged(
+                &reg,
+                &format!("cip-stage/{platform}/{image}:1.0.0")
+            ));
+        }
+        assert_eq!(
+            index_platforms(&raw(&reg, &format!("{image}:1.0.0"))),
+            ["linux/amd64", "linux/arm64"]
+        );
+    }
+}
