@@ -165,23 +165,7 @@ fn merge_refuses_a_source_whose_config_names_another_platform_than_its_entry() {
             "platform": {"os": "linux", "architecture": "arm64"},
         }],
     });
-    let file = ws.project().join("lie.json");
-    std::fs::write(&file, serde_json::to_vec(&lie).unwrap()).unwrap();
-    let put = common::run_ok(std::process::Command::new("curl").args([
-        "-sS",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/vnd.oci.image.index.v1+json",
-        "--data-binary",
-        &format!("@{}", file.display()),
-        &format!("{}/v2/team-a/app/manifests/lie", reg.url()),
-    ]));
-    assert_eq!(put.trim(), "201");
+    reg.put_manifest("team-a/app", "lie", &lie);
 
     let tag = format!("{}/final/app:1.0", reg.addr());
     let src = format!("{}/team-a/app:lie", reg.addr());

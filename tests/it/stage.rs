@@ -568,21 +568,7 @@ fn a_stage_that_records_no_context_digest_is_not_merged_and_the_next_stage_run_r
     // The stage index rewritten without its annotations: content nothing vouches for.
     let mut index = raw(&reg, "cip-stage/linux-amd64/busybox:1.0.0");
     index.as_object_mut().unwrap().remove("annotations");
-    let body = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(body.path(), serde_json::to_vec(&index).unwrap()).unwrap();
-    common::run_ok(std::process::Command::new("curl").args([
-        "-fsS",
-        "-X",
-        "PUT",
-        "-H",
-        &format!("Content-Type: {}", index["mediaType"].as_str().unwrap()),
-        "--data-binary",
-        &format!("@{}", body.path().display()),
-        &format!(
-            "{}/v2/cip-stage/linux-amd64/busybox/manifests/1.0.0",
-            reg.url()
-        ),
-    ]));
+    reg.put_manifest("cip-stage/linux-amd64/busybox", "1.0.0", &index);
     assert!(raw(&reg, "cip-stage/linux-amd64/busybox:1.0.0")["annotations"].is_null());
 
     let out = merge(&ws, &reg, &[]);
@@ -780,27 +766,7 @@ fn a_staged_image_of_another_platform_is_never_merged() {
     arm["manifests"][0]["digest"] = amd["manifests"][0]["digest"].clone();
     arm["manifests"][0]["size"] = amd["manifests"][0]["size"].clone();
     assert_eq!(arm["manifests"][0]["platform"]["architecture"], "arm64");
-    let body = serde_json::to_vec(&arm).unwrap();
-    let file = ws.project().join("swapped-index.json");
-    std::fs::write(&file, body).unwrap();
-    let put = common::run_ok(std::process::Command::new("curl").args([
-        "-sS",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/vnd.oci.image.index.v1+json",
-        "--data-binary",
-        &format!("@{}", file.display()),
-        &format!(
-            "{}/v2/cip-stage/linux-arm64/busybox/manifests/1.0.0",
-            reg.url()
-        ),
-    ]));
-    assert_eq!(put.trim(), "201");
+    reg.put_manifest("cip-stage/linux-arm64/busybox", "1.0.0", &arm);
 
     let out = merge(&ws, &reg, &["busybox"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

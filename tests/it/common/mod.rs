@@ -455,6 +455,31 @@ impl TestRegistry {
             .parse()
             .unwrap_or_else(|_| panic!("curl printed no status code: {out:?}"))
     }
+
+    /// Puts `manifest` (its own `mediaType` as the content type) as `repo:tag` behind cip's back,
+    /// with curl, as a tampering party would (plain-HTTP registries only), checking it was taken.
+    pub fn put_manifest(&self, repo: &str, tag: &str, manifest: &serde_json::Value) {
+        let media_type = manifest["mediaType"]
+            .as_str()
+            .expect("the manifest names its mediaType");
+        let body = tempfile::NamedTempFile::new().unwrap();
+        fs::write(body.path(), serde_json::to_vec(manifest).unwrap()).unwrap();
+        let status = run_ok(Command::new("curl").args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-Type: {media_type}"),
+            "--data-binary",
+            &format!("@{}", body.path().display()),
+            &format!("{}/v2/{repo}/manifests/{tag}", self.url()),
+        ]));
+        assert_eq!(status.trim(), "201", "PUT {repo}:{tag}");
+    }
 }
 
 impl Drop for TestRegistry {
