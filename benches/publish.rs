@@ -21,6 +21,22 @@ use cip::registry::RegistryAuth;
 use cip::registry::{Endpoint, Registry};
 use cip::schedule::{self, Task};
 
+/// Runs cip with `args` on the project `dir` (`-C DIR` last), checks it succeeded and returns its
+/// stderr and wall time in seconds.
+fn cip_on(dir: &std::path::Path, args: &[&str]) -> (String, f64) {
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_cip"))
+        .args(args)
+        .arg("-C")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let took = t.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (stderr, took)
+}
+
 /// Pushes one tiny single-layer image as `name:1.0.0` under every name: an index, like cip
 /// publishes, or with `single` the platform's manifest itself, as a plain `docker push` leaves it.
 async fn seed(addr: &str, names: &[String], single: bool) {
@@ -127,26 +143,16 @@ fn noop_publish(n: usize) {
     println!("seeded {n} images in {:.1}s", t.elapsed().as_secs_f64());
 
     let run_cip_on = |addr: &str| {
-        let t = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_cip"))
-            .args([
-                "publish-locally",
-                "--builder",
-                "buildah",
-                "--local-registry",
-                addr,
-                "-C",
-            ])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(String::from_utf8_lossy(&out.stderr).contains("up to date"));
-        t.elapsed()
+        let args = [
+            "publish-locally",
+            "--builder",
+            "buildah",
+            "--local-registry",
+            addr,
+        ];
+        let (stderr, took) = cip_on(dir.path(), &args);
+        assert!(stderr.contains("up to date"));
+        Duration::from_secs_f64(took)
     };
     let median_of_5 = |addr: &str| {
         run_cip_on(addr); // warm-up
@@ -157,21 +163,7 @@ fn noop_publish(n: usize) {
     let run_cip = || run_cip_on(&reg.addr);
     let cip_median = median_of_5(&reg.addr);
     // Where the time goes: the same project checked (no registry) and planned (no builder).
-    let timed = |args: &[&str]| {
-        let t = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_cip"))
-            .args(args)
-            .arg("-C")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        t.elapsed().as_secs_f64()
-    };
+    let timed = |args: &[&str]| cip_on(dir.path(), args).1;
     let phases = Command::new(env!("CARGO_BIN_EXE_cip"))
         .args([
             "publish-locally",
@@ -358,25 +350,11 @@ fn first_plan(n: usize) {
     common::generate(dir.path(), n, 3, 50, 7);
     let names: Vec<String> = (0..n).map(|i| format!("img-{i}")).collect();
     let plan_on = |addr: &str| {
-        let t = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_cip"))
-            .args([
-                "plan",
-                "--builder",
-                "buildah",
-                "--local-registry",
-                addr,
-                "-C",
-            ])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        t.elapsed().as_secs_f64()
+        cip_on(
+            dir.path(),
+            &["plan", "--builder", "buildah", "--local-registry", addr],
+        )
+        .1
     };
     let median = |f: &dyn Fn() -> f64| {
         f(); // warm-up
