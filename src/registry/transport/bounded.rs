@@ -79,6 +79,13 @@ pub async fn error_body(res: &mut reqwest::Response) -> Vec<u8> {
     body
 }
 
+/// Reads what is left of an answer whose body cip has no use for (a 404's error JSON), at most
+/// [`ERROR_BODY_LIMIT`], so that its connection goes back to the pool: dropping a body before its
+/// end closes the connection, and a first plan's many misses would each open a new one.
+pub async fn drain(mut res: reqwest::Response) {
+    error_body(&mut res).await;
+}
+
 /// A transport error of a request, without its URL (internal paths mean nothing to a user).
 pub fn request(host: &str, operation: &str, e: reqwest::Error) -> RegistryError {
     RegistryError::new(host, operation, ErrorKind::Request(e.without_url()))

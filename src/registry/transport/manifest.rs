@@ -49,6 +49,7 @@ impl Transport {
             })
             .await?;
         if res.status() == StatusCode::NOT_FOUND {
+            bounded::drain(res).await;
             return Ok(None);
         }
         if !res.status().is_success() {

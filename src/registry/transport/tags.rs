@@ -25,6 +25,7 @@ impl Transport {
         for _ in 0..MAX_PAGES {
             let res = self.send(&op, &Scope::pull(repo), |c| c.get(&url)).await?;
             if res.status() == StatusCode::NOT_FOUND {
+                bounded::drain(res).await;
                 return Ok(tags);
             }
             if !res.status().is_success() {
