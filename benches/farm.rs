@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cip::build::{Backend, BuildJob, BuilderKind, Op, RegistryAccess, StoreRoots, Supervisor};
+use cip::builders::{Backend, BuildJob, BuilderKind, Op, RegistryAccess, StoreRoots, Supervisor};
 use cip::execute::Executor;
 use cip::plan::steps::{plan_steps, Destination, Inputs, NodeInput, Plan};
 use cip::plan::ImagePlan;

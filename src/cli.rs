@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::build::BuilderKind;
+use crate::builders::BuilderKind;
 use crate::cascade::Level;
 use crate::platform::{self, Platform};
 

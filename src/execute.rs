@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
-use crate::build::{Backend, BuildJob, RegistryAccess};
+use crate::builders::{Backend, BuildJob, RegistryAccess};
 use crate::index_writer::{self, IndexWrite, IndexWriter, NewImage, Written};
 use crate::interrupt::{self, Signal};
 use crate::plan::steps::{
@@ -37,9 +37,9 @@ pub struct Executor {
 }
 
 /// A name unique to this process and moment, for the builder tags a run owns (see
-/// `build::leftovers`: it tells whether the run still lives).
+/// `builders::leftovers`: it tells whether the run still lives).
 pub fn new_run_id() -> String {
-    crate::build::leftovers::new_run_id()
+    crate::builders::leftovers::new_run_id()
 }
 
 /// What happened to one image.
@@ -412,7 +412,7 @@ impl StepRunner {
         let prefix = format!("{} {}", self.plan.image(image).name, b.platform);
         let streaming = line
             .output_sink(&prefix)
-            .map(|sink| crate::build::process::stream_log(&b.log, sink));
+            .map(|sink| crate::builders::process::stream_log(&b.log, sink));
         builder.build(&job).await?;
         drop(streaming);
         match &b.output {
@@ -1167,7 +1167,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::{Backend, BuilderKind, Op, StoreRoots};
+    use crate::builders::{Backend, BuilderKind, Op, StoreRoots};
     use crate::plan::steps::{plan_steps, Destination, Inputs};
     use crate::registry::Published;
     use std::collections::HashSet;
@@ -1179,7 +1179,7 @@ mod tests {
         /// Image names whose build fails.
         failing: HashSet<String>,
         running: Mutex<(usize, usize)>,
-        supervisor: crate::build::Supervisor,
+        supervisor: crate::builders::Supervisor,
         /// A node lost: every build fails and it does not answer.
         lost: bool,
     }
@@ -1206,7 +1206,7 @@ mod tests {
         fn with_store(&self, _: &StoreRoots) -> Arc<dyn Backend> {
             unreachable!("store builds push")
         }
-        fn build<'a>(&'a self, job: &'a BuildJob) -> crate::build::Op<'a, ()> {
+        fn build<'a>(&'a self, job: &'a BuildJob) -> crate::builders::Op<'a, ()> {
             Box::pin(async move {
                 {
                     let mut r = self.running.lock().unwrap();
@@ -1261,7 +1261,7 @@ mod tests {
         ) -> Op<'a, ()> {
             Box::pin(async { Ok(()) })
         }
-        fn supervisor(&self) -> &crate::build::Supervisor {
+        fn supervisor(&self) -> &crate::builders::Supervisor {
             &self.supervisor
         }
         fn answers(&self) -> Op<'_, bool> {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use futures_util::future::BoxFuture;
 
-use crate::build::Backend;
+use crate::builders::Backend;
 use crate::platform::Platform;
 use crate::registry::index::{self, new_entry, Parsed};
 use crate::registry::{Published, Registry};

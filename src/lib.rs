@@ -14,9 +14,9 @@
 //!    or drifted (context digests); then [`plan::steps`] turns that into the [`plan::steps::Plan`]:
 //!    every build and index step with its node, platform, destination, builder tag, log, build
 //!    arguments and dependencies. `cip plan --json` prints it; nothing is decided after this.
-//! 5. **Execute** ([`execute`], [`schedule`], [`build`]): the scheduler starts each step once the steps
+//! 5. **Execute** ([`execute`], [`schedule`], [`builders`]): the scheduler starts each step once the steps
 //!    it waits for succeeded and its node's pool has a free slot; build steps run on a
-//!    [`build::Backend`] (buildah, podman, docker) and are pushed by digest ([`registry::push`]);
+//!    [`builders::Backend`] (buildah, podman, docker) and are pushed by digest ([`registry::push`]);
 //!    assemble steps write the multi-platform index, the version tag last.
 //! 6. **Report** ([`progress`], [`output`], [`metadata`]): live progress (`--progress tty|plain|quiet`),
 //!    the summary table, `--json` and `--metadata-file`.
@@ -31,7 +31,7 @@
 //! `cip merge`, and [`ci_matrix`] tells a pipeline which platforms to start runners for.
 // `Problem` is a large value, but it only travels on cold error paths where clarity beats boxing.
 #![allow(clippy::result_large_err)]
-pub mod build;
+pub mod builders;
 pub mod cascade;
 pub mod ci_matrix;
 pub mod cip_dir;

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = run(cli, &matches);
     // No child outlives cip: probes left waiting for a node that does not answer end here.
-    cip::build::process::end_children();
+    cip::builders::process::end_children();
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {

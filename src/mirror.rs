@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use crate::build::{Backend, BuilderKind, RegistryAccess};
+use crate::builders::{Backend, BuilderKind, RegistryAccess};
 use crate::cli::MirrorArgs;
 use crate::interrupt::{self, Signal};
 use crate::load::Loaded;
@@ -150,7 +150,7 @@ pub fn pull_latest(
     let rt = runtime()?;
     let session = rt.block_on(Session::open_for_builds(registry, &m.connect))?;
     let reg = session.registry.clone();
-    let builder = crate::build::detect(builder)?;
+    let builder = crate::builders::detect(builder)?;
     eprintln!("pulling into the local store of {}", builder.describe());
     let access = session.access();
     let mut done = Vec::new();

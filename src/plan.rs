@@ -6,7 +6,7 @@ use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::build::Backend;
+use crate::builders::Backend;
 use crate::inventory::{Inventory, PlatformCache, RegistryInventory, StoreInventory};
 use crate::load::Loaded;
 use crate::platform::Platform;

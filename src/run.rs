@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
-use crate::build::{emulation, Backend, BuilderKind};
+use crate::builders::{emulation, Backend, BuilderKind};
 use crate::cli::default_jobs;
 use crate::cli::{BuildArgs, FarmArgs, ForceArgs, PlatformList, ProjectArgs, TargetArgs, Targets};
 use crate::execute::{nothing_to_build, Executor, ImageResult, StepRecord};
@@ -45,7 +45,7 @@ impl Mode {
     /// The platforms a run builds: every declared one (`publish`), or this machine's
     /// (`publish-locally`, `build`, `--only-local-platform`); `--platform` names them instead.
     fn scope(&self, project: &ProjectArgs, platform: Option<&PlatformList>) -> PlatformScope {
-        let local = || vec![crate::build::local_platform()];
+        let local = || vec![crate::builders::local_platform()];
         let chosen = platform.map(|p| p.0.clone());
         match self {
             Mode::Remote {
@@ -86,7 +86,7 @@ impl Mode {
                     only_local_platform: true,
                     ..
                 },
-            ) => Some(vec![crate::build::local_platform()]),
+            ) => Some(vec![crate::builders::local_platform()]),
             (None, _) => None,
         }
     }
@@ -426,7 +426,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         no_latest: args.no_latest,
         arch_tags: args.arch_tags,
         build_args: user_build_args(args)?,
-        options: crate::build::BuildOptions {
+        options: crate::builders::BuildOptions {
             no_cache: args.no_cache,
             pull: args.pull,
             labels: args.label.clone(),
@@ -471,7 +471,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         ids_of_kept,
     };
     // What runs of this machine that are gone left in the nodes' stores goes first.
-    for line in rt.block_on(crate::build::leftovers::sweep_all(&nodes)) {
+    for line in rt.block_on(crate::builders::leftovers::sweep_all(&nodes)) {
         eprintln!("{line}");
     }
     let run = rt.block_on(executor.run(&plan))?;
@@ -490,7 +490,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     }
     // What a cancelled run's builds left tagged (built, not pushed) goes with it.
     if run.interrupted.is_some() {
-        for line in rt.block_on(crate::build::leftovers::remove_run(&nodes, &run_id)) {
+        for line in rt.block_on(crate::builders::leftovers::remove_run(&nodes, &run_id)) {
             eprintln!("{line}");
         }
     }
@@ -581,7 +581,7 @@ fn refuse_what_cannot_build(loaded: &Loaded, plan: &Plan, nodes: &RunNodes) -> a
         let mut building: Vec<usize> = mine.iter().map(|(s, _)| plan.image(s.image).ctx).collect();
         building.dedup();
         let builder = node.backend.as_ref();
-        crate::build::capabilities::refuse_unsupported(&loaded.project, building, builder)?;
+        crate::builders::capabilities::refuse_unsupported(&loaded.project, building, builder)?;
         let mut platforms: Vec<_> = mine.iter().map(|(_, b)| b.platform.clone()).collect();
         platforms.sort();
         platforms.dedup();
@@ -783,7 +783,7 @@ impl RunNodes {
 /// The builder `kind` names, found on this machine.
 pub fn detect(kind: BuilderKind) -> anyhow::Result<Arc<dyn Backend>> {
     let started = std::time::Instant::now();
-    let builder = crate::build::detect(kind)?;
+    let builder = crate::builders::detect(kind)?;
     crate::output::timing("builder detection", started);
     Ok(builder)
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::build::RegistryAccess;
+use crate::builders::RegistryAccess;
 use crate::cli::ConnectArgs;
 use crate::registry::{self, auth, Endpoint, Registry};
 

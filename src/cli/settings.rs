@@ -6,7 +6,7 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 
 use super::{Cli, Command, PlatformList, ProjectArgs, TargetArgs};
-use crate::build::BuilderKind;
+use crate::builders::BuilderKind;
 use crate::config::settings::{Flags, Settings};
 use crate::progress::Progress;
 use clap::ValueEnum as _;

@@ -3,13 +3,13 @@
 use serde_json::json;
 
 use super::load;
-use crate::build::{capabilities, BuilderKind};
+use crate::builders::{capabilities, BuilderKind};
 use crate::cli::ProjectArgs;
 use crate::output::style_problem;
 
 pub fn run(args: &ProjectArgs, as_json: bool, builder: Option<BuilderKind>) -> anyhow::Result<i32> {
     let mut loaded = load(args)?;
-    let builder = builder.map(crate::build::detect).transpose()?;
+    let builder = builder.map(crate::builders::detect).transpose()?;
     if let Some(b) = &builder {
         let all = 0..loaded.project.contexts.len();
         let found = capabilities::problems_for(&loaded.project, all, b.as_ref());

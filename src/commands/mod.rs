@@ -103,7 +103,7 @@ fn display_mode(args: &BuildArgs) -> Progress {
 fn pulling(
     project: &ProjectArgs,
     registry: &str,
-    builder: crate::build::BuilderKind,
+    builder: crate::builders::BuilderKind,
     m: &crate::cli::MirrorArgs,
     command: &str,
 ) -> anyhow::Result<i32> {

@@ -1,7 +1,7 @@
 //! `cip plan`: what a run would build and why, per image and platform, then the steps it would
 //! execute (`--json`: the plan itself, see docs/json.md).
 use super::{load_valid, print_json};
-use crate::build::BuilderKind;
+use crate::builders::BuilderKind;
 use crate::cli::{FarmArgs, ForceArgs, ProjectArgs, TargetArgs, Targets};
 use crate::plan;
 

@@ -1,6 +1,6 @@
 //! `cip pull-latest-from-local-registry`: pull each context's current version from the local
 //! registry into the builder's local store and tag it latest.
-use crate::build::BuilderKind;
+use crate::builders::BuilderKind;
 use crate::cli::{MirrorArgs, ProjectArgs};
 
 pub fn run(

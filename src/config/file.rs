@@ -28,7 +28,7 @@ use clap::ValueEnum;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::build::BuilderKind;
+use crate::builders::BuilderKind;
 use crate::diagnostics::edit_distance;
 use crate::platform::Platform;
 use crate::project::files;

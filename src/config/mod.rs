@@ -7,7 +7,7 @@
 //! connection's retry policy and timeouts go into its `Endpoint` (`session`), the planning
 //! concurrency into `plan::make` (`run`). Three leaf utilities read it where they are used: the
 //! timing lines (`output`), where private directories go (`scratch`) and the local node's
-//! variables (`build::NodeEnv`), with the binfmt directory of the emulation check.
+//! variables (`builders::NodeEnv`), with the binfmt directory of the emulation check.
 //!
 //! | variable | setting |
 //! |---|---|
@@ -19,7 +19,7 @@
 //! | `CIP_BINFMT_DIR` | [`RunConfig::binfmt_dir`] (where emulators are registered) |
 //! | `CIP_PROGRESS`, `CI` | [`RunConfig::progress`], [`RunConfig::ci`] (the display mode, below `--progress`) |
 //! | `TMPDIR` | [`RunConfig::temp_dir`] (where the private directories builders get live) |
-//! | `PATH`, `STORAGE_DRIVER`, `BUILDAH_ISOLATION`, `CIP_BUILDAH_GLOBAL_ARGS`, `CIP_PODMAN_GLOBAL_ARGS`, `DOCKER_HOST`, `CIP_DOCKER` | the local build node ([`RunConfig::var`], through `build::NodeEnv`) |
+//! | `PATH`, `STORAGE_DRIVER`, `BUILDAH_ISOLATION`, `CIP_BUILDAH_GLOBAL_ARGS`, `CIP_PODMAN_GLOBAL_ARGS`, `DOCKER_HOST`, `CIP_DOCKER` | the local build node ([`RunConfig::var`], through `builders::NodeEnv`) |
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::file::{Located, ProjectFile, PROGRESS_MODES};
 use super::RunConfig;
-use crate::build::BuilderKind;
+use crate::builders::BuilderKind;
 use crate::platform::{self, Platform};
 use crate::registry::address::Address;
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::build::{Backend, BuildJob, BuilderKind, Op, RegistryAccess, StoreRoots, Supervisor};
+use crate::builders::{Backend, BuildJob, BuilderKind, Op, RegistryAccess, StoreRoots, Supervisor};
 use crate::platform::Platform;
 
 /// `inner`, native for `native`.

@@ -3,7 +3,7 @@
 //! the node that built the step's parent (its layers are there); with no native node, on a node
 //! that emulates the platform. The other nodes that could build the step are kept, in the same
 //! order of preference, for a node lost in the middle of the run.
-use crate::build::emulation;
+use crate::builders::emulation;
 use crate::platform::Platform;
 
 /// What placement knows of a node.

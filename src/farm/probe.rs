@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::node::Declared;
 use super::route::{self, NodeReach};
 use super::spec::{NodeKind, NodeSpec, Route};
-use crate::build::{self, emulation, Backend, BuilderKind, NodeEnv};
+use crate::builders::{self, emulation, Backend, BuilderKind, NodeEnv};
 use crate::platform::Platform;
 
 /// Environment variable: seconds a node may take to answer its probe (default 10).
@@ -256,7 +256,7 @@ fn unreachable(name: &str, spec: &NodeSpec, reason: String) -> FarmNode {
 fn probe_one(name: &str, spec: &NodeSpec) -> FarmNode {
     let kind = spec.kind;
     let found = address_and_env(kind, spec).and_then(|(address, env)| {
-        let backend = build::detect_node(builder_kind(kind), env)?;
+        let backend = builders::detect_node(builder_kind(kind), env)?;
         Ok((address, backend))
     });
     let (address, backend) = match found {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::ImagePlan;
-use crate::build::{Backend, StoreRoots};
+use crate::builders::{Backend, StoreRoots};
 use crate::farm::place::{Placement, Placer, Seat};
 use crate::farm::route::{self, NodeReach};
 pub use crate::farm::Route;
@@ -130,7 +130,7 @@ pub struct Build {
     /// Arguments given after `--`, passed to the builder as they are.
     pub builder_args: Vec<String>,
     /// `--no-cache`, `--pull`, labels, secrets, and the image's `:target`.
-    pub options: crate::build::BuildOptions,
+    pub options: crate::builders::BuildOptions,
     /// The tag the image gets in the node's store.
     pub tag: String,
     /// A store of its own for this platform (buildah/podman; see `Backend::platform_store`).
@@ -350,7 +350,7 @@ pub struct Inputs<'a> {
     /// `--build-arg K=V` for every image (REGISTRY is set by cip).
     pub build_args: Vec<(String, String)>,
     /// Builder options for every image; each image adds its `:target`.
-    pub options: crate::build::BuildOptions,
+    pub options: crate::builders::BuildOptions,
 }
 
 /// How node `n`'s images reach the destination's registry: through cip unless the node is a
@@ -639,7 +639,7 @@ fn build_step(
             .chain([("REGISTRY".to_string(), registry)])
             .collect(),
         builder_args: inputs.builder_args.clone(),
-        options: crate::build::BuildOptions {
+        options: crate::builders::BuildOptions {
             target: ctx.target.clone(),
             ..inputs.options.clone()
         },

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use console::Term;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::build::process::LineSink;
+use crate::builders::process::LineSink;
 
 pub mod mode;
 mod step_line;

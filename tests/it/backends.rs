@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cip::build::{emulation, Backend, BuildJob, BuilderKind, NodeEnv, RegistryAccess};
+use cip::builders::{emulation, Backend, BuildJob, BuilderKind, NodeEnv, RegistryAccess};
 use cip::platform::Platform;
 use common::{busybox_path, skopeo, Buildah, TestRegistry};
 use serde_json::Value;
@@ -46,7 +46,7 @@ fn buildah_builder(store: &Buildah) -> std::sync::Arc<dyn Backend> {
             ),
         )
         .set("TMPDIR", tmp.display().to_string());
-    cip::build::detect_with(BuilderKind::Buildah, env).expect("buildah is usable")
+    cip::builders::detect_with(BuilderKind::Buildah, env).expect("buildah is usable")
 }
 
 /// A context `FROM scratch` with both busybox binaries, the Dockerfile ending with `run_steps`.
@@ -227,13 +227,13 @@ async fn buildah_local_store_operations() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, cip::build::BackendError::NotFound { image, .. } if *image == tag),
+        matches!(&err, cip::builders::BackendError::NotFound { image, .. } if *image == tag),
         "a typed error, not a message to match: {err:#}"
     );
     let layout = tempfile::tempdir().unwrap().path().join("layout");
     let err = builder.export_oci_layout(&tag, &layout).await.unwrap_err();
     assert!(
-        matches!(err, cip::build::BackendError::NotFound { .. }),
+        matches!(err, cip::builders::BackendError::NotFound { .. }),
         "{err:#}"
     );
     builder.remove_image(&other).await.unwrap();
@@ -497,13 +497,13 @@ async fn child_pulls_its_parent_over_tls_with_a_private_ca() {
 fn detection_errors_name_what_was_looked_for() {
     let empty = tempfile::tempdir().unwrap();
     let env = NodeEnv::new().set("PATH", empty.path().display().to_string());
-    let err = cip::build::detect_with(BuilderKind::Auto, env.clone())
+    let err = cip::builders::detect_with(BuilderKind::Auto, env.clone())
         .unwrap_err()
         .to_string();
     for word in ["buildah", "podman", "docker", "apt-get install -y buildah"] {
         assert!(err.contains(word), "{word} missing from: {err}");
     }
-    let err = cip::build::detect_with(BuilderKind::Podman, env)
+    let err = cip::builders::detect_with(BuilderKind::Podman, env)
         .unwrap_err()
         .to_string();
     assert!(
@@ -578,7 +578,7 @@ async fn docker_builds_exports_and_manages_its_store() {
         "docker/dockerd not installed: run scripts/setup-env --docker"
     );
     let mut own_daemon = None;
-    let builder = match cip::build::detect_with(BuilderKind::Docker, NodeEnv::new()) {
+    let builder = match cip::builders::detect_with(BuilderKind::Docker, NodeEnv::new()) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("no docker daemon answers ({e:#}); starting one");
@@ -587,7 +587,7 @@ async fn docker_builds_exports_and_manages_its_store() {
             eprintln!("dockerd up in {:?}", started.elapsed());
             let env = NodeEnv::new().set("DOCKER_HOST", dockerd.host());
             own_daemon = Some(dockerd);
-            cip::build::detect_with(BuilderKind::Docker, env)
+            cip::builders::detect_with(BuilderKind::Docker, env)
                 .expect("docker backend on our dockerd")
         }
     };

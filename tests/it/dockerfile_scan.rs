@@ -4,7 +4,7 @@
 //! those references.
 use std::collections::BTreeSet;
 
-use cip::build::buildkit::translate;
+use cip::builders::buildkit::translate;
 use cip::project::dockerfile::{scan, DockerfileRefs, RefKind};
 use proptest::prelude::*;
 

@@ -105,7 +105,7 @@ pub struct DockerfileRefs {
     pub unclosed: Vec<Unclosed>,
 }
 
-/// Dockerfile features not every builder supports (see `build::capabilities`).
+/// Dockerfile features not every builder supports (see `builders::capabilities`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Features {
     /// 1-based lines of the instructions that open a heredoc (`RUN <<EOF`, `COPY <<EOF /dst`).
