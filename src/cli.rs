@@ -91,6 +91,16 @@ impl std::ops::Deref for PlatformList {
 }
 
 /// `--build-arg` / `--label`: `K=V`, K a name (no whitespace, not starting with '-'), V anything.
+/// `--builder`: `auto` and the engines of the registry, as `--help` and completions list them.
+fn builder_parser() -> impl clap::builder::TypedValueParser<Value = BuilderKind> {
+    use clap::builder::TypedValueParser as _;
+    let values = BuilderKind::names().map(|(name, help)| match help {
+        Some(help) => clap::builder::PossibleValue::new(name).help(help),
+        None => clap::builder::PossibleValue::new(name),
+    });
+    clap::builder::PossibleValuesParser::new(values).try_map(|s| s.parse::<BuilderKind>())
+}
+
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, _)) if k.starts_with('-') || k.chars().any(|c| c.is_whitespace()) => Err(format!(
@@ -159,7 +169,7 @@ pub enum Command {
         json: bool,
         /// Also check that this builder can build every context (e.g. heredocs need buildah 1.35+);
         /// `auto` detects it as the building commands do. Without it, check is builder-agnostic
-        #[arg(long, value_enum, value_name = "BUILDER")]
+        #[arg(long, value_parser = builder_parser(), value_name = "BUILDER")]
         builder: Option<BuilderKind>,
     },
     /// Print the dependency graph: build batches and critical path, or DOT, Mermaid, JSON
@@ -185,7 +195,7 @@ pub enum Command {
         #[arg(long, conflicts_with = "remote_registry")]
         store: bool,
         /// The builder the steps would run on (found only when something is to be built)
-        #[arg(long, value_enum, default_value_t = BuilderKind::Auto)]
+        #[arg(long, value_parser = builder_parser(), default_value_t = BuilderKind::AUTO)]
         builder: BuilderKind,
         /// Print the plan as JSON, with every step (see docs/json.md)
         #[arg(long)]
@@ -313,7 +323,7 @@ pub enum Command {
         #[arg(long, value_name = "REG", default_value = "localhost:5000")]
         local_registry: String,
         /// Whose local store receives the images
-        #[arg(long, value_enum, default_value_t = BuilderKind::Auto)]
+        #[arg(long, value_parser = builder_parser(), default_value_t = BuilderKind::AUTO)]
         builder: BuilderKind,
         #[command(flatten)]
         mirror: MirrorArgs,
@@ -327,7 +337,7 @@ pub enum Command {
         #[arg(long, value_name = "REG")]
         remote_registry: Option<String>,
         /// Whose local store receives the images
-        #[arg(long, value_enum, default_value_t = BuilderKind::Auto)]
+        #[arg(long, value_parser = builder_parser(), default_value_t = BuilderKind::AUTO)]
         builder: BuilderKind,
         #[command(flatten)]
         mirror: MirrorArgs,
@@ -429,7 +439,7 @@ pub struct BuildArgs {
     pub project: ProjectArgs,
 
     /// Which builder runs the builds
-    #[arg(long, value_enum, default_value_t = BuilderKind::Auto)]
+    #[arg(long, value_parser = builder_parser(), default_value_t = BuilderKind::AUTO)]
     pub builder: BuilderKind,
 
     /// Build only these platforms, of the images that declare them (`publish`: instead of every

@@ -395,7 +395,7 @@ impl StepRunner {
             false => node.platform_store(&b.platform),
         };
         let builder = match &store {
-            Some(store) => node.with_store(store),
+            Some(store) => node.with_store(store).unwrap_or_else(|| node.clone()),
             None => node.clone(),
         };
         let job = BuildJob {
@@ -1167,7 +1167,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::builders::{Backend, BuilderKind, Op, StoreRoots};
+    use crate::builders::{Backend, BuilderKind, Op};
     use crate::plan::steps::{plan_steps, Destination, Inputs};
     use crate::registry::Published;
     use std::collections::HashSet;
@@ -1192,7 +1192,7 @@ mod tests {
 
     impl Backend for TestBackend {
         fn kind(&self) -> BuilderKind {
-            BuilderKind::Buildah
+            "buildah".parse().unwrap()
         }
         fn version(&self) -> &str {
             "0.0-test"
@@ -1202,9 +1202,6 @@ mod tests {
         }
         fn native_platforms(&self) -> Vec<Platform> {
             vec![Platform::new("linux", "amd64", None)]
-        }
-        fn with_store(&self, _: &StoreRoots) -> Arc<dyn Backend> {
-            unreachable!("store builds push")
         }
         fn build<'a>(&'a self, job: &'a BuildJob) -> crate::builders::Op<'a, ()> {
             Box::pin(async move {

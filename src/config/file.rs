@@ -24,10 +24,10 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use clap::ValueEnum;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::builders::engines::{AddressProblem, NodeKeys};
 use crate::builders::BuilderKind;
 use crate::diagnostics::edit_distance;
 use crate::platform::Platform;
@@ -77,14 +77,8 @@ pub struct BuildSection {
     pub progress: Option<Located<String>>,
 }
 
-/// Which engine a node is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeKind {
-    Docker,
-    Podman,
-    Buildah,
-}
+/// Which engine a node is: one of the registry's, never `auto`.
+pub type NodeKind = BuilderKind;
 
 /// How a node's images reach the registry (`push` of a node in cip.toml).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -277,11 +271,12 @@ fn build_section(raw: raw::Build, at: &At, line_of: &LineOf) -> Result<BuildSect
     });
     let builder = match raw.builder {
         Some(b) => {
-            let kind = BuilderKind::from_str(b.get_ref(), true).map_err(|_| {
+            let kind = b.get_ref().parse::<BuilderKind>().map_err(|_| {
+                let names: Vec<&str> = BuilderKind::names().map(|(n, _)| n).collect();
                 at(
                     b.span(),
                     format!("unknown builder {:?}", b.get_ref()),
-                    Some("builder is one of \"auto\", \"buildah\", \"podman\", \"docker\"".into()),
+                    Some(format!("builder is one of {}", quoted(&names))),
                 )
             })?;
             Some(Located {
@@ -323,11 +318,11 @@ fn node_spec(
     let span = raw.span();
     let raw = raw.into_inner();
     let kind = match &raw.kind {
-        Some(k) => NodeKind::from_str(k.get_ref(), true).map_err(|_| {
+        Some(k) => BuilderKind::engine_named(k.get_ref()).ok_or_else(|| {
             at(
                 k.span(),
                 format!("node {:?}: unknown kind {:?}", name.get_ref(), k.get_ref()),
-                Some("kind is one of \"docker\", \"podman\", \"buildah\"".into()),
+                Some(format!("kind is one of {}", quoted(&node_kinds()))),
             )
         })?,
         None => {
@@ -376,108 +371,70 @@ fn route(name: &Spanned<String>, v: Spanned<String>, at: &At) -> Result<Route, F
     }
 }
 
-/// Each kind of node is reached in its own way; say which keys it takes.
+/// Each kind of node is reached in its own way: its engine says which keys it takes.
 fn check_address(
     name: &Spanned<String>,
     kind: NodeKind,
     raw: &raw::Node,
     at: &At,
 ) -> Result<(), FileError> {
-    let misplaced = |key: &str, v: &Option<Spanned<String>>, hint: &str| match v {
-        Some(v) => Err(at(
-            v.span(),
-            format!(
-                "node {:?} ({:?}) takes no {key}",
-                name.get_ref(),
-                kind_name(kind)
-            ),
-            Some(hint.to_string()),
-        )),
-        None => Ok(()),
-    };
-    for (key, v) in [
+    let spanned = [
         ("host", &raw.host),
         ("context", &raw.context),
         ("url", &raw.url),
         ("connection", &raw.connection),
-    ] {
+    ];
+    for (key, v) in spanned {
         if let Some(v) = v {
             check_value(name, key, v, at)?;
         }
     }
-    match kind {
-        NodeKind::Docker => {
-            let hint = "a docker node has host = \"unix://...\" | \"tcp://...\" | \"ssh://...\" or context = \"NAME\"";
-            misplaced("url", &raw.url, hint)?;
-            misplaced("connection", &raw.connection, hint)?;
-            if let (Some(_), Some(c)) = (&raw.host, &raw.context) {
-                return Err(at(
-                    c.span(),
-                    format!("node {:?} has both host and context", name.get_ref()),
-                    Some("keep one of them".into()),
-                ));
-            }
-            if let Some(h) = &raw.host {
-                let ok = ["unix://", "tcp://", "ssh://"]
-                    .iter()
-                    .any(|s| h.get_ref().starts_with(s));
-                if !ok {
-                    return Err(at(
-                        h.span(),
-                        format!(
-                            "node {:?}: host {:?} has no scheme",
-                            name.get_ref(),
-                            h.get_ref()
-                        ),
-                        Some(
-                            "write unix:///path/docker.sock, tcp://HOST:PORT or ssh://USER@HOST"
-                                .into(),
-                        ),
-                    ));
-                }
-            }
-        }
-        NodeKind::Podman => {
-            let hint = "a podman node has url = \"unix://...\" | \"ssh://...\" or connection = \"NAME\", or neither for the local podman";
-            misplaced("host", &raw.host, hint)?;
-            misplaced("context", &raw.context, hint)?;
-            if let Some(u) = &raw.url {
-                let ok = ["unix://", "tcp://", "ssh://"]
-                    .iter()
-                    .any(|s| u.get_ref().starts_with(s));
-                if !ok {
-                    return Err(at(
-                        u.span(),
-                        format!(
-                            "node {:?}: url {:?} has no scheme",
-                            name.get_ref(),
-                            u.get_ref()
-                        ),
-                        Some(
-                            "write unix:///path/podman.sock, ssh://USER@HOST[:PORT]/path/podman.sock \
-                             or tcp://HOST:PORT"
-                                .into(),
-                        ),
-                    ));
-                }
-            }
-            if let (Some(_), Some(c)) = (&raw.url, &raw.connection) {
-                return Err(at(
-                    c.span(),
-                    format!("node {:?} has both url and connection", name.get_ref()),
-                    Some("keep one of them".into()),
-                ));
-            }
-        }
-        NodeKind::Buildah => {
-            let hint = "a buildah node is this machine's buildah: it takes no address";
-            misplaced("host", &raw.host, hint)?;
-            misplaced("context", &raw.context, hint)?;
-            misplaced("url", &raw.url, hint)?;
-            misplaced("connection", &raw.connection, hint)?;
-        }
-    }
-    Ok(())
+    let Some(engine) = kind.engine() else {
+        return Ok(());
+    };
+    let value = |key: &str| {
+        spanned
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.as_ref())
+    };
+    let keys = NodeKeys {
+        host: raw.host.as_ref().map(|v| v.get_ref().as_str()),
+        context: raw.context.as_ref().map(|v| v.get_ref().as_str()),
+        url: raw.url.as_ref().map(|v| v.get_ref().as_str()),
+        connection: raw.connection.as_ref().map(|v| v.get_ref().as_str()),
+    };
+    let Err(problem) = (engine.check_keys)(&keys) else {
+        return Ok(());
+    };
+    let node = name.get_ref();
+    let (key, message, hint) = match problem {
+        AddressProblem::Misplaced { key, hint } => (
+            key,
+            format!("node {node:?} ({:?}) takes no {key}", engine.name),
+            hint.to_string(),
+        ),
+        AddressProblem::Both { first, second } => (
+            second,
+            format!("node {node:?} has both {first} and {second}"),
+            "keep one of them".to_string(),
+        ),
+        AddressProblem::NoScheme { key, hint } => (
+            key,
+            format!(
+                "node {node:?}: {key} {:?} has no scheme",
+                value(key).map_or("", |v| v.get_ref().as_str())
+            ),
+            hint.to_string(),
+        ),
+    };
+    let span = value(key).map_or_else(|| name.span(), |v| v.span());
+    Err(at(span, message, Some(hint)))
+}
+
+/// The kinds a node may be, for messages.
+fn node_kinds() -> Vec<&'static str> {
+    BuilderKind::node_names().collect()
 }
 
 /// An address or name that reaches an engine's command line (`--url=VALUE`, `DOCKER_HOST`, ssh's
@@ -666,14 +623,6 @@ fn non_empty(v: Spanned<String>, what: &str, at: &At) -> Result<String, FileErro
     }
 }
 
-fn kind_name(kind: NodeKind) -> &'static str {
-    match kind {
-        NodeKind::Docker => "docker",
-        NodeKind::Podman => "podman",
-        NodeKind::Buildah => "buildah",
-    }
-}
-
 fn quoted(items: &[&str]) -> String {
     items
         .iter()
@@ -839,11 +788,11 @@ nodes = ["amd-1", "arm-1"]
         assert_eq!(f.build.jobs.as_ref().unwrap().value, 4);
         assert_eq!(
             f.build.builder.as_ref().unwrap().value,
-            BuilderKind::Buildah
+            BuilderKind::engine_named("buildah").unwrap()
         );
         assert_eq!(f.build.progress.as_ref().unwrap().value, "plain");
         let arm = &f.nodes["arm-1"];
-        assert_eq!(arm.kind, NodeKind::Docker);
+        assert_eq!(arm.kind.name(), "docker");
         assert_eq!(
             arm.platforms.as_ref().unwrap()[0].to_string(),
             "linux/arm64"

@@ -65,12 +65,7 @@ pub fn probe_selection(
 pub fn render(nodes: &[FarmNode]) -> String {
     let mut out = String::new();
     for n in nodes {
-        out.push_str(&format!(
-            "{}  {}  {}\n",
-            n.name,
-            kind_name(n.kind),
-            n.address
-        ));
+        out.push_str(&format!("{}  {}  {}\n", n.name, n.kind.name(), n.address));
         if !n.reachable {
             let why = n.reason.as_deref().unwrap_or("unknown");
             out.push_str(&format!("  unreachable: {why}\n"));
@@ -100,14 +95,6 @@ pub fn render(nodes: &[FarmNode]) -> String {
         out.push_str(&format!("  route: {}\n", n.route));
     }
     out
-}
-
-fn kind_name(kind: NodeKind) -> &'static str {
-    match kind {
-        NodeKind::Docker => "docker",
-        NodeKind::Podman => "podman",
-        NodeKind::Buildah => "buildah",
-    }
 }
 
 fn platforms(ps: &[crate::platform::Platform]) -> String {

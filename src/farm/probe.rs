@@ -10,7 +10,8 @@ use serde::Serialize;
 use super::node::Declared;
 use super::route::{self, NodeReach};
 use super::spec::{NodeKind, NodeSpec, Route};
-use crate::builders::{self, emulation, Backend, BuilderKind, NodeEnv};
+use crate::builders::engines::NodeKeys;
+use crate::builders::{self, emulation, Backend, NodeEnv};
 use crate::platform::Platform;
 
 /// Environment variable: seconds a node may take to answer its probe (default 10).
@@ -157,9 +158,9 @@ pub fn probe_all(nodes: &[(String, NodeSpec)], timeout: Duration) -> Vec<FarmNod
         .collect()
 }
 
-/// Where cip reaches the node, as shown; and the environment its engine runs with.
+/// Where cip reaches the node, as shown; and the environment its engine runs with, as the
+/// node's engine reads its keys.
 fn address_and_env(kind: NodeKind, spec: &NodeSpec) -> Result<(String, NodeEnv), String> {
-    let env = NodeEnv::new();
     let values = [&spec.host, &spec.context, &spec.url, &spec.connection];
     if let Some((v, why)) = values
         .into_iter()
@@ -168,57 +169,15 @@ fn address_and_env(kind: NodeKind, spec: &NodeSpec) -> Result<(String, NodeEnv),
     {
         return Err(format!("{v:?} {why}"));
     }
-    match kind {
-        NodeKind::Docker => match (&spec.host, &spec.context) {
-            (Some(_), Some(_)) => Err("both host and context: name one".into()),
-            (Some(host), None) => {
-                let known = ["unix://", "tcp://", "ssh://"];
-                if !known.iter().any(|s| host.starts_with(s)) {
-                    return Err(format!(
-                        "host {host:?} is not a docker address: use unix:///PATH, tcp://HOST:PORT \
-                         or ssh://USER@HOST"
-                    ));
-                }
-                Ok((host.clone(), env.set("DOCKER_HOST", host)))
-            }
-            (None, Some(context)) => Ok((
-                format!("context {context}"),
-                env.set("DOCKER_CONTEXT", context),
-            )),
-            (None, None) => Ok(("local".into(), env)),
-        },
-        NodeKind::Podman => match (&spec.url, &spec.connection) {
-            (Some(_), Some(_)) => Err("both url and connection: name one".into()),
-            // One argument each (`--url=VALUE`): never split, never read as two options.
-            (Some(url), None) => Ok((
-                url.clone(),
-                env.with_global_args(vec![format!("--url={url}")]),
-            )),
-            (None, Some(c)) => Ok((
-                format!("connection {c}"),
-                env.with_global_args(vec![format!("--connection={c}")]),
-            )),
-            (None, None) => Ok(("local".into(), env)),
-        },
-        NodeKind::Buildah => {
-            if spec.host.is_some() || spec.url.is_some() || spec.connection.is_some() {
-                return Err(
-                    "buildah builds on this machine only: for another machine use kind = \
-                     \"podman\" with url or connection"
-                        .into(),
-                );
-            }
-            Ok(("local".into(), env))
-        }
-    }
-}
-
-fn builder_kind(kind: NodeKind) -> BuilderKind {
-    match kind {
-        NodeKind::Docker => BuilderKind::Docker,
-        NodeKind::Podman => BuilderKind::Podman,
-        NodeKind::Buildah => BuilderKind::Buildah,
-    }
+    let Some(engine) = kind.engine() else {
+        return Err("auto is not a node kind: name the node's engine".into());
+    };
+    (engine.reach)(&NodeKeys {
+        host: spec.host.as_deref(),
+        context: spec.context.as_deref(),
+        url: spec.url.as_deref(),
+        connection: spec.connection.as_deref(),
+    })
 }
 
 fn unreachable(name: &str, spec: &NodeSpec, reason: String) -> FarmNode {
@@ -256,7 +215,7 @@ fn unreachable(name: &str, spec: &NodeSpec, reason: String) -> FarmNode {
 fn probe_one(name: &str, spec: &NodeSpec) -> FarmNode {
     let kind = spec.kind;
     let found = address_and_env(kind, spec).and_then(|(address, env)| {
-        let backend = builders::detect_node(builder_kind(kind), env)?;
+        let backend = builders::detect_node(kind, env)?;
         Ok((address, backend))
     });
     let (address, backend) = match found {
@@ -344,6 +303,12 @@ fn emulated(native: &[Platform]) -> Vec<Platform> {
 mod tests {
     use super::*;
 
+    use crate::builders::BuilderKind;
+
+    fn kind(name: &str) -> NodeKind {
+        BuilderKind::engine_named(name).unwrap()
+    }
+
     fn spec(kind: NodeKind) -> NodeSpec {
         NodeSpec {
             kind,
@@ -360,38 +325,38 @@ mod tests {
 
     #[test]
     fn addresses_and_their_mistakes() {
-        let mut s = spec(NodeKind::Docker);
+        let mut s = spec(kind("docker"));
         s.host = Some("ssh://b@amd-1".into());
-        let (a, env) = address_and_env(NodeKind::Docker, &s).unwrap();
+        let (a, env) = address_and_env(kind("docker"), &s).unwrap();
         assert_eq!(a, "ssh://b@amd-1");
         assert_eq!(env.get("DOCKER_HOST").as_deref(), Some("ssh://b@amd-1"));
         s.host = Some("amd-1:2375".into());
-        let e = address_and_env(NodeKind::Docker, &s).unwrap_err();
+        let e = address_and_env(kind("docker"), &s).unwrap_err();
         assert!(e.contains("not a docker address"), "{e}");
         s.context = Some("x".into());
-        assert!(address_and_env(NodeKind::Docker, &s).is_err());
-        let mut p = spec(NodeKind::Podman);
+        assert!(address_and_env(kind("docker"), &s).is_err());
+        let mut p = spec(kind("podman"));
         p.url = Some("unix:///run/p.sock".into());
-        let (_, env) = address_and_env(NodeKind::Podman, &p).unwrap();
+        let (_, env) = address_and_env(kind("podman"), &p).unwrap();
         assert_eq!(
             env.global_args(),
             Some(&["--url=unix:///run/p.sock".to_string()][..])
         );
         p.url = Some("unix:///run/a b.sock --hooks-dir=/tmp/evil".into());
-        let (_, env) = address_and_env(NodeKind::Podman, &p).unwrap();
+        let (_, env) = address_and_env(kind("podman"), &p).unwrap();
         assert_eq!(env.global_args().map(<[String]>::len), Some(1));
         p.url = Some("--remote".into());
-        assert!(address_and_env(NodeKind::Podman, &p)
+        assert!(address_and_env(kind("podman"), &p)
             .unwrap_err()
             .contains("'-'"));
-        let mut b = spec(NodeKind::Buildah);
+        let mut b = spec(kind("buildah"));
         b.url = Some("x".into());
-        assert!(address_and_env(NodeKind::Buildah, &b).is_err());
+        assert!(address_and_env(kind("buildah"), &b).is_err());
     }
 
     #[test]
     fn a_misdeclared_node_is_unreachable_with_the_fix() {
-        let mut s = spec(NodeKind::Buildah);
+        let mut s = spec(kind("buildah"));
         s.connection = Some("far".into());
         let probed = probe_all(&[("n".to_string(), s)], Duration::from_secs(5));
         assert!(!probed[0].reachable);
