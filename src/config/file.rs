@@ -861,6 +861,88 @@ nodes = ["amd-1", "arm-1"]
         assert!(e.message.contains("not a plain name"), "{e}");
     }
 
+    /// Every address message of the three engines, word for word, at the key it is about: they
+    /// come from each engine's file in the registry now.
+    #[test]
+    fn address_messages_name_the_node_the_key_and_the_fix() {
+        let docker_hint =
+            "a docker node has host = \"unix://...\" | \"tcp://...\" | \"ssh://...\" or context = \"NAME\"";
+        let podman_hint = "a podman node has url = \"unix://...\" | \"ssh://...\" or connection = \
+                           \"NAME\", or neither for the local podman";
+        let table: &[(&str, usize, &str, &str)] = &[
+            (
+                "kind = \"docker\"\nurl = \"unix:///s\"",
+                3,
+                "node \"n\" (\"docker\") takes no url",
+                docker_hint,
+            ),
+            (
+                "kind = \"docker\"\nconnection = \"c\"",
+                3,
+                "node \"n\" (\"docker\") takes no connection",
+                docker_hint,
+            ),
+            (
+                "kind = \"docker\"\nhost = \"unix:///s\"\ncontext = \"c\"",
+                4,
+                "node \"n\" has both host and context",
+                "keep one of them",
+            ),
+            (
+                "kind = \"docker\"\nhost = \"amd-1:2375\"",
+                3,
+                "node \"n\": host \"amd-1:2375\" has no scheme",
+                "write unix:///path/docker.sock, tcp://HOST:PORT or ssh://USER@HOST",
+            ),
+            (
+                "kind = \"podman\"\ncontext = \"c\"",
+                3,
+                "node \"n\" (\"podman\") takes no context",
+                podman_hint,
+            ),
+            (
+                "kind = \"podman\"\nurl = \"far\"",
+                3,
+                "node \"n\": url \"far\" has no scheme",
+                "write unix:///path/podman.sock, ssh://USER@HOST[:PORT]/path/podman.sock or \
+                 tcp://HOST:PORT",
+            ),
+            (
+                "kind = \"podman\"\nurl = \"ssh://far\"\nconnection = \"c\"",
+                4,
+                "node \"n\" has both url and connection",
+                "keep one of them",
+            ),
+            (
+                "kind = \"buildah\"\nconnection = \"c\"",
+                3,
+                "node \"n\" (\"buildah\") takes no connection",
+                "a buildah node is this machine's buildah: it takes no address",
+            ),
+        ];
+        for (keys, line, message, hint) in table {
+            let e = error(&format!("[nodes.n]\n{keys}\n"));
+            assert_eq!(
+                (e.line, e.message.as_str(), e.hint.as_deref()),
+                (*line, *message, Some(*hint)),
+                "{keys}"
+            );
+        }
+        for ok in [
+            "kind = \"docker\"\nhost = \"ssh://b@amd-1\"",
+            "kind = \"docker\"\ncontext = \"c\"",
+            "kind = \"podman\"\nurl = \"unix:///run/p.sock\"",
+            "kind = \"podman\"",
+            "kind = \"buildah\"",
+        ] {
+            let text = format!("[nodes.n]\n{ok}\n");
+            assert!(
+                ProjectFile::parse(Path::new("cip.toml"), &text).is_ok(),
+                "{ok}"
+            );
+        }
+    }
+
     #[test]
     fn jobs_are_bounded_wherever_they_are() {
         for text in [
