@@ -56,6 +56,9 @@ pub struct NodeKeys<'a> {
 }
 
 impl<'a> NodeKeys<'a> {
+    /// Every key, in the order cip.toml's messages check them.
+    pub const NAMES: [&'static str; 4] = ["host", "context", "url", "connection"];
+
     /// The value of `key` (one of [`NodeKeys::NAMES`]).
     pub fn get(&self, key: &str) -> Option<&'a str> {
         match key {
@@ -66,8 +69,6 @@ impl<'a> NodeKeys<'a> {
             _ => None,
         }
     }
-
-    pub const NAMES: [&'static str; 4] = ["host", "context", "url", "connection"];
 
     /// [`AddressProblem::Misplaced`] for the first of `keys` that is given.
     pub fn refuse(&self, keys: &[&'static str], hint: &'static str) -> Result<(), AddressProblem> {
@@ -152,7 +153,7 @@ impl BuilderKind {
             .map(|e| BuilderKind(Some(e)))
     }
 
-    /// The engine of `Backend::kind`: `engine` itself.
+    /// The kind of `engine`, what its backends answer to [`Backend::kind`].
     pub fn of(engine: &'static Engine) -> BuilderKind {
         BuilderKind(Some(engine))
     }
