@@ -40,6 +40,7 @@ pub mod commands;
 pub mod config;
 pub mod diagnostics;
 pub mod digest;
+pub mod events;
 pub mod execute;
 pub mod fan_in;
 pub mod farm;
