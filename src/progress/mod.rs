@@ -316,3 +316,24 @@ impl Display {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_reads_its_builders_output_unless_the_display_is_quiet() {
+        for (mode, takes) in [(Progress::Plain, true), (Progress::Quiet, false)] {
+            let reporter = Reporter::new(mode, false);
+            let display = reporter.display(1, 1);
+            let line = display.start("build a linux/amd64");
+            let events = line.events("a linux/amd64");
+            assert_eq!(events.takes_output(), takes, "{mode:?}");
+            // The reporter alone shows no output: it belongs to a task.
+            assert!(!reporter.events().takes_output());
+            events.report(Event::Output("STEP 1/2: FROM scratch"));
+            display.finish(line, "done", true);
+            display.done();
+        }
+    }
+}
