@@ -185,6 +185,7 @@ fn scenario(name: &str, width: usize, layers: usize, slots: [usize; 2], build: D
         access: RegistryAccess::default(),
         keep_going: false,
         ids_of_kept: false,
+        reporter: cip::progress::Reporter::new(cip::progress::Progress::Quiet, false),
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let started = Instant::now();

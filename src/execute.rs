@@ -17,7 +17,7 @@ use crate::plan::steps::{
 };
 use crate::plan::ImagePlan;
 use crate::platform::Platform;
-use crate::progress::{Display, Line};
+use crate::progress::{Display, Line, Reporter};
 use crate::registry::index::{self, Entry};
 use crate::registry::merge;
 use crate::registry::push::{push_layout_from, PushedImage};
@@ -34,6 +34,8 @@ pub struct Executor {
     /// A local store run asks the store for the ids of the images it did not build too (for
     /// `--metadata-file` and `--verbose`); the images it built are always asked about.
     pub ids_of_kept: bool,
+    /// Where the run's display draws and lower layers' events go.
+    pub reporter: Arc<Reporter>,
 }
 
 /// A name unique to this process and moment, for the builder tags a run owns (see
@@ -112,7 +114,7 @@ impl Executor {
     /// Runs the plan's steps. SIGINT or SIGTERM stops the run as a first failure would.
     pub async fn run(&self, plan: &Plan) -> anyhow::Result<RunReport> {
         let builds = plan.builds().count();
-        let progress = Arc::new(Display::new(builds as u64, plan.steps.len()));
+        let progress = Arc::new(self.reporter.display(builds as u64, plan.steps.len()));
         for node in &plan.nodes {
             let on_node = plan.builds().filter(|(_, b)| b.node == node.id).count();
             progress.println(&format!(
@@ -408,13 +410,9 @@ impl StepRunner {
             log: b.log.clone(),
             registry: self.access.clone(),
             options: b.options.clone(),
+            events: line.events(&format!("{} {}", self.plan.image(image).name, b.platform)),
         };
-        let prefix = format!("{} {}", self.plan.image(image).name, b.platform);
-        let streaming = line
-            .output_sink(&prefix)
-            .map(|sink| crate::builders::process::stream_log(&b.log, sink));
         builder.build(&job).await?;
-        drop(streaming);
         match &b.output {
             Output::Push { name, .. } => {
                 let entry = match self.plan.nodes[on.0].route {
@@ -1360,6 +1358,7 @@ mod tests {
             access: RegistryAccess::default(),
             keep_going,
             ids_of_kept: false,
+            reporter: Reporter::new(crate::progress::Progress::Quiet, false),
         };
         executor.run(plan).await.unwrap()
     }

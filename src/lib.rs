@@ -19,7 +19,8 @@
 //!    [`builders::Backend`] (buildah, podman, docker) and are pushed by digest ([`registry::push`]);
 //!    assemble steps write the multi-platform index, the version tag last.
 //! 6. **Report** ([`progress`], [`output`], [`metadata`]): live progress (`--progress tty|plain|quiet`),
-//!    the summary table, `--json` and `--metadata-file`.
+//!    the summary table, `--json` and `--metadata-file`. The lower layers (registry, builders,
+//!    farm) print nothing: they report [`events`] to a sink, the command's [`progress::Reporter`].
 //!
 //! Beside the run: [`cascade`] rewrites versions and references (staged, all or nothing),
 //! [`registry::copy`] mirrors images between registries, [`interrupt`] turns SIGINT and SIGTERM into
@@ -40,6 +41,7 @@ pub mod commands;
 pub mod config;
 pub mod diagnostics;
 pub mod digest;
+pub mod events;
 pub mod execute;
 pub mod fan_in;
 pub mod farm;

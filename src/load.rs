@@ -74,7 +74,7 @@ pub fn load(args: &ProjectArgs) -> anyhow::Result<Loaded> {
     let mut problems = project.problems.clone();
     problems.extend(validate(&project, &graph, &args.default_platforms));
     problems.sort_by(|a, b| (&a.file, a.line, a.severity).cmp(&(&b.file, b.line, b.severity)));
-    crate::output::timing("scan and validation", started);
+    crate::output::timing(crate::config::get().timings, "scan and validation", started);
     Ok(Loaded {
         project,
         graph,

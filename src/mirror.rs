@@ -32,8 +32,13 @@ pub fn upload_all(
 ) -> anyhow::Result<i32> {
     let started = Instant::now();
     let rt = runtime()?;
-    let src = rt.block_on(Session::open(remote, &m.connect))?.registry;
-    let dst = rt.block_on(Session::open(local, &m.connect))?.registry;
+    let events = crate::config::get().reporter(None, false).events();
+    let src = rt
+        .block_on(Session::open(remote, &m.connect, &events))?
+        .registry;
+    let dst = rt
+        .block_on(Session::open(local, &m.connect, &events))?
+        .registry;
     let mounts = Arc::new(MountIndex::default());
     let jobs = versions(loaded).into_iter().map(|(name, version)| {
         let (src, dst, mounts) = (src.clone(), dst.clone(), mounts.clone());
@@ -148,7 +153,8 @@ pub fn pull_latest(
 ) -> anyhow::Result<i32> {
     let started = Instant::now();
     let rt = runtime()?;
-    let session = rt.block_on(Session::open_for_builds(registry, &m.connect))?;
+    let events = crate::config::get().reporter(None, false).events();
+    let session = rt.block_on(Session::open_for_builds(registry, &m.connect, &events))?;
     let reg = session.registry.clone();
     let builder = crate::builders::detect(builder)?;
     eprintln!("pulling into the local store of {}", builder.describe());

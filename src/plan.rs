@@ -283,7 +283,7 @@ pub async fn make_with(
     let started = std::time::Instant::now();
     let all = crate::digest::context_digests(&loaded.project, &loaded.graph, &older.digests)?;
     let digests = &all.full;
-    crate::output::timing("context digests", started);
+    crate::output::timing(crate::config::get().timings, "context digests", started);
     let order = loaded.graph.order();
     let lookups = order.iter().enumerate().map(|(position, &c)| {
         let ctx = &loaded.project.contexts[c];
@@ -307,7 +307,7 @@ pub async fn make_with(
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
     found.sort_by_key(|(position, ..)| *position);
-    crate::output::timing("registry queries", started);
+    crate::output::timing(crate::config::get().timings, "registry queries", started);
     let mut plans: Vec<ImagePlan> = Vec::with_capacity(found.len());
     for (_, c, out_of_scope, found) in found {
         let Found {

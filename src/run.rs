@@ -15,6 +15,7 @@ use crate::interrupt::Signal;
 use crate::load::Loaded;
 use crate::plan::steps::{self, Plan};
 use crate::plan::{self, ImagePlan, PlatformScope, Target};
+use crate::progress::Reporter;
 use crate::registry::Endpoint;
 use crate::session::{runtime, Session};
 
@@ -156,7 +157,9 @@ fn plan_images_with(
 ) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
     let mode = Mode::of(t);
     let rt = runtime()?;
-    let session = rt.block_on(Session::open(mode.registry(), &t.connect))?;
+    // A read-only command shows no run: its lines go as the settings say, not verbose.
+    let events = crate::config::get().reporter(None, false).events();
+    let session = rt.block_on(Session::open(mode.registry(), &t.connect, &events))?;
     let scope = mode.scope(project, t.platform.as_ref());
     let target = mode.target(session.registry.clone(), &scope)?;
     let concurrency = crate::config::get().query_concurrency;
@@ -346,7 +349,12 @@ impl Finished {
 }
 
 /// Builds what is missing for `mode`, parents first, and publishes it.
-pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<Ended> {
+pub fn build(
+    loaded: &Loaded,
+    args: &BuildArgs,
+    mode: Mode,
+    reporter: &Arc<Reporter>,
+) -> anyhow::Result<Ended> {
     refuse_farm_for_store(&args.farm, matches!(mode, Mode::Store { .. }))?;
     // Only `build` plans with the builder (its local store); the others find one when they must build.
     let store_builder = match mode {
@@ -364,7 +372,11 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
             (target, None)
         }
         _ => {
-            let session = rt.block_on(Session::open_for_builds(mode.registry(), &args.connect))?;
+            let session = rt.block_on(Session::open_for_builds(
+                mode.registry(),
+                &args.connect,
+                &reporter.events(),
+            ))?;
             let scope = mode.scope(&args.project, args.platform.as_ref());
             (
                 mode.target(session.registry.clone(), &scope)?,
@@ -461,7 +473,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
             log_dir,
         }));
     };
-    refuse_what_cannot_build(loaded, &plan, &nodes)?;
+    refuse_what_cannot_build(loaded, &plan, &nodes, &reporter.events())?;
     let nodes: Vec<Arc<dyn Backend>> = nodes.list.iter().map(|n| n.backend.clone()).collect();
     let executor = Executor {
         nodes: nodes.clone(),
@@ -469,6 +481,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         access: session.as_ref().map(Session::access).unwrap_or_default(),
         keep_going: args.keep_going,
         ids_of_kept,
+        reporter: reporter.clone(),
     };
     // What runs of this machine that are gone left in the nodes' stores goes first.
     for line in rt.block_on(crate::builders::leftovers::sweep_all(&nodes)) {
@@ -572,7 +585,12 @@ pub fn refuse_drift(images: &[ImagePlan], allow: bool) -> anyhow::Result<()> {
 
 /// Features a node's builder lacks (heredocs) and platforms it cannot emulate fail here, before
 /// any build, not midway.
-fn refuse_what_cannot_build(loaded: &Loaded, plan: &Plan, nodes: &RunNodes) -> anyhow::Result<()> {
+fn refuse_what_cannot_build(
+    loaded: &Loaded,
+    plan: &Plan,
+    nodes: &RunNodes,
+    events: &crate::events::Events,
+) -> anyhow::Result<()> {
     for (i, node) in nodes.list.iter().enumerate() {
         let mine: Vec<_> = plan.builds().filter(|(_, b)| b.node.0 == i).collect();
         if mine.is_empty() {
@@ -581,7 +599,12 @@ fn refuse_what_cannot_build(loaded: &Loaded, plan: &Plan, nodes: &RunNodes) -> a
         let mut building: Vec<usize> = mine.iter().map(|(s, _)| plan.image(s.image).ctx).collect();
         building.dedup();
         let builder = node.backend.as_ref();
-        crate::builders::capabilities::refuse_unsupported(&loaded.project, building, builder)?;
+        crate::builders::capabilities::refuse_unsupported(
+            &loaded.project,
+            building,
+            builder,
+            events,
+        )?;
         let mut platforms: Vec<_> = mine.iter().map(|(_, b)| b.platform.clone()).collect();
         platforms.sort();
         platforms.dedup();
@@ -739,7 +762,7 @@ impl RunNodes {
         };
         let started = std::time::Instant::now();
         let probed = crate::farm::probe_selection(project_dir, &selection, None)?;
-        crate::output::timing("farm probe", started);
+        crate::output::timing(crate::config::get().timings, "farm probe", started);
         let mut list = Vec::new();
         for n in probed {
             let Some(backend) = n.backend else {
@@ -784,6 +807,6 @@ impl RunNodes {
 pub fn detect(kind: BuilderKind) -> anyhow::Result<Arc<dyn Backend>> {
     let started = std::time::Instant::now();
     let builder = crate::builders::detect(kind)?;
-    crate::output::timing("builder detection", started);
+    crate::output::timing(crate::config::get().timings, "builder detection", started);
     Ok(builder)
 }

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 
 use crate::builders::RegistryAccess;
 use crate::cli::ConnectArgs;
+use crate::events::{Event, Events};
 use crate::registry::{self, auth, Endpoint, Registry};
 
 /// A registry connection with what builders need to reach the same registry.
@@ -22,10 +23,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects for reading and writing the registry; builders get nothing.
-    pub async fn open(address: &str, c: &ConnectArgs) -> anyhow::Result<Session> {
+    /// Connects for reading and writing the registry; builders get nothing. Which credentials
+    /// are used, and retries, are reported to `events`.
+    pub async fn open(address: &str, c: &ConnectArgs, events: &Events) -> anyhow::Result<Session> {
         Ok(Session {
-            registry: Arc::new(connect(address, c).await?),
+            registry: Arc::new(connect(address, c, events).await?),
             auth_dir: None,
             cert_dir: None,
         })
@@ -33,8 +35,12 @@ impl Session {
 
     /// Connects as [`Session::open`] does, and prepares what builders that pull from the registry
     /// need; the credentials are resolved once for both.
-    pub async fn open_for_builds(address: &str, c: &ConnectArgs) -> anyhow::Result<Session> {
-        let (registry, auth_dir) = connect_for_builds(address, c).await?;
+    pub async fn open_for_builds(
+        address: &str,
+        c: &ConnectArgs,
+        events: &Events,
+    ) -> anyhow::Result<Session> {
+        let (registry, auth_dir) = connect_for_builds(address, c, events).await?;
         Ok(Session {
             registry: Arc::new(registry),
             auth_dir,
@@ -54,9 +60,9 @@ impl Session {
 
 /// Connects to the registry at `address` (`HOST[:PORT][/PATH]`) with the run's TLS settings and
 /// credentials.
-async fn connect(address: &str, c: &ConnectArgs) -> anyhow::Result<Registry> {
-    let ep = endpoint(address, c)?;
-    let creds = credentials(&ep.host, c)?;
+async fn connect(address: &str, c: &ConnectArgs, events: &Events) -> anyhow::Result<Registry> {
+    let ep = reporting(endpoint(address, c)?, events);
+    let creds = credentials(&ep.host, c, events)?;
     connect_as(ep, creds).await
 }
 
@@ -65,32 +71,43 @@ async fn connect(address: &str, c: &ConnectArgs) -> anyhow::Result<Registry> {
 async fn connect_for_builds(
     address: &str,
     c: &ConnectArgs,
+    events: &Events,
 ) -> anyhow::Result<(Registry, Option<tempfile::TempDir>)> {
-    let ep = endpoint(address, c)?;
-    let creds = credentials(&ep.host, c)?;
+    let ep = reporting(endpoint(address, c)?, events);
+    let creds = credentials(&ep.host, c, events)?;
     let auth_dir = builder_auth_dir(&ep.host, &creds)?;
     Ok((connect_as(ep, creds).await?, auth_dir))
 }
 
 /// The credentials for `host` (`HOST[:PORT]`, never a path: credentials belong to the host); says
 /// where they come from (never what they are).
-fn credentials(host: &str, c: &ConnectArgs) -> anyhow::Result<auth::Credentials> {
+fn credentials(host: &str, c: &ConnectArgs, events: &Events) -> anyhow::Result<auth::Credentials> {
     let options = auth::Options {
         no_login: c.no_login,
     };
     let creds = auth::resolve(host, &options)?;
     // One short line; where cip looked only with --verbose (or in the error of a refused login).
-    crate::progress::eprint_line(&format!("registry {host}: {}", creds.summary()));
-    if crate::progress::verbose() {
-        crate::progress::eprint_line(&format!("registry {host}: {}", creds.describe_source()));
-    }
+    events.report(Event::Note(&format!(
+        "registry {host}: {}",
+        creds.summary()
+    )));
+    events.report(Event::Detail(&format!(
+        "registry {host}: {}",
+        creds.describe_source()
+    )));
     Ok(creds)
+}
+
+/// `ep` with its retries reported to `events`.
+fn reporting(mut ep: Endpoint, events: &Events) -> Endpoint {
+    ep.retry = ep.retry.reporting_to(events.clone());
+    ep
 }
 
 async fn connect_as(ep: Endpoint, creds: auth::Credentials) -> anyhow::Result<Registry> {
     let started = std::time::Instant::now();
     let reg = Registry::connect_with(ep, creds).await;
-    crate::output::timing("registry connection", started);
+    crate::output::timing(crate::config::get().timings, "registry connection", started);
     reg
 }
 

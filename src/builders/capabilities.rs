@@ -193,22 +193,31 @@ pub fn problems_for(
         .collect()
 }
 
-/// Before any build starts: shows the problems of building `ctxs` with `builder`, and refuses to
-/// go on if one is an error.
+/// Before any build starts: reports the problems of building `ctxs` with `builder`, and refuses
+/// to go on if one is an error.
 pub fn refuse_unsupported(
     project: &Project,
     ctxs: impl IntoIterator<Item = usize>,
     builder: &dyn Backend,
+    events: &crate::events::Events,
 ) -> anyhow::Result<()> {
     let problems = problems_for(project, ctxs, builder);
     let (heredocs, others): (Vec<&Problem>, Vec<&Problem>) = problems
         .iter()
         .partition(|p| p.is_error() && p.code == "builder-lacks-heredocs");
-    for p in others {
-        eprintln!("{}", crate::output::style_problem(p));
-    }
+    let report = |p: &Problem| {
+        let severity = match p.is_error() {
+            true => crate::events::Severity::Error,
+            false => crate::events::Severity::Warning,
+        };
+        events.report(crate::events::Event::Problem {
+            severity,
+            text: &p.to_string(),
+        })
+    };
+    others.into_iter().for_each(report);
     if let Some(summary) = heredoc_summary(&heredocs, builder) {
-        eprintln!("{}", crate::output::style_problem(&summary));
+        report(&summary);
     }
     let errors = problems.iter().filter(|p| p.is_error()).count();
     if errors > 0 {

@@ -591,6 +591,7 @@ mod tests {
             options: Default::default(),
             log: dir.join("logs/app-1.0.0-linux-amd64.log"),
             registry: super::super::RegistryAccess::default(),
+            events: Default::default(),
         }
     }
 

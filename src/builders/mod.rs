@@ -97,6 +97,8 @@ pub struct BuildJob {
     pub log: PathBuf,
     pub registry: RegistryAccess,
     pub options: BuildOptions,
+    /// Where the build reports: its output lines (if the sink takes them) and its retries.
+    pub events: crate::events::Events,
 }
 
 /// What users pass to builders every day, each engine told in its own words.
@@ -515,20 +517,20 @@ async fn run_build(inv: process::Invocation, job: &BuildJob) -> Result<(), Backe
     let what = || format!("building {} for {}", job.tag, job.platform);
     let mut attempt = 1;
     loop {
-        let error = match inv.run_logged(&job.log).await {
+        let error = match inv.run_logged(&job.log, &job.events).await {
             Ok(()) => return Ok(()),
             Err(e) => BackendError::of_command(what(), e),
         };
         match error {
             BackendError::Transient { why, .. } if attempt < BUILD_ATTEMPTS => {
                 attempt += 1;
-                crate::progress::eprint_line(&format!(
+                job.events.report(crate::events::Event::Retry(&format!(
                     "retry: building {} for {} failed ({why}: the machine, not the \
                      Dockerfile), attempt {attempt}/{BUILD_ATTEMPTS} in {:.1}s",
                     job.tag,
                     job.platform,
                     TRANSIENT_RETRY_DELAY.as_secs_f64()
-                ));
+                )));
                 tokio::time::sleep(TRANSIENT_RETRY_DELAY).await;
             }
             error => return Err(error),
@@ -542,7 +544,7 @@ async fn run_push(
     destination: &str,
     log: &Path,
 ) -> Result<(), BackendError> {
-    inv.run_logged(log)
+    inv.run_logged(log, &crate::events::Events::discard())
         .await
         .map_err(|e| BackendError::of_command(format!("pushing {destination} from the node"), e))
 }

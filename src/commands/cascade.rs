@@ -54,7 +54,7 @@ pub fn apply(
     let started = std::time::Instant::now();
     let computed =
         cascade::compute_with(&loaded.project, &loaded.graph, requested, part, edit.level);
-    crate::output::timing("cascade: compute", started);
+    crate::output::timing(crate::config::get().timings, "cascade: compute", started);
     let plan = match computed {
         Ok(c) => c,
         Err(problems) => {

@@ -40,7 +40,8 @@ pub fn run(a: &MergeArgs) -> anyhow::Result<i32> {
         bail!("--prefer {p}: not one of the sources");
     }
     let rt = runtime()?;
-    let session = rt.block_on(Session::open(&target.host, a.connect))?;
+    let events = crate::config::get().reporter(None, false).events();
+    let session = rt.block_on(Session::open(&target.host, a.connect, &events))?;
     let reg = session.registry.clone();
     let chosen = rt.block_on(async {
         let mut found = Vec::new();

@@ -52,10 +52,10 @@ fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
 /// summary with `--json`), or the plan with `--dry-run`.
 fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     let started = std::time::Instant::now();
-    let display = display_mode(args);
-    crate::progress::set_mode(display, args.verbose);
+    let reporter = crate::config::get().reporter(args.progress_flag(), args.verbose);
+    let display = reporter.mode();
     let loaded = load_valid(&args.project)?;
-    let finished = match crate::run::build(&loaded, args, mode)? {
+    let finished = match crate::run::build(&loaded, args, mode, &reporter)? {
         Ended::DryRun(plan) => {
             print!("{}", crate::plan::render(&loaded, &plan));
             return Ok(0);
@@ -86,17 +86,6 @@ fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     }
     written.transpose()?;
     Ok(finished.exit_code())
-}
-
-/// The display mode of a building run: the setting (`--progress` / `-q`, else `CIP_PROGRESS`,
-/// else cip.toml's `[build] progress`, resolved in `config::settings`), `auto` made `tty` or `plain`.
-fn display_mode(args: &BuildArgs) -> Progress {
-    let config = crate::config::get();
-    crate::progress::resolve(
-        &[args.progress_flag(), config.progress],
-        console::Term::stderr().is_term(),
-        config.ci,
-    )
 }
 
 /// `pull-latest-from-local-registry` and `pull-latest-from-remote-registry`.

@@ -42,7 +42,9 @@ fn run_merge(
     let allow_incomplete = flags.allow_incomplete;
     let loaded = super::load_valid(&args.project)?;
     let rt = runtime()?;
-    let session = rt.block_on(Session::open(registry, &args.connect))?;
+    // As before this command had a reporter: the settings' mode, whatever the flags say.
+    let events = crate::config::get().reporter(None, false).events();
+    let session = rt.block_on(Session::open(registry, &args.connect, &events))?;
     let reg = session.registry.clone();
     let opts = crate::fan_in::Options {
         namespace: stage.stage_namespace.clone(),

@@ -70,6 +70,18 @@ impl RunConfig {
         Self::from_vars(std::env::vars().collect())
     }
 
+    /// The reporter of a command: the display mode `flag` (`--progress`, `-q`) or else
+    /// `CIP_PROGRESS` names, `auto` made `tty` on a terminal outside CI and `plain` elsewhere.
+    pub fn reporter(
+        &self,
+        flag: Option<crate::progress::Progress>,
+        verbose: bool,
+    ) -> std::sync::Arc<crate::progress::Reporter> {
+        let is_term = console::Term::stderr().is_term();
+        let mode = crate::progress::resolve(&[flag, self.progress], is_term, self.ci);
+        crate::progress::Reporter::new(mode, verbose)
+    }
+
     /// The configuration `vars` give; a bad value is an error naming its variable.
     pub fn from_vars(vars: HashMap<String, String>) -> anyhow::Result<Self> {
         let get = |k: &str| {

@@ -82,6 +82,7 @@ fn job(ctx: &Path, platform: &Platform, tag: &str, log: PathBuf) -> BuildJob {
         log,
         registry: RegistryAccess::default(),
         options: Default::default(),
+        events: Default::default(),
     }
 }
 
