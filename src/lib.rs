@@ -44,7 +44,6 @@ pub mod execute;
 pub mod fan_in;
 pub mod farm;
 pub mod graph;
-pub mod index_writer;
 pub mod interrupt;
 pub mod inventory;
 pub mod load;
