@@ -4,7 +4,7 @@
 //! and `build`. One job per file:
 //! - here: the [`Executor`], the scheduling glue, and running a step;
 //! - `build`: building a step on its node (or, its node lost, on a fallback);
-//! - `deliver`: where a built image goes ([`deliver::Deliver`]: the push routes, the store);
+//! - `deliver`: where a built image goes (one `Deliver`: the two push routes, the store);
 //! - `assemble`: the index steps (an image's index, a stage's link);
 //! - `index_writer`: the one place an image index is written (also `cip merge` and the fan-in);
 //! - `outcome`: what happened to each image and step ([`Outcome`], [`ImageResult`]);
