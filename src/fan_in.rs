@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::index_writer::{Annotations, Guard, IndexWrite, IndexWriter, NewImage};
+use crate::execute::index_writer::{Guard, IndexWrite, IndexWriter, NewImage};
 use crate::load::Loaded;
 use crate::plan::{self, ImagePlan, PlatformScope, Target};
 use crate::platform::Platform;
@@ -244,7 +244,7 @@ fn index_write(m: &MergeImage) -> IndexWrite {
             .collect(),
         guard: Guard::Unchanged(m.image.published.as_ref().map(|p| p.digest.clone())),
         keep_published: true,
-        annotations: Annotations::Image(Box::new(m.image.clone())),
+        annotations: crate::execute::image_annotations(&m.image),
         arch_tags: m.arch_tags.clone(),
         tags: m.tags.clone(),
     }

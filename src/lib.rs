@@ -28,8 +28,9 @@
 //!
 //! CI fan-out and fan-in: a `--stage` run is a run whose target ([`plan::Target::Stage`]) is one
 //! platform's staging namespace; [`fan_in`] assembles the final indexes from the stages
-//! (`publish --merge`), [`registry::merge`] mounts images across repositories and builds the index of
-//! `cip merge`, and [`ci_matrix`] tells a pipeline which platforms to start runners for.
+//! (`publish --merge`), [`registry::merge`] mounts images across repositories and chooses the sources
+//! of `cip merge`, [`execute::index_writer`] writes every index (publish, stage links, fan-in, `cip
+//! merge`), and [`ci_matrix`] tells a pipeline which platforms to start runners for.
 // `Problem` is a large value, but it only travels on cold error paths where clarity beats boxing.
 #![allow(clippy::result_large_err)]
 pub mod builders;
@@ -46,7 +47,6 @@ pub mod execute;
 pub mod fan_in;
 pub mod farm;
 pub mod graph;
-pub mod index_writer;
 pub mod interrupt;
 pub mod inventory;
 pub mod load;

@@ -631,8 +631,7 @@ pub fn select(
         .collect())
 }
 
-/// The index annotation that names the version an index was published as.
-pub const VERSION_ANNOTATION: &str = "org.opencontainers.image.version";
+pub use crate::registry::index::VERSION_ANNOTATION;
 
 /// Fills, for each drifted image, the parents that may have caused it: `drifted_parents` (the
 /// drifted parents whose current version it follows), `unknown_parents` (the followed parents

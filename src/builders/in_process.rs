@@ -217,6 +217,7 @@ mod tests {
             log: "a.log".into(),
             registry: RegistryAccess::default(),
             options: Default::default(),
+            events: Default::default(),
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::bail;
 
 use crate::cli::ConnectArgs;
-use crate::index_writer::{Annotations, Guard, IndexWrite, IndexWriter, NewImage};
+use crate::execute::index_writer::{Annotations, Guard, IndexWrite, IndexWriter, NewImage};
 use crate::registry::merge::{self, ImageRef, MergeSource};
 use crate::session::{runtime, Session};
 

@@ -1,7 +1,7 @@
 //! The step graph: every decision a run makes, taken before it runs. Each step builds one platform
 //! of one image on one node, or assembles one image's index; it says where its output goes, which
 //! log it writes, which build arguments it passes and which steps it waits for. `cip plan --json`
-//! prints this value and the executor (`crate::execute`) runs it as it is.
+//! prints this value and the executor (`src/execute/`) runs it as it is.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -15,6 +15,7 @@ mod dockerfile_scan;
 mod dockerma;
 mod drift;
 mod environment;
+mod execute_hooks;
 mod farm;
 mod graph;
 mod image_config;
