@@ -470,8 +470,17 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         keep_going: args.keep_going,
         ids_of_kept,
     };
-    // What runs of this machine that are gone left in the nodes' stores goes first.
-    for line in rt.block_on(crate::builders::leftovers::sweep_all(&nodes)) {
+    // sweep: what runs that are over left in the nodes' stores and the staging repositories goes
+    // first; a cancelled run removes its own (see `cleanup`).
+    let registry = session.as_ref().map(|s| s.registry.clone());
+    let lease = crate::cleanup::lease(&args.project.project_dir);
+    for line in rt.block_on(crate::cleanup::before_run(
+        &plan,
+        &nodes,
+        registry.as_deref(),
+        &run_id,
+        lease,
+    )) {
         eprintln!("{line}");
     }
     let run = rt.block_on(executor.run(&plan))?;
@@ -490,7 +499,12 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     }
     // What a cancelled run's builds left tagged (built, not pushed) goes with it.
     if run.interrupted.is_some() {
-        for line in rt.block_on(crate::builders::leftovers::remove_run(&nodes, &run_id)) {
+        for line in rt.block_on(crate::cleanup::after_cancel(
+            &plan,
+            &nodes,
+            registry.as_deref(),
+            &run_id,
+        )) {
             eprintln!("{line}");
         }
     }
