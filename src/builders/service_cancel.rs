@@ -1,4 +1,4 @@
-//! Cancelling a build on a podman service of this machine (`podman --url unix://...`). The build
+//! Cancelling a build on a podman service (`podman --url unix://...` or `ssh://...`). The build
 //! runs inside the service: ending the `podman --url ... build` client does not stop it (podman
 //! 4.3 goes on to the end of the Dockerfile). So each such build is marked with a host name only
 //! its RUN steps see (`--add-host=MARKER:127.0.0.1`, in the step's /etc/hosts, never in the image),

@@ -1,7 +1,10 @@
-//! What runs that are gone left behind in the nodes' stores: a run that builds removes the run
-//! tags (`cip.local/run-ID/...`) of runs no longer alive and says so, and never those of a run that
-//! still lives. Runs are told apart by their id, `PID-START-NANOS`: a live process with that pid
-//! and start time is the run; a pid now held by a process started at another time is not.
+//! What runs that are gone left behind in the nodes' stores (their per-platform stores too) and in
+//! the registry's staging repositories: a run that builds removes the run tags
+//! (`cip.local/run-ID/...`) and staging tags (`cip-stage/.../NAME:VERSION-ID`) of runs that are over
+//! and says so, and never those of a run that may still live; a cancelled run removes its own.
+//! Runs are told apart by their id (`PID-START-WALL-SPACE`, or the older `PID-START-NANOS`): a
+//! live process with that pid and start time is the run; a pid now held by a process started at
+//! another time is not; a run of another machine is over once older than the stage lease.
 use std::fs;
 use std::process::{Command, Stdio};
 
