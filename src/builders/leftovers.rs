@@ -12,7 +12,7 @@
 //! boot and the pid namespace: where its pid means something). A run of this pid space whose
 //! process is gone is over; a run of another machine (a CI runner), whose pid says nothing here,
 //! is over once it began longer ago than the lease ([`DEFAULT_LEASE`], `stage_lease_hours` in
-//! cip.toml). Older ids (`PID-START-NANOS`, `PID-NANOS`) have no moment and no space: they are
+//! cip.toml); a run of this pid space whose process lives is kept past any lease. Older ids (`PID-START-NANOS`, `PID-NANOS`) have no moment and no space: they are
 //! judged by their pid in this machine's stores only.
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -132,19 +132,15 @@ impl Judge {
         }
         let run = parse(id)?;
         match (&run.began, found) {
-            (Some((began, space)), _) => {
-                if self
-                    .now
-                    .duration_since(*began)
-                    .is_ok_and(|age| age > self.lease)
-                {
-                    Some("began longer ago than the lease")
-                } else if *space == self.space && !lives(&run) {
-                    Some("its process is gone")
-                } else {
-                    None
-                }
+            // Of this pid space, the process says it all: a live run is kept past any lease.
+            (Some((_, space)), _) if *space == self.space => {
+                (!lives(&run)).then_some("its process is gone")
             }
+            (Some((began, _)), _) => self
+                .now
+                .duration_since(*began)
+                .is_ok_and(|age| age > self.lease)
+                .then_some("began longer ago than the lease"),
             // An older id has no space: its pid is read on this machine only.
             (None, Found::ThisMachine) => (!lives(&run)).then_some("its process is gone"),
             (None, Found::Registry) => None,
@@ -366,12 +362,13 @@ mod tests {
             j.over(&old, Found::Registry),
             Some("began longer ago than the lease")
         );
-        // Of this pid space: gone is over at once, alive is kept even past the lease's start.
+        // Of this pid space: gone is over at once, alive is kept even past the lease.
         let gone = id_at(2147483600, 1, now - hour, &j.space);
         assert_eq!(j.over(&gone, Found::Registry), Some("its process is gone"));
         let init = process::start_time(1).unwrap();
-        let alive = id_at(1, init, now - hour, &j.space);
+        let alive = id_at(1, init, now - 48 * hour, &j.space);
         assert_eq!(j.over(&alive, Found::Registry), None);
+        assert_eq!(j.over(&alive, Found::ThisMachine), None);
         // A run that began in the future (a clock behind another's) is not over.
         let ahead = id_at(2147483600, 1, now + hour, elsewhere);
         assert_eq!(j.over(&ahead, Found::Registry), None);

@@ -294,9 +294,14 @@ fn a_run_removes_the_staging_tags_of_runs_that_are_over_and_keeps_those_that_may
     // Of another machine: one that began longer ago than the lease, one that may still run.
     let old_tag = tag(&id_began(2147483600, 1, 3 * hour, elsewhere));
     let young_tag = tag(&id_began(2147483600, 1, hour, elsewhere));
-    // Of this machine: a live run that began long ago (its process tells it lives) is kept as
-    // long as its lease; and an id of the older form, which says nothing to another machine.
-    let live_tag = tag(&id_began(live.child.id(), live.start_time(), hour, &space));
+    // Of this machine: a live run that began longer ago than the lease (its process tells it
+    // lives, so it is kept); and an id of the older form, which says nothing to another machine.
+    let live_tag = tag(&id_began(
+        live.child.id(),
+        live.start_time(),
+        3 * hour,
+        &space,
+    ));
     let old_form_tag = tag("2147483600-1-1");
     // A run that is over, whose manifest a tag that stays names: a delete would take both.
     let shared_tag = tag(&id_began(2147483601, 1, 3 * hour, elsewhere));
