@@ -37,6 +37,7 @@ pub mod builders;
 pub mod cascade;
 pub mod ci_matrix;
 pub mod cip_dir;
+pub mod cleanup;
 pub mod cli;
 pub mod commands;
 pub mod config;

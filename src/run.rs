@@ -483,8 +483,17 @@ pub fn build(
         ids_of_kept,
         reporter: reporter.clone(),
     };
-    // What runs of this machine that are gone left in the nodes' stores goes first.
-    for line in rt.block_on(crate::builders::leftovers::sweep_all(&nodes)) {
+    // sweep: what runs that are over left in the nodes' stores and the staging repositories goes
+    // first; a cancelled run removes its own (see `cleanup`).
+    let registry = session.as_ref().map(|s| s.registry.clone());
+    let lease = crate::cleanup::lease(&args.project.project_dir);
+    for line in rt.block_on(crate::cleanup::before_run(
+        &plan,
+        &nodes,
+        registry.as_deref(),
+        &run_id,
+        lease,
+    )) {
         eprintln!("{line}");
     }
     let run = rt.block_on(executor.run(&plan))?;
@@ -503,7 +512,12 @@ pub fn build(
     }
     // What a cancelled run's builds left tagged (built, not pushed) goes with it.
     if run.interrupted.is_some() {
-        for line in rt.block_on(crate::builders::leftovers::remove_run(&nodes, &run_id)) {
+        for line in rt.block_on(crate::cleanup::after_cancel(
+            &plan,
+            &nodes,
+            registry.as_deref(),
+            &run_id,
+        )) {
             eprintln!("{line}");
         }
     }

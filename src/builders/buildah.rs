@@ -455,17 +455,18 @@ fn build(b: &Buildah, job: &BuildJob) -> Invocation {
     if let (Some(_), Some(isolation)) = (&b.remote, b.env.get("BUILDAH_ISOLATION")) {
         inv = inv.arg(format!("--isolation={}", isolation.trim()));
     }
-    // A build inside a service of this machine outlives its client: mark its RUN steps so that a
+    // A build inside a podman service outlives its client: mark its RUN steps so that a
     // cancellation can end them there (see `service_cancel`).
-    if let Some(socket) = b
+    // sweep: a service over ssh too, reached with podman's own key (CONTAINER_SSHKEY).
+    if let Some(service) = b
         .remote
         .as_ref()
-        .and_then(|_| service_cancel::local_socket(&b.global_args))
+        .and_then(|_| service_cancel::service(&b.global_args, b.env.get("CONTAINER_SSHKEY")))
     {
         let marker = service_cancel::marker(&job.tag);
         inv = inv.arg(format!("--add-host={marker}:127.0.0.1"));
         inv = inv.on_cancel(CancelHook(Arc::new(move || {
-            service_cancel::cancel(&socket, &marker);
+            service_cancel::cancel_on(&service, &marker);
         })));
     }
     // Docker's image format: OCI's has no SHELL, HEALTHCHECK, ONBUILD or STOPSIGNAL, which buildah

@@ -65,6 +65,9 @@ pub struct RegistrySection {
     pub remote: Option<Located<String>>,
     /// Where `publish-locally`, `build` and the local mirror commands go.
     pub local: Option<Located<String>>,
+    /// How long after it began a run of another machine may still be alive: its staging tags are
+    /// swept only after that (see `builders::leftovers`).
+    pub stage_lease_hours: Option<Located<u64>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -249,9 +252,32 @@ fn registry_section(
         })
         .transpose()
     };
+    let stage_lease_hours = raw
+        .stage_lease_hours
+        .map(|h| {
+            let hours = u64::try_from(*h.get_ref())
+                .ok()
+                .filter(|n| (1..=MAX_LEASE_HOURS).contains(n))
+                .ok_or_else(|| {
+                    at(
+                        h.span(),
+                        format!("stage_lease_hours = {} is out of range", h.get_ref()),
+                        Some(format!(
+                            "stage_lease_hours is how long a run of another machine may last, in \
+                             hours: a number from 1 to {MAX_LEASE_HOURS}"
+                        )),
+                    )
+                })?;
+            Ok::<_, FileError>(Located {
+                value: hours,
+                line: line_of(&h.span()),
+            })
+        })
+        .transpose()?;
     Ok(RegistrySection {
         remote: address(raw.remote)?,
         local: address(raw.local)?,
+        stage_lease_hours,
     })
 }
 
@@ -601,6 +627,9 @@ fn parse_platform(item: &Spanned<String>, at: &At) -> Result<Platform, FileError
 /// what would exhaust the scheduler's slots.
 pub const MAX_JOBS: usize = 1024;
 
+/// The longest stage lease: a year.
+pub const MAX_LEASE_HOURS: u64 = 24 * 366;
+
 /// A `jobs` value: 1 to [`MAX_JOBS`].
 fn positive(v: Spanned<i64>, at: &At) -> Result<(usize, Range<usize>), FileError> {
     match usize::try_from(*v.get_ref()) {
@@ -636,7 +665,7 @@ fn explain_toml_error(message: &str) -> (String, Option<String>) {
     let message = message.trim().to_string();
     let hint = if message.starts_with("unknown field") {
         Some(
-            "the keys are: [registry] remote, local; [build] platforms, jobs, builder, progress; \
+            "the keys are: [registry] remote, local, stage_lease_hours; [build] platforms, jobs, builder, progress; \
              [nodes.NAME] kind, host, context, url, connection, jobs, platforms, push; [farms.NAME] nodes; \
              [ci.runners] \"OS/ARCH\" = \"LABEL\""
                 .into(),
@@ -697,6 +726,7 @@ mod raw {
     pub struct Registry {
         pub remote: Option<Spanned<String>>,
         pub local: Option<Spanned<String>>,
+        pub stage_lease_hours: Option<Spanned<i64>>,
     }
 
     #[derive(Deserialize, Default)]
@@ -941,6 +971,22 @@ nodes = ["amd-1", "arm-1"]
                 "{ok}"
             );
         }
+    }
+
+    #[test]
+    fn the_stage_lease_is_a_number_of_hours_from_one_to_a_year() {
+        for text in [
+            "[registry]\nstage_lease_hours = 0\n",
+            "[registry]\nstage_lease_hours = -3\n",
+            "[registry]\nstage_lease_hours = 9000\n",
+        ] {
+            let e = error(text);
+            assert!(e.message.contains("stage_lease_hours"), "{e}");
+            assert!(e.hint.as_deref().unwrap().contains("1 to 8784"), "{e}");
+        }
+        let f = parse("[registry]\nstage_lease_hours = 48\n").unwrap();
+        let lease = f.registry.stage_lease_hours.unwrap();
+        assert_eq!((lease.value, lease.line), (48, 2));
     }
 
     #[test]
