@@ -216,7 +216,10 @@ fn stores(
             node.address().unwrap_or_else(|| node.describe()),
             graph_root.display()
         );
-        out.push((node.with_store(&roots), place));
+        // An engine without stores of its own has no per-platform store to sweep.
+        if let Some(store) = node.with_store(&roots) {
+            out.push((store, place));
+        }
     }
     out
 }
