@@ -12,6 +12,7 @@ use crate::load::Loaded;
 use crate::platform::Platform;
 use crate::registry::{Published, Registry};
 
+pub mod refusals;
 pub mod steps;
 
 /// Where the platforms of image configs seen in registries are kept between runs (see
@@ -790,8 +791,10 @@ fn render_steps(plan: &steps::Plan) -> String {
                     steps::Output::Push { .. } => "push through cip".to_string(),
                     steps::Output::Store { .. } => "keep in store".to_string(),
                 };
-                let node = plan.nodes[b.node.0].name.clone();
-                (format!("build {}{how}, {to}", b.platform), node)
+                (
+                    format!("build {}{how}, {to}", b.platform),
+                    node_names(plan, b),
+                )
             }
             steps::Action::Assemble(a) => (
                 format!("tag {} in {}", a.tags.join(", "), a.repository),
@@ -827,17 +830,25 @@ fn render_steps(plan: &steps::Plan) -> String {
     for w in &plan.warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
-    for e in &plan.unplaced {
-        out.push_str(&format!("error: {e}\n"));
+    out
+}
+
+/// The node a build is placed on, then the fallback nodes it moves to, in order, if it is lost.
+fn node_names(plan: &steps::Plan, b: &steps::Build) -> String {
+    let name = |n: &steps::NodeId| plan.nodes[n.0].name.clone();
+    let mut out = name(&b.node);
+    if !b.fallback_nodes.is_empty() {
+        let then: Vec<String> = b.fallback_nodes.iter().map(name).collect();
+        out.push_str(&format!(" (then {})", then.join(", ")));
     }
     out
 }
 
-/// One line per blocked image's reason: what a run would refuse with.
+/// One line per reason the run refuses to start: what a run would refuse with.
 fn render_blocked(plan: &steps::Plan) -> String {
     plan.blocked
         .iter()
-        .map(|b| format!("blocked: {b}\n"))
+        .map(|b| format!("blocked: {}\n", b.reason))
         .collect()
 }
 
