@@ -25,7 +25,7 @@
 //! [`registry::copy`] mirrors images between registries, [`interrupt`] turns SIGINT and SIGTERM into
 //! a stop of the run, and [`scratch`] keeps the private directories builders are handed.
 //!
-//! CI fan-out and fan-in: a `--stage` run is a run whose target ([`plan::Target::Stage`]) is one
+//! CI fan-out and fan-in: a `--stage` run is a run whose target ([`plan::Target::stage`]) is one
 //! platform's staging namespace; [`fan_in`] assembles the final indexes from the stages
 //! (`publish --merge`), [`registry::merge`] mounts images across repositories and builds the index of
 //! `cip merge`, and [`ci_matrix`] tells a pipeline which platforms to start runners for.

@@ -105,7 +105,7 @@ impl Mode {
             stage: Some(ns), ..
         } = self
         else {
-            return Ok(Target::Registry(registry));
+            return Ok(Target::registry(registry));
         };
         let platform = match scope {
             PlatformScope::Only { platforms, .. } if platforms.len() == 1 => &platforms[0],
@@ -116,10 +116,7 @@ impl Mode {
         };
         crate::registry::address::Address::parse(&format!("{}/{ns}", registry.address()))
             .map_err(|e| anyhow::anyhow!("--stage-namespace {ns:?}: {e:#}"))?;
-        Ok(Target::Stage {
-            namespace: plan::stage_namespace(ns, platform),
-            registry,
-        })
+        Ok(Target::stage(registry, plan::stage_namespace(ns, platform)))
     }
 
     /// The mode whose registry and platforms a read-only command asks about.
@@ -315,10 +312,7 @@ fn resolve(
     let (target, session) = match (&req.mode, &store_builder) {
         (Mode::Store { registry }, Some(builder)) => {
             // Checked before anything prints it, as for a registry that is connected to.
-            let target = Target::LocalStore {
-                builder: builder.clone(),
-                registry: Endpoint::parse(registry)?.address(),
-            };
+            let target = Target::store(builder.clone(), Endpoint::parse(registry)?.address());
             (target, None)
         }
         _ => {
@@ -368,7 +362,7 @@ fn resolve(
     let c = &req.choices;
     let inputs = steps::Inputs {
         project: &loaded.project,
-        destination: destination_of(&target, store),
+        destination: target.destination.clone(),
         nodes: nodes.inputs(),
         farm: nodes.farm,
         log_dir: c.log_dir.clone(),
@@ -456,7 +450,7 @@ pub fn status(
     let (target, images) = plan_images(loaded, project, t, &[], targets)?;
     let inputs = steps::Inputs {
         project: &loaded.project,
-        destination: destination_of(&target, false),
+        destination: target.destination.clone(),
         nodes: Vec::new(),
         farm: false,
         log_dir: project.project_dir.join(".cip/logs"),
@@ -468,21 +462,6 @@ pub fn status(
         options: Default::default(),
     };
     Ok((target, steps::plan_steps(images, &inputs)))
-}
-
-fn destination_of(target: &Target, store: bool) -> steps::Destination {
-    let name = target.registry_name();
-    if let Target::Stage { namespace, .. } = target {
-        return steps::Destination::Stage {
-            name,
-            namespace: namespace.clone(),
-        };
-    }
-    if store {
-        steps::Destination::Store { name }
-    } else {
-        steps::Destination::Registry { name }
-    }
 }
 
 /// How a building run ended.

@@ -275,7 +275,8 @@ pub fn arch_tags(version: &str, platforms: &[Platform]) -> BTreeMap<String, Plat
         .collect()
 }
 
-/// Where a run's images go, as the plan needs to know it.
+/// Where a run's images go: the one type of it, from the command (`run::Mode` resolves into it) to
+/// the plan's steps. `plan::Target` adds what holds the images.
 #[derive(Debug, Clone)]
 pub enum Destination {
     /// A registry: `REGISTRY` for builds, and the prefix of repositories.
@@ -289,7 +290,9 @@ pub enum Destination {
 }
 
 impl Destination {
-    fn name(&self) -> &str {
+    /// `REGISTRY` of the builds: the registry, the stage's `REG/NS/<os>-<arch>`, or the name the
+    /// store's images are tagged with.
+    pub fn name(&self) -> &str {
         match self {
             Destination::Registry { name }
             | Destination::Stage { name, .. }
