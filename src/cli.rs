@@ -203,6 +203,8 @@ pub enum Command {
         #[command(flatten)]
         farm: FarmArgs,
         #[command(flatten)]
+        choices: PlanChoices,
+        #[command(flatten)]
         targets: Targets,
     },
     /// List the build nodes of cip.toml: reachable or why not, engine, platforms, job limit, route
@@ -541,6 +543,42 @@ pub struct BuildArgs {
     /// Extra arguments passed to every builder invocation (after `--`)
     #[arg(last = true, value_name = "BUILDER_ARGS")]
     pub builder_args: Vec<String>,
+}
+
+/// The flags of a building run (see [`BuildArgs`]) that change its plan, for `cip plan`: it shows
+/// the plan the run with them executes (its tags, build arguments, slots, logs, refusals).
+#[derive(Debug, Args, Clone, Default)]
+pub struct PlanChoices {
+    /// Plan as publish --allow-drift: a drifted published version does not block the run
+    #[arg(long)]
+    pub allow_drift: bool,
+    /// Plan as publish --no-latest: indexes tagged with their version only
+    #[arg(long)]
+    pub no_latest: bool,
+    /// Plan as publish --arch-tags: each platform also tagged NAME:VERSION-ARCH[-VARIANT]
+    #[arg(long)]
+    pub arch_tags: bool,
+    /// A build argument for every image, K=V (repeatable; REGISTRY is cip's)
+    #[arg(long, value_name = "K=V", value_parser = parse_key_value)]
+    pub build_arg: Vec<(String, String)>,
+    /// A label for every image, K=V (repeatable)
+    #[arg(long, value_name = "K=V", value_parser = parse_key_value)]
+    pub label: Vec<(String, String)>,
+    /// A build secret, id=ID,src=PATH (repeatable)
+    #[arg(long, value_name = "SPEC", value_parser = parse_secret)]
+    pub secret: Vec<String>,
+    /// Plan as publish --no-cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Plan as publish --pull
+    #[arg(long)]
+    pub pull: bool,
+    /// How many builds would run at once, 1 to 1024 [default: number of CPUs, at least 2]
+    #[arg(long, short = 'j', value_name = "N", value_parser = parse_jobs)]
+    pub jobs: Option<usize>,
+    /// Where builder logs would go [default: PROJECT/.cip/logs]
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
 }
 
 /// What a run rebuilds although its version is published.

@@ -100,7 +100,7 @@ pub async fn plan(
     defaults: &[Platform],
     opts: &Options,
 ) -> anyhow::Result<Vec<MergeImage>> {
-    let target = Target::Registry(reg.clone());
+    let target = Target::registry(reg.clone());
     let scope = PlatformScope::Declared(defaults.to_vec());
     let images = plan::make(loaded, &target, &scope, &[], opts.concurrency).await?;
     // The stage lookups of all images at once, yielded in build order.

@@ -26,7 +26,7 @@
 //! [`registry::copy`] mirrors images between registries, [`interrupt`] turns SIGINT and SIGTERM into
 //! a stop of the run, and [`scratch`] keeps the private directories builders are handed.
 //!
-//! CI fan-out and fan-in: a `--stage` run is a run whose target ([`plan::Target::Stage`]) is one
+//! CI fan-out and fan-in: a `--stage` run is a run whose target ([`plan::Target::stage`]) is one
 //! platform's staging namespace; [`fan_in`] assembles the final indexes from the stages
 //! (`publish --merge`), [`registry::merge`] mounts images across repositories and chooses the sources
 //! of `cip merge`, [`execute::index_writer`] writes every index (publish, stage links, fan-in, `cip

@@ -97,9 +97,10 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             builder,
             json,
             farm,
+            choices,
             targets,
         } => commands::plan::run(
-            &project, &target, &force, store, builder, json, &farm, &targets,
+            &project, &target, &force, store, builder, json, &farm, &choices, &targets,
         ),
         Command::Farm {
             project,

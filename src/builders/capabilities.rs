@@ -193,19 +193,40 @@ pub fn problems_for(
         .collect()
 }
 
-/// Before any build starts: reports the problems of building `ctxs` with `builder`, and refuses
-/// to go on if one is an error.
+/// What building `ctxs` with `builder` shows before any build (its problems, one for all the
+/// heredocs it cannot build, last), and the error that stops the run when one is an error.
+pub fn judge_build(
+    project: &Project,
+    ctxs: impl IntoIterator<Item = usize>,
+    builder: &dyn Backend,
+) -> (Vec<Problem>, Option<String>) {
+    let problems = problems_for(project, ctxs, builder);
+    let (heredocs, others): (Vec<&Problem>, Vec<&Problem>) = problems
+        .iter()
+        .partition(|p| p.is_error() && p.code == "builder-lacks-heredocs");
+    let mut shown: Vec<Problem> = others.into_iter().cloned().collect();
+    shown.extend(heredoc_summary(&heredocs, builder));
+    let errors = problems.iter().filter(|p| p.is_error()).count();
+    let refusal = (errors > 0).then(|| {
+        format!(
+            "{errors} context(s) use Dockerfile features that {} cannot build (see above); \
+             nothing was built",
+            builder.describe()
+        )
+    });
+    (shown, refusal)
+}
+
+/// Before any build starts: shows the problems of building `ctxs` with `builder`, and refuses to
+/// go on if one is an error.
 pub fn refuse_unsupported(
     project: &Project,
     ctxs: impl IntoIterator<Item = usize>,
     builder: &dyn Backend,
     events: &crate::events::Events,
 ) -> anyhow::Result<()> {
-    let problems = problems_for(project, ctxs, builder);
-    let (heredocs, others): (Vec<&Problem>, Vec<&Problem>) = problems
-        .iter()
-        .partition(|p| p.is_error() && p.code == "builder-lacks-heredocs");
-    let report = |p: &Problem| {
+    let (shown, refusal) = judge_build(project, ctxs, builder);
+    for p in &shown {
         let severity = match p.is_error() {
             true => crate::events::Severity::Error,
             false => crate::events::Severity::Warning,
@@ -213,21 +234,12 @@ pub fn refuse_unsupported(
         events.report(crate::events::Event::Problem {
             severity,
             text: &p.to_string(),
-        })
-    };
-    others.into_iter().for_each(report);
-    if let Some(summary) = heredoc_summary(&heredocs, builder) {
-        report(&summary);
+        });
     }
-    let errors = problems.iter().filter(|p| p.is_error()).count();
-    if errors > 0 {
-        anyhow::bail!(
-            "{errors} context(s) use Dockerfile features that {} cannot build (see above); \
-             nothing was built",
-            builder.describe()
-        );
+    match refusal {
+        Some(refusal) => anyhow::bail!("{refusal}"),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// One problem for every Dockerfile whose heredocs `builder` cannot build: the files, with what

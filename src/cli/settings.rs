@@ -84,10 +84,14 @@ impl Cli {
                 *builder = s.builder.value;
             }
             Command::Plan {
-                target, builder, ..
+                target,
+                builder,
+                choices,
+                ..
             } => {
                 apply_target(target, s)?;
                 *builder = s.builder.value;
+                choices.jobs = s.jobs.value;
             }
             Command::Status { target, .. } => {
                 apply_target(target, s)?;

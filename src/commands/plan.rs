@@ -2,7 +2,7 @@
 //! execute (`--json`: the plan itself, see docs/json.md).
 use super::{load_valid, print_json};
 use crate::builders::BuilderKind;
-use crate::cli::{FarmArgs, ForceArgs, ProjectArgs, TargetArgs, Targets};
+use crate::cli::{FarmArgs, ForceArgs, PlanChoices, ProjectArgs, TargetArgs, Targets};
 use crate::plan;
 
 #[allow(clippy::too_many_arguments)]
@@ -14,11 +14,12 @@ pub fn run(
     builder: BuilderKind,
     json: bool,
     farm: &FarmArgs,
+    choices: &PlanChoices,
     targets: &Targets,
 ) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
     let (destination, planned) = crate::run::plan_run(
-        &loaded, project, target, force, store, builder, farm, targets,
+        &loaded, project, target, force, store, builder, farm, choices, targets,
     )?;
     if json {
         print_json(&plan::to_json(&loaded, &destination, &planned))?;
