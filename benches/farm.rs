@@ -188,6 +188,7 @@ fn scenario(name: &str, width: usize, layers: usize, slots: [usize; 2], build: D
         access: RegistryAccess::default(),
         keep_going: false,
         ids_of_kept: false,
+        temp_dir: std::env::temp_dir(),
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let started = Instant::now();

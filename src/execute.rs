@@ -3,6 +3,7 @@
 //! keeps) one platform, an assemble step writes one image's index. Used by `publish`,
 //! `publish-locally` and `build`.
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,8 @@ pub struct Executor {
     /// A local store run asks the store for the ids of the images it did not build too (for
     /// `--metadata-file` and `--verbose`); the images it built are always asked about.
     pub ids_of_kept: bool,
+    /// Where the private directories of pushes go (`TMPDIR`, see `scratch`).
+    pub temp_dir: PathBuf,
 }
 
 /// A name unique to this process and moment, for the builder tags a run owns (see
@@ -131,6 +134,7 @@ impl Executor {
             nodes: self.nodes.clone(),
             registry: self.registry.clone(),
             access: self.access.clone(),
+            temp_dir: self.temp_dir.clone(),
             shared: shared.clone(),
             progress: progress.clone(),
             started: Instant::now(),
@@ -263,6 +267,7 @@ struct StepRunner {
     nodes: Vec<Arc<dyn Backend>>,
     registry: Option<Arc<Registry>>,
     access: RegistryAccess,
+    temp_dir: PathBuf,
     shared: Arc<Mutex<Shared>>,
     progress: Arc<Display>,
     started: Instant,
@@ -459,7 +464,7 @@ impl StepRunner {
             .as_ref()
             .context("a push step needs a registry")?;
         // Where a killed run's layout is found and removed by the next run (see `scratch`).
-        let dir = crate::scratch::private_dir("layout")
+        let dir = crate::scratch::private_dir(&self.temp_dir, "layout")
             .context("cannot create a temporary directory for the image layout")?;
         let layout = dir.path().join("image");
         builder.export_oci_layout(&b.tag, &layout).await?;
@@ -1363,6 +1368,7 @@ mod tests {
             access: RegistryAccess::default(),
             keep_going,
             ids_of_kept: false,
+            temp_dir: std::env::temp_dir(),
         };
         executor.run(plan).await.unwrap()
     }

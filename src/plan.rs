@@ -578,7 +578,7 @@ pub fn forced(
     loaded: &Loaded,
     names: &[String],
     all: bool,
-    targets: &crate::cli::Targets,
+    targets: &crate::options::Targets,
 ) -> anyhow::Result<Vec<String>> {
     let mut chosen = std::collections::BTreeSet::new();
     if all {
@@ -608,7 +608,7 @@ pub fn forced(
 pub fn select(
     loaded: &Loaded,
     plans: Vec<ImagePlan>,
-    targets: &crate::cli::Targets,
+    targets: &crate::options::Targets,
 ) -> anyhow::Result<Vec<ImagePlan>> {
     let Some(mut chosen) = loaded.targeted(targets)? else {
         return Ok(plans);

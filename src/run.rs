@@ -7,14 +7,16 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
-use crate::builders::{emulation, Backend, BuilderKind};
-use crate::cli::default_jobs;
-use crate::cli::{BuildArgs, FarmArgs, ForceArgs, PlatformList, ProjectArgs, TargetArgs, Targets};
+use crate::builders::{emulation, Backend, BuilderKind, NodeEnv};
 use crate::execute::{nothing_to_build, Executor, ImageResult, StepRecord};
 use crate::interrupt::Signal;
 use crate::load::Loaded;
+use crate::options::{
+    default_jobs, FarmOptions, Forcing, ProjectOptions, RunOptions, TargetOptions, Targets,
+};
 use crate::plan::steps::{self, Plan};
 use crate::plan::{self, ImagePlan, PlatformScope, Target};
+use crate::platform::Platform;
 use crate::registry::Endpoint;
 use crate::session::{runtime, Session};
 
@@ -44,15 +46,15 @@ impl Mode {
 
     /// The platforms a run builds: every declared one (`publish`), or this machine's
     /// (`publish-locally`, `build`, `--only-local-platform`); `--platform` names them instead.
-    fn scope(&self, project: &ProjectArgs, platform: Option<&PlatformList>) -> PlatformScope {
+    fn scope(&self, project: &ProjectOptions, platform: Option<&Vec<Platform>>) -> PlatformScope {
         let local = || vec![crate::builders::local_platform()];
-        let chosen = platform.map(|p| p.0.clone());
+        let chosen = platform.cloned();
         match self {
             Mode::Remote {
                 only_local_platform,
                 ..
             } => {
-                let defaults = project.default_platforms.0.clone();
+                let defaults = project.default_platforms.clone();
                 match (chosen, only_local_platform) {
                     (Some(platforms), _) => PlatformScope::Only {
                         platforms,
@@ -77,9 +79,9 @@ impl Mode {
 
     /// The platforms the command line names (`--platform`, `--only-local-platform`), which
     /// some image must declare.
-    fn requested(&self, platform: Option<&PlatformList>) -> Option<Vec<crate::platform::Platform>> {
+    fn requested(&self, platform: Option<&Vec<Platform>>) -> Option<Vec<Platform>> {
         match (platform, self) {
-            (Some(p), _) => Some(p.0.clone()),
+            (Some(p), _) => Some(p.clone()),
             (
                 None,
                 Mode::Remote {
@@ -120,12 +122,12 @@ impl Mode {
     }
 
     /// The mode whose registry and platforms a read-only command asks about.
-    pub fn of(t: &TargetArgs) -> Mode {
+    pub fn of(t: &TargetOptions) -> Mode {
         match &t.remote_registry {
             Some(registry) => Mode::Remote {
                 registry: registry.clone(),
                 only_local_platform: t.only_local_platform,
-                stage: t.stage.namespace(),
+                stage: t.stage.clone(),
             },
             None => Mode::Local {
                 registry: t.local_registry.clone(),
@@ -137,8 +139,8 @@ impl Mode {
 /// The images planned against the registry a read-only command names (no builder is looked for).
 pub fn plan_images(
     loaded: &Loaded,
-    project: &ProjectArgs,
-    t: &TargetArgs,
+    project: &ProjectOptions,
+    t: &TargetOptions,
     force: &[String],
     targets: &Targets,
 ) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
@@ -148,8 +150,8 @@ pub fn plan_images(
 /// [`plan_images`], calling `to_build` as soon as an image to build is found.
 fn plan_images_with(
     loaded: &Loaded,
-    project: &ProjectArgs,
-    t: &TargetArgs,
+    project: &ProjectOptions,
+    t: &TargetOptions,
     force: &[String],
     targets: &Targets,
     to_build: &(dyn Fn() + Sync),
@@ -157,28 +159,24 @@ fn plan_images_with(
     let mode = Mode::of(t);
     let rt = runtime()?;
     let session = rt.block_on(Session::open(mode.registry(), &t.connect))?;
-    let scope = mode.scope(project, t.platform.as_ref());
+    let scope = mode.scope(project, t.platforms.as_ref());
     let target = mode.target(session.registry.clone(), &scope)?;
-    let concurrency = crate::config::get().query_concurrency;
     let plans = rt.block_on(plan::make_with(
         loaded,
         &target,
         &scope,
         force,
-        concurrency,
+        t.query_concurrency,
         to_build,
     ))?;
     let plans = plan::select(loaded, plans, targets)?;
-    check_platforms(mode.requested(t.platform.as_ref()).as_deref(), &plans)?;
+    check_platforms(mode.requested(t.platforms.as_ref()).as_deref(), &plans)?;
     Ok((target, plans))
 }
 
 /// A platform the command line names that no image of the run declares is said (a warning),
 /// and when none is declared the command refuses: it would call everything up to date.
-fn check_platforms(
-    requested: Option<&[crate::platform::Platform]>,
-    images: &[ImagePlan],
-) -> anyhow::Result<()> {
+fn check_platforms(requested: Option<&[Platform]>, images: &[ImagePlan]) -> anyhow::Result<()> {
     let Some(requested) = requested else {
         return Ok(());
     };
@@ -205,22 +203,22 @@ fn check_platforms(
 #[allow(clippy::too_many_arguments)]
 pub fn plan_run(
     loaded: &Loaded,
-    project: &ProjectArgs,
-    t: &TargetArgs,
-    force: &ForceArgs,
+    project: &ProjectOptions,
+    t: &TargetOptions,
+    force: &Forcing,
     store: bool,
     builder: BuilderKind,
-    farm: &FarmArgs,
+    farm: &FarmOptions,
     targets: &Targets,
 ) -> anyhow::Result<(Target, Plan)> {
     refuse_farm_for_store(farm, store)?;
-    let force = &plan::forced(loaded, &force.force, force.force_all, targets)?;
+    let force = &plan::forced(loaded, &force.images, force.all, targets)?;
     let early = EarlyBuilder::new(builder, farm);
     let (target, images) = if store {
-        let b = detect(builder)?;
+        let b = detect(builder, &farm.local)?;
         let (target, images) = plan_store(loaded, project, t, force, &b)?;
         let images = plan::select(loaded, images, targets)?;
-        check_platforms(t.platform.as_ref().map(|p| p.0.as_slice()), &images)?;
+        check_platforms(t.platforms.as_deref(), &images)?;
         (target, images)
     } else {
         plan_images_with(loaded, project, t, force, targets, &|| early.start())?
@@ -231,7 +229,7 @@ pub fn plan_run(
         Target::Registry(_) | Target::Stage { .. } if images.iter().any(ImagePlan::needs_build) => {
             match found {
                 Some(b) => RunNodes::local(b?, default_jobs()),
-                None => RunNodes::find(&project.project_dir, farm, builder, default_jobs())?,
+                None => RunNodes::find(&project.dir, farm, builder, default_jobs())?,
             }
         }
         Target::Registry(_) | Target::Stage { .. } => RunNodes::none(),
@@ -241,7 +239,7 @@ pub fn plan_run(
         destination: destination_of(&target, store),
         nodes: nodes.inputs(),
         farm: nodes.farm,
-        log_dir: project.project_dir.join(".cip/logs"),
+        log_dir: project.dir.join(".cip/logs"),
         run_id: "RUN".into(),
         builder_args: Vec::new(),
         no_latest: false,
@@ -255,8 +253,8 @@ pub fn plan_run(
 /// What `cip status` shows: the images against the registry, without steps.
 pub fn status(
     loaded: &Loaded,
-    project: &ProjectArgs,
-    t: &TargetArgs,
+    project: &ProjectOptions,
+    t: &TargetOptions,
     targets: &Targets,
 ) -> anyhow::Result<(Target, Plan)> {
     let (target, images) = plan_images(loaded, project, t, &[], targets)?;
@@ -265,7 +263,7 @@ pub fn status(
         destination: destination_of(&target, false),
         nodes: Vec::new(),
         farm: false,
-        log_dir: project.project_dir.join(".cip/logs"),
+        log_dir: project.dir.join(".cip/logs"),
         run_id: String::new(),
         builder_args: Vec::new(),
         no_latest: false,
@@ -279,8 +277,8 @@ pub fn status(
 /// The images against the builder's local store, as `cip build` plans them.
 fn plan_store(
     loaded: &Loaded,
-    project: &ProjectArgs,
-    t: &TargetArgs,
+    project: &ProjectOptions,
+    t: &TargetOptions,
     force: &[String],
     builder: &Arc<dyn Backend>,
 ) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
@@ -293,9 +291,14 @@ fn plan_store(
     let mode = Mode::Store {
         registry: t.local_registry.clone(),
     };
-    let scope = mode.scope(project, t.platform.as_ref());
-    let concurrency = crate::config::get().query_concurrency;
-    let plans = runtime()?.block_on(plan::make(loaded, &target, &scope, force, concurrency))?;
+    let scope = mode.scope(project, t.platforms.as_ref());
+    let plans = runtime()?.block_on(plan::make(
+        loaded,
+        &target,
+        &scope,
+        force,
+        t.query_concurrency,
+    ))?;
     Ok((target, plans))
 }
 
@@ -346,11 +349,11 @@ impl Finished {
 }
 
 /// Builds what is missing for `mode`, parents first, and publishes it.
-pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<Ended> {
+pub fn build(loaded: &Loaded, args: &RunOptions, mode: Mode) -> anyhow::Result<Ended> {
     refuse_farm_for_store(&args.farm, matches!(mode, Mode::Store { .. }))?;
     // Only `build` plans with the builder (its local store); the others find one when they must build.
     let store_builder = match mode {
-        Mode::Store { .. } => Some(detect(args.builder)?),
+        Mode::Store { .. } => Some(detect(args.builder, &args.farm.local)?),
         _ => None,
     };
     let rt = runtime()?;
@@ -365,7 +368,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         }
         _ => {
             let session = rt.block_on(Session::open_for_builds(mode.registry(), &args.connect))?;
-            let scope = mode.scope(&args.project, args.platform.as_ref());
+            let scope = mode.scope(&args.project, args.platforms.as_ref());
             (
                 mode.target(session.registry.clone(), &scope)?,
                 Some(session),
@@ -374,17 +377,17 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     };
     let force = plan::forced(
         loaded,
-        &args.forcing.force,
-        args.forcing.force_all,
+        &args.forcing.images,
+        args.forcing.all,
         &args.targets,
     )?;
     let early = EarlyBuilder::new(args.builder, &args.farm);
     let images = rt.block_on(plan::make_with(
         loaded,
         &target,
-        &mode.scope(&args.project, args.platform.as_ref()),
+        &mode.scope(&args.project, args.platforms.as_ref()),
         &force,
-        crate::config::get().query_concurrency,
+        args.query_concurrency,
         &|| {
             if store_builder.is_none() {
                 early.start()
@@ -394,26 +397,18 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     let found = early.take();
     let images = images?;
     let images = plan::select(loaded, images, &args.targets)?;
-    check_platforms(mode.requested(args.platform.as_ref()).as_deref(), &images)?;
+    check_platforms(mode.requested(args.platforms.as_ref()).as_deref(), &images)?;
     // The nodes are found (a farm's probed) only when something is to be built: a no-op run
     // contacts none.
     let nodes = match &store_builder {
-        Some(b) => RunNodes::local(b.clone(), args.jobs()),
+        Some(b) => RunNodes::local(b.clone(), args.jobs),
         None if images.iter().any(ImagePlan::needs_build) => match found {
-            Some(b) => RunNodes::local(b?, args.jobs()),
-            None => RunNodes::find(
-                &args.project.project_dir,
-                &args.farm,
-                args.builder,
-                args.jobs(),
-            )?,
+            Some(b) => RunNodes::local(b?, args.jobs),
+            None => RunNodes::find(&args.project.dir, &args.farm, args.builder, args.jobs)?,
         },
         None => RunNodes::none(),
     };
-    let log_dir = args
-        .log_dir
-        .clone()
-        .unwrap_or_else(|| args.project.project_dir.join(".cip/logs"));
+    let log_dir = args.log_dir.clone();
     let run_id = crate::execute::new_run_id();
     let inputs = steps::Inputs {
         project: &loaded.project,
@@ -429,8 +424,8 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         options: crate::builders::BuildOptions {
             no_cache: args.no_cache,
             pull: args.pull,
-            labels: args.label.clone(),
-            secrets: args.secret.clone(),
+            labels: args.labels.clone(),
+            secrets: args.secrets.clone(),
             target: None,
         },
     };
@@ -461,7 +456,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
             log_dir,
         }));
     };
-    refuse_what_cannot_build(loaded, &plan, &nodes)?;
+    refuse_what_cannot_build(loaded, &plan, &nodes, &args.binfmt_dir)?;
     let nodes: Vec<Arc<dyn Backend>> = nodes.list.iter().map(|n| n.backend.clone()).collect();
     let executor = Executor {
         nodes: nodes.clone(),
@@ -469,6 +464,7 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         access: session.as_ref().map(Session::access).unwrap_or_default(),
         keep_going: args.keep_going,
         ids_of_kept,
+        temp_dir: args.connect.temp_dir.clone(),
     };
     // What runs of this machine that are gone left in the nodes' stores goes first.
     for line in rt.block_on(crate::builders::leftovers::sweep_all(&nodes)) {
@@ -506,8 +502,8 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
 
 /// What `--build-arg` did not reach: published images are not rebuilt for them (the reason for
 /// `--force-all`), said rather than left silent. None when none was given, or nothing is left out.
-fn build_args_unused(args: &BuildArgs, plan: &Plan) -> Option<String> {
-    if args.build_arg.is_empty() || args.forcing.force_all {
+fn build_args_unused(args: &RunOptions, plan: &Plan) -> Option<String> {
+    if args.build_args.is_empty() || args.forcing.all {
         return None;
     }
     let published = plan.images.iter().filter(|i| !i.needs_build()).count();
@@ -529,14 +525,14 @@ fn build_args_unused(args: &BuildArgs, plan: &Plan) -> Option<String> {
 }
 
 /// `--build-arg`s: REGISTRY is cip's own (every child finds its parents by it).
-fn user_build_args(args: &BuildArgs) -> anyhow::Result<Vec<(String, String)>> {
-    if args.build_arg.iter().any(|(k, _)| k == "REGISTRY") {
+fn user_build_args(args: &RunOptions) -> anyhow::Result<Vec<(String, String)>> {
+    if args.build_args.iter().any(|(k, _)| k == "REGISTRY") {
         bail!(
             "--build-arg REGISTRY=... is not yours to set: cip passes the registry it publishes to \
              (choose it with --local-registry or --remote-registry)"
         );
     }
-    Ok(args.build_arg.clone())
+    Ok(args.build_args.clone())
 }
 
 /// A plan with a step that cannot run (see [`ImagePlan::blocked`]) is refused before anything
@@ -572,7 +568,12 @@ pub fn refuse_drift(images: &[ImagePlan], allow: bool) -> anyhow::Result<()> {
 
 /// Features a node's builder lacks (heredocs) and platforms it cannot emulate fail here, before
 /// any build, not midway.
-fn refuse_what_cannot_build(loaded: &Loaded, plan: &Plan, nodes: &RunNodes) -> anyhow::Result<()> {
+fn refuse_what_cannot_build(
+    loaded: &Loaded,
+    plan: &Plan,
+    nodes: &RunNodes,
+    binfmt_dir: &std::path::Path,
+) -> anyhow::Result<()> {
     for (i, node) in nodes.list.iter().enumerate() {
         let mine: Vec<_> = plan.builds().filter(|(_, b)| b.node.0 == i).collect();
         if mine.is_empty() {
@@ -587,7 +588,8 @@ fn refuse_what_cannot_build(loaded: &Loaded, plan: &Plan, nodes: &RunNodes) -> a
         platforms.dedup();
         // The kernel of this machine is the one that emulates, for the nodes it can tell of.
         if node.emulates_here {
-            emulation::check(&platforms, &node.reported).map_err(anyhow::Error::msg)?;
+            emulation::check_in(binfmt_dir, &platforms, &node.reported)
+                .map_err(anyhow::Error::msg)?;
         }
     }
     Ok(())
@@ -620,7 +622,7 @@ fn refuse_unplaced(plan: &Plan, native_only: bool) -> anyhow::Result<()> {
 }
 
 /// `cip build` keeps its images in one builder's store: a farm has no such store.
-fn refuse_farm_for_store(farm: &FarmArgs, store: bool) -> anyhow::Result<()> {
+fn refuse_farm_for_store(farm: &FarmOptions, store: bool) -> anyhow::Result<()> {
     if store && farm.selection().is_some() {
         bail!(
             "--farm and --node build on other engines, whose stores cip build cannot keep its images \
@@ -636,6 +638,8 @@ fn refuse_farm_for_store(farm: &FarmArgs, store: bool) -> anyhow::Result<()> {
 /// nothing to build never starts it.
 struct EarlyBuilder {
     kind: BuilderKind,
+    /// The environment the builder is found in.
+    env: NodeEnv,
     /// None for a farm's run (its nodes are probed once the plan is known).
     enabled: bool,
     started: std::sync::Mutex<Option<Detection>>,
@@ -652,9 +656,10 @@ impl Drop for EarlyBuilder {
 type Detection = std::thread::JoinHandle<anyhow::Result<Arc<dyn Backend>>>;
 
 impl EarlyBuilder {
-    fn new(kind: BuilderKind, farm: &FarmArgs) -> EarlyBuilder {
+    fn new(kind: BuilderKind, farm: &FarmOptions) -> EarlyBuilder {
         EarlyBuilder {
             kind,
+            env: farm.local.clone(),
             enabled: farm.selection().is_none(),
             started: std::sync::Mutex::new(None),
         }
@@ -663,8 +668,8 @@ impl EarlyBuilder {
     fn start(&self) {
         let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
         if self.enabled && started.is_none() {
-            let kind = self.kind;
-            *started = Some(std::thread::spawn(move || detect(kind)));
+            let (kind, env) = (self.kind, self.env.clone());
+            *started = Some(std::thread::spawn(move || detect(kind, &env)));
         }
     }
 
@@ -730,15 +735,15 @@ impl RunNodes {
     /// builder `kind` with `jobs` slots.
     fn find(
         project_dir: &std::path::Path,
-        farm: &FarmArgs,
+        farm: &FarmOptions,
         kind: BuilderKind,
         jobs: usize,
     ) -> anyhow::Result<RunNodes> {
         let Some(selection) = farm.selection() else {
-            return Ok(RunNodes::local(detect(kind)?, jobs));
+            return Ok(RunNodes::local(detect(kind, &farm.local)?, jobs));
         };
         let started = std::time::Instant::now();
-        let probed = crate::farm::probe_selection(project_dir, &selection, None)?;
+        let probed = crate::farm::probe_selection(project_dir, &selection, None, &farm.probing)?;
         crate::output::timing("farm probe", started);
         let mut list = Vec::new();
         for n in probed {
@@ -780,10 +785,10 @@ impl RunNodes {
     }
 }
 
-/// The builder `kind` names, found on this machine.
-pub fn detect(kind: BuilderKind) -> anyhow::Result<Arc<dyn Backend>> {
+/// The builder `kind` names, found on this machine in the environment `env`.
+pub fn detect(kind: BuilderKind, env: &NodeEnv) -> anyhow::Result<Arc<dyn Backend>> {
     let started = std::time::Instant::now();
-    let builder = crate::builders::detect(kind)?;
+    let builder = crate::builders::detect_with(kind, env.clone())?;
     crate::output::timing("builder detection", started);
     Ok(builder)
 }

@@ -29,17 +29,15 @@ pub fn set_mode(mode: Progress, verbose: bool) {
     VERBOSE.store(verbose, Ordering::Relaxed);
 }
 
-/// The display mode: what a command set, else what the environment and the terminal give.
+/// The display mode: what the run set where it started (`main`, from `--progress`,
+/// `CIP_PROGRESS`, cip.toml, `CI`), else (a library user) what the terminal gives.
 pub fn mode() -> Progress {
     match MODE.load(Ordering::Relaxed) {
         1 => Progress::Auto,
         2 => Progress::Tty,
         3 => Progress::Plain,
         4 => Progress::Quiet,
-        _ => {
-            let config = crate::config::get();
-            resolve(&[config.progress], Term::stderr().is_term(), config.ci)
-        }
+        _ => resolve(&[], Term::stderr().is_term(), false),
     }
 }
 
