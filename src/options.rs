@@ -81,7 +81,7 @@ pub struct Forcing {
 
 /// Which build nodes a run uses: a farm of cip.toml, some of its nodes, or (without these) the
 /// local builder, and how either is found.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct FarmOptions {
     /// `--farm NAME`.
     pub farm: Option<String>,

@@ -4,7 +4,7 @@
 //! docker's and podman's own rules (`registry::auth`); builder processes inherit it as it is.
 //!
 //! There is no global copy: the command line's `resolve` turns it, with the flags and cip.toml,
-//! into the plain option values of `crate::options`, and the stages get what they need as fields
+//! into the plain option values of `options`, and the stages get what they need as fields
 //! of those (the retry policy, timeouts, CA file and `TMPDIR` in `ConnectOptions`, the planning
 //! concurrency and the binfmt directory in `RunOptions`, the local node's variables and the
 //! farm's probe settings in `FarmOptions`). Two process-wide switches are set from it where the
