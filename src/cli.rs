@@ -748,6 +748,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn library_enums_parse_by_their_names_and_list_them_when_wrong() {
+        use clap::Parser as _;
+        let cli = Cli::try_parse_from(["cip", "bump", "app", "minor", "--level", "major"]).unwrap();
+        let Command::Bump { part, edit, .. } = cli.command else {
+            panic!("bump")
+        };
+        assert_eq!((part, edit.level), (Level::Minor, Level::Major));
+        let cli = Cli::try_parse_from(["cip", "build", "--progress", "plain"]).unwrap();
+        let Command::Build { build, .. } = cli.command else {
+            panic!("build")
+        };
+        assert_eq!(build.progress, Some(Progress::Plain));
+        let e = Cli::try_parse_from(["cip", "build", "--progress", "PLAIN"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[possible values: auto, tty, plain, quiet]"),
+            "{e}"
+        );
+        let e = Cli::try_parse_from(["cip", "bump", "app", "huge"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[possible values: patch, minor, major]"), "{e}");
+    }
+
+    #[test]
     fn jobs_are_from_1_to_the_maximum() {
         assert_eq!(parse_jobs("4"), Ok(4));
         for bad in ["0", "1025", "2305843009213693952", "-1", "x", ""] {
