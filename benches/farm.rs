@@ -186,6 +186,7 @@ fn scenario(name: &str, width: usize, layers: usize, slots: [usize; 2], build: D
         keep_going: false,
         ids_of_kept: false,
         reporter: cip::progress::Reporter::new(cip::progress::Progress::Quiet, false),
+        temp_dir: std::env::temp_dir(),
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let started = Instant::now();

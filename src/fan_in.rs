@@ -427,7 +427,7 @@ pub fn render(images: &[MergeImage], registry: &str, namespace: &str) -> String 
 pub fn select(
     loaded: &Loaded,
     images: Vec<MergeImage>,
-    targets: &crate::cli::Targets,
+    targets: &crate::options::Targets,
 ) -> anyhow::Result<Vec<MergeImage>> {
     let Some(mut chosen) = loaded.targeted(targets)? else {
         return Ok(images);

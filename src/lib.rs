@@ -1,9 +1,11 @@
 //! cip: build, publish and version a monorepo of co-dependent container images.
 //!
 //! # The stages of a run, in order
-//! 1. **Command line** ([`cli`], [`commands`]): clap parses the flags; each subcommand's module is a
-//!    thin layer that calls the stages below and prints their results. Nothing below `commands`
-//!    imports it.
+//! 1. **Command line** ([`cli`], [`commands`]): the flags are parsed, then resolved once with the
+//!    environment ([`config::RunConfig`]) and cip.toml ([`config::settings`]) into the plain values
+//!    of [`options`] (`cli::resolve`); each subcommand's module is a thin layer that hands them to
+//!    the stages below and prints their results. Nothing below `commands` imports either, nor
+//!    the parser's types.
 //! 2. **Load** ([`load`], [`project`], [`graph`]): `contexts/NN-name/` directories are scanned in
 //!    parallel into contexts (name, version, platforms, the references of their Dockerfiles), the
 //!    references become a DAG, and both are validated; every problem carries a file, line and hint
@@ -53,6 +55,7 @@ pub mod inventory;
 pub mod load;
 pub mod metadata;
 pub mod mirror;
+pub mod options;
 pub mod output;
 pub mod plan;
 pub mod platform;

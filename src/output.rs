@@ -52,9 +52,18 @@ pub fn table_of(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// With `CIP_TIMINGS=1` (`enabled`), prints how long a phase took (for profiling large projects).
-pub fn timing(enabled: bool, phase: &str, since: std::time::Instant) {
-    if enabled {
+/// Whether [`timing`] prints (`CIP_TIMINGS=1`): set once where the run starts, from the run's
+/// configuration (a switch until timings are events of the run's sink).
+static TIMINGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns the timing lines on or off for this process's run.
+pub fn show_timings(on: bool) {
+    TIMINGS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// With `CIP_TIMINGS=1`, prints how long a phase took (for profiling large projects).
+pub fn timing(phase: &str, since: std::time::Instant) {
+    if TIMINGS.load(std::sync::atomic::Ordering::Relaxed) {
         eprintln!(
             "timing: {phase}: {:.1} ms",
             since.elapsed().as_secs_f64() * 1000.0

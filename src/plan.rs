@@ -310,7 +310,7 @@ pub async fn make_with(
     let started = std::time::Instant::now();
     let all = crate::digest::context_digests(&loaded.project, &loaded.graph, &older.digests)?;
     let digests = &all.full;
-    crate::output::timing(crate::config::get().timings, "context digests", started);
+    crate::output::timing("context digests", started);
     let order = loaded.graph.order();
     let lookups = order.iter().enumerate().map(|(position, &c)| {
         let ctx = &loaded.project.contexts[c];
@@ -334,7 +334,7 @@ pub async fn make_with(
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
     found.sort_by_key(|(position, ..)| *position);
-    crate::output::timing(crate::config::get().timings, "registry queries", started);
+    crate::output::timing("registry queries", started);
     let mut plans: Vec<ImagePlan> = Vec::with_capacity(found.len());
     for (_, c, out_of_scope, found) in found {
         let Found {
@@ -605,7 +605,7 @@ pub fn forced(
     loaded: &Loaded,
     names: &[String],
     all: bool,
-    targets: &crate::cli::Targets,
+    targets: &crate::options::Targets,
 ) -> anyhow::Result<Vec<String>> {
     let mut chosen = std::collections::BTreeSet::new();
     if all {
@@ -635,7 +635,7 @@ pub fn forced(
 pub fn select(
     loaded: &Loaded,
     plans: Vec<ImagePlan>,
-    targets: &crate::cli::Targets,
+    targets: &crate::options::Targets,
 ) -> anyhow::Result<Vec<ImagePlan>> {
     let Some(mut chosen) = loaded.targeted(targets)? else {
         return Ok(plans);

@@ -7,17 +7,17 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
-use crate::builders::{Backend, BuilderKind};
-use crate::cli::default_jobs;
-use crate::cli::{
-    BuildArgs, ConnectArgs, FarmArgs, ForceArgs, PlanChoices, PlatformList, ProjectArgs,
-    TargetArgs, Targets,
-};
+use crate::builders::{Backend, BuilderKind, NodeEnv};
 use crate::execute::{nothing_to_build, Executor, ImageResult, StepRecord};
 use crate::interrupt::Signal;
 use crate::load::Loaded;
+use crate::options::{
+    ConnectOptions, FarmOptions, Forcing, PlanOptions, ProjectOptions, RunOptions, TargetOptions,
+    Targets,
+};
 use crate::plan::steps::{self, BlockedBy, Plan};
 use crate::plan::{self, refusals, ImagePlan, PlatformScope, Target};
+use crate::platform::Platform;
 use crate::progress::Reporter;
 use crate::registry::Endpoint;
 use crate::session::{runtime, Session};
@@ -48,15 +48,15 @@ impl Mode {
 
     /// The platforms a run builds: every declared one (`publish`), or this machine's
     /// (`publish-locally`, `build`, `--only-local-platform`); `--platform` names them instead.
-    fn scope(&self, project: &ProjectArgs, platform: Option<&PlatformList>) -> PlatformScope {
+    fn scope(&self, project: &ProjectOptions, platform: Option<&Vec<Platform>>) -> PlatformScope {
         let local = || vec![crate::builders::local_platform()];
-        let chosen = platform.map(|p| p.0.clone());
+        let chosen = platform.cloned();
         match self {
             Mode::Remote {
                 only_local_platform,
                 ..
             } => {
-                let defaults = project.default_platforms.0.clone();
+                let defaults = project.default_platforms.clone();
                 match (chosen, only_local_platform) {
                     (Some(platforms), _) => PlatformScope::Only {
                         platforms,
@@ -81,9 +81,9 @@ impl Mode {
 
     /// The platforms the command line names (`--platform`, `--only-local-platform`), which
     /// some image must declare.
-    fn requested(&self, platform: Option<&PlatformList>) -> Option<Vec<crate::platform::Platform>> {
+    fn requested(&self, platform: Option<&Vec<Platform>>) -> Option<Vec<Platform>> {
         match (platform, self) {
-            (Some(p), _) => Some(p.0.clone()),
+            (Some(p), _) => Some(p.clone()),
             (
                 None,
                 Mode::Remote {
@@ -121,12 +121,12 @@ impl Mode {
     }
 
     /// The mode whose registry and platforms a read-only command asks about.
-    pub fn of(t: &TargetArgs) -> Mode {
+    pub fn of(t: &TargetOptions) -> Mode {
         match &t.remote_registry {
             Some(registry) => Mode::Remote {
                 registry: registry.clone(),
                 only_local_platform: t.only_local_platform,
-                stage: t.stage.namespace(),
+                stage: t.stage.clone(),
             },
             None => Mode::Local {
                 registry: t.local_registry.clone(),
@@ -138,8 +138,8 @@ impl Mode {
 /// The images planned against the registry a read-only command names (no builder is looked for).
 pub fn plan_images(
     loaded: &Loaded,
-    project: &ProjectArgs,
-    t: &TargetArgs,
+    project: &ProjectOptions,
+    t: &TargetOptions,
     force: &[String],
     targets: &Targets,
 ) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
@@ -149,8 +149,8 @@ pub fn plan_images(
 /// [`plan_images`], calling `to_build` as soon as an image to build is found.
 fn plan_images_with(
     loaded: &Loaded,
-    project: &ProjectArgs,
-    t: &TargetArgs,
+    project: &ProjectOptions,
+    t: &TargetOptions,
     force: &[String],
     targets: &Targets,
     to_build: &(dyn Fn() + Sync),
@@ -158,30 +158,26 @@ fn plan_images_with(
     let mode = Mode::of(t);
     let rt = runtime()?;
     // A read-only command shows no run: its lines go as the settings say, not verbose.
-    let events = crate::config::get().reporter(None, false).events();
+    let events = t.connect.events.clone();
     let session = rt.block_on(Session::open(mode.registry(), &t.connect, &events))?;
-    let scope = mode.scope(project, t.platform.as_ref());
+    let scope = mode.scope(project, t.platforms.as_ref());
     let target = mode.target(session.registry.clone(), &scope)?;
-    let concurrency = crate::config::get().query_concurrency;
     let plans = rt.block_on(plan::make_with(
         loaded,
         &target,
         &scope,
         force,
-        concurrency,
+        t.query_concurrency,
         to_build,
     ))?;
     let plans = plan::select(loaded, plans, targets)?;
-    check_platforms(mode.requested(t.platform.as_ref()).as_deref(), &plans)?;
+    check_platforms(mode.requested(t.platforms.as_ref()).as_deref(), &plans)?;
     Ok((target, plans))
 }
 
 /// A platform the command line names that no image of the run declares is said (a warning),
 /// and when none is declared the command refuses: it would call everything up to date.
-fn check_platforms(
-    requested: Option<&[crate::platform::Platform]>,
-    images: &[ImagePlan],
-) -> anyhow::Result<()> {
+fn check_platforms(requested: Option<&[Platform]>, images: &[ImagePlan]) -> anyhow::Result<()> {
     let Some(requested) = requested else {
         return Ok(());
     };
@@ -205,17 +201,21 @@ fn check_platforms(
 /// What a building run is asked, resolved from its command line: `cip plan`, `--dry-run` and the
 /// run make their plan from these same values (see [`resolve`]).
 pub struct Request<'a> {
-    pub project: &'a ProjectArgs,
+    pub project: &'a ProjectOptions,
     pub mode: Mode,
     /// `--platform`.
-    pub platform: Option<&'a PlatformList>,
-    pub connect: &'a ConnectArgs,
-    pub forcing: &'a ForceArgs,
+    pub platform: Option<&'a Vec<Platform>>,
+    pub connect: &'a ConnectOptions,
+    pub forcing: &'a Forcing,
     pub targets: &'a Targets,
     pub builder: BuilderKind,
-    pub farm: &'a FarmArgs,
+    pub farm: &'a FarmOptions,
     /// The local builder's slots.
     pub jobs: usize,
+    /// Registry queries at once (`CIP_QUERY_CONCURRENCY`).
+    pub query_concurrency: usize,
+    /// Where this machine's kernel keeps its binfmt handlers (`CIP_BINFMT_DIR`).
+    pub binfmt_dir: PathBuf,
     pub choices: Choices,
     /// Where lower layers report (retries, credentials, the builder's lines).
     pub events: crate::events::Events,
@@ -239,47 +239,41 @@ pub struct Choices {
 
 impl Choices {
     /// The choices of a building run (`publish`, `publish-locally`, `build`).
-    fn of_run(args: &BuildArgs) -> anyhow::Result<Choices> {
+    fn of_run(args: &RunOptions) -> anyhow::Result<Choices> {
         Ok(Choices {
             no_latest: args.no_latest,
             arch_tags: args.arch_tags,
             allow_drift: args.allow_drift,
-            build_args: user_build_args(&args.build_arg)?,
+            build_args: user_build_args(&args.build_args)?,
             builder_args: args.builder_args.clone(),
             options: crate::builders::BuildOptions {
                 no_cache: args.no_cache,
                 pull: args.pull,
-                labels: args.label.clone(),
-                secrets: args.secret.clone(),
+                labels: args.labels.clone(),
+                secrets: args.secrets.clone(),
                 target: None,
             },
-            log_dir: args
-                .log_dir
-                .clone()
-                .unwrap_or_else(|| args.project.project_dir.join(".cip/logs")),
+            log_dir: args.log_dir.clone(),
             run_id: crate::execute::new_run_id(),
         })
     }
 
     /// The choices `cip plan` is given: those of the run it shows.
-    fn of_plan(project: &ProjectArgs, c: &PlanChoices) -> anyhow::Result<Choices> {
+    fn of_plan(c: &PlanOptions) -> anyhow::Result<Choices> {
         Ok(Choices {
             no_latest: c.no_latest,
             arch_tags: c.arch_tags,
             allow_drift: c.allow_drift,
-            build_args: user_build_args(&c.build_arg)?,
+            build_args: user_build_args(&c.build_args)?,
             builder_args: Vec::new(),
             options: crate::builders::BuildOptions {
                 no_cache: c.no_cache,
                 pull: c.pull,
-                labels: c.label.clone(),
-                secrets: c.secret.clone(),
+                labels: c.labels.clone(),
+                secrets: c.secrets.clone(),
                 target: None,
             },
-            log_dir: c
-                .log_dir
-                .clone()
-                .unwrap_or_else(|| project.project_dir.join(".cip/logs")),
+            log_dir: c.log_dir.clone(),
             run_id: "RUN".into(),
         })
     }
@@ -309,7 +303,7 @@ fn resolve(
     refuse_farm_for_store(req.farm, store)?;
     // Only `build` plans with the builder (its local store); the others find one when they must build.
     let store_builder = if store {
-        Some(detect(req.builder)?)
+        Some(detect(req.builder, &req.farm.local)?)
     } else {
         None
     };
@@ -336,19 +330,14 @@ fn resolve(
             )
         }
     };
-    let force = plan::forced(
-        loaded,
-        &req.forcing.force,
-        req.forcing.force_all,
-        req.targets,
-    )?;
+    let force = plan::forced(loaded, &req.forcing.images, req.forcing.all, req.targets)?;
     let early = EarlyBuilder::new(req.builder, req.farm);
     let images = rt.block_on(plan::make_with(
         loaded,
         &target,
         &scope,
         &force,
-        crate::config::get().query_concurrency,
+        req.query_concurrency,
         &|| {
             if store_builder.is_none() {
                 early.start()
@@ -364,7 +353,7 @@ fn resolve(
         Some(b) => RunNodes::local(b.clone(), req.jobs),
         None if images.iter().any(ImagePlan::needs_build) => match found {
             Some(b) => RunNodes::local(b?, req.jobs),
-            None => RunNodes::find(&req.project.project_dir, req.farm, req.builder, req.jobs)?,
+            None => RunNodes::find(&req.project.dir, req.farm, req.builder, req.jobs)?,
         },
         None => RunNodes::none(),
     };
@@ -399,6 +388,7 @@ fn resolve(
         refusals::Checks {
             allow_drift: c.allow_drift,
             native_only: req.farm.native_only,
+            binfmt_dir: &req.binfmt_dir,
         },
     );
     drop(checks);
@@ -417,13 +407,13 @@ fn resolve(
 #[allow(clippy::too_many_arguments)]
 pub fn plan_run(
     loaded: &Loaded,
-    project: &ProjectArgs,
-    t: &TargetArgs,
-    force: &ForceArgs,
+    project: &ProjectOptions,
+    t: &TargetOptions,
+    force: &Forcing,
     store: bool,
     builder: BuilderKind,
-    farm: &FarmArgs,
-    choices: &PlanChoices,
+    farm: &FarmOptions,
+    choices: &PlanOptions,
     targets: &Targets,
 ) -> anyhow::Result<(Target, Plan)> {
     let mode = if store {
@@ -436,15 +426,17 @@ pub fn plan_run(
     let req = Request {
         project,
         mode,
-        platform: t.platform.as_ref(),
+        platform: t.platforms.as_ref(),
         connect: &t.connect,
         forcing: force,
         targets,
         builder,
         farm,
-        jobs: choices.jobs.unwrap_or_else(default_jobs).max(1),
-        choices: Choices::of_plan(project, choices)?,
-        events: crate::config::get().reporter(None, false).events(),
+        jobs: choices.jobs,
+        query_concurrency: t.query_concurrency,
+        binfmt_dir: choices.binfmt_dir.clone(),
+        choices: Choices::of_plan(choices)?,
+        events: t.connect.events.clone(),
     };
     let resolved = resolve(loaded, &req, &runtime()?, false)?;
     Ok((resolved.target, resolved.plan))
@@ -453,8 +445,8 @@ pub fn plan_run(
 /// What `cip status` shows: the images against the registry, without steps.
 pub fn status(
     loaded: &Loaded,
-    project: &ProjectArgs,
-    t: &TargetArgs,
+    project: &ProjectOptions,
+    t: &TargetOptions,
     targets: &Targets,
 ) -> anyhow::Result<(Target, Plan)> {
     let (target, images) = plan_images(loaded, project, t, &[], targets)?;
@@ -463,7 +455,7 @@ pub fn status(
         destination: target.destination.clone(),
         nodes: Vec::new(),
         farm: false,
-        log_dir: project.project_dir.join(".cip/logs"),
+        log_dir: project.dir.join(".cip/logs"),
         run_id: String::new(),
         builder_args: Vec::new(),
         no_latest: false,
@@ -509,7 +501,7 @@ impl Finished {
 /// [`resolve`] makes, or refuses it as `cip plan` shows it blocked.
 pub fn build(
     loaded: &Loaded,
-    args: &BuildArgs,
+    args: &RunOptions,
     mode: Mode,
     reporter: &Arc<Reporter>,
 ) -> anyhow::Result<Ended> {
@@ -517,13 +509,15 @@ pub fn build(
     let req = Request {
         project: &args.project,
         mode,
-        platform: args.platform.as_ref(),
+        platform: args.platforms.as_ref(),
         connect: &args.connect,
         forcing: &args.forcing,
         targets: &args.targets,
         builder: args.builder,
         farm: &args.farm,
-        jobs: args.jobs(),
+        jobs: args.jobs,
+        query_concurrency: args.query_concurrency,
+        binfmt_dir: args.binfmt_dir.clone(),
         choices: Choices::of_run(args)?,
         events: reporter.events(),
     };
@@ -578,11 +572,12 @@ pub fn build(
         keep_going: args.keep_going,
         ids_of_kept,
         reporter: reporter.clone(),
+        temp_dir: args.connect.temp_dir.clone(),
     };
     // sweep: what runs that are over left in the nodes' stores and the staging repositories goes
     // first; a cancelled run removes its own (see `cleanup`).
     let registry = session.as_ref().map(|s| s.registry.clone());
-    let lease = crate::cleanup::lease(&args.project.project_dir);
+    let lease = crate::cleanup::lease(&args.project.dir);
     for line in rt.block_on(crate::cleanup::before_run(
         &plan,
         &nodes,
@@ -629,8 +624,8 @@ pub fn build(
 
 /// What `--build-arg` did not reach: published images are not rebuilt for them (the reason for
 /// `--force-all`), said rather than left silent. None when none was given, or nothing is left out.
-fn build_args_unused(args: &BuildArgs, plan: &Plan) -> Option<String> {
-    if args.build_arg.is_empty() || args.forcing.force_all {
+fn build_args_unused(args: &RunOptions, plan: &Plan) -> Option<String> {
+    if args.build_args.is_empty() || args.forcing.all {
         return None;
     }
     let published = plan.images.iter().filter(|i| !i.needs_build()).count();
@@ -714,7 +709,7 @@ pub fn refuse_drift(images: &[ImagePlan], allow: bool) -> anyhow::Result<()> {
 }
 
 /// `cip build` keeps its images in one builder's store: a farm has no such store.
-fn refuse_farm_for_store(farm: &FarmArgs, store: bool) -> anyhow::Result<()> {
+fn refuse_farm_for_store(farm: &FarmOptions, store: bool) -> anyhow::Result<()> {
     if store && farm.selection().is_some() {
         bail!(
             "--farm and --node build on other engines, whose stores cip build cannot keep its images \
@@ -730,6 +725,8 @@ fn refuse_farm_for_store(farm: &FarmArgs, store: bool) -> anyhow::Result<()> {
 /// nothing to build never starts it.
 struct EarlyBuilder {
     kind: BuilderKind,
+    /// The environment the builder is found in.
+    env: NodeEnv,
     /// None for a farm's run (its nodes are probed once the plan is known).
     enabled: bool,
     started: std::sync::Mutex<Option<Detection>>,
@@ -746,9 +743,10 @@ impl Drop for EarlyBuilder {
 type Detection = std::thread::JoinHandle<anyhow::Result<Arc<dyn Backend>>>;
 
 impl EarlyBuilder {
-    fn new(kind: BuilderKind, farm: &FarmArgs) -> EarlyBuilder {
+    fn new(kind: BuilderKind, farm: &FarmOptions) -> EarlyBuilder {
         EarlyBuilder {
             kind,
+            env: farm.local.clone(),
             enabled: farm.selection().is_none(),
             started: std::sync::Mutex::new(None),
         }
@@ -757,8 +755,8 @@ impl EarlyBuilder {
     fn start(&self) {
         let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
         if self.enabled && started.is_none() {
-            let kind = self.kind;
-            *started = Some(std::thread::spawn(move || detect(kind)));
+            let (kind, env) = (self.kind, self.env.clone());
+            *started = Some(std::thread::spawn(move || detect(kind, &env)));
         }
     }
 
@@ -824,16 +822,16 @@ impl RunNodes {
     /// builder `kind` with `jobs` slots.
     fn find(
         project_dir: &std::path::Path,
-        farm: &FarmArgs,
+        farm: &FarmOptions,
         kind: BuilderKind,
         jobs: usize,
     ) -> anyhow::Result<RunNodes> {
         let Some(selection) = farm.selection() else {
-            return Ok(RunNodes::local(detect(kind)?, jobs));
+            return Ok(RunNodes::local(detect(kind, &farm.local)?, jobs));
         };
         let started = std::time::Instant::now();
-        let probed = crate::farm::probe_selection(project_dir, &selection, None)?;
-        crate::output::timing(crate::config::get().timings, "farm probe", started);
+        let probed = crate::farm::probe_selection(project_dir, &selection, None, &farm.probing)?;
+        crate::output::timing("farm probe", started);
         let mut list = Vec::new();
         for n in probed {
             let Some(backend) = n.backend else {
@@ -874,10 +872,10 @@ impl RunNodes {
     }
 }
 
-/// The builder `kind` names, found on this machine.
-pub fn detect(kind: BuilderKind) -> anyhow::Result<Arc<dyn Backend>> {
+/// The builder `kind` names, found on this machine in the environment `env`.
+pub fn detect(kind: BuilderKind, env: &NodeEnv) -> anyhow::Result<Arc<dyn Backend>> {
     let started = std::time::Instant::now();
-    let builder = crate::builders::detect(kind)?;
-    crate::output::timing(crate::config::get().timings, "builder detection", started);
+    let builder = crate::builders::detect_with(kind, env.clone())?;
+    crate::output::timing("builder detection", started);
     Ok(builder)
 }

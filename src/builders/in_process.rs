@@ -176,7 +176,13 @@ mod tests {
         )
         .unwrap();
         let nodes: Vec<_> = file.nodes.into_iter().collect();
-        let probed = probe_all(&nodes, Duration::from_secs(10));
+        let probed = probe_all(
+            &nodes,
+            &crate::farm::probe::Probing {
+                timeout: Duration::from_secs(10),
+                ..Default::default()
+            },
+        );
         let names: Vec<&str> = probed.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["amd", "rv"]);
         for n in &probed {

@@ -27,7 +27,7 @@
 //!   `--storage-driver vfs --root /srv/cip/storage --runroot /run/cip/storage`.
 //! - `DOCKER_HOST`: the daemon the docker backend talks to (also handed to skopeo for exports).
 //! - `CIP_DOCKER`: the docker client to use (default: the first on PATH that can build with BuildKit).
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -183,6 +183,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 /// for every process the builder starts (`BUILDAH_ISOLATION`, `TMPDIR`, ..).
 #[derive(Debug, Clone, Default)]
 pub struct NodeEnv {
+    /// The environment the run started with (what a variable without an override reads), shared
+    /// by every node of the run.
+    base: Arc<HashMap<String, String>>,
     vars: Vec<(String, String)>,
     /// Global options of the engine's program, each one argument (a node's `--url=...`), in
     /// place of the ones `CIP_BUILDAH_GLOBAL_ARGS` / `CIP_PODMAN_GLOBAL_ARGS` give.
@@ -190,9 +193,18 @@ pub struct NodeEnv {
 }
 
 impl NodeEnv {
-    /// No overrides: the process environment as it is.
+    /// No overrides: the process environment as it is now (a library user, a test; a run of cip
+    /// passes the environment it started with, [`NodeEnv::over`]).
     pub fn new() -> Self {
-        NodeEnv::default()
+        NodeEnv::over(Arc::new(std::env::vars().collect()))
+    }
+
+    /// No overrides over `base`, the environment a run started with.
+    pub fn over(base: Arc<HashMap<String, String>>) -> Self {
+        NodeEnv {
+            base,
+            ..NodeEnv::default()
+        }
     }
 
     /// Sets `key` for this node (replacing an earlier value).
@@ -209,7 +221,7 @@ impl NodeEnv {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
-            .or_else(|| crate::config::get().var(key))
+            .or_else(|| self.base.get(key).cloned())
             .filter(|v| !v.trim().is_empty())
     }
 

@@ -60,11 +60,11 @@ pub fn write(cascade: &Cascade, root: &Path, backup: bool) -> anyhow::Result<Wri
     let started = Instant::now();
     let mut staging = Staging::create(root)?;
     let entries = staging.stage_all(cascade)?;
-    timing(crate::config::get().timings, "cascade: stage", started);
+    timing("cascade: stage", started);
     // From here on a signal waits: the tree is never left half applied.
     let started = Instant::now();
     staging.replace_all(&entries)?;
-    timing(crate::config::get().timings, "cascade: replace", started);
+    timing("cascade: replace", started);
     let backups = if backup {
         staging.keep_backups(&entries)?
     } else {

@@ -2,19 +2,19 @@
 //! execute (`--json`: the plan itself, see docs/json.md).
 use super::{load_valid, print_json};
 use crate::builders::BuilderKind;
-use crate::cli::{FarmArgs, ForceArgs, PlanChoices, ProjectArgs, TargetArgs, Targets};
+use crate::options::{FarmOptions, Forcing, PlanOptions, ProjectOptions, TargetOptions, Targets};
 use crate::plan;
 
 #[allow(clippy::too_many_arguments)]
 pub fn run(
-    project: &ProjectArgs,
-    target: &TargetArgs,
-    force: &ForceArgs,
+    project: &ProjectOptions,
+    target: &TargetOptions,
+    force: &Forcing,
     store: bool,
     builder: BuilderKind,
     json: bool,
-    farm: &FarmArgs,
-    choices: &PlanChoices,
+    farm: &FarmOptions,
+    choices: &PlanOptions,
     targets: &Targets,
 ) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;

@@ -49,7 +49,7 @@ pub struct Setting<T> {
     pub source: Source,
 }
 
-/// The values given on the command line (`None`: not given, whatever clap's default).
+/// The values given on the command line (`None`: not given, whatever the parser's default).
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
     pub remote_registry: Option<String>,

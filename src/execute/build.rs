@@ -125,6 +125,7 @@ impl StepRunner {
             access: &self.access,
             progress: &self.progress,
             after_push: &self.after_push,
+            temp_dir: &self.temp_dir,
         }
     }
 }

@@ -59,6 +59,8 @@ pub(super) struct Deliver<'a> {
     pub access: &'a RegistryAccess,
     pub progress: &'a Display,
     pub after_push: &'a [Arc<dyn AfterImagePushed>],
+    /// Where the private directories of pushes go (`TMPDIR`, see `scratch`).
+    pub temp_dir: &'a std::path::Path,
 }
 
 impl Deliver<'_> {
@@ -121,7 +123,7 @@ impl Deliver<'_> {
     ) -> anyhow::Result<Entry> {
         let reg = self.registry.context("a push step needs a registry")?;
         // Where a killed run's layout is found and removed by the next run (see `scratch`).
-        let dir = crate::scratch::private_dir("layout")
+        let dir = crate::scratch::private_dir(self.temp_dir, "layout")
             .context("cannot create a temporary directory for the image layout")?;
         let layout = dir.path().join("image");
         builder.export_oci_layout(&b.tag, &layout).await?;

@@ -49,6 +49,8 @@ pub struct Executor {
     /// A local store run asks the store for the ids of the images it did not build too (for
     /// `--metadata-file` and `--verbose`); the images it built are always asked about.
     pub ids_of_kept: bool,
+    /// Where the private directories of pushes go (`TMPDIR`, see `scratch`).
+    pub temp_dir: std::path::PathBuf,
     /// Where the run's display draws and lower layers' events go.
     pub reporter: Arc<Reporter>,
 }
@@ -129,6 +131,7 @@ impl Executor {
             nodes: self.nodes.clone(),
             registry: self.registry.clone(),
             access: self.access.clone(),
+            temp_dir: self.temp_dir.clone(),
             shared: shared.clone(),
             progress: progress.clone(),
             started: Instant::now(),
@@ -264,6 +267,7 @@ struct StepRunner {
     nodes: Vec<Arc<dyn Backend>>,
     registry: Option<Arc<Registry>>,
     access: RegistryAccess,
+    temp_dir: std::path::PathBuf,
     shared: Arc<Mutex<Shared>>,
     progress: Arc<Display>,
     started: Instant,

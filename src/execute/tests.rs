@@ -198,6 +198,7 @@ async fn run_on(nodes: Vec<Arc<TestBackend>>, plan: &Plan, keep_going: bool) -> 
         access: RegistryAccess::default(),
         keep_going,
         ids_of_kept: false,
+        temp_dir: std::env::temp_dir(),
         reporter: crate::progress::Reporter::new(crate::progress::Progress::Quiet, false),
     };
     executor.run(plan).await.unwrap()

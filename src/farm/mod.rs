@@ -44,17 +44,18 @@ fn project_file(project_dir: &Path) -> anyhow::Result<Option<Declared>> {
     }))
 }
 
-/// The nodes `selection` names, probed (all at once, each within [`probe::timeout`]), each with
+/// The nodes `selection` names, probed (all at once, each within the probe timeout), each with
 /// the route its images take to a registry at `registry_host` (None: not known).
 pub fn probe_selection(
     project_dir: &Path,
     selection: &Selection,
     registry_host: Option<&str>,
+    probing: &probe::Probing,
 ) -> anyhow::Result<Vec<FarmNode>> {
     let d = declared(project_dir)?;
     let file = d.path.display().to_string();
     let chosen = spec::select(&d.nodes, &d.farms, selection, &file)?;
-    let mut nodes = probe::probe_all(&chosen, probe::timeout());
+    let mut nodes = probe::probe_all(&chosen, probing);
     for n in &mut nodes {
         n.set_route(registry_host);
     }

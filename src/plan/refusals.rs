@@ -8,12 +8,14 @@ use crate::platform::Platform;
 use crate::project::Project;
 
 /// The flags of a run that turn what the plan found into refusals.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Checks {
+#[derive(Debug, Clone, Copy)]
+pub struct Checks<'a> {
     /// `--allow-drift`: a drifted published version does not stop the run.
     pub allow_drift: bool,
     /// `--native-only`: a build placed under emulation stops the run.
     pub native_only: bool,
+    /// Where this machine's kernel keeps its binfmt handlers (`CIP_BINFMT_DIR`).
+    pub binfmt_dir: &'a std::path::Path,
 }
 
 /// A node of the plan (same index as [`Plan::nodes`]) as the refusals need to know it.
@@ -41,7 +43,7 @@ pub fn add(plan: &mut Plan, project: &Project, nodes: &[NodeCheck], checks: Chec
     }
     for (i, node) in nodes.iter().enumerate() {
         found.extend(builder(plan, project, i, node));
-        found.extend(emulation(plan, i, node));
+        found.extend(emulation(plan, i, node, checks.binfmt_dir));
     }
     for (blocked, steps) in found {
         for id in steps {
@@ -143,7 +145,12 @@ fn builder(
 }
 
 /// The platforms placed on node `i` that this machine's kernel cannot emulate for it.
-fn emulation(plan: &Plan, i: usize, node: &NodeCheck) -> Option<(Blocked, Vec<StepId>)> {
+fn emulation(
+    plan: &Plan,
+    i: usize,
+    node: &NodeCheck,
+    binfmt_dir: &std::path::Path,
+) -> Option<(Blocked, Vec<StepId>)> {
     if !node.emulates_here {
         return None;
     }
@@ -158,7 +165,7 @@ fn emulation(plan: &Plan, i: usize, node: &NodeCheck) -> Option<(Blocked, Vec<St
     if platforms.is_empty() {
         return None;
     }
-    let reason = emulation::check(&platforms, node.reported).err()?;
+    let reason = emulation::check_in(binfmt_dir, &platforms, node.reported).err()?;
     let steps = mine
         .iter()
         .filter(|(_, p)| !node.reported.contains(p))

@@ -519,8 +519,9 @@ fn detection_errors_name_what_was_looked_for() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// emulation: the check against a binfmt_misc directory (CIP_BINFMT_DIR, read by `emulation::check`,
-// is covered end to end by tests/publish.rs `missing_emulator_is_reported_before_any_build`).
+// emulation: the check against a binfmt_misc directory (CIP_BINFMT_DIR, which a run passes to
+// `emulation::check_in`, is covered end to end by tests/publish.rs
+// `missing_emulator_is_reported_before_any_build`).
 // ---------------------------------------------------------------------------------------------
 
 fn probe(dir: &Path) -> Result<(), String> {

@@ -166,6 +166,7 @@ fn the_hooks_see_each_pushed_image_then_its_index_and_a_failing_push_hook_fails_
         access: RegistryAccess::default(),
         keep_going: false,
         ids_of_kept: false,
+        temp_dir: std::env::temp_dir(),
         reporter: cip::progress::Reporter::new(cip::progress::Progress::Quiet, false),
     };
     let hooks = |calls: &Arc<Calls>| Hooks {

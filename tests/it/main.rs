@@ -22,6 +22,7 @@ mod image_config;
 mod index_writer;
 mod info_props;
 mod inventory;
+mod layers;
 mod leftovers;
 mod limits;
 mod merge;
