@@ -536,9 +536,13 @@ fn the_install_lines_take_a_prefix_or_a_tarball_and_else_fall_back_to_cargo_inst
     let dir = tempfile::tempdir().unwrap();
     let prefix_url = format!("file://{}/", tarball.parent().unwrap().display());
     let foreign = format!("file:///releases/cip-{version}-{other}-linux.tar.gz");
-    for (n, script) in [github, gitlab].iter().enumerate() {
+    // Each install gets a prefix of its own: one named after something of the URL (its length)
+    // could be the prefix of another that installed.
+    let installs = std::cell::Cell::new(0);
+    for script in [github, gitlab].iter() {
         let run = |url: &str| {
-            let prefix = dir.path().join(format!("p{n}-{}", url.len()));
+            installs.set(installs.get() + 1);
+            let prefix = dir.path().join(format!("prefix-{}", installs.get()));
             Command::new("bash")
                 .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
                 .env_clear()
