@@ -31,6 +31,7 @@
 //! `cip merge`, and [`ci_matrix`] tells a pipeline which platforms to start runners for.
 // `Problem` is a large value, but it only travels on cold error paths where clarity beats boxing.
 #![allow(clippy::result_large_err)]
+pub mod bases;
 pub mod builders;
 pub mod cascade;
 pub mod ci_matrix;

@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod backends;
+mod bases;
 mod bearer;
 mod cascade;
 mod cascade_props;
