@@ -61,3 +61,4 @@ pub mod run;
 pub mod schedule;
 pub mod scratch;
 pub mod session;
+pub mod signing;

@@ -40,4 +40,5 @@ mod registry_faults;
 mod registry_path;
 mod release;
 mod retry;
+mod signing;
 mod stage;
