@@ -3,14 +3,13 @@
 //! another) between real registry processes; prints both wall times and cip's peak RSS.
 //! Run: `cargo bench --bench copy` (about 4 GiB of free disk; runs scripts/setup-env first when the
 //! registry or skopeo is missing, or skips with the reason).
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use cip::registry::index::{build_index, new_entry, sha256_digest, OCI_INDEX};
+use cip::registry::index::{new_entry, sha256_digest, OCI_INDEX};
 use cip::registry::push::upload_blob;
 use cip::registry::RegistryAuth;
 use cip::registry::{Endpoint, Registry};
@@ -75,7 +74,7 @@ async fn push_image(reg: &Registry, name: &str, layers: &[(PathBuf, String, u64)
         manifest.len() as u64,
         "application/vnd.oci.image.manifest.v1+json",
     );
-    let (index, _) = build_index(&[entry], &BTreeMap::new());
+    let index = common::one_entry_index(&entry);
     reg.put_manifest(&reg.tag_ref(name, "1.0.0"), index, OCI_INDEX)
         .await
         .unwrap();

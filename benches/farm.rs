@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cip::builders::{Backend, BuildJob, BuilderKind, Op, RegistryAccess, StoreRoots, Supervisor};
+use cip::builders::{Backend, BuildJob, BuilderKind, Op, RegistryAccess, Supervisor};
 use cip::execute::Executor;
 use cip::plan::steps::{plan_steps, Destination, Inputs, NodeInput, Plan};
 use cip::plan::ImagePlan;
@@ -27,7 +27,7 @@ struct Sleeper {
 
 impl Backend for Sleeper {
     fn kind(&self) -> BuilderKind {
-        BuilderKind::Docker
+        BuilderKind::engine_named("docker").expect("docker is registered")
     }
     fn version(&self) -> &str {
         "bench"
@@ -37,9 +37,6 @@ impl Backend for Sleeper {
     }
     fn native_platforms(&self) -> Vec<Platform> {
         vec![Platform::host()]
-    }
-    fn with_store(&self, _: &StoreRoots) -> Arc<dyn Backend> {
-        unreachable!("no per-platform stores")
     }
     fn build<'a>(&'a self, _: &'a BuildJob) -> Op<'a, ()> {
         Box::pin(async move {
@@ -188,6 +185,8 @@ fn scenario(name: &str, width: usize, layers: usize, slots: [usize; 2], build: D
         access: RegistryAccess::default(),
         keep_going: false,
         ids_of_kept: false,
+        reporter: cip::progress::Reporter::new(cip::progress::Progress::Quiet, false),
+        temp_dir: std::env::temp_dir(),
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let started = Instant::now();

@@ -10,13 +10,12 @@
 mod common;
 use common::start_registry;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cip::registry::index::{build_index, new_entry, sha256_digest, OCI_INDEX};
+use cip::registry::index::{new_entry, sha256_digest, OCI_INDEX};
 use cip::registry::RegistryAuth;
 use cip::registry::{Endpoint, Registry};
 use cip::schedule::{self, Task};
@@ -63,7 +62,7 @@ async fn seed(addr: &str, names: &[String], single: bool) {
         manifest.len() as u64,
         "application/vnd.oci.image.manifest.v1+json",
     );
-    let (index, _) = build_index(&[entry], &BTreeMap::new());
+    let index = common::one_entry_index(&entry);
     let blobs_dir = tempfile::tempdir().unwrap();
     for (bytes, d) in [
         (&layer, sha256_digest(&layer)),

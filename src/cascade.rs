@@ -21,11 +21,31 @@ use crate::project::info::{self, InfoFormat};
 use crate::project::{Context, Project};
 use files::Files;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     Patch,
     Minor,
     Major,
+}
+
+impl Level {
+    /// Every level with its name, in the order `--help` lists them.
+    pub const ALL: [(Level, &'static str); 3] = [
+        (Level::Patch, "patch"),
+        (Level::Minor, "minor"),
+        (Level::Major, "major"),
+    ];
+}
+
+impl std::str::FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Level, String> {
+        Level::ALL
+            .iter()
+            .find(|(_, name)| *name == s)
+            .map(|(l, _)| *l)
+            .ok_or_else(|| format!("{s:?} is not one of patch, minor, major"))
+    }
 }
 
 /// The next version at `level`; Err names the part that is already at its maximum (u64::MAX).

@@ -1,13 +1,18 @@
 //! Command-line interface: subcommands and their flags, with the original tool's names.
 use std::path::{Path, PathBuf};
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::builders::BuilderKind;
 use crate::cascade::Level;
 use crate::platform::{self, Platform};
+use crate::progress::Progress;
 
+pub mod resolve;
 mod settings;
+
+pub use crate::options::default_jobs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,38 +47,10 @@ impl Cli {
             .find(|d| d.join("contexts").is_dir())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
-
-    /// The project arguments of the subcommand, if it acts on a project.
-    pub fn project_args_mut(&mut self) -> Option<&mut ProjectArgs> {
-        match &mut self.command {
-            Command::Check { project, .. }
-            | Command::Graph { project, .. }
-            | Command::Plan { project, .. }
-            | Command::Farm { project, .. }
-            | Command::Status { project, .. }
-            | Command::CascadeVersionUpdates { project, .. }
-            | Command::Bump { project, .. }
-            | Command::UploadAllToLocalRegistry { project, .. }
-            | Command::PullLatestFromLocalRegistry { project, .. }
-            | Command::PullLatestFromRemoteRegistry { project, .. }
-            | Command::Config { project, .. } => Some(project),
-            Command::Publish { build, .. }
-            | Command::PublishLocally { build, .. }
-            | Command::Build { build, .. } => Some(&mut build.project),
-            Command::Ci {
-                command: CiCommand::Matrix { project, .. },
-            } => Some(project),
-            Command::Completions { .. } | Command::Man | Command::Merge { .. } => None,
-        }
-    }
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct ProjectArgs {
-    /// The project directory, from the global `-C` (see [`Cli::project_dir`]).
-    #[arg(skip)]
-    pub project_dir: PathBuf,
-
     /// Platforms of contexts whose info.edn has no :platforms
     #[arg(long, value_name = "P,P", default_value = "linux/amd64,linux/arm64", value_parser = parse_platforms)]
     pub default_platforms: PlatformList,
@@ -91,6 +68,16 @@ impl std::ops::Deref for PlatformList {
 }
 
 /// `--build-arg` / `--label`: `K=V`, K a name (no whitespace, not starting with '-'), V anything.
+/// `--builder`: `auto` and the engines of the registry, as `--help` and completions list them.
+fn builder_parser() -> impl clap::builder::TypedValueParser<Value = BuilderKind> {
+    use clap::builder::TypedValueParser as _;
+    let values = BuilderKind::names().map(|(name, help)| match help {
+        Some(help) => clap::builder::PossibleValue::new(name).help(help),
+        None => clap::builder::PossibleValue::new(name),
+    });
+    clap::builder::PossibleValuesParser::new(values).try_map(|s| s.parse::<BuilderKind>())
+}
+
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, _)) if k.starts_with('-') || k.chars().any(|c| c.is_whitespace()) => Err(format!(
@@ -117,6 +104,29 @@ fn parse_secret(s: &str) -> Result<String, String> {
             known.join(", ")
         ))
     }
+}
+
+/// A library enum as clap parses it: its names are the possible values (`--help`, completions,
+/// the error for another value), each then read with the enum's own `FromStr`.
+fn named<T>(values: impl IntoIterator<Item = PossibleValue>) -> impl TypedValueParser<Value = T>
+where
+    T: std::str::FromStr<Err = String> + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(values).try_map(|name| name.parse::<T>())
+}
+
+/// `--progress`: the display modes, each with what it shows.
+fn progress_modes() -> impl TypedValueParser<Value = Progress> {
+    named(
+        Progress::ALL
+            .iter()
+            .map(|(_, name, help)| PossibleValue::new(*name).help(*help)),
+    )
+}
+
+/// `cip bump NAME PART`, `--level`: the parts of a version.
+fn levels() -> impl TypedValueParser<Value = Level> {
+    named(Level::ALL.iter().map(|(_, name)| PossibleValue::new(*name)))
 }
 
 fn parse_platforms(s: &str) -> Result<PlatformList, String> {
@@ -159,7 +169,7 @@ pub enum Command {
         json: bool,
         /// Also check that this builder can build every context (e.g. heredocs need buildah 1.35+);
         /// `auto` detects it as the building commands do. Without it, check is builder-agnostic
-        #[arg(long, value_enum, value_name = "BUILDER")]
+        #[arg(long, value_parser = builder_parser(), value_name = "BUILDER")]
         builder: Option<BuilderKind>,
     },
     /// Print the dependency graph: build batches and critical path, or DOT, Mermaid, JSON
@@ -185,13 +195,15 @@ pub enum Command {
         #[arg(long, conflicts_with = "remote_registry")]
         store: bool,
         /// The builder the steps would run on (found only when something is to be built)
-        #[arg(long, value_enum, default_value_t = BuilderKind::Auto)]
+        #[arg(long, value_parser = builder_parser(), default_value_t = BuilderKind::AUTO)]
         builder: BuilderKind,
         /// Print the plan as JSON, with every step (see docs/json.md)
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         farm: FarmArgs,
+        #[command(flatten)]
+        choices: PlanChoices,
         #[command(flatten)]
         targets: Targets,
     },
@@ -244,7 +256,7 @@ pub enum Command {
         #[arg(required_unless_present = "changed", conflicts_with = "changed")]
         name: Option<String>,
         /// Which part of the version to bump
-        #[arg(value_enum, default_value_t = Level::Patch)]
+        #[arg(value_parser = levels(), default_value = "patch")]
         part: Level,
         /// Bump every image whose context changed since its version was published (asks the registry)
         #[arg(long)]
@@ -313,7 +325,7 @@ pub enum Command {
         #[arg(long, value_name = "REG", default_value = "localhost:5000")]
         local_registry: String,
         /// Whose local store receives the images
-        #[arg(long, value_enum, default_value_t = BuilderKind::Auto)]
+        #[arg(long, value_parser = builder_parser(), default_value_t = BuilderKind::AUTO)]
         builder: BuilderKind,
         #[command(flatten)]
         mirror: MirrorArgs,
@@ -327,7 +339,7 @@ pub enum Command {
         #[arg(long, value_name = "REG")]
         remote_registry: Option<String>,
         /// Whose local store receives the images
-        #[arg(long, value_enum, default_value_t = BuilderKind::Auto)]
+        #[arg(long, value_parser = builder_parser(), default_value_t = BuilderKind::AUTO)]
         builder: BuilderKind,
         #[command(flatten)]
         mirror: MirrorArgs,
@@ -429,7 +441,7 @@ pub struct BuildArgs {
     pub project: ProjectArgs,
 
     /// Which builder runs the builds
-    #[arg(long, value_enum, default_value_t = BuilderKind::Auto)]
+    #[arg(long, value_parser = builder_parser(), default_value_t = BuilderKind::AUTO)]
     pub builder: BuilderKind,
 
     /// Build only these platforms, of the images that declare them (`publish`: instead of every
@@ -513,8 +525,8 @@ pub struct BuildArgs {
 
     /// How the run shows its progress (the logs are written in every mode)
     /// [env: CIP_PROGRESS] [default: auto]
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub progress: Option<crate::progress::Progress>,
+    #[arg(long, value_name = "MODE", value_parser = progress_modes())]
+    pub progress: Option<Progress>,
 
     /// The same as --progress quiet
     #[arg(long, short = 'q', conflicts_with = "progress")]
@@ -531,6 +543,42 @@ pub struct BuildArgs {
     /// Extra arguments passed to every builder invocation (after `--`)
     #[arg(last = true, value_name = "BUILDER_ARGS")]
     pub builder_args: Vec<String>,
+}
+
+/// The flags of a building run (see [`BuildArgs`]) that change its plan, for `cip plan`: it shows
+/// the plan the run with them executes (its tags, build arguments, slots, logs, refusals).
+#[derive(Debug, Args, Clone, Default)]
+pub struct PlanChoices {
+    /// Plan as publish --allow-drift: a drifted published version does not block the run
+    #[arg(long)]
+    pub allow_drift: bool,
+    /// Plan as publish --no-latest: indexes tagged with their version only
+    #[arg(long)]
+    pub no_latest: bool,
+    /// Plan as publish --arch-tags: each platform also tagged NAME:VERSION-ARCH[-VARIANT]
+    #[arg(long)]
+    pub arch_tags: bool,
+    /// A build argument for every image, K=V (repeatable; REGISTRY is cip's)
+    #[arg(long, value_name = "K=V", value_parser = parse_key_value)]
+    pub build_arg: Vec<(String, String)>,
+    /// A label for every image, K=V (repeatable)
+    #[arg(long, value_name = "K=V", value_parser = parse_key_value)]
+    pub label: Vec<(String, String)>,
+    /// A build secret, id=ID,src=PATH (repeatable)
+    #[arg(long, value_name = "SPEC", value_parser = parse_secret)]
+    pub secret: Vec<String>,
+    /// Plan as publish --no-cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Plan as publish --pull
+    #[arg(long)]
+    pub pull: bool,
+    /// How many builds would run at once, 1 to 1024 [default: number of CPUs, at least 2]
+    #[arg(long, short = 'j', value_name = "N", value_parser = parse_jobs)]
+    pub jobs: Option<usize>,
+    /// Where builder logs would go [default: PROJECT/.cip/logs]
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
 }
 
 /// What a run rebuilds although its version is published.
@@ -564,17 +612,6 @@ pub struct FarmArgs {
     pub native_only: bool,
 }
 
-impl FarmArgs {
-    /// The nodes these flags choose, None for the local builder.
-    pub fn selection(&self) -> Option<crate::farm::Selection> {
-        match (&self.farm, self.node.is_empty()) {
-            (Some(f), _) => Some(crate::farm::Selection::Farm(f.clone())),
-            (None, false) => Some(crate::farm::Selection::Nodes(self.node.clone())),
-            (None, true) => None,
-        }
-    }
-}
-
 /// Which images a run is about: all of them, or the ones named.
 #[derive(Debug, Args, Clone, Default)]
 pub struct Targets {
@@ -585,28 +622,6 @@ pub struct Targets {
     /// With the images named, every image below them too
     #[arg(long, requires = "images")]
     pub with_descendants: bool,
-}
-
-impl BuildArgs {
-    pub fn jobs(&self) -> usize {
-        self.jobs.unwrap_or_else(default_jobs).max(1)
-    }
-
-    /// The display mode the command line asks for (`-q` is `--progress quiet`).
-    pub fn progress_flag(&self) -> Option<crate::progress::Progress> {
-        if self.quiet {
-            Some(crate::progress::Progress::Quiet)
-        } else {
-            self.progress
-        }
-    }
-}
-
-/// How many builds run at once by default: the number of CPUs, at least 2.
-pub fn default_jobs() -> usize {
-    std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .max(2)
 }
 
 /// Which registry a read-only command asks, as `publish` (remote) or `publish-locally` would.
@@ -702,38 +717,6 @@ pub struct MatrixArgs {
     pub connect: ConnectArgs,
 }
 
-impl MatrixArgs {
-    /// The read-only target the matrix is planned against: the final repositories of the
-    /// remote registry (a stage run builds what they lack).
-    pub fn target(&self) -> TargetArgs {
-        TargetArgs {
-            remote_registry: self.remote_registry.clone(),
-            remote: false,
-            local_registry: String::new(),
-            only_local_platform: false,
-            platform: self.platform.clone(),
-            stage: StageArgs {
-                stage: false,
-                stage_namespace: String::new(),
-            },
-            connect: self.connect.clone(),
-        }
-    }
-
-    /// The target of the stage job of `platform`: what it would build (images staged from the
-    /// current contexts, or published, count as built).
-    pub fn stage_target(&self, platform: &Platform) -> TargetArgs {
-        TargetArgs {
-            platform: Some(PlatformList(vec![platform.clone()])),
-            stage: StageArgs {
-                stage: true,
-                stage_namespace: self.stage_namespace.clone(),
-            },
-            ..self.target()
-        }
-    }
-}
-
 /// Per-platform fan-out (CI): each runner stages its platform, a last job merges.
 #[derive(Debug, Args, Clone)]
 pub struct StageArgs {
@@ -787,7 +770,7 @@ pub struct MirrorArgs {
 #[derive(Debug, Args, Clone)]
 pub struct EditArgs {
     /// How descendants are bumped
-    #[arg(long, value_enum, default_value_t = Level::Patch)]
+    #[arg(long, value_parser = levels(), default_value = "patch")]
     pub level: Level,
     /// Print a unified diff of every planned edit and change nothing
     #[arg(long)]
@@ -811,6 +794,32 @@ pub enum GraphFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn library_enums_parse_by_their_names_and_list_them_when_wrong() {
+        use clap::Parser as _;
+        let cli = Cli::try_parse_from(["cip", "bump", "app", "minor", "--level", "major"]).unwrap();
+        let Command::Bump { part, edit, .. } = cli.command else {
+            panic!("bump")
+        };
+        assert_eq!((part, edit.level), (Level::Minor, Level::Major));
+        let cli = Cli::try_parse_from(["cip", "build", "--progress", "plain"]).unwrap();
+        let Command::Build { build, .. } = cli.command else {
+            panic!("build")
+        };
+        assert_eq!(build.progress, Some(Progress::Plain));
+        let e = Cli::try_parse_from(["cip", "build", "--progress", "PLAIN"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[possible values: auto, tty, plain, quiet]"),
+            "{e}"
+        );
+        let e = Cli::try_parse_from(["cip", "bump", "app", "huge"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[possible values: patch, minor, major]"), "{e}");
+    }
 
     #[test]
     fn jobs_are_from_1_to_the_maximum() {

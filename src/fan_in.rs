@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::index_writer::{Annotations, Guard, IndexWrite, IndexWriter, NewImage};
+use crate::execute::index_writer::{Guard, IndexWrite, IndexWriter, NewImage};
 use crate::load::Loaded;
 use crate::plan::{self, ImagePlan, PlatformScope, Target};
 use crate::platform::Platform;
@@ -100,7 +100,7 @@ pub async fn plan(
     defaults: &[Platform],
     opts: &Options,
 ) -> anyhow::Result<Vec<MergeImage>> {
-    let target = Target::Registry(reg.clone());
+    let target = Target::registry(reg.clone());
     let scope = PlatformScope::Declared(defaults.to_vec());
     let images = plan::make(loaded, &target, &scope, &[], opts.concurrency).await?;
     // The stage lookups of all images at once, yielded in build order.
@@ -244,7 +244,7 @@ fn index_write(m: &MergeImage) -> IndexWrite {
             .collect(),
         guard: Guard::Unchanged(m.image.published.as_ref().map(|p| p.digest.clone())),
         keep_published: true,
-        annotations: Annotations::Image(Box::new(m.image.clone())),
+        annotations: crate::execute::image_annotations(&m.image),
         arch_tags: m.arch_tags.clone(),
         tags: m.tags.clone(),
     }
@@ -427,7 +427,7 @@ pub fn render(images: &[MergeImage], registry: &str, namespace: &str) -> String 
 pub fn select(
     loaded: &Loaded,
     images: Vec<MergeImage>,
-    targets: &crate::cli::Targets,
+    targets: &crate::options::Targets,
 ) -> anyhow::Result<Vec<MergeImage>> {
     let Some(mut chosen) = loaded.targeted(targets)? else {
         return Ok(images);

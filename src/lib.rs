@@ -1,9 +1,11 @@
 //! cip: build, publish and version a monorepo of co-dependent container images.
 //!
 //! # The stages of a run, in order
-//! 1. **Command line** ([`cli`], [`commands`]): clap parses the flags; each subcommand's module is a
-//!    thin layer that calls the stages below and prints their results. Nothing below `commands`
-//!    imports it.
+//! 1. **Command line** ([`cli`], [`commands`]): the flags are parsed, then resolved once with the
+//!    environment ([`config::RunConfig`]) and cip.toml ([`config::settings`]) into the plain values
+//!    of [`options`] (`cli::resolve`); each subcommand's module is a thin layer that hands them to
+//!    the stages below and prints their results. Nothing below `commands` imports either, nor
+//!    the parser's types.
 //! 2. **Load** ([`load`], [`project`], [`graph`]): `contexts/NN-name/` directories are scanned in
 //!    parallel into contexts (name, version, platforms, the references of their Dockerfiles), the
 //!    references become a DAG, and both are validated; every problem carries a file, line and hint
@@ -19,16 +21,18 @@
 //!    [`builders::Backend`] (buildah, podman, docker) and are pushed by digest ([`registry::push`]);
 //!    assemble steps write the multi-platform index, the version tag last.
 //! 6. **Report** ([`progress`], [`output`], [`metadata`]): live progress (`--progress tty|plain|quiet`),
-//!    the summary table, `--json` and `--metadata-file`.
+//!    the summary table, `--json` and `--metadata-file`. The lower layers (registry, builders,
+//!    farm) print nothing: they report [`events`] to a sink, the command's [`progress::Reporter`].
 //!
 //! Beside the run: [`cascade`] rewrites versions and references (staged, all or nothing),
 //! [`registry::copy`] mirrors images between registries, [`interrupt`] turns SIGINT and SIGTERM into
 //! a stop of the run, and [`scratch`] keeps the private directories builders are handed.
 //!
-//! CI fan-out and fan-in: a `--stage` run is a run whose target ([`plan::Target::Stage`]) is one
+//! CI fan-out and fan-in: a `--stage` run is a run whose target ([`plan::Target::stage`]) is one
 //! platform's staging namespace; [`fan_in`] assembles the final indexes from the stages
-//! (`publish --merge`), [`registry::merge`] mounts images across repositories and builds the index of
-//! `cip merge`, and [`ci_matrix`] tells a pipeline which platforms to start runners for.
+//! (`publish --merge`), [`registry::merge`] mounts images across repositories and chooses the sources
+//! of `cip merge`, [`execute::index_writer`] writes every index (publish, stage links, fan-in, `cip
+//! merge`), and [`ci_matrix`] tells a pipeline which platforms to start runners for.
 // `Problem` is a large value, but it only travels on cold error paths where clarity beats boxing.
 #![allow(clippy::result_large_err)]
 pub mod bases;
@@ -36,21 +40,23 @@ pub mod builders;
 pub mod cascade;
 pub mod ci_matrix;
 pub mod cip_dir;
+pub mod cleanup;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod diagnostics;
 pub mod digest;
+pub mod events;
 pub mod execute;
 pub mod fan_in;
 pub mod farm;
 pub mod graph;
-pub mod index_writer;
 pub mod interrupt;
 pub mod inventory;
 pub mod load;
 pub mod metadata;
 pub mod mirror;
+pub mod options;
 pub mod output;
 pub mod plan;
 pub mod platform;

@@ -1,8 +1,8 @@
 //! The first stage of every command: scan the project, build its graph, validate both. What comes
 //! out is a [`Loaded`] project with every problem found, errors and warnings, sorted by location.
-use crate::cli::ProjectArgs;
 use crate::diagnostics::Problem;
 use crate::graph::{validate, Graph};
+use crate::options::{ProjectOptions, Targets};
 use crate::project::{self, Project};
 
 /// A scanned and validated project: the graph and every problem (scan and graph) sorted by location.
@@ -22,7 +22,7 @@ impl Loaded {
     /// (every image).
     pub fn targeted(
         &self,
-        targets: &crate::cli::Targets,
+        targets: &Targets,
     ) -> anyhow::Result<Option<std::collections::BTreeSet<usize>>> {
         if targets.images.is_empty() {
             return Ok(None);
@@ -67,9 +67,9 @@ impl Loaded {
     }
 }
 
-pub fn load(args: &ProjectArgs) -> anyhow::Result<Loaded> {
+pub fn load(args: &ProjectOptions) -> anyhow::Result<Loaded> {
     let started = std::time::Instant::now();
-    let project = project::scan(&args.project_dir)?;
+    let project = project::scan(&args.dir)?;
     let graph = Graph::build(&project);
     let mut problems = project.problems.clone();
     problems.extend(validate(&project, &graph, &args.default_platforms));

@@ -3,13 +3,10 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
+use cip::cli::resolve::{self, Resolver};
 use cip::cli::{Cli, Command};
 use cip::commands;
-use cip::config::file::ProjectFile;
-use cip::config::settings::Settings;
-
-/// Filled by `Cli::apply`, which fails first when no remote registry is configured.
-const RESOLVED: &str = "the remote registry is resolved before commands run";
+use cip::config::RunConfig;
 
 fn main() -> ExitCode {
     // The version with the commit it was built from (build.rs); only the binary sees it, so a
@@ -37,117 +34,141 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
-    // Every setting the environment gives, read once: a bad value stops here.
-    cip::config::init(cip::config::RunConfig::from_env()?);
-    let project_dir = cli.project_dir();
-    let resolved = match cli.project_args_mut() {
-        Some(project) => {
-            project.project_dir = project_dir.clone();
-            // The shared settings, flag > environment > cip.toml > default, resolved once.
-            let file = ProjectFile::load(&project_dir)?;
-            let flags = Cli::given_flags(matches);
-            let settings = Settings::resolve(&flags, cip::config::get(), file.as_ref())?;
-            cli.apply(&settings)?;
-            Some((file, settings))
-        }
-        None => None,
-    };
+fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
+    // Every setting the environment gives, read once: a bad value stops here. Only this function
+    // reads it; the commands get what they need as plain values (`cip::options`).
+    let env = RunConfig::from_env()?;
+    cip::output::show_timings(env.timings);
+    let dir = cli.project_dir();
+    // The shared settings of a project's command, flag > environment > cip.toml > default,
+    // resolved once, before the command runs.
+    let project = || Resolver::new(&env, &dir, matches);
     match cli.command {
-        Command::Check {
-            project,
-            json,
-            builder,
-        } => commands::check::run(&project, json, builder),
-        Command::Graph {
-            project,
-            format,
-            json,
-        } => {
+        Command::Check { json, builder, .. } => {
+            let r = project()?;
+            commands::check::run(&r.project(), json, builder, env.local_node())
+        }
+        Command::Graph { format, json, .. } => {
             let format = if json {
                 cip::cli::GraphFormat::Json
             } else {
                 format
             };
-            commands::graph::run(&project, format)
+            commands::graph::run(&project()?.project(), format)
         }
-        Command::CascadeVersionUpdates { project, edit } => {
-            commands::cascade::run(&project, None, &edit)
+        Command::CascadeVersionUpdates { edit, .. } => {
+            commands::cascade::run(&project()?.project(), None, &edit)
         }
         Command::Bump {
-            project,
             name,
             part,
             changed,
             registry,
             edit,
-        } => commands::bump::run(
-            &project,
-            name.as_deref(),
-            part,
-            changed,
-            &registry.target(),
-            &edit,
-        ),
+            ..
+        } => {
+            let r = project()?;
+            commands::bump::run(
+                &r.project(),
+                name.as_deref(),
+                part,
+                changed,
+                &r.target(&registry.target())?,
+                &edit,
+            )
+        }
         Command::Plan {
-            project,
             target,
             force,
             store,
-            builder,
             json,
             farm,
+            choices,
             targets,
-        } => commands::plan::run(
-            &project, &target, &force, store, builder, json, &farm, &targets,
-        ),
-        Command::Farm {
-            project,
-            farm,
-            node,
-            json,
             ..
         } => {
-            let registry = resolved
-                .as_ref()
-                .and_then(|(_, s)| s.remote_registry.as_ref())
-                .map(|r| r.value.clone());
-            commands::farm::run(&project, farm, node, json, registry.as_deref())
+            let r = project()?;
+            commands::plan::run(
+                &r.project(),
+                &r.target(&target)?,
+                &resolve::forcing(&force),
+                store,
+                r.builder(),
+                json,
+                &r.farm(&farm),
+                &r.plan(&choices),
+                &resolve::targets(&targets),
+            )
+        }
+        Command::Farm {
+            farm, node, json, ..
+        } => {
+            let r = project()?;
+            let registry = r.settings().remote_registry.as_ref().map(|s| &s.value);
+            commands::farm::run(
+                &r.project(),
+                farm,
+                node,
+                json,
+                registry.map(String::as_str),
+                &cip::farm::probe::Probing::of(&env),
+            )
         }
         Command::Status {
-            project,
             target,
             json,
             targets,
-        } => commands::status::run(&project, &target, json, &targets),
+            ..
+        } => {
+            let r = project()?;
+            commands::status::run(
+                &r.project(),
+                &r.target(&target)?,
+                json,
+                &resolve::targets(&targets),
+            )
+        }
         Command::Publish {
             build,
-            remote_registry,
             only_local_platform,
             stage,
             merge,
             allow_incomplete,
             prune_stage,
-        } => commands::publish::run(
-            &build,
-            remote_registry.as_deref().expect(RESOLVED),
-            only_local_platform,
-            &stage,
-            commands::publish::Merge {
-                merge,
-                allow_incomplete,
-                prune_stage,
-            },
-        ),
+            ..
+        } => {
+            let r = project()?;
+            let remote_registry = r.remote_registry()?;
+            commands::publish::run(
+                &r.run(&build)?,
+                &remote_registry,
+                only_local_platform,
+                &stage,
+                commands::publish::Merge {
+                    merge,
+                    allow_incomplete,
+                    prune_stage,
+                },
+            )
+        }
         Command::Ci {
             command:
                 cip::cli::CiCommand::Matrix {
-                    project,
                     target,
                     format,
                     targets,
+                    ..
                 },
-        } => commands::ci::matrix(&project, &target, format, &targets),
+        } => {
+            let r = project()?;
+            commands::ci::matrix(
+                &r.project(),
+                &target,
+                &r.matrix_target(&target)?,
+                format,
+                &resolve::targets(&targets),
+            )
+        }
         Command::Merge {
             tag,
             sources,
@@ -163,54 +184,50 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             annotations: &annotation,
             dry_run,
             force,
-            connect: &connect,
+            connect: &resolve::connect(&connect, &env),
         }),
-        Command::PublishLocally {
-            build,
-            local_registry,
-        } => commands::publish_locally::run(&build, &local_registry),
-        Command::UploadAllToLocalRegistry {
-            project,
-            remote_registry,
-            local_registry,
-            mirror,
-        } => commands::upload_all_to_local_registry::run(
-            &project,
-            remote_registry.as_deref().expect(RESOLVED),
-            &local_registry,
-            &mirror,
-        ),
-        Command::PullLatestFromLocalRegistry {
-            project,
-            local_registry,
-            builder,
-            mirror,
-        } => commands::pull_latest_from_local_registry::run(
-            &project,
-            &local_registry,
-            builder,
-            &mirror,
-        ),
-        Command::PullLatestFromRemoteRegistry {
-            project,
-            remote_registry,
-            builder,
-            mirror,
-        } => commands::pull_latest_from_remote_registry::run(
-            &project,
-            remote_registry.as_deref().expect(RESOLVED),
-            builder,
-            &mirror,
-        ),
-        Command::Build {
-            build,
-            local_registry,
-        } => commands::build::run(&build, &local_registry),
+        Command::PublishLocally { build, .. } => {
+            let r = project()?;
+            commands::publish_locally::run(&r.run(&build)?, &r.local_registry())
+        }
+        Command::UploadAllToLocalRegistry { mirror, .. } => {
+            let r = project()?;
+            let remote_registry = r.remote_registry()?;
+            commands::upload_all_to_local_registry::run(
+                &r.project(),
+                &remote_registry,
+                &r.local_registry(),
+                &r.mirror(&mirror),
+            )
+        }
+        Command::PullLatestFromLocalRegistry { mirror, .. } => {
+            let r = project()?;
+            commands::pull_latest_from_local_registry::run(
+                &r.project(),
+                &r.local_registry(),
+                r.builder(),
+                &r.mirror(&mirror),
+            )
+        }
+        Command::PullLatestFromRemoteRegistry { mirror, .. } => {
+            let r = project()?;
+            let remote_registry = r.remote_registry()?;
+            commands::pull_latest_from_remote_registry::run(
+                &r.project(),
+                &remote_registry,
+                r.builder(),
+                &r.mirror(&mirror),
+            )
+        }
+        Command::Build { build, .. } => {
+            let r = project()?;
+            commands::build::run(&r.run(&build)?, &r.local_registry())
+        }
         Command::Completions { shell } => commands::completions::run(shell),
         Command::Man => commands::man::run(),
-        Command::Config { project, json } => {
-            let (file, settings) = resolved.expect("config acts on a project");
-            commands::config::run(&settings, file.as_ref(), &project.project_dir, json)
+        Command::Config { json, .. } => {
+            let r = project()?;
+            commands::config::run(r.settings(), r.file(), &dir, json)
         }
     }
 }

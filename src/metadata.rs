@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde_json::{json, Value};
 
-use crate::execute::{result_code, ImageResult};
+use crate::execute::ImageResult;
 
 /// The metadata document of a run's results.
 pub fn document(results: &[ImageResult]) -> Value {
@@ -23,7 +23,7 @@ pub fn document(results: &[ImageResult]) -> Value {
                 "platform": platform,
                 "digest": digest,
             })).collect::<Vec<_>>(),
-            "result": result_code(&r.result),
+            "result": r.result.code(),
         })).collect::<Vec<_>>(),
     })
 }

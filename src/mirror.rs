@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use crate::builders::{Backend, BuilderKind, RegistryAccess};
-use crate::cli::MirrorArgs;
 use crate::interrupt::{self, Signal};
 use crate::load::Loaded;
+use crate::options::MirrorOptions;
 use crate::registry::copy::{copy_image, Copied, MountIndex};
 use crate::registry::Registry;
 use crate::session::{runtime, Session};
@@ -28,12 +28,17 @@ pub fn upload_all(
     loaded: &Loaded,
     remote: &str,
     local: &str,
-    m: &MirrorArgs,
+    m: &MirrorOptions,
 ) -> anyhow::Result<i32> {
     let started = Instant::now();
     let rt = runtime()?;
-    let src = rt.block_on(Session::open(remote, &m.connect))?.registry;
-    let dst = rt.block_on(Session::open(local, &m.connect))?.registry;
+    let events = m.connect.events.clone();
+    let src = rt
+        .block_on(Session::open(remote, &m.connect, &events))?
+        .registry;
+    let dst = rt
+        .block_on(Session::open(local, &m.connect, &events))?
+        .registry;
     let mounts = Arc::new(MountIndex::default());
     let jobs = versions(loaded).into_iter().map(|(name, version)| {
         let (src, dst, mounts) = (src.clone(), dst.clone(), mounts.clone());
@@ -115,7 +120,7 @@ fn in_project_order(loaded: &Loaded, mut done: Vec<Record>) -> Vec<Record> {
 
 /// Prints the report (JSON on stdout with `--json`, the table on stderr then; the table on stdout
 /// otherwise) and says what is missing; the exit code.
-fn finish(report: &Report, stopped: Option<Signal>, m: &MirrorArgs) -> anyhow::Result<i32> {
+fn finish(report: &Report, stopped: Option<Signal>, m: &MirrorOptions) -> anyhow::Result<i32> {
     let (missing, failed) = (
         report.count(Outcome::MissingOnSource),
         report.count(Outcome::Failed),
@@ -143,14 +148,15 @@ pub fn pull_latest(
     loaded: &Loaded,
     registry: &str,
     builder: BuilderKind,
-    m: &MirrorArgs,
+    m: &MirrorOptions,
     command: &str,
 ) -> anyhow::Result<i32> {
     let started = Instant::now();
     let rt = runtime()?;
-    let session = rt.block_on(Session::open_for_builds(registry, &m.connect))?;
+    let events = m.connect.events.clone();
+    let session = rt.block_on(Session::open_for_builds(registry, &m.connect, &events))?;
     let reg = session.registry.clone();
-    let builder = crate::builders::detect(builder)?;
+    let builder = crate::builders::detect_with(builder, m.builder_env.clone())?;
     eprintln!("pulling into the local store of {}", builder.describe());
     let access = session.access();
     let mut done = Vec::new();

@@ -4,11 +4,15 @@ use console::style;
 use crate::diagnostics::{Problem, Severity};
 
 pub fn style_problem(p: &Problem) -> String {
-    let text = p.to_string();
-    let (head, rest) = text.split_once(": ").unwrap_or((&text, ""));
-    let head = match p.severity {
-        Severity::Error => style(head).red().bold(),
-        Severity::Warning => style(head).yellow().bold(),
+    style_severity(p.severity == Severity::Error, &p.to_string())
+}
+
+/// A diagnostic's text (`error: ...: ...`) with its head in red (an error) or yellow.
+pub fn style_severity(error: bool, text: &str) -> String {
+    let (head, rest) = text.split_once(": ").unwrap_or((text, ""));
+    let head = match error {
+        true => style(head).red().bold(),
+        false => style(head).yellow().bold(),
     };
     format!("{head}: {rest}")
 }
@@ -48,9 +52,18 @@ pub fn table_of(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Whether [`timing`] prints (`CIP_TIMINGS=1`): set once where the run starts, from the run's
+/// configuration (a switch until timings are events of the run's sink).
+static TIMINGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns the timing lines on or off for this process's run.
+pub fn show_timings(on: bool) {
+    TIMINGS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// With `CIP_TIMINGS=1`, prints how long a phase took (for profiling large projects).
 pub fn timing(phase: &str, since: std::time::Instant) {
-    if crate::config::get().timings {
+    if TIMINGS.load(std::sync::atomic::Ordering::Relaxed) {
         eprintln!(
             "timing: {phase}: {:.1} ms",
             since.elapsed().as_secs_f64() * 1000.0

@@ -12,29 +12,28 @@ use crate::load::Loaded;
 use crate::platform::Platform;
 use crate::registry::{Published, Registry};
 
+pub mod refusals;
 pub mod steps;
 
 /// Where the platforms of image configs seen in registries are kept between runs (see
 /// `inventory::PlatformCache`), relative to the project.
 pub const PLATFORM_CACHE: &str = ".cip/cache/config-platforms";
 
-/// Where a run's images live.
+/// Where a run's images go: the destination the plan names ([`steps::Destination`], the one type
+/// of it) and what holds the images, which the plan asks what is there already.
 #[derive(Clone)]
-pub enum Target {
+pub struct Target {
+    pub destination: steps::Destination,
+    pub holder: Holder,
+}
+
+/// What holds a run's images.
+#[derive(Clone)]
+pub enum Holder {
+    /// A registry: the final repositories, or a stage run's namespace in it.
     Registry(Arc<Registry>),
     /// The builder's local store (`cip build`), images tagged `REGISTRY/name:VERSION`.
-    LocalStore {
-        builder: Arc<dyn Backend>,
-        registry: String,
-    },
-    /// A stage run (`publish --stage`): one platform's images go to `namespace/NAME` of the
-    /// registry (e.g. `cip-stage/linux-arm64/base`), single-platform, and what the final
-    /// repositories (`NAME`) hold already counts as built.
-    Stage {
-        registry: Arc<Registry>,
-        /// `NS/<os>-<arch>[-<variant>]`, inside the registry's own path.
-        namespace: String,
-    },
+    Store(Arc<dyn Backend>),
 }
 
 /// What a plan asks the target about, and the cache it keeps.
@@ -55,18 +54,48 @@ impl Lookup {
 }
 
 impl Target {
+    /// The final repositories of `registry`.
+    pub fn registry(registry: Arc<Registry>) -> Target {
+        Target {
+            destination: steps::Destination::Registry {
+                name: registry.address().to_string(),
+            },
+            holder: Holder::Registry(registry),
+        }
+    }
+
+    /// A stage run (`publish --stage`): one platform's images go to `namespace/NAME` of the
+    /// registry (e.g. `cip-stage/linux-arm64/base`), single-platform, and what the final
+    /// repositories (`NAME`) hold already counts as built. `namespace` is
+    /// `NS/<os>-<arch>[-<variant>]`, inside the registry's own path.
+    pub fn stage(registry: Arc<Registry>, namespace: String) -> Target {
+        Target {
+            destination: steps::Destination::Stage {
+                name: format!("{}/{namespace}", registry.address()),
+                namespace,
+            },
+            holder: Holder::Registry(registry),
+        }
+    }
+
+    /// The builder's local store, its images named after `registry`.
+    pub fn store(builder: Arc<dyn Backend>, registry: String) -> Target {
+        Target {
+            destination: steps::Destination::Store { name: registry },
+            holder: Holder::Store(builder),
+        }
+    }
+
     /// The target's inventory, with the platform cache of the project at `root`.
     fn inventory(&self, root: &std::path::Path) -> Lookup {
         let platforms = Arc::new(PlatformCache::load(root.join(PLATFORM_CACHE)));
-        let inventory: Box<dyn Inventory> = match self {
-            Target::Registry(reg) | Target::Stage { registry: reg, .. } => {
-                Box::new(RegistryInventory {
-                    registry: reg.clone(),
-                    platforms: platforms.clone(),
-                })
-            }
-            Target::LocalStore { builder, registry } => {
-                Box::new(StoreInventory::new(builder.clone(), registry.clone()))
+        let inventory: Box<dyn Inventory> = match &self.holder {
+            Holder::Registry(reg) => Box::new(RegistryInventory {
+                registry: reg.clone(),
+                platforms: platforms.clone(),
+            }),
+            Holder::Store(builder) => {
+                Box::new(StoreInventory::new(builder.clone(), self.registry_name()))
             }
         };
         Lookup {
@@ -77,27 +106,25 @@ impl Target {
 
     /// What images are named from: `REGISTRY` of the builds (`REG/NS/linux-arm64` in a stage).
     pub fn registry_name(&self) -> String {
-        match self {
-            Target::Registry(r) => r.address().to_string(),
-            Target::LocalStore { registry, .. } => registry.clone(),
-            Target::Stage {
-                registry,
-                namespace,
-            } => format!("{}/{namespace}", registry.address()),
-        }
+        self.destination.name().to_string()
     }
 
     /// The name within the registry that holds image `name` for this target.
     pub fn repository_of(&self, name: &str) -> String {
-        match self {
-            Target::Stage { namespace, .. } => format!("{namespace}/{name}"),
+        match &self.destination {
+            steps::Destination::Stage { namespace, .. } => format!("{namespace}/{name}"),
             _ => name.to_string(),
         }
     }
 
+    /// Whether the target is a stage run's.
+    fn is_stage(&self) -> bool {
+        matches!(self.destination, steps::Destination::Stage { .. })
+    }
+
     /// Whether the target is a registry (stage or final), whose indexes carry annotations.
     fn is_registry(&self) -> bool {
-        !matches!(self, Target::LocalStore { .. })
+        matches!(self.holder, Holder::Registry(_))
     }
 }
 
@@ -317,7 +344,7 @@ pub async fn make_with(
             stale,
             latest,
         } = found;
-        let staged = matches!(target, Target::Stage { .. });
+        let staged = target.is_stage();
         let ctx = &loaded.project.contexts[c];
         // A stage never drifts (a stale stage is rebuilt or linked again); the final version a
         // stage run links, or that a merge completes, does.
@@ -432,18 +459,18 @@ async fn lookup_image(
     found.published = inventory
         .published(&repository, &version, &found.wanted)
         .await?;
-    match target {
+    match &target.destination {
         // A stage is scratch space: what it holds from another context (or from an unknown one:
         // no context digest) is replaced. It asks the final repository what it holds: platforms to
         // link, and whether that version drifted (a merge would complete or keep it).
-        Target::Stage { .. } => {
+        steps::Destination::Stage { .. } => {
             found.stale = found.published.is_some()
                 && recorded_digest(found.published.as_ref()).map(String::as_str) != Some(current);
             found.in_final = inventory.published(name, &version, &found.wanted).await?;
         }
         // A local store's latest is tagged by its build, whatever it named before.
-        Target::LocalStore { .. } => {}
-        Target::Registry(_) => {
+        steps::Destination::Store { .. } => {}
+        steps::Destination::Registry { .. } => {
             let builds = forced
                 || found
                     .published
@@ -490,7 +517,7 @@ async fn older_parents(
         return Ok(Default::default());
     }
     let wanted = crate::digest::older_parent_versions(&loaded.project, &loaded.graph);
-    let staged = matches!(target, Target::Stage { .. });
+    let staged = target.is_stage();
     let found: Vec<_> = stream::iter(wanted.into_iter().map(|(name, tag)| async move {
         let published = inventory.published(&name, &tag, &[]).await?;
         let pullable = if staged {
@@ -578,7 +605,7 @@ pub fn forced(
     loaded: &Loaded,
     names: &[String],
     all: bool,
-    targets: &crate::cli::Targets,
+    targets: &crate::options::Targets,
 ) -> anyhow::Result<Vec<String>> {
     let mut chosen = std::collections::BTreeSet::new();
     if all {
@@ -608,7 +635,7 @@ pub fn forced(
 pub fn select(
     loaded: &Loaded,
     plans: Vec<ImagePlan>,
-    targets: &crate::cli::Targets,
+    targets: &crate::options::Targets,
 ) -> anyhow::Result<Vec<ImagePlan>> {
     let Some(mut chosen) = loaded.targeted(targets)? else {
         return Ok(plans);
@@ -631,8 +658,7 @@ pub fn select(
         .collect())
 }
 
-/// The index annotation that names the version an index was published as.
-pub const VERSION_ANNOTATION: &str = "org.opencontainers.image.version";
+pub use crate::registry::index::VERSION_ANNOTATION;
 
 /// Fills, for each drifted image, the parents that may have caused it: `drifted_parents` (the
 /// drifted parents whose current version it follows), `unknown_parents` (the followed parents
@@ -790,8 +816,10 @@ fn render_steps(plan: &steps::Plan) -> String {
                     steps::Output::Push { .. } => "push through cip".to_string(),
                     steps::Output::Store { .. } => "keep in store".to_string(),
                 };
-                let node = plan.nodes[b.node.0].name.clone();
-                (format!("build {}{how}, {to}", b.platform), node)
+                (
+                    format!("build {}{how}, {to}", b.platform),
+                    node_names(plan, b),
+                )
             }
             steps::Action::Assemble(a) => (
                 format!("tag {} in {}", a.tags.join(", "), a.repository),
@@ -827,17 +855,25 @@ fn render_steps(plan: &steps::Plan) -> String {
     for w in &plan.warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
-    for e in &plan.unplaced {
-        out.push_str(&format!("error: {e}\n"));
+    out
+}
+
+/// The node a build is placed on, then the fallback nodes it moves to, in order, if it is lost.
+fn node_names(plan: &steps::Plan, b: &steps::Build) -> String {
+    let name = |n: &steps::NodeId| plan.nodes[n.0].name.clone();
+    let mut out = name(&b.node);
+    if !b.fallback_nodes.is_empty() {
+        let then: Vec<String> = b.fallback_nodes.iter().map(name).collect();
+        out.push_str(&format!(" (then {})", then.join(", ")));
     }
     out
 }
 
-/// One line per blocked image's reason: what a run would refuse with.
+/// One line per reason the run refuses to start: what a run would refuse with.
 fn render_blocked(plan: &steps::Plan) -> String {
     plan.blocked
         .iter()
-        .map(|b| format!("blocked: {b}\n"))
+        .map(|b| format!("blocked: {}\n", b.reason))
         .collect()
 }
 

@@ -7,14 +7,18 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
-use crate::builders::{emulation, Backend, BuilderKind};
-use crate::cli::default_jobs;
-use crate::cli::{BuildArgs, FarmArgs, ForceArgs, PlatformList, ProjectArgs, TargetArgs, Targets};
+use crate::builders::{Backend, BuilderKind, NodeEnv};
 use crate::execute::{nothing_to_build, Executor, ImageResult, StepRecord};
 use crate::interrupt::Signal;
 use crate::load::Loaded;
-use crate::plan::steps::{self, Plan};
-use crate::plan::{self, ImagePlan, PlatformScope, Target};
+use crate::options::{
+    ConnectOptions, FarmOptions, Forcing, PlanOptions, ProjectOptions, RunOptions, TargetOptions,
+    Targets,
+};
+use crate::plan::steps::{self, BlockedBy, Plan};
+use crate::plan::{self, refusals, ImagePlan, PlatformScope, Target};
+use crate::platform::Platform;
+use crate::progress::Reporter;
 use crate::registry::Endpoint;
 use crate::session::{runtime, Session};
 
@@ -44,15 +48,15 @@ impl Mode {
 
     /// The platforms a run builds: every declared one (`publish`), or this machine's
     /// (`publish-locally`, `build`, `--only-local-platform`); `--platform` names them instead.
-    fn scope(&self, project: &ProjectArgs, platform: Option<&PlatformList>) -> PlatformScope {
+    fn scope(&self, project: &ProjectOptions, platform: Option<&Vec<Platform>>) -> PlatformScope {
         let local = || vec![crate::builders::local_platform()];
-        let chosen = platform.map(|p| p.0.clone());
+        let chosen = platform.cloned();
         match self {
             Mode::Remote {
                 only_local_platform,
                 ..
             } => {
-                let defaults = project.default_platforms.0.clone();
+                let defaults = project.default_platforms.clone();
                 match (chosen, only_local_platform) {
                     (Some(platforms), _) => PlatformScope::Only {
                         platforms,
@@ -77,9 +81,9 @@ impl Mode {
 
     /// The platforms the command line names (`--platform`, `--only-local-platform`), which
     /// some image must declare.
-    fn requested(&self, platform: Option<&PlatformList>) -> Option<Vec<crate::platform::Platform>> {
+    fn requested(&self, platform: Option<&Vec<Platform>>) -> Option<Vec<Platform>> {
         match (platform, self) {
-            (Some(p), _) => Some(p.0.clone()),
+            (Some(p), _) => Some(p.clone()),
             (
                 None,
                 Mode::Remote {
@@ -102,7 +106,7 @@ impl Mode {
             stage: Some(ns), ..
         } = self
         else {
-            return Ok(Target::Registry(registry));
+            return Ok(Target::registry(registry));
         };
         let platform = match scope {
             PlatformScope::Only { platforms, .. } if platforms.len() == 1 => &platforms[0],
@@ -113,19 +117,16 @@ impl Mode {
         };
         crate::registry::address::Address::parse(&format!("{}/{ns}", registry.address()))
             .map_err(|e| anyhow::anyhow!("--stage-namespace {ns:?}: {e:#}"))?;
-        Ok(Target::Stage {
-            namespace: plan::stage_namespace(ns, platform),
-            registry,
-        })
+        Ok(Target::stage(registry, plan::stage_namespace(ns, platform)))
     }
 
     /// The mode whose registry and platforms a read-only command asks about.
-    pub fn of(t: &TargetArgs) -> Mode {
+    pub fn of(t: &TargetOptions) -> Mode {
         match &t.remote_registry {
             Some(registry) => Mode::Remote {
                 registry: registry.clone(),
                 only_local_platform: t.only_local_platform,
-                stage: t.stage.namespace(),
+                stage: t.stage.clone(),
             },
             None => Mode::Local {
                 registry: t.local_registry.clone(),
@@ -137,8 +138,8 @@ impl Mode {
 /// The images planned against the registry a read-only command names (no builder is looked for).
 pub fn plan_images(
     loaded: &Loaded,
-    project: &ProjectArgs,
-    t: &TargetArgs,
+    project: &ProjectOptions,
+    t: &TargetOptions,
     force: &[String],
     targets: &Targets,
 ) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
@@ -148,37 +149,35 @@ pub fn plan_images(
 /// [`plan_images`], calling `to_build` as soon as an image to build is found.
 fn plan_images_with(
     loaded: &Loaded,
-    project: &ProjectArgs,
-    t: &TargetArgs,
+    project: &ProjectOptions,
+    t: &TargetOptions,
     force: &[String],
     targets: &Targets,
     to_build: &(dyn Fn() + Sync),
 ) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
     let mode = Mode::of(t);
     let rt = runtime()?;
-    let session = rt.block_on(Session::open(mode.registry(), &t.connect))?;
-    let scope = mode.scope(project, t.platform.as_ref());
+    // A read-only command shows no run: its lines go as the settings say, not verbose.
+    let events = t.connect.events.clone();
+    let session = rt.block_on(Session::open(mode.registry(), &t.connect, &events))?;
+    let scope = mode.scope(project, t.platforms.as_ref());
     let target = mode.target(session.registry.clone(), &scope)?;
-    let concurrency = crate::config::get().query_concurrency;
     let plans = rt.block_on(plan::make_with(
         loaded,
         &target,
         &scope,
         force,
-        concurrency,
+        t.query_concurrency,
         to_build,
     ))?;
     let plans = plan::select(loaded, plans, targets)?;
-    check_platforms(mode.requested(t.platform.as_ref()).as_deref(), &plans)?;
+    check_platforms(mode.requested(t.platforms.as_ref()).as_deref(), &plans)?;
     Ok((target, plans))
 }
 
 /// A platform the command line names that no image of the run declares is said (a warning),
 /// and when none is declared the command refuses: it would call everything up to date.
-fn check_platforms(
-    requested: Option<&[crate::platform::Platform]>,
-    images: &[ImagePlan],
-) -> anyhow::Result<()> {
+fn check_platforms(requested: Option<&[Platform]>, images: &[ImagePlan]) -> anyhow::Result<()> {
     let Some(requested) = requested else {
         return Ok(());
     };
@@ -199,73 +198,264 @@ fn check_platforms(
     }
 }
 
-/// What `cip plan` shows: the images and the steps a run would execute, the builder found only when
-/// something is to be built (as a run finds it). `store` plans `cip build` (the builder's local
-/// store) instead of a registry.
+/// What a building run is asked, resolved from its command line: `cip plan`, `--dry-run` and the
+/// run make their plan from these same values (see [`resolve`]).
+pub struct Request<'a> {
+    pub project: &'a ProjectOptions,
+    pub mode: Mode,
+    /// `--platform`.
+    pub platform: Option<&'a Vec<Platform>>,
+    pub connect: &'a ConnectOptions,
+    pub forcing: &'a Forcing,
+    pub targets: &'a Targets,
+    pub builder: BuilderKind,
+    pub farm: &'a FarmOptions,
+    /// The local builder's slots.
+    pub jobs: usize,
+    /// Registry queries at once (`CIP_QUERY_CONCURRENCY`).
+    pub query_concurrency: usize,
+    /// Where this machine's kernel keeps its binfmt handlers (`CIP_BINFMT_DIR`).
+    pub binfmt_dir: PathBuf,
+    pub choices: Choices,
+    /// Where lower layers report (retries, credentials, the builder's lines).
+    pub events: crate::events::Events,
+}
+
+/// What a run decides beyond what it builds and where: its tags, build arguments, logs, and
+/// which refusals it waives.
+pub struct Choices {
+    pub no_latest: bool,
+    pub arch_tags: bool,
+    pub allow_drift: bool,
+    /// `--build-arg`s (REGISTRY is cip's).
+    pub build_args: Vec<(String, String)>,
+    /// Arguments given after `--`, passed to every builder invocation.
+    pub builder_args: Vec<String>,
+    pub options: crate::builders::BuildOptions,
+    pub log_dir: PathBuf,
+    /// Makes the builder tags of a run private to it: `RUN` in `cip plan`.
+    pub run_id: String,
+}
+
+impl Choices {
+    /// The choices of a building run (`publish`, `publish-locally`, `build`).
+    fn of_run(args: &RunOptions) -> anyhow::Result<Choices> {
+        Ok(Choices {
+            no_latest: args.no_latest,
+            arch_tags: args.arch_tags,
+            allow_drift: args.allow_drift,
+            build_args: user_build_args(&args.build_args)?,
+            builder_args: args.builder_args.clone(),
+            options: crate::builders::BuildOptions {
+                no_cache: args.no_cache,
+                pull: args.pull,
+                labels: args.labels.clone(),
+                secrets: args.secrets.clone(),
+                target: None,
+            },
+            log_dir: args.log_dir.clone(),
+            run_id: crate::execute::new_run_id(),
+        })
+    }
+
+    /// The choices `cip plan` is given: those of the run it shows.
+    fn of_plan(c: &PlanOptions) -> anyhow::Result<Choices> {
+        Ok(Choices {
+            no_latest: c.no_latest,
+            arch_tags: c.arch_tags,
+            allow_drift: c.allow_drift,
+            build_args: user_build_args(&c.build_args)?,
+            builder_args: Vec::new(),
+            options: crate::builders::BuildOptions {
+                no_cache: c.no_cache,
+                pull: c.pull,
+                labels: c.labels.clone(),
+                secrets: c.secrets.clone(),
+                target: None,
+            },
+            log_dir: c.log_dir.clone(),
+            run_id: "RUN".into(),
+        })
+    }
+}
+
+/// A run resolved into its plan, with what executes it.
+struct Resolved {
+    target: Target,
+    /// The registry's session (none for `cip build`'s local store).
+    session: Option<Session>,
+    /// `cip build`'s builder, whose store the plan was made against.
+    store_builder: Option<Arc<dyn Backend>>,
+    nodes: RunNodes,
+    plan: Plan,
+}
+
+/// Resolves a run into its plan: every decision it makes (images, nodes, steps, tags, and the
+/// refusals as blocked entries). `cip plan`, `--dry-run` and the run all call it; `for_builds`
+/// prepares what builders need to reach the registry (a run, not a plan).
+fn resolve(
+    loaded: &Loaded,
+    req: &Request,
+    rt: &tokio::runtime::Runtime,
+    for_builds: bool,
+) -> anyhow::Result<Resolved> {
+    let store = matches!(req.mode, Mode::Store { .. });
+    refuse_farm_for_store(req.farm, store)?;
+    // Only `build` plans with the builder (its local store); the others find one when they must build.
+    let store_builder = if store {
+        Some(detect(req.builder, &req.farm.local)?)
+    } else {
+        None
+    };
+    let scope = req.mode.scope(req.project, req.platform);
+    let (target, session) = match (&req.mode, &store_builder) {
+        (Mode::Store { registry }, Some(builder)) => {
+            // Checked before anything prints it, as for a registry that is connected to.
+            let target = Target::store(builder.clone(), Endpoint::parse(registry)?.address());
+            (target, None)
+        }
+        _ => {
+            let session = if for_builds {
+                rt.block_on(Session::open_for_builds(
+                    req.mode.registry(),
+                    req.connect,
+                    &req.events,
+                ))?
+            } else {
+                rt.block_on(Session::open(req.mode.registry(), req.connect, &req.events))?
+            };
+            (
+                req.mode.target(session.registry.clone(), &scope)?,
+                Some(session),
+            )
+        }
+    };
+    let force = plan::forced(loaded, &req.forcing.images, req.forcing.all, req.targets)?;
+    let early = EarlyBuilder::new(req.builder, req.farm);
+    let images = rt.block_on(plan::make_with(
+        loaded,
+        &target,
+        &scope,
+        &force,
+        req.query_concurrency,
+        &|| {
+            if store_builder.is_none() {
+                early.start()
+            }
+        },
+    ));
+    let found = early.take();
+    let images = plan::select(loaded, images?, req.targets)?;
+    check_platforms(req.mode.requested(req.platform).as_deref(), &images)?;
+    // The nodes are found (a farm's probed) only when something is to be built: a no-op run
+    // contacts none.
+    let nodes = match &store_builder {
+        Some(b) => RunNodes::local(b.clone(), req.jobs),
+        None if images.iter().any(ImagePlan::needs_build) => match found {
+            Some(b) => RunNodes::local(b?, req.jobs),
+            None => RunNodes::find(&req.project.dir, req.farm, req.builder, req.jobs)?,
+        },
+        None => RunNodes::none(),
+    };
+    let c = &req.choices;
+    let inputs = steps::Inputs {
+        project: &loaded.project,
+        destination: target.destination.clone(),
+        nodes: nodes.inputs(),
+        farm: nodes.farm,
+        log_dir: c.log_dir.clone(),
+        run_id: c.run_id.clone(),
+        builder_args: c.builder_args.clone(),
+        no_latest: c.no_latest,
+        arch_tags: c.arch_tags,
+        build_args: c.build_args.clone(),
+        options: c.options.clone(),
+    };
+    let mut plan = steps::plan_steps(images, &inputs);
+    let checks: Vec<refusals::NodeCheck> = nodes
+        .list
+        .iter()
+        .map(|n| refusals::NodeCheck {
+            builder: n.backend.as_ref(),
+            reported: &n.reported,
+            emulates_here: n.emulates_here,
+        })
+        .collect();
+    refusals::add(
+        &mut plan,
+        &loaded.project,
+        &checks,
+        refusals::Checks {
+            allow_drift: c.allow_drift,
+            native_only: req.farm.native_only,
+            binfmt_dir: &req.binfmt_dir,
+        },
+    );
+    drop(checks);
+    Ok(Resolved {
+        target,
+        session,
+        store_builder,
+        nodes,
+        plan,
+    })
+}
+
+/// What `cip plan` shows: the plan of the run these flags start ([`resolve`]), the builder found
+/// only when something is to be built (as a run finds it). `store` plans `cip build` (the
+/// builder's local store) instead of a registry.
 #[allow(clippy::too_many_arguments)]
 pub fn plan_run(
     loaded: &Loaded,
-    project: &ProjectArgs,
-    t: &TargetArgs,
-    force: &ForceArgs,
+    project: &ProjectOptions,
+    t: &TargetOptions,
+    force: &Forcing,
     store: bool,
     builder: BuilderKind,
-    farm: &FarmArgs,
+    farm: &FarmOptions,
+    choices: &PlanOptions,
     targets: &Targets,
 ) -> anyhow::Result<(Target, Plan)> {
-    refuse_farm_for_store(farm, store)?;
-    let force = &plan::forced(loaded, &force.force, force.force_all, targets)?;
-    let early = EarlyBuilder::new(builder, farm);
-    let (target, images) = if store {
-        let b = detect(builder)?;
-        let (target, images) = plan_store(loaded, project, t, force, &b)?;
-        let images = plan::select(loaded, images, targets)?;
-        check_platforms(t.platform.as_ref().map(|p| p.0.as_slice()), &images)?;
-        (target, images)
-    } else {
-        plan_images_with(loaded, project, t, force, targets, &|| early.start())?
-    };
-    let found = early.take();
-    let nodes = match &target {
-        Target::LocalStore { builder, .. } => RunNodes::local(builder.clone(), default_jobs()),
-        Target::Registry(_) | Target::Stage { .. } if images.iter().any(ImagePlan::needs_build) => {
-            match found {
-                Some(b) => RunNodes::local(b?, default_jobs()),
-                None => RunNodes::find(&project.project_dir, farm, builder, default_jobs())?,
-            }
+    let mode = if store {
+        Mode::Store {
+            registry: t.local_registry.clone(),
         }
-        Target::Registry(_) | Target::Stage { .. } => RunNodes::none(),
+    } else {
+        Mode::of(t)
     };
-    let inputs = steps::Inputs {
-        project: &loaded.project,
-        destination: destination_of(&target, store),
-        nodes: nodes.inputs(),
-        farm: nodes.farm,
-        log_dir: project.project_dir.join(".cip/logs"),
-        run_id: "RUN".into(),
-        builder_args: Vec::new(),
-        no_latest: false,
-        arch_tags: false,
-        build_args: Vec::new(),
-        options: Default::default(),
+    let req = Request {
+        project,
+        mode,
+        platform: t.platforms.as_ref(),
+        connect: &t.connect,
+        forcing: force,
+        targets,
+        builder,
+        farm,
+        jobs: choices.jobs,
+        query_concurrency: t.query_concurrency,
+        binfmt_dir: choices.binfmt_dir.clone(),
+        choices: Choices::of_plan(choices)?,
+        events: t.connect.events.clone(),
     };
-    Ok((target, steps::plan_steps(images, &inputs)))
+    let resolved = resolve(loaded, &req, &runtime()?, false)?;
+    Ok((resolved.target, resolved.plan))
 }
 
 /// What `cip status` shows: the images against the registry, without steps.
 pub fn status(
     loaded: &Loaded,
-    project: &ProjectArgs,
-    t: &TargetArgs,
+    project: &ProjectOptions,
+    t: &TargetOptions,
     targets: &Targets,
 ) -> anyhow::Result<(Target, Plan)> {
     let (target, images) = plan_images(loaded, project, t, &[], targets)?;
     let inputs = steps::Inputs {
         project: &loaded.project,
-        destination: destination_of(&target, false),
+        destination: target.destination.clone(),
         nodes: Vec::new(),
         farm: false,
-        log_dir: project.project_dir.join(".cip/logs"),
+        log_dir: project.dir.join(".cip/logs"),
         run_id: String::new(),
         builder_args: Vec::new(),
         no_latest: false,
@@ -274,44 +464,6 @@ pub fn status(
         options: Default::default(),
     };
     Ok((target, steps::plan_steps(images, &inputs)))
-}
-
-/// The images against the builder's local store, as `cip build` plans them.
-fn plan_store(
-    loaded: &Loaded,
-    project: &ProjectArgs,
-    t: &TargetArgs,
-    force: &[String],
-    builder: &Arc<dyn Backend>,
-) -> anyhow::Result<(Target, Vec<ImagePlan>)> {
-    // Checked before anything prints it, as for a registry that is connected to.
-    let registry = Endpoint::parse(&t.local_registry)?.address();
-    let target = Target::LocalStore {
-        builder: builder.clone(),
-        registry,
-    };
-    let mode = Mode::Store {
-        registry: t.local_registry.clone(),
-    };
-    let scope = mode.scope(project, t.platform.as_ref());
-    let concurrency = crate::config::get().query_concurrency;
-    let plans = runtime()?.block_on(plan::make(loaded, &target, &scope, force, concurrency))?;
-    Ok((target, plans))
-}
-
-fn destination_of(target: &Target, store: bool) -> steps::Destination {
-    let name = target.registry_name();
-    if let Target::Stage { namespace, .. } = target {
-        return steps::Destination::Stage {
-            name,
-            namespace: namespace.clone(),
-        };
-    }
-    if store {
-        steps::Destination::Store { name }
-    } else {
-        steps::Destination::Registry { name }
-    }
 }
 
 /// How a building run ended.
@@ -345,106 +497,51 @@ impl Finished {
     }
 }
 
-/// Builds what is missing for `mode`, parents first, and publishes it.
-pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<Ended> {
-    refuse_farm_for_store(&args.farm, matches!(mode, Mode::Store { .. }))?;
-    // Only `build` plans with the builder (its local store); the others find one when they must build.
-    let store_builder = match mode {
-        Mode::Store { .. } => Some(detect(args.builder)?),
-        _ => None,
-    };
+/// Builds what is missing for `mode`, parents first, and publishes it: executes the plan
+/// [`resolve`] makes, or refuses it as `cip plan` shows it blocked.
+pub fn build(
+    loaded: &Loaded,
+    args: &RunOptions,
+    mode: Mode,
+    reporter: &Arc<Reporter>,
+) -> anyhow::Result<Ended> {
     let rt = runtime()?;
-    let (target, session) = match (&mode, &store_builder) {
-        (Mode::Store { registry }, Some(builder)) => {
-            // Checked before anything prints it, as for a registry that is connected to.
-            let target = Target::LocalStore {
-                builder: builder.clone(),
-                registry: Endpoint::parse(registry)?.address(),
-            };
-            (target, None)
-        }
-        _ => {
-            let session = rt.block_on(Session::open_for_builds(mode.registry(), &args.connect))?;
-            let scope = mode.scope(&args.project, args.platform.as_ref());
-            (
-                mode.target(session.registry.clone(), &scope)?,
-                Some(session),
-            )
-        }
+    let req = Request {
+        project: &args.project,
+        mode,
+        platform: args.platforms.as_ref(),
+        connect: &args.connect,
+        forcing: &args.forcing,
+        targets: &args.targets,
+        builder: args.builder,
+        farm: &args.farm,
+        jobs: args.jobs,
+        query_concurrency: args.query_concurrency,
+        binfmt_dir: args.binfmt_dir.clone(),
+        choices: Choices::of_run(args)?,
+        events: reporter.events(),
     };
-    let force = plan::forced(
-        loaded,
-        &args.forcing.force,
-        args.forcing.force_all,
-        &args.targets,
-    )?;
-    let early = EarlyBuilder::new(args.builder, &args.farm);
-    let images = rt.block_on(plan::make_with(
-        loaded,
-        &target,
-        &mode.scope(&args.project, args.platform.as_ref()),
-        &force,
-        crate::config::get().query_concurrency,
-        &|| {
-            if store_builder.is_none() {
-                early.start()
-            }
-        },
-    ));
-    let found = early.take();
-    let images = images?;
-    let images = plan::select(loaded, images, &args.targets)?;
-    check_platforms(mode.requested(args.platform.as_ref()).as_deref(), &images)?;
-    // The nodes are found (a farm's probed) only when something is to be built: a no-op run
-    // contacts none.
-    let nodes = match &store_builder {
-        Some(b) => RunNodes::local(b.clone(), args.jobs()),
-        None if images.iter().any(ImagePlan::needs_build) => match found {
-            Some(b) => RunNodes::local(b?, args.jobs()),
-            None => RunNodes::find(
-                &args.project.project_dir,
-                &args.farm,
-                args.builder,
-                args.jobs(),
-            )?,
-        },
-        None => RunNodes::none(),
-    };
-    let log_dir = args
-        .log_dir
-        .clone()
-        .unwrap_or_else(|| args.project.project_dir.join(".cip/logs"));
-    let run_id = crate::execute::new_run_id();
-    let inputs = steps::Inputs {
-        project: &loaded.project,
-        destination: destination_of(&target, matches!(mode, Mode::Store { .. })),
-        nodes: nodes.inputs(),
-        farm: nodes.farm,
-        log_dir: log_dir.clone(),
-        run_id: run_id.clone(),
-        builder_args: args.builder_args.clone(),
-        no_latest: args.no_latest,
-        arch_tags: args.arch_tags,
-        build_args: user_build_args(args)?,
-        options: crate::builders::BuildOptions {
-            no_cache: args.no_cache,
-            pull: args.pull,
-            labels: args.label.clone(),
-            secrets: args.secret.clone(),
-            target: None,
-        },
-    };
-    let plan = steps::plan_steps(images, &inputs);
+    let Resolved {
+        target,
+        session,
+        store_builder,
+        nodes,
+        plan,
+    } = resolve(loaded, &req, &rt, true)?;
     if args.dry_run {
         return Ok(Ended::DryRun(Box::new(plan)));
     }
-    refuse_blocked(&plan)?;
-    refuse_drift(&plan.images, args.allow_drift)?;
-    refuse_unplaced(&plan, args.farm.native_only)?;
+    refuse_blocked(&plan, false)?;
+    if args.allow_drift && plan.images.iter().any(ImagePlan::drift_stands) {
+        eprint!("{}", plan::drift_report(&plan.images));
+        eprintln!("{ALLOWED_DRIFT}");
+    }
     for warning in &plan.warnings {
         eprintln!("warning: {warning}");
     }
     let destination = target.registry_name();
+    let log_dir = req.choices.log_dir.clone();
+    let run_id = req.choices.run_id.clone();
     // `build` asks its store for the ids of the images it holds, where they are shown.
     let ids_of_kept = args.metadata_file.is_some() || args.verbose;
     let store = store_builder.clone().filter(|_| ids_of_kept);
@@ -461,7 +558,12 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
             log_dir,
         }));
     };
-    refuse_what_cannot_build(loaded, &plan, &nodes)?;
+    if !plan.blocked.iter().any(|b| b.by == BlockedBy::Builder) {
+        for warning in &plan.builder_warnings {
+            eprintln!("{warning}");
+        }
+    }
+    refuse_blocked(&plan, true)?;
     let nodes: Vec<Arc<dyn Backend>> = nodes.list.iter().map(|n| n.backend.clone()).collect();
     let executor = Executor {
         nodes: nodes.clone(),
@@ -469,9 +571,20 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
         access: session.as_ref().map(Session::access).unwrap_or_default(),
         keep_going: args.keep_going,
         ids_of_kept,
+        reporter: reporter.clone(),
+        temp_dir: args.connect.temp_dir.clone(),
     };
-    // What runs of this machine that are gone left in the nodes' stores goes first.
-    for line in rt.block_on(crate::builders::leftovers::sweep_all(&nodes)) {
+    // sweep: what runs that are over left in the nodes' stores and the staging repositories goes
+    // first; a cancelled run removes its own (see `cleanup`).
+    let registry = session.as_ref().map(|s| s.registry.clone());
+    let lease = crate::cleanup::lease(&args.project.dir);
+    for line in rt.block_on(crate::cleanup::before_run(
+        &plan,
+        &nodes,
+        registry.as_deref(),
+        &run_id,
+        lease,
+    )) {
         eprintln!("{line}");
     }
     let run = rt.block_on(executor.run(&plan))?;
@@ -490,7 +603,12 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
     }
     // What a cancelled run's builds left tagged (built, not pushed) goes with it.
     if run.interrupted.is_some() {
-        for line in rt.block_on(crate::builders::leftovers::remove_run(&nodes, &run_id)) {
+        for line in rt.block_on(crate::cleanup::after_cancel(
+            &plan,
+            &nodes,
+            registry.as_deref(),
+            &run_id,
+        )) {
             eprintln!("{line}");
         }
     }
@@ -506,8 +624,8 @@ pub fn build(loaded: &Loaded, args: &BuildArgs, mode: Mode) -> anyhow::Result<En
 
 /// What `--build-arg` did not reach: published images are not rebuilt for them (the reason for
 /// `--force-all`), said rather than left silent. None when none was given, or nothing is left out.
-fn build_args_unused(args: &BuildArgs, plan: &Plan) -> Option<String> {
-    if args.build_arg.is_empty() || args.forcing.force_all {
+fn build_args_unused(args: &RunOptions, plan: &Plan) -> Option<String> {
+    if args.build_args.is_empty() || args.forcing.all {
         return None;
     }
     let published = plan.images.iter().filter(|i| !i.needs_build()).count();
@@ -529,21 +647,30 @@ fn build_args_unused(args: &BuildArgs, plan: &Plan) -> Option<String> {
 }
 
 /// `--build-arg`s: REGISTRY is cip's own (every child finds its parents by it).
-fn user_build_args(args: &BuildArgs) -> anyhow::Result<Vec<(String, String)>> {
-    if args.build_arg.iter().any(|(k, _)| k == "REGISTRY") {
+fn user_build_args(build_arg: &[(String, String)]) -> anyhow::Result<Vec<(String, String)>> {
+    if build_arg.iter().any(|(k, _)| k == "REGISTRY") {
         bail!(
             "--build-arg REGISTRY=... is not yours to set: cip passes the registry it publishes to \
              (choose it with --local-registry or --remote-registry)"
         );
     }
-    Ok(args.build_arg.clone())
+    Ok(build_arg.to_vec())
 }
 
-/// A plan with a step that cannot run (see [`ImagePlan::blocked`]) is refused before anything
-/// is built, rather than failing in the builder midway.
-fn refuse_blocked(plan: &Plan) -> anyhow::Result<()> {
-    match plan.blocked.as_slice() {
-        [] => Ok(()),
+/// A blocked plan is refused before anything is built, rather than failing in the builder
+/// midway: images that cannot be built (all of them named), else its first other refusal, with
+/// what it says before. `once_building`: the refusals checked once the run knows it builds (see
+/// [`BlockedBy::once_building`]), else the others.
+fn refuse_blocked(plan: &Plan, once_building: bool) -> anyhow::Result<()> {
+    let parents: Vec<&str> = plan
+        .blocked
+        .iter()
+        .filter(|b| b.by == BlockedBy::Parent)
+        .map(|b| b.refusal.as_str())
+        .collect();
+    match parents.as_slice() {
+        _ if once_building => {}
+        [] => {}
         [one] => bail!("{one}"),
         many => bail!(
             "{} images cannot be built in this run:\n  {}",
@@ -551,7 +678,20 @@ fn refuse_blocked(plan: &Plan) -> anyhow::Result<()> {
             many.join("\n  ")
         ),
     }
+    let first = plan
+        .blocked
+        .iter()
+        .find(|b| b.by != BlockedBy::Parent && b.by.once_building() == once_building);
+    if let Some(b) = first {
+        eprint!("{}", b.said_before);
+        bail!("{}", b.refusal);
+    }
+    Ok(())
 }
+
+/// What `--allow-drift` says once the drift report is shown.
+const ALLOWED_DRIFT: &str =
+    "--allow-drift: going on; drifted versions keep the context digest they were published with";
 
 /// A published version whose context changed without a version bump is never skipped silently,
 /// nor linked into a stage, nor completed by a merge. A forced image is rebuilt from its current
@@ -564,63 +704,12 @@ pub fn refuse_drift(images: &[ImagePlan], allow: bool) -> anyhow::Result<()> {
     if !allow {
         bail!("published versions differ from their contexts: bump them, or pass --allow-drift");
     }
-    eprintln!(
-        "--allow-drift: going on; drifted versions keep the context digest they were published with"
-    );
-    Ok(())
-}
-
-/// Features a node's builder lacks (heredocs) and platforms it cannot emulate fail here, before
-/// any build, not midway.
-fn refuse_what_cannot_build(loaded: &Loaded, plan: &Plan, nodes: &RunNodes) -> anyhow::Result<()> {
-    for (i, node) in nodes.list.iter().enumerate() {
-        let mine: Vec<_> = plan.builds().filter(|(_, b)| b.node.0 == i).collect();
-        if mine.is_empty() {
-            continue;
-        }
-        let mut building: Vec<usize> = mine.iter().map(|(s, _)| plan.image(s.image).ctx).collect();
-        building.dedup();
-        let builder = node.backend.as_ref();
-        crate::builders::capabilities::refuse_unsupported(&loaded.project, building, builder)?;
-        let mut platforms: Vec<_> = mine.iter().map(|(_, b)| b.platform.clone()).collect();
-        platforms.sort();
-        platforms.dedup();
-        // The kernel of this machine is the one that emulates, for the nodes it can tell of.
-        if node.emulates_here {
-            emulation::check(&platforms, &node.reported).map_err(anyhow::Error::msg)?;
-        }
-    }
-    Ok(())
-}
-
-/// A platform no node of the farm builds, or (`--native-only`) one no node builds natively, stops
-/// the run before any build starts.
-fn refuse_unplaced(plan: &Plan, native_only: bool) -> anyhow::Result<()> {
-    if let Some(e) = plan.unplaced.first() {
-        bail!("{e}");
-    }
-    if !native_only {
-        return Ok(());
-    }
-    let mut emulated: Vec<String> = plan
-        .builds()
-        .filter(|(_, b)| b.emulated)
-        .map(|(_, b)| format!("{} on node {}", b.platform, plan.nodes[b.node.0].name))
-        .collect();
-    emulated.sort();
-    emulated.dedup();
-    if !emulated.is_empty() {
-        bail!(
-            "--native-only: no native node for {}; add a node native for it (or declare its \
-             platforms in cip.toml), or drop --native-only to build it under emulation",
-            emulated.join(", ")
-        );
-    }
+    eprintln!("{ALLOWED_DRIFT}");
     Ok(())
 }
 
 /// `cip build` keeps its images in one builder's store: a farm has no such store.
-fn refuse_farm_for_store(farm: &FarmArgs, store: bool) -> anyhow::Result<()> {
+fn refuse_farm_for_store(farm: &FarmOptions, store: bool) -> anyhow::Result<()> {
     if store && farm.selection().is_some() {
         bail!(
             "--farm and --node build on other engines, whose stores cip build cannot keep its images \
@@ -636,6 +725,8 @@ fn refuse_farm_for_store(farm: &FarmArgs, store: bool) -> anyhow::Result<()> {
 /// nothing to build never starts it.
 struct EarlyBuilder {
     kind: BuilderKind,
+    /// The environment the builder is found in.
+    env: NodeEnv,
     /// None for a farm's run (its nodes are probed once the plan is known).
     enabled: bool,
     started: std::sync::Mutex<Option<Detection>>,
@@ -652,9 +743,10 @@ impl Drop for EarlyBuilder {
 type Detection = std::thread::JoinHandle<anyhow::Result<Arc<dyn Backend>>>;
 
 impl EarlyBuilder {
-    fn new(kind: BuilderKind, farm: &FarmArgs) -> EarlyBuilder {
+    fn new(kind: BuilderKind, farm: &FarmOptions) -> EarlyBuilder {
         EarlyBuilder {
             kind,
+            env: farm.local.clone(),
             enabled: farm.selection().is_none(),
             started: std::sync::Mutex::new(None),
         }
@@ -663,8 +755,8 @@ impl EarlyBuilder {
     fn start(&self) {
         let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
         if self.enabled && started.is_none() {
-            let kind = self.kind;
-            *started = Some(std::thread::spawn(move || detect(kind)));
+            let (kind, env) = (self.kind, self.env.clone());
+            *started = Some(std::thread::spawn(move || detect(kind, &env)));
         }
     }
 
@@ -730,15 +822,15 @@ impl RunNodes {
     /// builder `kind` with `jobs` slots.
     fn find(
         project_dir: &std::path::Path,
-        farm: &FarmArgs,
+        farm: &FarmOptions,
         kind: BuilderKind,
         jobs: usize,
     ) -> anyhow::Result<RunNodes> {
         let Some(selection) = farm.selection() else {
-            return Ok(RunNodes::local(detect(kind)?, jobs));
+            return Ok(RunNodes::local(detect(kind, &farm.local)?, jobs));
         };
         let started = std::time::Instant::now();
-        let probed = crate::farm::probe_selection(project_dir, &selection, None)?;
+        let probed = crate::farm::probe_selection(project_dir, &selection, None, &farm.probing)?;
         crate::output::timing("farm probe", started);
         let mut list = Vec::new();
         for n in probed {
@@ -780,10 +872,10 @@ impl RunNodes {
     }
 }
 
-/// The builder `kind` names, found on this machine.
-pub fn detect(kind: BuilderKind) -> anyhow::Result<Arc<dyn Backend>> {
+/// The builder `kind` names, found on this machine in the environment `env`.
+pub fn detect(kind: BuilderKind, env: &NodeEnv) -> anyhow::Result<Arc<dyn Backend>> {
     let started = std::time::Instant::now();
-    let builder = crate::builders::detect(kind)?;
+    let builder = crate::builders::detect_with(kind, env.clone())?;
     crate::output::timing("builder detection", started);
     Ok(builder)
 }

@@ -1,17 +1,17 @@
 //! Private directories a run hands to its builders (the auth file of environment credentials, CA
-//! certificates). They live in `TMPDIR/cip-UID/`, named after the run's process id, so that a run
-//! killed with SIGKILL, which cannot clean up after itself, leaves them where the next run finds and
-//! removes them.
+//! certificates, image layouts). They live in `TMPDIR/cip-UID/` (the run's `TMPDIR`, passed in),
+//! named after the run's process id, so that a run killed with SIGKILL, which cannot clean up after
+//! itself, leaves them where the next run finds and removes them.
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-/// A new private directory (mode 0700) for this run, removed when dropped. Leftovers of runs that
-/// are no longer alive are removed first.
-pub fn private_dir(purpose: &str) -> anyhow::Result<tempfile::TempDir> {
-    let base = base_dir()?;
+/// A new private directory (mode 0700) for this run in `temp_dir/cip-UID`, removed when dropped.
+/// Leftovers of runs that are no longer alive are removed first.
+pub fn private_dir(temp_dir: &Path, purpose: &str) -> anyhow::Result<tempfile::TempDir> {
+    let base = base_dir(temp_dir)?;
     sweep(&base);
     tempfile::Builder::new()
         .prefix(&format!("{purpose}-{}-", std::process::id()))
@@ -20,10 +20,10 @@ pub fn private_dir(purpose: &str) -> anyhow::Result<tempfile::TempDir> {
 }
 
 /// `TMPDIR/cip-UID`, created readable by its owner only.
-fn base_dir() -> anyhow::Result<PathBuf> {
+fn base_dir(temp_dir: &Path) -> anyhow::Result<PathBuf> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
-    let base = crate::config::get().temp_dir.join(format!("cip-{uid}"));
+    let base = temp_dir.join(format!("cip-{uid}"));
     match fs::DirBuilder::new().mode(0o700).create(&base) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn private_dirs_are_owner_only_and_named_after_the_run() {
-        let d = private_dir("test").unwrap();
+        let d = private_dir(&std::env::temp_dir(), "test").unwrap();
         let name = d.path().file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(owner_pid(&name), Some(std::process::id() as libc::pid_t));
         let mode = fs::metadata(d.path().parent().unwrap())

@@ -210,3 +210,14 @@ fn serve(
         _dir: dir,
     }
 }
+
+/// An OCI index of one entry, as another tool would have pushed it (the benches seed registries
+/// with it; cip's own indexes come from its index writer).
+pub fn one_entry_index(entry: &cip::registry::index::Entry) -> bytes::Bytes {
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": cip::registry::index::OCI_INDEX,
+        "manifests": [entry.descriptor],
+    });
+    serde_json::to_vec_pretty(&index).unwrap().into()
+}

@@ -13,21 +13,64 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::engines::{Engine, Features, Heredocs, NodeKeys};
 use super::process::{find_program, CancelHook, Invocation};
 use super::service_cancel;
 use super::{
     prepare_layout_dir, probe, run_build, run_exists, run_export, run_image_id, run_listing,
-    run_on_image, run_remove, Backend, BuildJob, BuilderKind, Engine, NodeEnv, NotUsable, Op,
+    run_on_image, run_remove, Backend, BuildJob, BuilderKind, NodeEnv, NotUsable, Op,
     RegistryAccess, StoreRoots, Supervisor, PROBE_TIMEOUT,
 };
 use super::{BUILDAH_GLOBAL_ARGS_ENV, PODMAN_GLOBAL_ARGS_ENV};
 use crate::platform::Platform;
 
+/// buildah: builds on this machine only, in the store its global options select.
+pub static ENGINE: Engine = Engine {
+    name: "buildah",
+    auto: true,
+    check_keys: |keys| {
+        keys.refuse(
+            &NodeKeys::NAMES,
+            "a buildah node is this machine's buildah: it takes no address",
+        )
+    },
+    reach: |keys| {
+        if keys.host.is_some() || keys.url.is_some() || keys.connection.is_some() {
+            return Err(
+                "buildah builds on this machine only: for another machine use kind = \
+                 \"podman\" with url or connection"
+                    .into(),
+            );
+        }
+        Ok(("local".into(), NodeEnv::new()))
+    },
+    detect: |env| detect(Program::Buildah, env).map(|b| Arc::new(b) as Arc<dyn Backend>),
+    features: Features {
+        heredocs: Heredocs::Since(1, 35),
+    },
+};
+
+/// The two programs of the containers engine behind [`Buildah`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Program {
+    Buildah,
+    Podman,
+}
+
+impl Program {
+    fn name(self) -> &'static str {
+        match self {
+            Program::Buildah => "buildah",
+            Program::Podman => "podman",
+        }
+    }
+}
+
 /// buildah or podman on this machine, with the store its global options select.
 #[derive(Debug, Clone)]
 pub struct Buildah {
     /// Buildah or Podman.
-    engine: Engine,
+    engine: Program,
     /// The program as found on PATH.
     program: PathBuf,
     version: String,
@@ -46,10 +89,10 @@ pub struct Buildah {
     remote: Option<String>,
 }
 
-pub(super) fn detect(engine: Engine, env: NodeEnv) -> Result<Buildah, NotUsable> {
+pub(super) fn detect(engine: Program, env: NodeEnv) -> Result<Buildah, NotUsable> {
     let name = engine.name();
     let hint = match engine {
-        Engine::Podman => {
+        Program::Podman => {
             "Install it with `apt-get install -y podman` (Debian/Ubuntu) or `dnf install -y podman` \
              (Fedora/RHEL)"
         }
@@ -95,8 +138,8 @@ pub(super) fn detect(engine: Engine, env: NodeEnv) -> Result<Buildah, NotUsable>
 }
 
 /// The options of podman's global arguments that point it at a service, if any.
-fn remote_of(engine: Engine, global_args: &[String]) -> Option<String> {
-    if engine != Engine::Podman {
+fn remote_of(engine: Program, global_args: &[String]) -> Option<String> {
+    if engine != Program::Podman {
         return None;
     }
     let is_remote = |a: &str| {
@@ -143,8 +186,8 @@ impl Buildah {
 impl Backend for Buildah {
     fn kind(&self) -> BuilderKind {
         match self.engine {
-            Engine::Podman => BuilderKind::Podman,
-            _ => BuilderKind::Buildah,
+            Program::Podman => BuilderKind::of(&super::podman::ENGINE),
+            Program::Buildah => BuilderKind::of(&ENGINE),
         }
     }
 
@@ -176,7 +219,7 @@ impl Backend for Buildah {
             .then(|| self.store.for_platform(platform))
     }
 
-    fn with_store(&self, store: &StoreRoots) -> Arc<dyn Backend> {
+    fn with_store(&self, store: &StoreRoots) -> Option<Arc<dyn Backend>> {
         let mut b = self.clone();
         // The last `--root`/`--runroot` wins, so these override the user's global options.
         b.global_args.extend([
@@ -185,7 +228,7 @@ impl Backend for Buildah {
             "--runroot".to_string(),
             store.run_root.display().to_string(),
         ]);
-        Arc::new(b)
+        Some(Arc::new(b))
     }
 
     fn build<'a>(&'a self, job: &'a BuildJob) -> Op<'a, ()> {
@@ -232,7 +275,7 @@ impl Backend for Buildah {
 
     fn image_exists<'a>(&'a self, tag: &'a str) -> Op<'a, bool> {
         Box::pin(async move {
-            if self.engine == Engine::Podman {
+            if self.engine == Program::Podman {
                 // `podman image exists`: 1 = absent, with nothing on stderr.
                 let out = image_exists(self, tag).run_captured().await?;
                 if out.status.code() == Some(1) && out.stderr.trim().is_empty() {
@@ -245,7 +288,7 @@ impl Backend for Buildah {
 
     fn image_id<'a>(&'a self, tag: &'a str) -> Op<'a, Option<String>> {
         let inv = match self.engine {
-            Engine::Podman => self
+            Program::Podman => self
                 .invocation()
                 .args(["image", "inspect", "--format", "{{.Id}}", tag]),
             _ => image_exists(self, tag),
@@ -307,13 +350,13 @@ impl Backend for Buildah {
 
 /// The store the global options select, as `buildah info` / `podman info` report it.
 fn store_roots(
-    engine: Engine,
+    engine: Program,
     program: &Path,
     global_args: &[String],
     env: &NodeEnv,
 ) -> Result<StoreRoots, String> {
     let format = match engine {
-        Engine::Podman => "{{.Store.GraphRoot}}\n{{.Store.RunRoot}}",
+        Program::Podman => "{{.Store.GraphRoot}}\n{{.Store.RunRoot}}",
         _ => "{{.store.GraphRoot}}\n{{.store.RunRoot}}",
     };
     let mut args: Vec<&str> = global_args.iter().map(String::as_str).collect();
@@ -358,9 +401,9 @@ fn parse_version(text: &str) -> Option<String> {
 
 /// `$CIP_BUILDAH_GLOBAL_ARGS` (or `$CIP_PODMAN_GLOBAL_ARGS`), and `--storage-driver $STORAGE_DRIVER`
 /// unless those already choose a driver.
-fn global_args(engine: Engine, env: &NodeEnv) -> Vec<String> {
+fn global_args(engine: Program, env: &NodeEnv) -> Vec<String> {
     let var = match engine {
-        Engine::Podman => PODMAN_GLOBAL_ARGS_ENV,
+        Program::Podman => PODMAN_GLOBAL_ARGS_ENV,
         _ => BUILDAH_GLOBAL_ARGS_ENV,
     };
     // A node's own options are arguments as they are; the variable is a list of options.
@@ -397,7 +440,7 @@ fn registry_flags(access: &RegistryAccess) -> Vec<String> {
 /// user's extra arguments, then the context directory.
 fn build(b: &Buildah, job: &BuildJob) -> Invocation {
     let sub = match b.engine {
-        Engine::Podman => "build",
+        Program::Podman => "build",
         _ => "bud",
     };
     let mut inv = b
@@ -412,17 +455,18 @@ fn build(b: &Buildah, job: &BuildJob) -> Invocation {
     if let (Some(_), Some(isolation)) = (&b.remote, b.env.get("BUILDAH_ISOLATION")) {
         inv = inv.arg(format!("--isolation={}", isolation.trim()));
     }
-    // A build inside a service of this machine outlives its client: mark its RUN steps so that a
+    // A build inside a podman service outlives its client: mark its RUN steps so that a
     // cancellation can end them there (see `service_cancel`).
-    if let Some(socket) = b
+    // sweep: a service over ssh too, reached with podman's own key (CONTAINER_SSHKEY).
+    if let Some(service) = b
         .remote
         .as_ref()
-        .and_then(|_| service_cancel::local_socket(&b.global_args))
+        .and_then(|_| service_cancel::service(&b.global_args, b.env.get("CONTAINER_SSHKEY")))
     {
         let marker = service_cancel::marker(&job.tag);
         inv = inv.arg(format!("--add-host={marker}:127.0.0.1"));
         inv = inv.on_cancel(CancelHook(Arc::new(move || {
-            service_cancel::cancel(&socket, &marker);
+            service_cancel::cancel_on(&service, &marker);
         })));
     }
     // Docker's image format: OCI's has no SHELL, HEALTHCHECK, ONBUILD or STOPSIGNAL, which buildah
@@ -465,7 +509,7 @@ fn push_to(b: &Buildah, tag: &str, destination: &str, access: &RegistryAccess) -
 
 fn image_exists(b: &Buildah, tag: &str) -> Invocation {
     match b.engine {
-        Engine::Podman => b.invocation().args(["image", "exists", tag]),
+        Program::Podman => b.invocation().args(["image", "exists", tag]),
         _ => b.invocation().args([
             "inspect",
             "--type",
@@ -480,7 +524,7 @@ fn image_exists(b: &Buildah, tag: &str) -> Invocation {
 /// Every image name and tag of the store, one `name:tag` per line.
 fn list_tags(b: &Buildah) -> Invocation {
     let format = match b.engine {
-        Engine::Podman => "{{.Repository}}:{{.Tag}}",
+        Program::Podman => "{{.Repository}}:{{.Tag}}",
         _ => "{{.Name}}:{{.Tag}}",
     };
     b.invocation().args(["images", "--format", format])
@@ -539,15 +583,15 @@ mod tests {
         let env = NodeEnv::new()
             .set("STORAGE_DRIVER", "vfs")
             .set(PODMAN_GLOBAL_ARGS_ENV, "--url unix:///run/p.sock");
-        let args = global_args(Engine::Podman, &env);
+        let args = global_args(Program::Podman, &env);
         assert_eq!(args, ["--url", "unix:///run/p.sock"]);
         assert_eq!(
-            remote_of(Engine::Podman, &args).as_deref(),
+            remote_of(Program::Podman, &args).as_deref(),
             Some("--url unix:///run/p.sock")
         );
-        assert!(remote_of(Engine::Podman, &["--connection=far".to_string()]).is_some());
-        assert_eq!(remote_of(Engine::Podman, &["--root".to_string()]), None);
-        assert_eq!(remote_of(Engine::Buildah, &["--url".to_string()]), None);
+        assert!(remote_of(Program::Podman, &["--connection=far".to_string()]).is_some());
+        assert_eq!(remote_of(Program::Podman, &["--root".to_string()]), None);
+        assert_eq!(remote_of(Program::Buildah, &["--url".to_string()]), None);
     }
 
     #[test]
@@ -558,7 +602,7 @@ mod tests {
             auth_dir: None,
         };
         let mut b = Buildah {
-            engine: Engine::Podman,
+            engine: Program::Podman,
             program: "podman".into(),
             version: "4.3.1".into(),
             global_args: vec!["--url".into(), "unix:///run/p.sock".into()],
@@ -590,9 +634,9 @@ mod tests {
         let env = NodeEnv::new()
             .set(PODMAN_GLOBAL_ARGS_ENV, "--root /elsewhere")
             .with_global_args(vec!["--url=unix:///a b.sock --hooks-dir=/x".into()]);
-        let args = global_args(Engine::Podman, &env);
+        let args = global_args(Program::Podman, &env);
         assert_eq!(args, ["--url=unix:///a b.sock --hooks-dir=/x"]);
-        assert!(remote_of(Engine::Podman, &args).is_some());
+        assert!(remote_of(Program::Podman, &args).is_some());
     }
 
     #[test]
@@ -601,12 +645,12 @@ mod tests {
             .set("STORAGE_DRIVER", "vfs")
             .set(BUILDAH_GLOBAL_ARGS_ENV, "--root /a  --runroot /b");
         assert_eq!(
-            global_args(Engine::Buildah, &env),
+            global_args(Program::Buildah, &env),
             ["--storage-driver=vfs", "--root", "/a", "--runroot", "/b"]
         );
         let env = env.set(BUILDAH_GLOBAL_ARGS_ENV, "--storage-driver overlay");
         assert_eq!(
-            global_args(Engine::Buildah, &env),
+            global_args(Program::Buildah, &env),
             ["--storage-driver", "overlay"]
         );
     }

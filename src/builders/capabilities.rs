@@ -2,7 +2,8 @@
 //! builders lack would otherwise fail a run midway (`Unknown instruction: "ECHO"`, after its
 //! parents were built). `check --builder` and the building commands ask [`problems`] first.
 //!
-//! The rules (versions where the feature arrived):
+//! Each engine's rule is its [`Features`](super::engines::Features) in the registry (versions where
+//! the feature arrived):
 //! - buildah parses heredocs from 1.35 on, podman from 5.0 on (earlier versions, 1.33 included, read
 //!   the heredoc body as instructions); both ignore `# syntax=`.
 //! - docker's BuildKit has heredocs in the dockerfile frontend 1.4+, built into docker 23.0+. Older
@@ -14,13 +15,9 @@ use crate::diagnostics::Problem;
 use crate::project::dockerfile::Features;
 use crate::project::Project;
 
+use super::engines::Heredocs;
 use super::{Backend, BuilderKind};
 
-/// First versions that parse heredocs.
-const BUILDAH_HEREDOCS: (u64, u64) = (1, 35);
-const PODMAN_HEREDOCS: (u64, u64) = (5, 0);
-/// First docker whose built-in dockerfile frontend parses heredocs (BuildKit 0.11, frontend 1.5).
-const DOCKER_HEREDOCS: (u64, u64) = (23, 0);
 /// First `docker/dockerfile` frontend with heredocs outside the labs channel.
 const FRONTEND_HEREDOCS: (u64, u64) = (1, 4);
 
@@ -58,18 +55,24 @@ pub fn problems(
         ))
         .hint(format!("upgrade {name}, or {WAYS_OUT}"))
     };
-    match kind {
-        BuilderKind::Buildah if v < BUILDAH_HEREDOCS => vec![too_old("buildah", BUILDAH_HEREDOCS)],
-        BuilderKind::Podman if v < PODMAN_HEREDOCS => vec![too_old("podman", PODMAN_HEREDOCS)],
-        BuilderKind::Docker if v < DOCKER_HEREDOCS => docker_frontend(version, features, &marker)
-            .into_iter()
-            .map(at)
-            .collect(),
+    let Some(engine) = kind.engine() else {
+        return Vec::new();
+    };
+    match engine.features.heredocs {
+        Heredocs::Since(major, minor) if v < (major, minor) => {
+            vec![too_old(engine.name, (major, minor))]
+        }
+        Heredocs::FrontendSince(major, minor) if v < (major, minor) => {
+            docker_frontend(version, features, &marker)
+                .into_iter()
+                .map(at)
+                .collect()
+        }
         _ => Vec::new(),
     }
 }
 
-/// docker before 23.0: heredocs only through a `# syntax=` frontend that has them, pulled at build
+/// docker before 23.0 (an engine with [`Heredocs::FrontendSince`]): heredocs only through a `# syntax=` frontend that has them, pulled at build
 /// time.
 fn docker_frontend(version: &str, features: &Features, marker: &str) -> Option<Problem> {
     let Some(syntax) = &features.syntax else {
@@ -190,32 +193,53 @@ pub fn problems_for(
         .collect()
 }
 
+/// What building `ctxs` with `builder` shows before any build (its problems, one for all the
+/// heredocs it cannot build, last), and the error that stops the run when one is an error.
+pub fn judge_build(
+    project: &Project,
+    ctxs: impl IntoIterator<Item = usize>,
+    builder: &dyn Backend,
+) -> (Vec<Problem>, Option<String>) {
+    let problems = problems_for(project, ctxs, builder);
+    let (heredocs, others): (Vec<&Problem>, Vec<&Problem>) = problems
+        .iter()
+        .partition(|p| p.is_error() && p.code == "builder-lacks-heredocs");
+    let mut shown: Vec<Problem> = others.into_iter().cloned().collect();
+    shown.extend(heredoc_summary(&heredocs, builder));
+    let errors = problems.iter().filter(|p| p.is_error()).count();
+    let refusal = (errors > 0).then(|| {
+        format!(
+            "{errors} context(s) use Dockerfile features that {} cannot build (see above); \
+             nothing was built",
+            builder.describe()
+        )
+    });
+    (shown, refusal)
+}
+
 /// Before any build starts: shows the problems of building `ctxs` with `builder`, and refuses to
 /// go on if one is an error.
 pub fn refuse_unsupported(
     project: &Project,
     ctxs: impl IntoIterator<Item = usize>,
     builder: &dyn Backend,
+    events: &crate::events::Events,
 ) -> anyhow::Result<()> {
-    let problems = problems_for(project, ctxs, builder);
-    let (heredocs, others): (Vec<&Problem>, Vec<&Problem>) = problems
-        .iter()
-        .partition(|p| p.is_error() && p.code == "builder-lacks-heredocs");
-    for p in others {
-        eprintln!("{}", crate::output::style_problem(p));
+    let (shown, refusal) = judge_build(project, ctxs, builder);
+    for p in &shown {
+        let severity = match p.is_error() {
+            true => crate::events::Severity::Error,
+            false => crate::events::Severity::Warning,
+        };
+        events.report(crate::events::Event::Problem {
+            severity,
+            text: &p.to_string(),
+        });
     }
-    if let Some(summary) = heredoc_summary(&heredocs, builder) {
-        eprintln!("{}", crate::output::style_problem(&summary));
+    match refusal {
+        Some(refusal) => anyhow::bail!("{refusal}"),
+        None => Ok(()),
     }
-    let errors = problems.iter().filter(|p| p.is_error()).count();
-    if errors > 0 {
-        anyhow::bail!(
-            "{errors} context(s) use Dockerfile features that {} cannot build (see above); \
-             nothing was built",
-            builder.describe()
-        );
-    }
-    Ok(())
 }
 
 /// One problem for every Dockerfile whose heredocs `builder` cannot build: the files, with what
@@ -237,15 +261,14 @@ fn heredoc_summary(heredocs: &[&Problem], builder: &dyn Backend) -> Option<Probl
             format!("\n  {file}:{line}: `{marker}`")
         })
         .collect();
-    let engine = match builder.kind() {
-        BuilderKind::Docker => "docker",
-        BuilderKind::Podman => "podman",
-        _ => "buildah",
-    };
-    let engine = format!("{engine} {}", builder.version());
-    let hint = match builder.kind() {
-        BuilderKind::Docker => first.hint.clone().unwrap_or_else(|| WAYS_OUT.to_string()),
-        _ => format!("upgrade {engine}, or {WAYS_OUT}"),
+    let kind = builder.kind();
+    let engine = format!("{} {}", kind.name(), builder.version());
+    let through_frontend = kind
+        .engine()
+        .is_some_and(|e| matches!(e.features.heredocs, Heredocs::FrontendSince(..)));
+    let hint = match through_frontend {
+        true => first.hint.clone().unwrap_or_else(|| WAYS_OUT.to_string()),
+        false => format!("upgrade {engine}, or {WAYS_OUT}"),
     };
     Some(
         Problem::error(
@@ -287,7 +310,8 @@ mod tests {
 
     #[test]
     fn version_rules() {
-        use BuilderKind::*;
+        let [buildah, podman, docker] =
+            ["buildah", "podman", "docker"].map(|n| BuilderKind::engine_named(n).unwrap());
         let err = "Error builder-lacks-heredocs";
         let warn = "Warning frontend-pull";
         let heredoc = features(true, None);
@@ -297,26 +321,26 @@ mod tests {
         let heredoc_custom = features(true, Some("example.com/frontend:7"));
         let plain = features(false, Some("docker/dockerfile:1.4.1"));
         let table: &[(BuilderKind, &str, &Features, &[&str])] = &[
-            (Buildah, "1.28.2", &heredoc, &[err]),
-            (Buildah, "1.33.7", &heredoc, &[err]),
+            (buildah, "1.28.2", &heredoc, &[err]),
+            (buildah, "1.33.7", &heredoc, &[err]),
             // buildah ignores `# syntax=`.
-            (Buildah, "1.28.2", &heredoc_14, &[err]),
-            (Buildah, "1.35.0", &heredoc, &[]),
-            (Buildah, "1.40", &heredoc, &[]),
-            (Buildah, "1.28.2", &plain, &[]),
-            (Podman, "4.3.1", &heredoc, &[err]),
-            (Podman, "4.9.9", &heredoc_14, &[err]),
-            (Podman, "5.0.0", &heredoc, &[]),
-            (Docker, "20.10.24+dfsg1", &heredoc, &[err]),
-            (Docker, "20.10.24+dfsg1", &heredoc_13, &[err]),
-            (Docker, "20.10.24+dfsg1", &heredoc_14, &[warn]),
-            (Docker, "20.10.24+dfsg1", &heredoc_labs, &[warn]),
-            (Docker, "20.10.24+dfsg1", &heredoc_custom, &[warn]),
-            (Docker, "20.10.24", &plain, &[]),
-            (Docker, "23.0.0", &heredoc, &[]),
-            (Docker, "28.2.2", &heredoc, &[]),
+            (buildah, "1.28.2", &heredoc_14, &[err]),
+            (buildah, "1.35.0", &heredoc, &[]),
+            (buildah, "1.40", &heredoc, &[]),
+            (buildah, "1.28.2", &plain, &[]),
+            (podman, "4.3.1", &heredoc, &[err]),
+            (podman, "4.9.9", &heredoc_14, &[err]),
+            (podman, "5.0.0", &heredoc, &[]),
+            (docker, "20.10.24+dfsg1", &heredoc, &[err]),
+            (docker, "20.10.24+dfsg1", &heredoc_13, &[err]),
+            (docker, "20.10.24+dfsg1", &heredoc_14, &[warn]),
+            (docker, "20.10.24+dfsg1", &heredoc_labs, &[warn]),
+            (docker, "20.10.24+dfsg1", &heredoc_custom, &[warn]),
+            (docker, "20.10.24", &plain, &[]),
+            (docker, "23.0.0", &heredoc, &[]),
+            (docker, "28.2.2", &heredoc, &[]),
             // A version cip cannot read is trusted.
-            (Buildah, "unknown", &heredoc, &[]),
+            (buildah, "unknown", &heredoc, &[]),
         ];
         for (kind, version, f, want) in table {
             let (got, text) = judge(*kind, version, f);
@@ -326,11 +350,19 @@ mod tests {
 
     #[test]
     fn messages_name_the_line_the_version_and_who_can_build_it() {
-        let (_, text) = judge(BuilderKind::Buildah, "1.28.2", &features(true, None));
+        let (_, text) = judge(
+            BuilderKind::engine_named("buildah").unwrap(),
+            "1.28.2",
+            &features(true, None),
+        );
         assert!(text.contains("contexts/01-x/Dockerfile:4:"), "{text}");
         assert!(text.contains("buildah 1.28.2"), "{text}");
         assert!(text.contains("buildah 1.35+ / podman 5.0+"), "{text}");
-        let (_, text) = judge(BuilderKind::Docker, "20.10.24", &features(true, None));
+        let (_, text) = judge(
+            BuilderKind::engine_named("docker").unwrap(),
+            "20.10.24",
+            &features(true, None),
+        );
         assert!(text.contains("# syntax=docker/dockerfile:1.4"), "{text}");
     }
 
@@ -344,8 +376,8 @@ mod tests {
             syntax: None,
         };
         for (kind, version) in [
-            (BuilderKind::Buildah, "1.28.2"),
-            (BuilderKind::Docker, "20.10.24"),
+            (BuilderKind::engine_named("buildah").unwrap(), "1.28.2"),
+            (BuilderKind::engine_named("docker").unwrap(), "20.10.24"),
         ] {
             let p = &problems(kind, version, &path, &f)[0];
             assert!(p.message.contains("(`<<-EOT`)"), "{p}");

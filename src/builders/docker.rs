@@ -25,13 +25,58 @@ use anyhow::{bail, Context as _};
 use sha2::{Digest as _, Sha256};
 
 use super::buildkit;
+use super::engines::{Engine, Features, Heredocs};
 use super::process::{find_all_programs, find_program, Invocation};
 use super::{
     prepare_layout_dir, probe, run_build, run_exists, run_export, run_image_id, run_listing,
     run_on_image, run_pull, run_remove, Backend, BuildJob, BuilderKind, NodeEnv, NotUsable, Op,
-    RegistryAccess, StoreRoots, Supervisor, PROBE_TIMEOUT,
+    RegistryAccess, Supervisor, PROBE_TIMEOUT,
 };
 use crate::platform::Platform;
+
+/// docker: a daemon on this machine or elsewhere (`host`, `context`).
+pub static ENGINE: Engine = Engine {
+    name: "docker",
+    auto: true,
+    check_keys: |keys| {
+        let hint = "a docker node has host = \"unix://...\" | \"tcp://...\" | \"ssh://...\" or \
+                    context = \"NAME\"";
+        keys.refuse(&["url", "connection"], hint)?;
+        keys.one_of("host", "context")?;
+        keys.scheme(
+            "host",
+            &SCHEMES,
+            "write unix:///path/docker.sock, tcp://HOST:PORT or ssh://USER@HOST",
+        )
+    },
+    reach: |keys| {
+        let env = NodeEnv::new();
+        match (keys.host, keys.context) {
+            (Some(_), Some(_)) => Err("both host and context: name one".into()),
+            (Some(host), None) => {
+                if !SCHEMES.iter().any(|s| host.starts_with(s)) {
+                    return Err(format!(
+                        "host {host:?} is not a docker address: use unix:///PATH, tcp://HOST:PORT \
+                         or ssh://USER@HOST"
+                    ));
+                }
+                Ok((host.to_string(), env.set("DOCKER_HOST", host)))
+            }
+            (None, Some(context)) => Ok((
+                format!("context {context}"),
+                env.set("DOCKER_CONTEXT", context),
+            )),
+            (None, None) => Ok(("local".into(), env)),
+        }
+    },
+    detect: |env| detect(env).map(|b| Arc::new(b) as Arc<dyn Backend>),
+    features: Features {
+        heredocs: Heredocs::FrontendSince(23, 0),
+    },
+};
+
+/// The schemes of a daemon address (`DOCKER_HOST`).
+const SCHEMES: [&str; 3] = ["unix://", "tcp://", "ssh://"];
 
 /// A docker daemon, reached by a docker client that can build with BuildKit.
 #[derive(Debug, Clone)]
@@ -74,7 +119,7 @@ impl Docker {
 
 impl Backend for Docker {
     fn kind(&self) -> BuilderKind {
-        BuilderKind::Docker
+        BuilderKind::of(&ENGINE)
     }
 
     fn version(&self) -> &str {
@@ -94,11 +139,6 @@ impl Backend for Docker {
 
     fn native_platforms(&self) -> Vec<Platform> {
         self.native.clone()
-    }
-
-    /// BuildKit resolves parents per platform: no store of its own is needed.
-    fn with_store(&self, _store: &StoreRoots) -> Arc<dyn Backend> {
-        Arc::new(self.clone())
     }
 
     fn build<'a>(&'a self, job: &'a BuildJob) -> Op<'a, ()> {
@@ -551,6 +591,7 @@ mod tests {
             options: Default::default(),
             log: dir.join("logs/app-1.0.0-linux-amd64.log"),
             registry: super::super::RegistryAccess::default(),
+            events: Default::default(),
         }
     }
 

@@ -12,7 +12,9 @@ use crate::platform::Platform;
 
 /// Environment variable naming another binfmt_misc directory (used by tests).
 pub const BINFMT_DIR_ENV: &str = "CIP_BINFMT_DIR";
-const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
+/// The kernel's binfmt_misc directory (a run of cip passes `$CIP_BINFMT_DIR` to [`check_in`]
+/// instead when it is set).
+pub const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
 
 /// The qemu name of an OCI architecture and the ELF header that identifies its binaries.
 struct Arch {
@@ -59,15 +61,11 @@ pub fn runs_natively(platform: &Platform, native: &[Platform]) -> bool {
     })
 }
 
-/// The binfmt_misc directory consulted: `$CIP_BINFMT_DIR` or `/proc/sys/fs/binfmt_misc`.
-pub fn binfmt_dir() -> PathBuf {
-    crate::config::get().binfmt_dir.clone()
-}
-
 /// Checks that every platform in `platforms` either runs natively on a builder running `native`,
-/// or has an enabled binfmt_misc emulator. The error names the platforms and gives the fix.
+/// or has an enabled binfmt_misc emulator in [`BINFMT_DIR`]. The error names the platforms and
+/// gives the fix.
 pub fn check(platforms: &[Platform], native: &[Platform]) -> Result<(), String> {
-    check_in(&binfmt_dir(), platforms, native)
+    check_in(Path::new(BINFMT_DIR), platforms, native)
 }
 
 /// [`check`] against the binfmt_misc directory `dir`.

@@ -27,7 +27,7 @@
 //!   `--storage-driver vfs --root /srv/cip/storage --runroot /run/cip/storage`.
 //! - `DOCKER_HOST`: the daemon the docker backend talks to (also handed to skopeo for exports).
 //! - `CIP_DOCKER`: the docker client to use (default: the first on PATH that can build with BuildKit).
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -43,22 +43,17 @@ pub mod buildkit;
 pub mod capabilities;
 mod docker;
 pub mod emulation;
+pub mod engines;
+#[cfg(test)]
+mod in_process;
 pub mod leftovers;
+mod podman;
 pub mod process;
 pub mod service_cancel;
 
 pub use docker::DOCKER_PROGRAM_ENV;
+pub use engines::BuilderKind;
 pub use process::Supervisor;
-
-/// Which program builds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BuilderKind {
-    /// The first of buildah, podman, docker found on PATH (docker only if its daemon answers)
-    Auto,
-    Buildah,
-    Podman,
-    Docker,
-}
 
 /// How the builder reaches the registry its parents are pulled from.
 #[derive(Debug, Clone, Default)]
@@ -102,6 +97,8 @@ pub struct BuildJob {
     pub log: PathBuf,
     pub registry: RegistryAccess,
     pub options: BuildOptions,
+    /// Where the build reports: its output lines (if the sink takes them) and its retries.
+    pub events: crate::events::Events,
 }
 
 /// What users pass to builders every day, each engine told in its own words.
@@ -186,6 +183,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 /// for every process the builder starts (`BUILDAH_ISOLATION`, `TMPDIR`, ..).
 #[derive(Debug, Clone, Default)]
 pub struct NodeEnv {
+    /// The environment the run started with (what a variable without an override reads), shared
+    /// by every node of the run.
+    base: Arc<HashMap<String, String>>,
     vars: Vec<(String, String)>,
     /// Global options of the engine's program, each one argument (a node's `--url=...`), in
     /// place of the ones `CIP_BUILDAH_GLOBAL_ARGS` / `CIP_PODMAN_GLOBAL_ARGS` give.
@@ -193,9 +193,18 @@ pub struct NodeEnv {
 }
 
 impl NodeEnv {
-    /// No overrides: the process environment as it is.
+    /// No overrides: the process environment as it is now (a library user, a test; a run of cip
+    /// passes the environment it started with, [`NodeEnv::over`]).
     pub fn new() -> Self {
-        NodeEnv::default()
+        NodeEnv::over(Arc::new(std::env::vars().collect()))
+    }
+
+    /// No overrides over `base`, the environment a run started with.
+    pub fn over(base: Arc<HashMap<String, String>>) -> Self {
+        NodeEnv {
+            base,
+            ..NodeEnv::default()
+        }
     }
 
     /// Sets `key` for this node (replacing an earlier value).
@@ -212,7 +221,7 @@ impl NodeEnv {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
-            .or_else(|| crate::config::get().var(key))
+            .or_else(|| self.base.get(key).cloned())
             .filter(|v| !v.trim().is_empty())
     }
 
@@ -230,22 +239,6 @@ impl NodeEnv {
     /// The global options given with [`NodeEnv::with_global_args`], if any.
     pub fn global_args(&self) -> Option<&[String]> {
         self.global_args.as_deref()
-    }
-}
-
-/// The two programs of the containers engine behind [`buildah::Buildah`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Engine {
-    Buildah,
-    Podman,
-}
-
-impl Engine {
-    fn name(self) -> &'static str {
-        match self {
-            Engine::Buildah => "buildah",
-            Engine::Podman => "podman",
-        }
     }
 }
 
@@ -354,32 +347,24 @@ impl BackendError {
     }
 }
 
-/// One build engine on one node (buildah, podman, docker): what the run asks of it. Implementations
-/// describe themselves, say which platforms they run natively, and build, export, list, pull, tag
-/// and remove images in their own store. Dropping an operation's future cancels it: the engine's
-/// processes are ended (see [`process`]).
+/// One build engine on one node (buildah, podman, docker): what the run asks of it. Dropping an
+/// operation's future cancels it: the engine's processes are ended (see [`process`]).
+///
+/// Every engine says what it is and works its own store: it builds, exports, lists, pulls, tags
+/// and removes images there, and names the [`Supervisor`] of its processes (the first group of
+/// methods). What some engines can do and others need not (push from the node, per-platform
+/// stores, a remote machine's CPUs and liveness) has a default (the second group). Ending
+/// cancelled operations is the supervisor's, through [`cancel`](#method.cancel) and
+/// [`wait_cancelled`](#method.wait_cancelled) on any backend.
 pub trait Backend: Send + Sync + std::fmt::Debug {
-    /// Which engine this is.
+    /// Which engine of the registry this is.
     fn kind(&self) -> BuilderKind;
 
     /// The engine's version as it reports it, e.g. `1.28.2`.
     fn version(&self) -> &str;
 
-    /// What the user is told builds, e.g. `buildah 1.28.2` or
-    /// `docker 20.10.24 (BuildKit, unix:///run/x.sock)`.
-    fn describe(&self) -> String;
-
     /// The platforms this node runs without emulation.
     fn native_platforms(&self) -> Vec<Platform>;
-
-    /// The store of its own a pushed build of `platform` uses, if the engine needs one (see
-    /// [`Backend::with_store`]).
-    fn platform_store(&self, _platform: &Platform) -> Option<StoreRoots> {
-        None
-    }
-
-    /// This backend working in `store`.
-    fn with_store(&self, store: &StoreRoots) -> Arc<dyn Backend>;
 
     /// Builds one platform of one image into the local store as `job.tag`. The engine's output is
     /// appended to `job.log`; a failure quotes the command and the log's last lines. A build that
@@ -392,20 +377,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// not exist or be empty.
     fn export_oci_layout<'a>(&'a self, tag: &'a str, dir: &'a Path) -> Op<'a, ()>;
 
-    /// Pushes the image `tag` of the node's store to `destination` (`REG/REPO:TAG`) from the
-    /// node itself, so its data goes from the node's machine to the registry, not through cip's
-    /// (the `direct` route of a farm's node). The engine's output is appended to `log`. The
-    /// node keeps no tag of `destination` afterwards.
-    fn push_to<'a>(
-        &'a self,
-        _tag: &'a str,
-        destination: &'a str,
-        _access: &'a RegistryAccess,
-        _log: &'a Path,
-    ) -> Op<'a, ()> {
-        Box::pin(async move { Err(anyhow!("this engine cannot push {destination} itself").into()) })
-    }
-
     /// Every `name:tag` in the local store, from one listing. Names are as the engine prints them,
     /// which may be normalised differently from how cip spells a tag (`docker.io/library/...`): a
     /// listed tag exists, an unlisted one is asked about with [`Backend::image_exists`].
@@ -413,12 +384,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Whether `tag` is in the local store.
     fn image_exists<'a>(&'a self, tag: &'a str) -> Op<'a, bool>;
-
-    /// The id (`sha256:...`) of the image `tag` names in the local store; None if it is not
-    /// there (or the engine cannot tell).
-    fn image_id<'a>(&'a self, _tag: &'a str) -> Op<'a, Option<String>> {
-        Box::pin(async { Ok(None) })
-    }
 
     /// Removes the tag `tag` from the local store (the image itself once no tag is left). A tag
     /// that is not there is not an error.
@@ -438,10 +403,50 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Who ends this node's cancelled operations (their futures dropped).
     fn supervisor(&self) -> &Supervisor;
 
+    // What has a default.
+
+    /// What the user is told builds, e.g. `buildah 1.28.2` or
+    /// `docker 20.10.24 (BuildKit, unix:///run/x.sock)`.
+    fn describe(&self) -> String {
+        format!("{} {}", self.kind(), self.version())
+    }
+
     /// Where the engine runs when not on this machine's default socket or store, e.g.
     /// `ssh://builder@amd-1` or `--url unix:///run/podman.sock` (None: the local engine).
     fn address(&self) -> Option<String> {
         None
+    }
+
+    /// The store of its own a pushed build of `platform` uses, if the engine needs one (see
+    /// [`Backend::with_store`]).
+    fn platform_store(&self, _platform: &Platform) -> Option<StoreRoots> {
+        None
+    }
+
+    /// This backend working in `store` (one [`Backend::platform_store`] gave); None for an engine
+    /// without stores of its own.
+    fn with_store(&self, _store: &StoreRoots) -> Option<Arc<dyn Backend>> {
+        None
+    }
+
+    /// Pushes the image `tag` of the node's store to `destination` (`REG/REPO:TAG`) from the
+    /// node itself, so its data goes from the node's machine to the registry, not through cip's
+    /// (the `direct` route of a farm's node). The engine's output is appended to `log`. The
+    /// node keeps no tag of `destination` afterwards.
+    fn push_to<'a>(
+        &'a self,
+        _tag: &'a str,
+        destination: &'a str,
+        _access: &'a RegistryAccess,
+        _log: &'a Path,
+    ) -> Op<'a, ()> {
+        Box::pin(async move { Err(anyhow!("this engine cannot push {destination} itself").into()) })
+    }
+
+    /// The id (`sha256:...`) of the image `tag` names in the local store; None if it is not
+    /// there (or the engine cannot tell).
+    fn image_id<'a>(&'a self, _tag: &'a str) -> Op<'a, Option<String>> {
+        Box::pin(async { Ok(None) })
     }
 
     /// How many CPUs the engine's machine has, as the engine reports it (None: it does not say).
@@ -454,16 +459,19 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn answers(&self) -> Op<'_, bool> {
         Box::pin(async { Ok(true) })
     }
+}
 
+/// Cancellation, the same for every engine: its [`Supervisor`]'s.
+impl dyn Backend {
     /// Ends the operations of this node that were cancelled at once, without the grace period
     /// their processes get to clean up (a second Ctrl-C).
-    fn cancel(&self) {
+    pub fn cancel(&self) {
         self.supervisor().hurry();
     }
 
     /// Waits up to `timeout` until the processes of this node's cancelled operations are gone;
     /// whether they were. A run calls it before it ends, so no builder outlives cip.
-    fn wait_cancelled(&self, timeout: Duration) -> bool {
+    pub fn wait_cancelled(&self, timeout: Duration) -> bool {
         self.supervisor().wait_for_cancelled(timeout)
     }
 }
@@ -484,56 +492,36 @@ pub fn detect(kind: BuilderKind) -> anyhow::Result<Arc<dyn Backend>> {
 /// [`detect`] for a node configured by `env` (e.g. a `DOCKER_HOST`, a private buildah store
 /// through `CIP_BUILDAH_GLOBAL_ARGS`).
 pub fn detect_with(kind: BuilderKind, env: NodeEnv) -> anyhow::Result<Arc<dyn Backend>> {
-    let buildah =
-        |engine, env| buildah::detect(engine, env).map(|b| Arc::new(b) as Arc<dyn Backend>);
-    let docker = |env| docker::detect(env).map(|b| Arc::new(b) as Arc<dyn Backend>);
-    match kind {
-        BuilderKind::Buildah => buildah(Engine::Buildah, env).map_err(|e| e.into_error()),
-        BuilderKind::Podman => buildah(Engine::Podman, env).map_err(|e| e.into_error()),
-        BuilderKind::Docker => docker(env).map_err(|e| e.into_error()),
-        BuilderKind::Auto => {
-            let mut tried = Vec::new();
-            for engine in [Engine::Buildah, Engine::Podman] {
-                match buildah(engine, env.clone()) {
-                    Ok(b) => return Ok(b),
-                    Err(e) => tried.push(e),
-                }
-            }
-            match docker(env) {
-                Ok(b) => return Ok(b),
-                Err(e) => tried.push(e),
-            }
-            let lines = tried
-                .iter()
-                .map(|e| format!("  {}: {}", e.program, e.reason))
-                .collect::<Vec<_>>()
-                .join("\n");
-            bail!(
-                "no container image builder found; cip looked for buildah, podman and docker (with a \
-                 daemon that answers), in that order:\n{lines}\n\
-                 Install one, e.g. `apt-get install -y buildah` (Debian/Ubuntu; `dnf install -y buildah` \
-                 on Fedora/RHEL) or podman, or start the Docker daemon (`systemctl start docker`, or set \
-                 DOCKER_HOST); choose one explicitly with --builder"
-            )
+    if let Some(engine) = kind.engine() {
+        return (engine.detect)(env).map_err(NotUsable::into_error);
+    }
+    let mut tried = Vec::new();
+    for engine in engines::ENGINES.iter().filter(|e| e.auto) {
+        match (engine.detect)(env.clone()) {
+            Ok(b) => return Ok(b),
+            Err(e) => tried.push(e),
         }
     }
+    let lines = tried
+        .iter()
+        .map(|e| format!("  {}: {}", e.program, e.reason))
+        .collect::<Vec<_>>()
+        .join("\n");
+    bail!(
+        "no container image builder found; cip looked for buildah, podman and docker (with a \
+         daemon that answers), in that order:\n{lines}\n\
+         Install one, e.g. `apt-get install -y buildah` (Debian/Ubuntu; `dnf install -y buildah` \
+         on Fedora/RHEL) or podman, or start the Docker daemon (`systemctl start docker`, or set \
+         DOCKER_HOST); choose one explicitly with --builder"
+    )
 }
 
 /// [`detect_with`] for a build node of a farm: why it cannot be used is the reason alone (installing
-/// or starting an engine on this machine is no fix for a node elsewhere). `Auto` is not a node kind.
+/// or starting an engine on this machine is no fix for a node elsewhere). `Auto` is not a node
+/// kind; it stands for the registry's first engine.
 pub fn detect_node(kind: BuilderKind, env: NodeEnv) -> Result<Arc<dyn Backend>, String> {
-    let reason = |e: NotUsable| format!("{} cannot be used: {}", e.program, e.reason);
-    match kind {
-        BuilderKind::Docker => docker::detect(env)
-            .map(|b| Arc::new(b) as Arc<dyn Backend>)
-            .map_err(reason),
-        BuilderKind::Podman => buildah::detect(Engine::Podman, env)
-            .map(|b| Arc::new(b) as Arc<dyn Backend>)
-            .map_err(reason),
-        BuilderKind::Buildah | BuilderKind::Auto => buildah::detect(Engine::Buildah, env)
-            .map(|b| Arc::new(b) as Arc<dyn Backend>)
-            .map_err(reason),
-    }
+    let engine = kind.engine().unwrap_or(engines::ENGINES[0]);
+    (engine.detect)(env).map_err(|e| format!("{} cannot be used: {}", e.program, e.reason))
 }
 
 /// Runs a build command, once more after a [`TRANSIENT_FAILURES`] line (see [`Backend::build`]).
@@ -541,20 +529,20 @@ async fn run_build(inv: process::Invocation, job: &BuildJob) -> Result<(), Backe
     let what = || format!("building {} for {}", job.tag, job.platform);
     let mut attempt = 1;
     loop {
-        let error = match inv.run_logged(&job.log).await {
+        let error = match inv.run_logged(&job.log, &job.events).await {
             Ok(()) => return Ok(()),
             Err(e) => BackendError::of_command(what(), e),
         };
         match error {
             BackendError::Transient { why, .. } if attempt < BUILD_ATTEMPTS => {
                 attempt += 1;
-                crate::progress::eprint_line(&format!(
+                job.events.report(crate::events::Event::Retry(&format!(
                     "retry: building {} for {} failed ({why}: the machine, not the \
                      Dockerfile), attempt {attempt}/{BUILD_ATTEMPTS} in {:.1}s",
                     job.tag,
                     job.platform,
                     TRANSIENT_RETRY_DELAY.as_secs_f64()
-                ));
+                )));
                 tokio::time::sleep(TRANSIENT_RETRY_DELAY).await;
             }
             error => return Err(error),
@@ -568,7 +556,7 @@ async fn run_push(
     destination: &str,
     log: &Path,
 ) -> Result<(), BackendError> {
-    inv.run_logged(log)
+    inv.run_logged(log, &crate::events::Events::discard())
         .await
         .map_err(|e| BackendError::of_command(format!("pushing {destination} from the node"), e))
 }
@@ -713,10 +701,12 @@ async fn run_remove(inv: process::Invocation) -> Result<(), BackendError> {
 }
 
 /// Why a program could not be used (for the detection message).
-struct NotUsable {
-    program: &'static str,
-    reason: String,
-    hint: &'static str,
+#[derive(Debug)]
+pub struct NotUsable {
+    pub program: &'static str,
+    pub reason: String,
+    /// How to install or start it, for the local machine.
+    pub hint: &'static str,
 }
 
 impl NotUsable {

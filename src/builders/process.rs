@@ -1,7 +1,8 @@
 //! Running builder programs: each in its own process group, with its output appended to a log or
 //! captured, and the whole group terminated when the future running it is dropped (the scheduler
-//! cancels builds that way on `--stop-on-first-error`). While a run's display watches a log
-//! ([`stream_log`]), the output is read line by line into the log and handed to the display too.
+//! cancels builds that way on `--stop-on-first-error`). When the events a command is run with take
+//! output ([`Events::takes_output`]: a run's display), it is read line by line into the log and
+//! reported too ([`Event::Output`]).
 //!
 //! Cancellation sends SIGTERM to the group first, so buildah can remove its working container, and
 //! SIGKILL after [`TERM_GRACE`]. That happens on a helper thread, since `Drop` cannot wait. Each
@@ -25,6 +26,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
+
+use crate::events::{Event, Events};
 
 /// How long a cancelled process group gets between SIGTERM and SIGKILL.
 pub const TERM_GRACE: Duration = Duration::from_secs(5);
@@ -215,8 +218,9 @@ impl Invocation {
 
     /// Runs to completion with stdout and stderr appended to `log` (parent directories are
     /// created), preceded by a `$ command` line. A non-zero exit is an error quoting the command
-    /// and the last [`TAIL_LINES`] lines this run wrote.
-    pub async fn run_logged(&self, log: &Path) -> anyhow::Result<()> {
+    /// and the last [`TAIL_LINES`] lines this run wrote. The output lines are reported to `events`
+    /// as they come if it takes them.
+    pub async fn run_logged(&self, log: &Path, events: &Events) -> anyhow::Result<()> {
         if let Some(parent) = log.parent().filter(|p| !p.as_os_str().is_empty()) {
             crate::cip_dir::create_dir_all(parent)
                 .with_context(|| format!("cannot create the log directory {}", parent.display()))?;
@@ -234,15 +238,12 @@ impl Invocation {
             .with_context(|| format!("cannot open the build log {}", log.display()))?;
 
         let mut cmd = self.command();
-        let status = match sink_for(log) {
-            Some(sink) => {
-                drop(stderr);
-                self.spawn_streaming(cmd, file, sink).await?
-            }
-            None => {
-                cmd.stdout(Stdio::from(file)).stderr(Stdio::from(stderr));
-                self.spawn_and_wait(cmd).await?
-            }
+        let status = if events.takes_output() {
+            drop(stderr);
+            self.spawn_streaming(cmd, file, events).await?
+        } else {
+            cmd.stdout(Stdio::from(file)).stderr(Stdio::from(stderr));
+            self.spawn_and_wait(cmd).await?
         };
         if status.success() {
             return Ok(());
@@ -340,20 +341,23 @@ impl Invocation {
 
 impl Invocation {
     /// Runs the command with its stdout and stderr read line by line: each line is appended to
-    /// `file` and handed to `sink`. Helpers of the builder that keep its pipes open after it
+    /// `file` and reported to `events`. Helpers of the builder that keep its pipes open after it
     /// exited get [`DRAIN_WAIT`] to finish writing.
     async fn spawn_streaming(
         &self,
         mut cmd: tokio::process::Command,
         file: File,
-        sink: LineSink,
+        events: &Events,
     ) -> anyhow::Result<ExitStatus> {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let (mut child, guard) = self.spawn(&mut cmd)?;
         let file = Mutex::new(file);
         let (out, err) = (child.stdout.take(), child.stderr.take());
         let mut pump = std::pin::pin!(async {
-            tokio::join!(pump_lines(out, &file, &sink), pump_lines(err, &file, &sink))
+            tokio::join!(
+                pump_lines(out, &file, events),
+                pump_lines(err, &file, events)
+            )
         });
         let mut drained = false;
         let status = tokio::select! {
@@ -376,12 +380,12 @@ impl Invocation {
 /// [`Invocation::spawn_streaming`]).
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
 
-/// Copies `pipe` to `file` line by line, handing each line to `sink` (a line redrawn with `\r`
-/// as its last state).
+/// Copies `pipe` to `file` line by line, reporting each line (a line redrawn with `\r` as its last
+/// state).
 async fn pump_lines(
     pipe: Option<impl tokio::io::AsyncRead + Unpin>,
     file: &Mutex<File>,
-    sink: &LineSink,
+    events: &Events,
 ) {
     use tokio::io::AsyncBufReadExt;
     let Some(pipe) = pipe else {
@@ -403,45 +407,7 @@ async fn pump_lines(
             .rsplit('\r')
             .next()
             .unwrap_or("");
-        sink(line);
-    }
-}
-
-/// Receives a builder's output lines as they come (the run's display).
-pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// The sinks of the logs being streamed, by log file: a build's log names its step, so the
-/// backends need not know who watches.
-static SINKS: Mutex<Vec<(PathBuf, LineSink)>> = Mutex::new(Vec::new());
-
-/// While the returned guard lives, commands logged to `log` ([`Invocation::run_logged`]) hand
-/// their output lines to `sink` too.
-pub fn stream_log(log: &Path, sink: LineSink) -> Streaming {
-    lock(&SINKS).push((log.to_path_buf(), sink));
-    Streaming {
-        log: log.to_path_buf(),
-    }
-}
-
-fn sink_for(log: &Path) -> Option<LineSink> {
-    lock(&SINKS)
-        .iter()
-        .rev()
-        .find(|(l, _)| l == log)
-        .map(|(_, s)| s.clone())
-}
-
-/// Ends the streaming of one log when dropped.
-pub struct Streaming {
-    log: PathBuf,
-}
-
-impl Drop for Streaming {
-    fn drop(&mut self) {
-        let mut sinks = lock(&SINKS);
-        if let Some(i) = sinks.iter().rposition(|(l, _)| *l == self.log) {
-            sinks.remove(i);
-        }
+        events.report(Event::Output(line));
     }
 }
 
@@ -624,6 +590,8 @@ impl Drop for GroupGuard {
 
 /// The builder processes cip started and has not reaped yet; each leads its own process group.
 /// Every other child of cip outside cip's own group is an adopted orphan (see [`adopted`]).
+/// Global because [`end_children`], called on every way out of `main`, must find every group
+/// whichever operation started it.
 static LEADERS: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -634,7 +602,8 @@ fn forget_leader(pgid: libc::pid_t) {
     lock(&LEADERS).retain(|&p| p != pgid);
 }
 
-/// The process groups of short probes running now (see [`ProbeGroup`]).
+/// The process groups of short probes running now (see [`ProbeGroup`]). Global for the same reason
+/// as [`LEADERS`]: [`end_children`] ends them from `main`, however cip exits.
 static PROBES: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
 
 /// A probe's process group, known to [`end_children`] while it lives.
@@ -689,6 +658,7 @@ pub fn end_children() {
 /// Makes cip the reaper of orphans among its descendants (once per process), so a builder helper
 /// whose parent exits stays findable from cip instead of moving to init.
 fn adopt_orphans() {
+    // Once per process, since being a subreaper is a property of the process.
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes plain integers and touches no memory.
@@ -1004,7 +974,11 @@ mod tests {
         fs::create_dir_all(log.parent().unwrap()).unwrap();
         fs::write(&log, "old run\n").unwrap();
         let inv = Invocation::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]);
-        let err = inv.run_logged(&log).await.unwrap_err().to_string();
+        let err = inv
+            .run_logged(&log, &Events::discard())
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("exit status 3"), "{err}");
         assert!(err.contains("sh -c"), "{err}");
         assert!(err.contains("out") && err.contains("err"), "{err}");
@@ -1013,25 +987,35 @@ mod tests {
         assert!(text.starts_with("old run\n$ sh -c"), "{text}");
     }
 
+    /// Collects the output lines it is reported.
+    struct Collect(Mutex<Vec<String>>);
+
+    impl crate::events::Sink for Collect {
+        fn report(&self, event: Event<'_>) {
+            if let Event::Output(line) = event {
+                self.0.lock().unwrap().push(line.to_string());
+            }
+        }
+
+        fn takes_output(&self) -> bool {
+            true
+        }
+    }
+
     #[tokio::test]
     async fn a_streamed_log_gets_every_line_and_the_sink_too() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("x.log");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink: LineSink = {
-            let seen = seen.clone();
-            Arc::new(move |l: &str| seen.lock().unwrap().push(l.to_string()))
-        };
-        let streaming = stream_log(&log, sink);
+        let seen = Arc::new(Collect(Mutex::new(Vec::new())));
+        let events = Events::new(seen.clone());
         let inv = Invocation::new("sh")
             .args(["-c", "echo STEP 1/2: FROM x; printf 'a\\rb\\n' >&2; exit 3"]);
-        let err = inv.run_logged(&log).await.unwrap_err().to_string();
-        drop(streaming);
+        let err = inv.run_logged(&log, &events).await.unwrap_err().to_string();
         assert!(
             err.contains("exit status 3") && err.contains("STEP 1/2"),
             "{err}"
         );
-        let mut got = seen.lock().unwrap().clone();
+        let mut got = seen.0.lock().unwrap().clone();
         got.sort();
         assert_eq!(got, ["STEP 1/2: FROM x", "b"]);
         let text = fs::read_to_string(&log).unwrap();
@@ -1039,13 +1023,17 @@ mod tests {
             text.contains("STEP 1/2: FROM x\n") && text.contains("a\rb\n"),
             "{text}"
         );
-        // Without a sink, the log is written as before, and nobody is called.
+        // Events that take no output are not handed any: the log is written as before.
+        let called = Arc::new(AtomicBool::new(false));
+        let flag = called.clone();
+        let no_output = Events::from_fn(move |_| flag.store(true, Ordering::Relaxed));
         Invocation::new("sh")
             .args(["-c", "echo again"])
-            .run_logged(&log)
+            .run_logged(&log, &no_output)
             .await
             .unwrap();
-        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert!(!called.load(Ordering::Relaxed));
+        assert_eq!(seen.0.lock().unwrap().len(), 2);
         assert!(fs::read_to_string(&log).unwrap().ends_with("again\n"));
     }
 
@@ -1072,8 +1060,9 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
+        let quiet = Events::discard();
         tokio::select! {
-            _ = inv.run_logged(log) => panic!("the command ended on its own"),
+            _ = inv.run_logged(log, &quiet) => panic!("the command ended on its own"),
             _ = wait_ready => {}
         }
         supervisor
@@ -1144,7 +1133,8 @@ mod tests {
             .args(["-c", &script])
             .supervised_by(&supervisor);
         let log = dir.path().join("log");
-        let fut = inv.run_logged(&log);
+        let quiet = Events::discard();
+        let fut = inv.run_logged(&log, &quiet);
         let res = tokio::time::timeout(Duration::from_millis(500), fut).await;
         assert!(res.is_err(), "the command should still run");
         let pid: i32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();

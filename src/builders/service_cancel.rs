@@ -1,4 +1,4 @@
-//! Cancelling a build on a podman service of this machine (`podman --url unix://...`). The build
+//! Cancelling a build on a podman service (`podman --url unix://...` or `ssh://...`). The build
 //! runs inside the service: ending the `podman --url ... build` client does not stop it (podman
 //! 4.3 goes on to the end of the Dockerfile). So each such build is marked with a host name only
 //! its RUN steps see (`--add-host=MARKER:127.0.0.1`, in the step's /etc/hosts, never in the image),
@@ -6,10 +6,14 @@
 //! descendants for processes whose /etc/hosts holds the marker, and kills them: the RUN step fails,
 //! and the service ends the build and removes its working container. Builds of other runs on the
 //! same service carry other markers and are left alone. A service on another machine (`ssh://`)
-//! cannot be reached this way; its build ends when it ends.
+//! is reached as podman reaches it, over ssh: `ssh [-p PORT] [-i KEY] -- [USER@]HOST SCRIPT` runs a
+//! small sh script there that kills, for the same watch, the processes whose /etc/hosts names the
+//! marker (the marker is hex, the script fixed: nothing from the configuration reaches the remote
+//! shell but it). The account podman logs in as owns the service, so it may kill its steps.
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
@@ -27,17 +31,163 @@ pub fn marker(tag: &str) -> String {
     format!("cip-build-{}", &hash[..20])
 }
 
-/// The socket of a podman service on this machine that `global_args` point podman at, if they
-/// do (`--url=unix:///PATH` or `--url unix:///PATH`).
-pub fn local_socket(global_args: &[String]) -> Option<PathBuf> {
-    let url = global_args.iter().enumerate().find_map(|(i, a)| {
-        a.strip_prefix("--url=").map(str::to_string).or_else(|| {
-            (a == "--url")
+/// The value of podman's global option `--NAME` in `global_args` (`--NAME=V` or `--NAME V`).
+fn option(global_args: &[String], name: &str) -> Option<String> {
+    let long = format!("--{name}");
+    let joined = format!("--{name}=");
+    global_args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix(&joined).map(str::to_string).or_else(|| {
+            (*a == long)
                 .then(|| global_args.get(i + 1).cloned())
                 .flatten()
         })
-    })?;
-    url.strip_prefix("unix://").map(PathBuf::from)
+    })
+}
+
+/// The socket of a podman service on this machine that `global_args` point podman at, if they
+/// do (`--url=unix:///PATH` or `--url unix:///PATH`).
+pub fn local_socket(global_args: &[String]) -> Option<PathBuf> {
+    option(global_args, "url")?
+        .strip_prefix("unix://")
+        .map(PathBuf::from)
+}
+
+/// A podman service a cancellation can reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Service {
+    /// On this machine, listening on this socket.
+    Local(PathBuf),
+    /// On the machine podman reaches over ssh.
+    Ssh(SshTarget),
+}
+
+/// Where `ssh` logs in to reach a service, as podman's `ssh://[USER@]HOST[:PORT]/PATH` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    /// `USER@HOST` or `HOST` (IPv6 without its brackets).
+    pub destination: String,
+    pub port: Option<u16>,
+    /// The key podman logs in with (`--identity`, `CONTAINER_SSHKEY`).
+    pub identity: Option<PathBuf>,
+}
+
+/// The service `global_args` point podman at, if a cancellation can reach it: a `unix://` socket
+/// here, or an `ssh://` URL whose user and host cannot be taken for options. `identity`: the key
+/// of `CONTAINER_SSHKEY`, used when the arguments name none.
+pub fn service(global_args: &[String], identity: Option<String>) -> Option<Service> {
+    if let Some(socket) = local_socket(global_args) {
+        return Some(Service::Local(socket));
+    }
+    let url = option(global_args, "url")?;
+    let mut target = ssh_target(&url)?;
+    target.identity = option(global_args, "identity")
+        .or(identity)
+        .filter(|i| !i.starts_with('-'))
+        .map(PathBuf::from);
+    Some(Service::Ssh(target))
+}
+
+fn ssh_target(url: &str) -> Option<SshTarget> {
+    let rest = url.strip_prefix("ssh://")?;
+    let authority = rest.split('/').next()?;
+    let (user, host_port) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    let port = match port {
+        Some(p) => Some(p.parse::<u16>().ok()?),
+        None => None,
+    };
+    let safe =
+        |s: &str| !s.is_empty() && !s.starts_with('-') && !s.chars().any(char::is_whitespace);
+    if !safe(host) || user.is_some_and(|u| !safe(u)) {
+        return None;
+    }
+    Some(SshTarget {
+        destination: match user {
+            Some(u) => format!("{u}@{host}"),
+            None => host.to_string(),
+        },
+        port,
+        identity: None,
+    })
+}
+
+/// Ends the RUN steps marked `marker` of `service` (see [`cancel`], [`cancel_over_ssh`]).
+pub fn cancel_on(service: &Service, marker: &str) {
+    match service {
+        Service::Local(socket) => {
+            cancel(socket, marker);
+        }
+        Service::Ssh(target) => cancel_over_ssh(target, marker),
+    }
+}
+
+/// The script run on the service's machine: for [`WATCH`] seconds, SIGKILL to every process whose
+/// /etc/hosts names the marker (`$1`); done once steps were killed and none is left.
+const REMOTE_SCRIPT: &str = r#"m="$1"; end=$(( $(date +%s) + $2 )); killed=0
+while [ "$(date +%s)" -lt "$end" ]; do
+  found=0
+  for h in /proc/[0-9]*/root/etc/hosts; do
+    if grep -qsw -e "$m" "$h" 2>/dev/null; then
+      p=${h#/proc/}; p=${p%%/*}
+      kill -9 "$p" 2>/dev/null && found=1 && killed=1
+    fi
+  done
+  [ "$killed" = 1 ] && [ "$found" = 0 ] && break
+  sleep 0.2
+done"#;
+
+/// `ssh ... -- DESTINATION sh -c SCRIPT`: the script as one word of the remote command line, the
+/// marker (hex and dashes) and the watch as its arguments.
+pub fn ssh_command(target: &SshTarget, marker: &str) -> Command {
+    let mut cmd = Command::new("ssh");
+    cmd.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]);
+    if let Some(port) = target.port {
+        cmd.arg("-p").arg(port.to_string());
+    }
+    if let Some(identity) = &target.identity {
+        cmd.arg("-i").arg(identity);
+    }
+    // The remote side joins the words into one shell line: the script goes quoted.
+    let quoted = format!("'{}'", REMOTE_SCRIPT.replace('\'', r"'\''"));
+    cmd.arg("--")
+        .arg(&target.destination)
+        .args(["sh", "-c", &quoted, "cip-cancel", marker])
+        .arg(WATCH.as_secs().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// Runs [`REMOTE_SCRIPT`] on the service's machine, killing `ssh` if it outlasts the watch (a
+/// machine that does not answer), so no child is left behind.
+fn cancel_over_ssh(target: &SshTarget, marker: &str) {
+    debug_assert!(marker
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    let Ok(mut child) = ssh_command(target, marker).spawn() else {
+        return;
+    };
+    let deadline = Instant::now() + WATCH + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Kills the RUN steps marked `marker` of the service listening on `socket`, watching for
@@ -159,6 +309,70 @@ mod tests {
         );
         assert_eq!(local_socket(&args(&["--url=ssh://u@h/run/p.sock"])), None);
         assert_eq!(local_socket(&args(&["--connection=far"])), None);
+    }
+
+    #[test]
+    fn an_ssh_url_is_reached_as_podman_reaches_it_and_nothing_in_it_becomes_an_option() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let target = |url: &str, identity: Option<&str>| match service(
+            &args(&["--url", url]),
+            identity.map(str::to_string),
+        ) {
+            Some(Service::Ssh(t)) => Some(t),
+            _ => None,
+        };
+        assert_eq!(
+            target("ssh://root@127.0.0.1:2222/run/p.sock", Some("/k")),
+            Some(SshTarget {
+                destination: "root@127.0.0.1".into(),
+                port: Some(2222),
+                identity: Some(PathBuf::from("/k")),
+            })
+        );
+        assert_eq!(
+            target("ssh://[::1]:22/run/p.sock", None).map(|t| (t.destination, t.port)),
+            Some(("::1".to_string(), Some(22)))
+        );
+        assert_eq!(target("ssh://far/run/p.sock", None).unwrap().port, None);
+        let identity = service(
+            &args(&["--url=ssh://far/s", "--identity=/id"]),
+            Some("/env".into()),
+        );
+        assert!(matches!(identity, Some(Service::Ssh(t)) if t.identity == Some("/id".into())));
+        for hostile in [
+            "ssh://-oProxyCommand=touch@h/s",
+            "ssh://u@-oProxyCommand=x/s",
+            "ssh://u@h:port/s",
+            "ssh://u@ h/s",
+            "ssh:///s",
+        ] {
+            assert_eq!(target(hostile, None), None, "{hostile}");
+        }
+        assert_eq!(
+            service(&args(&["--url=unix:///p.sock"]), None),
+            Some(Service::Local("/p.sock".into()))
+        );
+        assert_eq!(service(&args(&["--url=tcp://h:1"]), None), None);
+        // Every value is one argument, after `--`.
+        let cmd = ssh_command(
+            &target("ssh://u@h:2/s", Some("/my key")).unwrap(),
+            &marker("t"),
+        );
+        let argv: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let dash = argv.iter().position(|a| a == "--").unwrap();
+        assert_eq!(&argv[dash + 1..dash + 3], ["u@h", "sh"]);
+        assert!(
+            argv[..dash].windows(2).any(|w| w == ["-i", "/my key"]),
+            "{argv:?}"
+        );
+        assert!(
+            argv[..dash].windows(2).any(|w| w == ["-p", "2"]),
+            "{argv:?}"
+        );
+        assert_eq!(argv[argv.len() - 2], marker("t"));
     }
 
     #[test]

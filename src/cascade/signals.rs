@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::interrupt::Signal;
 
-/// The first SIGINT or SIGTERM received since `catch`, 0 if none.
+/// The first SIGINT or SIGTERM received since `catch`, 0 if none. Global because a signal handler
+/// can reach nothing else (it gets no argument but the signal number).
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn note(sig: libc::c_int) {

@@ -2,14 +2,15 @@
 //! bump every image whose context drifted since its version was published (asks the registry).
 use super::load_valid;
 use crate::cascade::Level;
-use crate::cli::{EditArgs, ProjectArgs, TargetArgs};
+use crate::cli::EditArgs;
+use crate::options::{ProjectOptions, TargetOptions};
 
 pub fn run(
-    project: &ProjectArgs,
+    project: &ProjectOptions,
     name: Option<&str>,
     part: Level,
     changed: bool,
-    target: &TargetArgs,
+    target: &TargetOptions,
     edit: &EditArgs,
 ) -> anyhow::Result<i32> {
     match name {
@@ -18,7 +19,11 @@ pub fn run(
     }
 }
 
-fn bump_changed(project: &ProjectArgs, t: &TargetArgs, edit: &EditArgs) -> anyhow::Result<i32> {
+fn bump_changed(
+    project: &ProjectOptions,
+    t: &TargetOptions,
+    edit: &EditArgs,
+) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
     let (_, images) = crate::run::plan_images(&loaded, project, t, &[], &Default::default())?;
     let drifted: Vec<usize> = images

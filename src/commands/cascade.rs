@@ -5,17 +5,18 @@ use anyhow::bail;
 
 use super::{load_valid, Loaded};
 use crate::cascade::{self, signals, Interrupted, Level};
-use crate::cli::{EditArgs, ProjectArgs};
+use crate::cli::EditArgs;
+use crate::options::ProjectOptions;
 use crate::output::style_problem;
 
 /// `bump`: Some((name, part)) bumps that image by `part` first; descendants get `edit.level`.
 pub fn run(
-    args: &ProjectArgs,
+    args: &ProjectOptions,
     bump: Option<(&str, Level)>,
     edit: &EditArgs,
 ) -> anyhow::Result<i32> {
     if !edit.dry_run {
-        prepare(&args.project_dir)?;
+        prepare(&args.dir)?;
     }
     let loaded = load_valid(args)?;
     let (requested, part) = match bump {

@@ -3,13 +3,21 @@
 use serde_json::json;
 
 use super::load;
-use crate::builders::{capabilities, BuilderKind};
-use crate::cli::ProjectArgs;
+use crate::builders::{capabilities, BuilderKind, NodeEnv};
+use crate::options::ProjectOptions;
 use crate::output::style_problem;
 
-pub fn run(args: &ProjectArgs, as_json: bool, builder: Option<BuilderKind>) -> anyhow::Result<i32> {
+/// `env`: the environment the builder `--builder` names is found in.
+pub fn run(
+    args: &ProjectOptions,
+    as_json: bool,
+    builder: Option<BuilderKind>,
+    env: NodeEnv,
+) -> anyhow::Result<i32> {
     let mut loaded = load(args)?;
-    let builder = builder.map(crate::builders::detect).transpose()?;
+    let builder = builder
+        .map(|kind| crate::builders::detect_with(kind, env))
+        .transpose()?;
     if let Some(b) = &builder {
         let all = 0..loaded.project.contexts.len();
         let found = capabilities::problems_for(&loaded.project, all, b.as_ref());
@@ -45,7 +53,7 @@ pub fn run(args: &ProjectArgs, as_json: bool, builder: Option<BuilderKind>) -> a
             .unwrap_or_default();
         eprintln!(
             "checked {total} context(s) in {}{with}: {verdict}",
-            args.project_dir.display()
+            args.dir.display()
         );
     }
     Ok(if errors > 0 { 1 } else { 0 })

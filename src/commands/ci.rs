@@ -1,11 +1,15 @@
 //! `cip ci matrix`: what a CI fan-out must run, per platform (see `crate::ci_matrix`).
 use super::load_valid;
 use crate::ci_matrix::{self, JobTemplate};
-use crate::cli::{CiFormat, MatrixArgs, ProjectArgs, Targets};
+use crate::cli::{CiFormat, MatrixArgs};
+use crate::options::{ProjectOptions, TargetOptions, Targets};
 
+/// `asked`: the registry the pipeline publishes to (`--remote-registry`, resolved), its final
+/// repositories.
 pub fn matrix(
-    project: &ProjectArgs,
+    project: &ProjectOptions,
     target: &MatrixArgs,
+    asked: &TargetOptions,
     format: CiFormat,
     targets: &Targets,
 ) -> anyhow::Result<i32> {
@@ -24,7 +28,7 @@ pub fn matrix(
         (None, _) => None,
     };
     let loaded = load_valid(project)?;
-    let runners = match crate::config::file::ProjectFile::load(&project.project_dir)? {
+    let runners = match crate::config::file::ProjectFile::load(&project.dir)? {
         Some(file) => file
             .ci
             .runners
@@ -33,11 +37,11 @@ pub fn matrix(
             .collect(),
         None => Default::default(),
     };
-    let (_, plans) = crate::run::plan_images(&loaded, project, &target.target(), &[], targets)?;
+    let (_, plans) = crate::run::plan_images(&loaded, project, asked, &[], targets)?;
     // Each platform left is asked again as its stage job would plan it: what is staged from
     // the current contexts is built already.
     let entries = ci_matrix::unstaged(ci_matrix::entries(&plans, &runners), |platform| {
-        let stage = target.stage_target(platform);
+        let stage = stage_target(asked, &target.stage_namespace, platform);
         let (_, plans) = crate::run::plan_images(&loaded, project, &stage, &[], targets)?;
         Ok(plans
             .iter()
@@ -71,4 +75,18 @@ pub fn matrix(
         );
     }
     Ok(0)
+}
+
+/// The target of the stage job of `platform`: what it would build (images staged from the current
+/// contexts, or published, count as built).
+fn stage_target(
+    asked: &TargetOptions,
+    namespace: &str,
+    platform: &crate::platform::Platform,
+) -> TargetOptions {
+    TargetOptions {
+        platforms: Some(vec![platform.clone()]),
+        stage: Some(namespace.to_string()),
+        ..asked.clone()
+    }
 }

@@ -2,15 +2,16 @@
 //! platforms (declared or reported), what it emulates, job limit, and how its images reach the
 //! registry.
 use super::print_json;
-use crate::cli::ProjectArgs;
 use crate::farm::{self, Selection};
+use crate::options::ProjectOptions;
 
 pub fn run(
-    project: &ProjectArgs,
+    project: &ProjectOptions,
     farm_name: Option<String>,
     nodes: Vec<String>,
     json: bool,
     registry: Option<&str>,
+    probing: &farm::probe::Probing,
 ) -> anyhow::Result<i32> {
     let selection = match (farm_name, nodes.is_empty()) {
         (Some(f), _) => Selection::Farm(f),
@@ -21,7 +22,7 @@ pub fn run(
         Some(r) => Some(crate::registry::Endpoint::parse(r)?.host),
         None => None,
     };
-    let probed = farm::probe_selection(&project.project_dir, &selection, host.as_deref())?;
+    let probed = farm::probe_selection(&project.dir, &selection, host.as_deref(), probing)?;
     if probed.is_empty() {
         eprintln!("cip.toml declares no build nodes: add a [nodes.NAME] table (see docs/farm.md)");
         return Ok(0);

@@ -2,11 +2,12 @@
 //! ([`crate::graph::render`]). A graph with a cycle is still printed, its cycle marked, and then
 //! the command fails naming the cycle.
 use super::load;
-use crate::cli::{GraphFormat, ProjectArgs};
+use crate::cli::GraphFormat;
 use crate::graph::render::Drawing;
+use crate::options::ProjectOptions;
 use crate::output::style_problem;
 
-pub fn run(args: &ProjectArgs, format: GraphFormat) -> anyhow::Result<i32> {
+pub fn run(args: &ProjectOptions, format: GraphFormat) -> anyhow::Result<i32> {
     let loaded = load(args)?;
     // The graph is still useful with other errors (that is how one finds them).
     for p in loaded.problems.iter().filter(|p| p.is_error()) {

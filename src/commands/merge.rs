@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use anyhow::bail;
 
-use crate::cli::ConnectArgs;
-use crate::index_writer::{Annotations, Guard, IndexWrite, IndexWriter, NewImage};
+use crate::execute::index_writer::{Annotations, Guard, IndexWrite, IndexWriter, NewImage};
+use crate::options::ConnectOptions;
 use crate::registry::merge::{self, ImageRef, MergeSource};
 use crate::session::{runtime, Session};
 
@@ -18,7 +18,7 @@ pub struct MergeArgs<'a> {
     pub dry_run: bool,
     /// Overwrite an index cip published.
     pub force: bool,
-    pub connect: &'a ConnectArgs,
+    pub connect: &'a ConnectOptions,
 }
 
 pub fn run(a: &MergeArgs) -> anyhow::Result<i32> {
@@ -40,7 +40,8 @@ pub fn run(a: &MergeArgs) -> anyhow::Result<i32> {
         bail!("--prefer {p}: not one of the sources");
     }
     let rt = runtime()?;
-    let session = rt.block_on(Session::open(&target.host, a.connect))?;
+    let events = a.connect.events.clone();
+    let session = rt.block_on(Session::open(&target.host, a.connect, &events))?;
     let reg = session.registry.clone();
     let chosen = rt.block_on(async {
         let mut found = Vec::new();

@@ -19,8 +19,8 @@ pub mod pull_latest_from_remote_registry;
 pub mod status;
 pub mod upload_all_to_local_registry;
 
-use crate::cli::{BuildArgs, ProjectArgs};
 use crate::execute::{render_summary, result_line, summary_json};
+use crate::options::{MirrorOptions, ProjectOptions, RunOptions};
 use crate::output::style_problem;
 use crate::progress::Progress;
 use crate::run::{Ended, Mode};
@@ -29,7 +29,7 @@ pub use crate::load::{load, Loaded};
 
 /// Loads the project for a command that acts on it: shows every problem, and refuses to go on if one
 /// is an error (warnings only inform).
-pub fn load_valid(args: &ProjectArgs) -> anyhow::Result<Loaded> {
+pub fn load_valid(args: &ProjectOptions) -> anyhow::Result<Loaded> {
     let loaded = load(args)?;
     for p in &loaded.problems {
         eprintln!("{}", style_problem(p));
@@ -50,12 +50,12 @@ fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
 
 /// `build`, `publish` and `publish-locally`: run, then print the summary table (and the JSON
 /// summary with `--json`), or the plan with `--dry-run`.
-fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
+fn building(args: &RunOptions, mode: Mode) -> anyhow::Result<i32> {
     let started = std::time::Instant::now();
-    let display = display_mode(args);
-    crate::progress::set_mode(display, args.verbose);
+    let reporter = crate::progress::Reporter::new(args.progress, args.verbose);
+    let display = reporter.mode();
     let loaded = load_valid(&args.project)?;
-    let finished = match crate::run::build(&loaded, args, mode)? {
+    let finished = match crate::run::build(&loaded, args, mode, &reporter)? {
         Ended::DryRun(plan) => {
             print!("{}", crate::plan::render(&loaded, &plan));
             return Ok(0);
@@ -88,23 +88,12 @@ fn building(args: &BuildArgs, mode: Mode) -> anyhow::Result<i32> {
     Ok(finished.exit_code())
 }
 
-/// The display mode of a building run: the setting (`--progress` / `-q`, else `CIP_PROGRESS`,
-/// else cip.toml's `[build] progress`, resolved in `config::settings`), `auto` made `tty` or `plain`.
-fn display_mode(args: &BuildArgs) -> Progress {
-    let config = crate::config::get();
-    crate::progress::resolve(
-        &[args.progress_flag(), config.progress],
-        console::Term::stderr().is_term(),
-        config.ci,
-    )
-}
-
 /// `pull-latest-from-local-registry` and `pull-latest-from-remote-registry`.
 fn pulling(
-    project: &ProjectArgs,
+    project: &ProjectOptions,
     registry: &str,
     builder: crate::builders::BuilderKind,
-    m: &crate::cli::MirrorArgs,
+    m: &MirrorOptions,
     command: &str,
 ) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;

@@ -2,23 +2,24 @@
 //! execute (`--json`: the plan itself, see docs/json.md).
 use super::{load_valid, print_json};
 use crate::builders::BuilderKind;
-use crate::cli::{FarmArgs, ForceArgs, ProjectArgs, TargetArgs, Targets};
+use crate::options::{FarmOptions, Forcing, PlanOptions, ProjectOptions, TargetOptions, Targets};
 use crate::plan;
 
 #[allow(clippy::too_many_arguments)]
 pub fn run(
-    project: &ProjectArgs,
-    target: &TargetArgs,
-    force: &ForceArgs,
+    project: &ProjectOptions,
+    target: &TargetOptions,
+    force: &Forcing,
     store: bool,
     builder: BuilderKind,
     json: bool,
-    farm: &FarmArgs,
+    farm: &FarmOptions,
+    choices: &PlanOptions,
     targets: &Targets,
 ) -> anyhow::Result<i32> {
     let loaded = load_valid(project)?;
     let (destination, planned) = crate::run::plan_run(
-        &loaded, project, target, force, store, builder, farm, targets,
+        &loaded, project, target, force, store, builder, farm, choices, targets,
     )?;
     if json {
         print_json(&plan::to_json(&loaded, &destination, &planned))?;

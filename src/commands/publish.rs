@@ -2,7 +2,8 @@
 //! it to a remote registry, with its multi-platform index tagged VERSION and latest; with `--stage`,
 //! one platform into a staging namespace; with `--merge`, the final indexes from the staged
 //! platforms (see `crate::fan_in`).
-use crate::cli::{BuildArgs, StageArgs};
+use crate::cli::StageArgs;
+use crate::options::RunOptions;
 use crate::run::Mode;
 use crate::session::{runtime, Session};
 
@@ -15,7 +16,7 @@ pub struct Merge {
 }
 
 pub fn run(
-    args: &BuildArgs,
+    args: &RunOptions,
     remote_registry: &str,
     only_local_platform: bool,
     stage: &StageArgs,
@@ -34,7 +35,7 @@ pub fn run(
 
 /// `publish --merge`: exit 1 when an image lacks a platform, unless `--allow-incomplete`.
 fn run_merge(
-    args: &BuildArgs,
+    args: &RunOptions,
     registry: &str,
     stage: &StageArgs,
     flags: &Merge,
@@ -42,13 +43,15 @@ fn run_merge(
     let allow_incomplete = flags.allow_incomplete;
     let loaded = super::load_valid(&args.project)?;
     let rt = runtime()?;
-    let session = rt.block_on(Session::open(registry, &args.connect))?;
+    // As before this command had a reporter: the settings' mode, whatever the flags say.
+    let events = args.connect.events.clone();
+    let session = rt.block_on(Session::open(registry, &args.connect, &events))?;
     let reg = session.registry.clone();
     let opts = crate::fan_in::Options {
         namespace: stage.stage_namespace.clone(),
         no_latest: args.no_latest,
         arch_tags: args.arch_tags,
-        concurrency: crate::config::get().query_concurrency,
+        concurrency: args.query_concurrency,
     };
     let images = rt.block_on(crate::fan_in::plan(
         &loaded,

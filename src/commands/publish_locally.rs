@@ -1,9 +1,9 @@
 //! `cip publish-locally`: build every missing image for this machine's platform and push it to the
 //! local registry.
-use crate::cli::BuildArgs;
+use crate::options::RunOptions;
 use crate::run::Mode;
 
-pub fn run(args: &BuildArgs, local_registry: &str) -> anyhow::Result<i32> {
+pub fn run(args: &RunOptions, local_registry: &str) -> anyhow::Result<i32> {
     let mode = Mode::Local {
         registry: local_registry.to_string(),
     };

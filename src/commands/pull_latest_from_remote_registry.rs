@@ -1,13 +1,13 @@
 //! `cip pull-latest-from-remote-registry`: pull each context's current version from a remote
 //! registry into the builder's local store and tag it latest.
 use crate::builders::BuilderKind;
-use crate::cli::{MirrorArgs, ProjectArgs};
+use crate::options::{MirrorOptions, ProjectOptions};
 
 pub fn run(
-    project: &ProjectArgs,
+    project: &ProjectOptions,
     remote_registry: &str,
     builder: BuilderKind,
-    m: &MirrorArgs,
+    m: &MirrorOptions,
 ) -> anyhow::Result<i32> {
     super::pulling(
         project,

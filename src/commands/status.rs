@@ -1,12 +1,12 @@
 //! `cip status`: per image, its version, what the registry holds, and whether its context drifted
 //! since that version was published.
 use super::{load_valid, print_json};
-use crate::cli::{ProjectArgs, TargetArgs, Targets};
+use crate::options::{ProjectOptions, TargetOptions, Targets};
 use crate::plan;
 
 pub fn run(
-    project: &ProjectArgs,
-    target: &TargetArgs,
+    project: &ProjectOptions,
+    target: &TargetOptions,
     json: bool,
     targets: &Targets,
 ) -> anyhow::Result<i32> {

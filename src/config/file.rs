@@ -24,10 +24,10 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use clap::ValueEnum;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::builders::engines::{AddressProblem, NodeKeys};
 use crate::builders::BuilderKind;
 use crate::diagnostics::edit_distance;
 use crate::platform::Platform;
@@ -65,6 +65,9 @@ pub struct RegistrySection {
     pub remote: Option<Located<String>>,
     /// Where `publish-locally`, `build` and the local mirror commands go.
     pub local: Option<Located<String>>,
+    /// How long after it began a run of another machine may still be alive: its staging tags are
+    /// swept only after that (see `builders::leftovers`).
+    pub stage_lease_hours: Option<Located<u64>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -77,14 +80,8 @@ pub struct BuildSection {
     pub progress: Option<Located<String>>,
 }
 
-/// Which engine a node is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeKind {
-    Docker,
-    Podman,
-    Buildah,
-}
+/// Which engine a node is: one of the registry's, never `auto`.
+pub type NodeKind = BuilderKind;
 
 /// How a node's images reach the registry (`push` of a node in cip.toml).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -255,9 +252,32 @@ fn registry_section(
         })
         .transpose()
     };
+    let stage_lease_hours = raw
+        .stage_lease_hours
+        .map(|h| {
+            let hours = u64::try_from(*h.get_ref())
+                .ok()
+                .filter(|n| (1..=MAX_LEASE_HOURS).contains(n))
+                .ok_or_else(|| {
+                    at(
+                        h.span(),
+                        format!("stage_lease_hours = {} is out of range", h.get_ref()),
+                        Some(format!(
+                            "stage_lease_hours is how long a run of another machine may last, in \
+                             hours: a number from 1 to {MAX_LEASE_HOURS}"
+                        )),
+                    )
+                })?;
+            Ok::<_, FileError>(Located {
+                value: hours,
+                line: line_of(&h.span()),
+            })
+        })
+        .transpose()?;
     Ok(RegistrySection {
         remote: address(raw.remote)?,
         local: address(raw.local)?,
+        stage_lease_hours,
     })
 }
 
@@ -277,11 +297,12 @@ fn build_section(raw: raw::Build, at: &At, line_of: &LineOf) -> Result<BuildSect
     });
     let builder = match raw.builder {
         Some(b) => {
-            let kind = BuilderKind::from_str(b.get_ref(), true).map_err(|_| {
+            let kind = b.get_ref().parse::<BuilderKind>().map_err(|_| {
+                let names: Vec<&str> = BuilderKind::names().map(|(n, _)| n).collect();
                 at(
                     b.span(),
                     format!("unknown builder {:?}", b.get_ref()),
-                    Some("builder is one of \"auto\", \"buildah\", \"podman\", \"docker\"".into()),
+                    Some(format!("builder is one of {}", quoted(&names))),
                 )
             })?;
             Some(Located {
@@ -323,11 +344,11 @@ fn node_spec(
     let span = raw.span();
     let raw = raw.into_inner();
     let kind = match &raw.kind {
-        Some(k) => NodeKind::from_str(k.get_ref(), true).map_err(|_| {
+        Some(k) => BuilderKind::engine_named(k.get_ref()).ok_or_else(|| {
             at(
                 k.span(),
                 format!("node {:?}: unknown kind {:?}", name.get_ref(), k.get_ref()),
-                Some("kind is one of \"docker\", \"podman\", \"buildah\"".into()),
+                Some(format!("kind is one of {}", quoted(&node_kinds()))),
             )
         })?,
         None => {
@@ -376,108 +397,70 @@ fn route(name: &Spanned<String>, v: Spanned<String>, at: &At) -> Result<Route, F
     }
 }
 
-/// Each kind of node is reached in its own way; say which keys it takes.
+/// Each kind of node is reached in its own way: its engine says which keys it takes.
 fn check_address(
     name: &Spanned<String>,
     kind: NodeKind,
     raw: &raw::Node,
     at: &At,
 ) -> Result<(), FileError> {
-    let misplaced = |key: &str, v: &Option<Spanned<String>>, hint: &str| match v {
-        Some(v) => Err(at(
-            v.span(),
-            format!(
-                "node {:?} ({:?}) takes no {key}",
-                name.get_ref(),
-                kind_name(kind)
-            ),
-            Some(hint.to_string()),
-        )),
-        None => Ok(()),
-    };
-    for (key, v) in [
+    let spanned = [
         ("host", &raw.host),
         ("context", &raw.context),
         ("url", &raw.url),
         ("connection", &raw.connection),
-    ] {
+    ];
+    for (key, v) in spanned {
         if let Some(v) = v {
             check_value(name, key, v, at)?;
         }
     }
-    match kind {
-        NodeKind::Docker => {
-            let hint = "a docker node has host = \"unix://...\" | \"tcp://...\" | \"ssh://...\" or context = \"NAME\"";
-            misplaced("url", &raw.url, hint)?;
-            misplaced("connection", &raw.connection, hint)?;
-            if let (Some(_), Some(c)) = (&raw.host, &raw.context) {
-                return Err(at(
-                    c.span(),
-                    format!("node {:?} has both host and context", name.get_ref()),
-                    Some("keep one of them".into()),
-                ));
-            }
-            if let Some(h) = &raw.host {
-                let ok = ["unix://", "tcp://", "ssh://"]
-                    .iter()
-                    .any(|s| h.get_ref().starts_with(s));
-                if !ok {
-                    return Err(at(
-                        h.span(),
-                        format!(
-                            "node {:?}: host {:?} has no scheme",
-                            name.get_ref(),
-                            h.get_ref()
-                        ),
-                        Some(
-                            "write unix:///path/docker.sock, tcp://HOST:PORT or ssh://USER@HOST"
-                                .into(),
-                        ),
-                    ));
-                }
-            }
-        }
-        NodeKind::Podman => {
-            let hint = "a podman node has url = \"unix://...\" | \"ssh://...\" or connection = \"NAME\", or neither for the local podman";
-            misplaced("host", &raw.host, hint)?;
-            misplaced("context", &raw.context, hint)?;
-            if let Some(u) = &raw.url {
-                let ok = ["unix://", "tcp://", "ssh://"]
-                    .iter()
-                    .any(|s| u.get_ref().starts_with(s));
-                if !ok {
-                    return Err(at(
-                        u.span(),
-                        format!(
-                            "node {:?}: url {:?} has no scheme",
-                            name.get_ref(),
-                            u.get_ref()
-                        ),
-                        Some(
-                            "write unix:///path/podman.sock, ssh://USER@HOST[:PORT]/path/podman.sock \
-                             or tcp://HOST:PORT"
-                                .into(),
-                        ),
-                    ));
-                }
-            }
-            if let (Some(_), Some(c)) = (&raw.url, &raw.connection) {
-                return Err(at(
-                    c.span(),
-                    format!("node {:?} has both url and connection", name.get_ref()),
-                    Some("keep one of them".into()),
-                ));
-            }
-        }
-        NodeKind::Buildah => {
-            let hint = "a buildah node is this machine's buildah: it takes no address";
-            misplaced("host", &raw.host, hint)?;
-            misplaced("context", &raw.context, hint)?;
-            misplaced("url", &raw.url, hint)?;
-            misplaced("connection", &raw.connection, hint)?;
-        }
-    }
-    Ok(())
+    let Some(engine) = kind.engine() else {
+        return Ok(());
+    };
+    let value = |key: &str| {
+        spanned
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.as_ref())
+    };
+    let keys = NodeKeys {
+        host: raw.host.as_ref().map(|v| v.get_ref().as_str()),
+        context: raw.context.as_ref().map(|v| v.get_ref().as_str()),
+        url: raw.url.as_ref().map(|v| v.get_ref().as_str()),
+        connection: raw.connection.as_ref().map(|v| v.get_ref().as_str()),
+    };
+    let Err(problem) = (engine.check_keys)(&keys) else {
+        return Ok(());
+    };
+    let node = name.get_ref();
+    let (key, message, hint) = match problem {
+        AddressProblem::Misplaced { key, hint } => (
+            key,
+            format!("node {node:?} ({:?}) takes no {key}", engine.name),
+            hint.to_string(),
+        ),
+        AddressProblem::Both { first, second } => (
+            second,
+            format!("node {node:?} has both {first} and {second}"),
+            "keep one of them".to_string(),
+        ),
+        AddressProblem::NoScheme { key, hint } => (
+            key,
+            format!(
+                "node {node:?}: {key} {:?} has no scheme",
+                value(key).map_or("", |v| v.get_ref().as_str())
+            ),
+            hint.to_string(),
+        ),
+    };
+    let span = value(key).map_or_else(|| name.span(), |v| v.span());
+    Err(at(span, message, Some(hint)))
+}
+
+/// The kinds a node may be, for messages.
+fn node_kinds() -> Vec<&'static str> {
+    BuilderKind::node_names().collect()
 }
 
 /// An address or name that reaches an engine's command line (`--url=VALUE`, `DOCKER_HOST`, ssh's
@@ -644,6 +627,9 @@ fn parse_platform(item: &Spanned<String>, at: &At) -> Result<Platform, FileError
 /// what would exhaust the scheduler's slots.
 pub const MAX_JOBS: usize = 1024;
 
+/// The longest stage lease: a year.
+pub const MAX_LEASE_HOURS: u64 = 24 * 366;
+
 /// A `jobs` value: 1 to [`MAX_JOBS`].
 fn positive(v: Spanned<i64>, at: &At) -> Result<(usize, Range<usize>), FileError> {
     match usize::try_from(*v.get_ref()) {
@@ -666,14 +652,6 @@ fn non_empty(v: Spanned<String>, what: &str, at: &At) -> Result<String, FileErro
     }
 }
 
-fn kind_name(kind: NodeKind) -> &'static str {
-    match kind {
-        NodeKind::Docker => "docker",
-        NodeKind::Podman => "podman",
-        NodeKind::Buildah => "buildah",
-    }
-}
-
 fn quoted(items: &[&str]) -> String {
     items
         .iter()
@@ -687,7 +665,7 @@ fn explain_toml_error(message: &str) -> (String, Option<String>) {
     let message = message.trim().to_string();
     let hint = if message.starts_with("unknown field") {
         Some(
-            "the keys are: [registry] remote, local; [build] platforms, jobs, builder, progress; \
+            "the keys are: [registry] remote, local, stage_lease_hours; [build] platforms, jobs, builder, progress; \
              [nodes.NAME] kind, host, context, url, connection, jobs, platforms, push; [farms.NAME] nodes; \
              [ci.runners] \"OS/ARCH\" = \"LABEL\""
                 .into(),
@@ -748,6 +726,7 @@ mod raw {
     pub struct Registry {
         pub remote: Option<Spanned<String>>,
         pub local: Option<Spanned<String>>,
+        pub stage_lease_hours: Option<Spanned<i64>>,
     }
 
     #[derive(Deserialize, Default)]
@@ -839,11 +818,11 @@ nodes = ["amd-1", "arm-1"]
         assert_eq!(f.build.jobs.as_ref().unwrap().value, 4);
         assert_eq!(
             f.build.builder.as_ref().unwrap().value,
-            BuilderKind::Buildah
+            BuilderKind::engine_named("buildah").unwrap()
         );
         assert_eq!(f.build.progress.as_ref().unwrap().value, "plain");
         let arm = &f.nodes["arm-1"];
-        assert_eq!(arm.kind, NodeKind::Docker);
+        assert_eq!(arm.kind.name(), "docker");
         assert_eq!(
             arm.platforms.as_ref().unwrap()[0].to_string(),
             "linux/arm64"
@@ -910,6 +889,104 @@ nodes = ["amd-1", "arm-1"]
         assert_eq!(e.line, 4, "{e}");
         let e = error("[nodes.\"a b\"]\nkind = \"docker\"\n");
         assert!(e.message.contains("not a plain name"), "{e}");
+    }
+
+    /// Every address message of the three engines, word for word, at the key it is about: they
+    /// come from each engine's file in the registry now.
+    #[test]
+    fn address_messages_name_the_node_the_key_and_the_fix() {
+        let docker_hint =
+            "a docker node has host = \"unix://...\" | \"tcp://...\" | \"ssh://...\" or context = \"NAME\"";
+        let podman_hint = "a podman node has url = \"unix://...\" | \"ssh://...\" or connection = \
+                           \"NAME\", or neither for the local podman";
+        let table: &[(&str, usize, &str, &str)] = &[
+            (
+                "kind = \"docker\"\nurl = \"unix:///s\"",
+                3,
+                "node \"n\" (\"docker\") takes no url",
+                docker_hint,
+            ),
+            (
+                "kind = \"docker\"\nconnection = \"c\"",
+                3,
+                "node \"n\" (\"docker\") takes no connection",
+                docker_hint,
+            ),
+            (
+                "kind = \"docker\"\nhost = \"unix:///s\"\ncontext = \"c\"",
+                4,
+                "node \"n\" has both host and context",
+                "keep one of them",
+            ),
+            (
+                "kind = \"docker\"\nhost = \"amd-1:2375\"",
+                3,
+                "node \"n\": host \"amd-1:2375\" has no scheme",
+                "write unix:///path/docker.sock, tcp://HOST:PORT or ssh://USER@HOST",
+            ),
+            (
+                "kind = \"podman\"\ncontext = \"c\"",
+                3,
+                "node \"n\" (\"podman\") takes no context",
+                podman_hint,
+            ),
+            (
+                "kind = \"podman\"\nurl = \"far\"",
+                3,
+                "node \"n\": url \"far\" has no scheme",
+                "write unix:///path/podman.sock, ssh://USER@HOST[:PORT]/path/podman.sock or \
+                 tcp://HOST:PORT",
+            ),
+            (
+                "kind = \"podman\"\nurl = \"ssh://far\"\nconnection = \"c\"",
+                4,
+                "node \"n\" has both url and connection",
+                "keep one of them",
+            ),
+            (
+                "kind = \"buildah\"\nconnection = \"c\"",
+                3,
+                "node \"n\" (\"buildah\") takes no connection",
+                "a buildah node is this machine's buildah: it takes no address",
+            ),
+        ];
+        for (keys, line, message, hint) in table {
+            let e = error(&format!("[nodes.n]\n{keys}\n"));
+            assert_eq!(
+                (e.line, e.message.as_str(), e.hint.as_deref()),
+                (*line, *message, Some(*hint)),
+                "{keys}"
+            );
+        }
+        for ok in [
+            "kind = \"docker\"\nhost = \"ssh://b@amd-1\"",
+            "kind = \"docker\"\ncontext = \"c\"",
+            "kind = \"podman\"\nurl = \"unix:///run/p.sock\"",
+            "kind = \"podman\"",
+            "kind = \"buildah\"",
+        ] {
+            let text = format!("[nodes.n]\n{ok}\n");
+            assert!(
+                ProjectFile::parse(Path::new("cip.toml"), &text).is_ok(),
+                "{ok}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_stage_lease_is_a_number_of_hours_from_one_to_a_year() {
+        for text in [
+            "[registry]\nstage_lease_hours = 0\n",
+            "[registry]\nstage_lease_hours = -3\n",
+            "[registry]\nstage_lease_hours = 9000\n",
+        ] {
+            let e = error(text);
+            assert!(e.message.contains("stage_lease_hours"), "{e}");
+            assert!(e.hint.as_deref().unwrap().contains("1 to 8784"), "{e}");
+        }
+        let f = parse("[registry]\nstage_lease_hours = 48\n").unwrap();
+        let lease = f.registry.stage_lease_hours.unwrap();
+        assert_eq!((lease.value, lease.line), (48, 2));
     }
 
     #[test]

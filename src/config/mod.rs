@@ -1,13 +1,15 @@
 //! The run configuration: every setting cip takes from its environment, read once, when the run
-//! starts ([`init`] in `main`, so that a bad value stops the run before anything happens). Nothing
-//! else in cip reads the environment, except credential lookup, which follows docker's and
-//! podman's own rules (`registry::auth`); builder processes inherit it as it is.
+//! starts ([`RunConfig::from_env`] in `main`, so that a bad value stops the run before anything
+//! happens). Nothing else in cip reads the environment, except credential lookup, which follows
+//! docker's and podman's own rules (`registry::auth`); builder processes inherit it as it is.
 //!
-//! The stages take what they need from it where a run starts them and hand it down: the registry
-//! connection's retry policy and timeouts go into its `Endpoint` (`session`), the planning
-//! concurrency into `plan::make` (`run`). Three leaf utilities read it where they are used: the
-//! timing lines (`output`), where private directories go (`scratch`) and the local node's
-//! variables (`builders::NodeEnv`), with the binfmt directory of the emulation check.
+//! There is no global copy: the command line's `resolve` turns it, with the flags and cip.toml,
+//! into the plain option values of `options`, and the stages get what they need as fields
+//! of those (the retry policy, timeouts, CA file and `TMPDIR` in `ConnectOptions`, the planning
+//! concurrency and the binfmt directory in `RunOptions`, the local node's variables and the
+//! farm's probe settings in `FarmOptions`). Two process-wide switches are set from it where the
+//! run starts: the display mode (`progress::set_mode`) and the timing lines
+//! (`output::show_timings`).
 //!
 //! | variable | setting |
 //! |---|---|
@@ -18,11 +20,13 @@
 //! | `SSL_CERT_FILE` | [`RunConfig::ssl_cert_file`] (a CA trusted beside `--ca-cert`) |
 //! | `CIP_BINFMT_DIR` | [`RunConfig::binfmt_dir`] (where emulators are registered) |
 //! | `CIP_PROGRESS`, `CI` | [`RunConfig::progress`], [`RunConfig::ci`] (the display mode, below `--progress`) |
+//! | `CIP_FARM_PROBE_SECONDS` | [`RunConfig::probe_timeout`] (how long a build node may take to answer) |
 //! | `TMPDIR` | [`RunConfig::temp_dir`] (where the private directories builders get live) |
-//! | `PATH`, `STORAGE_DRIVER`, `BUILDAH_ISOLATION`, `CIP_BUILDAH_GLOBAL_ARGS`, `CIP_PODMAN_GLOBAL_ARGS`, `DOCKER_HOST`, `CIP_DOCKER` | the local build node ([`RunConfig::var`], through `builders::NodeEnv`) |
+//! | `PATH`, `STORAGE_DRIVER`, `BUILDAH_ISOLATION`, `CIP_BUILDAH_GLOBAL_ARGS`, `CIP_PODMAN_GLOBAL_ARGS`, `DOCKER_HOST`, `CIP_DOCKER` | the local build node ([`RunConfig::local_node`], a `builders::NodeEnv`) |
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::Arc;
+use std::time::Duration;
 
 pub mod file;
 pub mod settings;
@@ -60,14 +64,28 @@ pub struct RunConfig {
     pub progress: Option<crate::progress::Progress>,
     /// Running in CI (`CI` set): `--progress auto` is plain there.
     pub ci: bool,
+    /// How long a build node may take to answer its probe (`CIP_FARM_PROBE_SECONDS`).
+    pub probe_timeout: Duration,
     /// The environment as the run started, for the settings of the local build node.
-    vars: HashMap<String, String>,
+    vars: Arc<HashMap<String, String>>,
 }
 
 impl RunConfig {
     /// The configuration the process environment gives.
     pub fn from_env() -> anyhow::Result<Self> {
         Self::from_vars(std::env::vars().collect())
+    }
+
+    /// The reporter of a command: the display mode `flag` (`--progress`, `-q`) or else
+    /// `CIP_PROGRESS` names, `auto` made `tty` on a terminal outside CI and `plain` elsewhere.
+    pub fn reporter(
+        &self,
+        flag: Option<crate::progress::Progress>,
+        verbose: bool,
+    ) -> std::sync::Arc<crate::progress::Reporter> {
+        let is_term = console::Term::stderr().is_term();
+        let mode = crate::progress::resolve(&[flag, self.progress], is_term, self.ci);
+        crate::progress::Reporter::new(mode, verbose)
     }
 
     /// The configuration `vars` give; a bad value is an error naming its variable.
@@ -90,11 +108,12 @@ impl RunConfig {
                 })?,
             None => QUERY_CONCURRENCY,
         };
-        if let Some(v) = get(crate::farm::probe::PROBE_SECONDS_ENV) {
-            crate::farm::probe::parse_seconds(&v).map_err(|e| {
-                anyhow::anyhow!("{}={v:?} {e}", crate::farm::probe::PROBE_SECONDS_ENV)
-            })?;
-        }
+        let probe_timeout = match get(PROBE_SECONDS_ENV) {
+            Some(v) => {
+                parse_seconds(&v).map_err(|e| anyhow::anyhow!("{PROBE_SECONDS_ENV}={v:?} {e}"))?
+            }
+            None => DEFAULT_PROBE,
+        };
         Ok(RunConfig {
             retry: RetryPolicy::from_vars(get)?,
             timeouts: Timeouts::from_vars(get)?,
@@ -106,7 +125,8 @@ impl RunConfig {
             // A bad value is reported where the mode is resolved (`settings`, the building commands).
             progress: get("CIP_PROGRESS").and_then(|v| crate::progress::Progress::parse(&v).ok()),
             ci: get("CI").is_some(),
-            vars,
+            probe_timeout,
+            vars: Arc::new(vars),
         })
     }
 
@@ -114,23 +134,29 @@ impl RunConfig {
     pub fn var(&self, key: &str) -> Option<String> {
         self.vars.get(key).filter(|v| !v.trim().is_empty()).cloned()
     }
+
+    /// The local build node's environment: the one the run started with, no overrides.
+    pub fn local_node(&self) -> crate::builders::NodeEnv {
+        crate::builders::NodeEnv::over(self.vars.clone())
+    }
 }
 
-static CONFIG: OnceLock<RunConfig> = OnceLock::new();
+/// Environment variable: seconds a farm node may take to answer its probe (default 10).
+pub const PROBE_SECONDS_ENV: &str = "CIP_FARM_PROBE_SECONDS";
+pub const DEFAULT_PROBE: std::time::Duration = std::time::Duration::from_secs(10);
+/// The longest probe timeout: a day.
+const MAX_PROBE_SECONDS: f64 = 86_400.0;
 
-/// Sets the run's configuration; `main` calls it first. A second call changes nothing.
-pub fn init(config: RunConfig) {
-    let _ = CONFIG.set(config);
-}
-
-/// The run's configuration. Outside `main` (a library user, a test, a benchmark), it is read from
-/// the environment on first use, bad values falling back to the defaults.
-pub fn get() -> &'static RunConfig {
-    CONFIG.get_or_init(|| {
-        RunConfig::from_env().unwrap_or_else(|_| {
-            RunConfig::from_vars(HashMap::new()).expect("the defaults are valid")
+/// A probe timeout in seconds (fractions allowed), more than 0 and at most a day.
+pub fn parse_seconds(v: &str) -> Result<std::time::Duration, String> {
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= MAX_PROBE_SECONDS)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| {
+            format!("is not a number of seconds above 0 and at most {MAX_PROBE_SECONDS}")
         })
-    })
 }
 
 #[cfg(test)]

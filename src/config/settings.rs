@@ -4,7 +4,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use clap::ValueEnum;
 use serde::Serialize;
 
 use super::file::{Located, ProjectFile, PROGRESS_MODES};
@@ -50,7 +49,7 @@ pub struct Setting<T> {
     pub source: Source,
 }
 
-/// The values given on the command line (`None`: not given, whatever clap's default).
+/// The values given on the command line (`None`: not given, whatever the parser's default).
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
     pub remote_registry: Option<String>,
@@ -124,7 +123,7 @@ impl Settings {
             env_value(env, "CIP_BUILDER", parse_builder)?,
             file.and_then(|f| located(f, &f.build.builder)),
         )
-        .unwrap_or_else(|| default(BuilderKind::Auto));
+        .unwrap_or_else(|| default(BuilderKind::AUTO));
         let progress = pick(
             flags.progress.clone(),
             "--progress",
@@ -216,8 +215,7 @@ fn parse_jobs(s: &str) -> Result<usize, String> {
 }
 
 fn parse_builder(s: &str) -> Result<BuilderKind, String> {
-    BuilderKind::from_str(s, true)
-        .map_err(|_| format!("{s:?} is not one of auto, buildah, podman, docker"))
+    s.parse()
 }
 
 fn parse_progress(s: &str) -> Result<String, String> {
@@ -241,13 +239,8 @@ fn platform_list<S: serde::Serializer>(
 }
 
 fn builder<S: serde::Serializer>(v: &Setting<BuilderKind>, s: S) -> Result<S::Ok, S::Error> {
-    let name = v
-        .value
-        .to_possible_value()
-        .map(|p| p.get_name().to_string())
-        .unwrap_or_default();
     Setting {
-        value: name,
+        value: v.value.name(),
         source: v.source.clone(),
     }
     .serialize(s)
@@ -299,13 +292,16 @@ mod tests {
             line,
         };
         assert_eq!(s.local_registry.source, at_line(3));
-        assert_eq!(s.builder.value, BuilderKind::Podman);
+        assert_eq!(
+            s.builder.value,
+            BuilderKind::engine_named("podman").unwrap()
+        );
         assert_eq!(s.default_platforms.value[0].to_string(), "linux/arm64");
 
         let s = Settings::resolve(&Flags::default(), &env(&[]), None).unwrap();
         assert_eq!(s.local_registry, default(LOCAL_REGISTRY.to_string()));
         assert_eq!(s.jobs, default(None));
-        assert_eq!(s.builder.value, BuilderKind::Auto);
+        assert_eq!(s.builder.value, BuilderKind::AUTO);
         assert_eq!(s.progress.value, "auto");
         assert!(s.remote_registry.is_none());
         let e = s.remote_registry().unwrap_err().to_string();

@@ -44,17 +44,18 @@ fn project_file(project_dir: &Path) -> anyhow::Result<Option<Declared>> {
     }))
 }
 
-/// The nodes `selection` names, probed (all at once, each within [`probe::timeout`]), each with
+/// The nodes `selection` names, probed (all at once, each within the probe timeout), each with
 /// the route its images take to a registry at `registry_host` (None: not known).
 pub fn probe_selection(
     project_dir: &Path,
     selection: &Selection,
     registry_host: Option<&str>,
+    probing: &probe::Probing,
 ) -> anyhow::Result<Vec<FarmNode>> {
     let d = declared(project_dir)?;
     let file = d.path.display().to_string();
     let chosen = spec::select(&d.nodes, &d.farms, selection, &file)?;
-    let mut nodes = probe::probe_all(&chosen, probe::timeout());
+    let mut nodes = probe::probe_all(&chosen, probing);
     for n in &mut nodes {
         n.set_route(registry_host);
     }
@@ -65,12 +66,7 @@ pub fn probe_selection(
 pub fn render(nodes: &[FarmNode]) -> String {
     let mut out = String::new();
     for n in nodes {
-        out.push_str(&format!(
-            "{}  {}  {}\n",
-            n.name,
-            kind_name(n.kind),
-            n.address
-        ));
+        out.push_str(&format!("{}  {}  {}\n", n.name, n.kind.name(), n.address));
         if !n.reachable {
             let why = n.reason.as_deref().unwrap_or("unknown");
             out.push_str(&format!("  unreachable: {why}\n"));
@@ -100,14 +96,6 @@ pub fn render(nodes: &[FarmNode]) -> String {
         out.push_str(&format!("  route: {}\n", n.route));
     }
     out
-}
-
-fn kind_name(kind: NodeKind) -> &'static str {
-    match kind {
-        NodeKind::Docker => "docker",
-        NodeKind::Podman => "podman",
-        NodeKind::Buildah => "buildah",
-    }
 }
 
 fn platforms(ps: &[crate::platform::Platform]) -> String {

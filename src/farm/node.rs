@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::builders::{Backend, BuildJob, BuilderKind, Op, RegistryAccess, StoreRoots, Supervisor};
 use crate::platform::Platform;
@@ -32,11 +31,12 @@ impl Backend for Declared {
     fn platform_store(&self, platform: &Platform) -> Option<StoreRoots> {
         self.inner.platform_store(platform)
     }
-    fn with_store(&self, store: &StoreRoots) -> Arc<dyn Backend> {
-        Arc::new(Declared {
-            inner: self.inner.with_store(store),
+    fn with_store(&self, store: &StoreRoots) -> Option<Arc<dyn Backend>> {
+        let inner = self.inner.with_store(store)?;
+        Some(Arc::new(Declared {
+            inner,
             native: self.native.clone(),
-        })
+        }))
     }
     fn build<'a>(&'a self, job: &'a BuildJob) -> Op<'a, ()> {
         self.inner.build(job)
@@ -75,12 +75,6 @@ impl Backend for Declared {
     }
     fn supervisor(&self) -> &Supervisor {
         self.inner.supervisor()
-    }
-    fn cancel(&self) {
-        self.inner.cancel()
-    }
-    fn wait_cancelled(&self, timeout: Duration) -> bool {
-        self.inner.wait_cancelled(timeout)
     }
     fn address(&self) -> Option<String> {
         self.inner.address()

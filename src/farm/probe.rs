@@ -1,6 +1,7 @@
 //! Probing the nodes of a farm: each node's engine is found and asked, all nodes at once, each
 //! within the probe timeout, so one dead node costs the listing (and a run) that timeout at most,
 //! not the sum of every node's.
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,12 +11,43 @@ use serde::Serialize;
 use super::node::Declared;
 use super::route::{self, NodeReach};
 use super::spec::{NodeKind, NodeSpec, Route};
-use crate::builders::{self, emulation, Backend, BuilderKind, NodeEnv};
+use crate::builders::engines::NodeKeys;
+use crate::builders::{self, emulation, Backend, NodeEnv};
 use crate::platform::Platform;
 
-/// Environment variable: seconds a node may take to answer its probe (default 10).
-pub const PROBE_SECONDS_ENV: &str = "CIP_FARM_PROBE_SECONDS";
-const DEFAULT_PROBE: Duration = Duration::from_secs(10);
+pub use crate::config::{DEFAULT_PROBE, PROBE_SECONDS_ENV};
+
+/// How a run probes its nodes: each within `timeout`, its engine found from the run's environment
+/// `env`, what the kernel emulates read from `binfmt_dir` (see [`Probing::of`]).
+#[derive(Debug, Clone)]
+pub struct Probing {
+    pub timeout: Duration,
+    pub env: NodeEnv,
+    pub binfmt_dir: PathBuf,
+}
+
+impl Probing {
+    /// How the run's environment says to probe: within its probe timeout, each node from the
+    /// environment the run started with.
+    pub fn of(env: &crate::config::RunConfig) -> Probing {
+        Probing {
+            timeout: env.probe_timeout,
+            env: env.local_node(),
+            binfmt_dir: env.binfmt_dir.clone(),
+        }
+    }
+}
+
+impl Default for Probing {
+    /// The defaults over the process environment as it is (a library user, a test).
+    fn default() -> Self {
+        Probing {
+            timeout: DEFAULT_PROBE,
+            env: NodeEnv::new(),
+            binfmt_dir: emulation::BINFMT_DIR.into(),
+        }
+    }
+}
 
 /// Platforms a node may emulate, asked of the kernel's binfmt_misc.
 const EMULATION_CANDIDATES: &[&str] = &[
@@ -95,38 +127,16 @@ impl FarmNode {
     }
 }
 
-/// The longest probe timeout: a day.
-const MAX_PROBE_SECONDS: f64 = 86_400.0;
-
-/// The probe timeout: `$CIP_FARM_PROBE_SECONDS` (checked when the run starts), else 10 s.
-pub fn timeout() -> Duration {
-    crate::config::get()
-        .var(PROBE_SECONDS_ENV)
-        .and_then(|v| parse_seconds(&v).ok())
-        .unwrap_or(DEFAULT_PROBE)
-}
-
-/// A probe timeout in seconds (fractions allowed), more than 0 and at most a day.
-pub fn parse_seconds(v: &str) -> Result<Duration, String> {
-    v.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s > 0.0 && *s <= MAX_PROBE_SECONDS)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| {
-            format!("is not a number of seconds above 0 and at most {MAX_PROBE_SECONDS}")
-        })
-}
-
 /// Probes every node at once; each gets `timeout`, and one that does not answer within it is
 /// listed as unreachable with that reason. The result keeps the nodes' order.
-pub fn probe_all(nodes: &[(String, NodeSpec)], timeout: Duration) -> Vec<FarmNode> {
+pub fn probe_all(nodes: &[(String, NodeSpec)], probing: &Probing) -> Vec<FarmNode> {
+    let timeout = probing.timeout;
     let (tx, rx) = mpsc::channel();
     for (i, (name, spec)) in nodes.iter().enumerate() {
-        let (tx, name, spec) = (tx.clone(), name.clone(), spec.clone());
+        let (tx, name, spec, probing) = (tx.clone(), name.clone(), spec.clone(), probing.clone());
         // A thread each: detection blocks on the engine's client, and a hung one is left behind.
         std::thread::spawn(move || {
-            let _ = tx.send((i, probe_one(&name, &spec)));
+            let _ = tx.send((i, probe_one(&name, &spec, &probing)));
         });
     }
     drop(tx);
@@ -158,8 +168,11 @@ pub fn probe_all(nodes: &[(String, NodeSpec)], timeout: Duration) -> Vec<FarmNod
 }
 
 /// Where cip reaches the node, as shown; and the environment its engine runs with.
-fn address_and_env(kind: NodeKind, spec: &NodeSpec) -> Result<(String, NodeEnv), String> {
-    let env = NodeEnv::new();
+fn address_and_env(
+    kind: NodeKind,
+    spec: &NodeSpec,
+    env: NodeEnv,
+) -> Result<(String, NodeEnv), String> {
     let values = [&spec.host, &spec.context, &spec.url, &spec.connection];
     if let Some((v, why)) = values
         .into_iter()
@@ -168,62 +181,30 @@ fn address_and_env(kind: NodeKind, spec: &NodeSpec) -> Result<(String, NodeEnv),
     {
         return Err(format!("{v:?} {why}"));
     }
-    match kind {
-        NodeKind::Docker => match (&spec.host, &spec.context) {
-            (Some(_), Some(_)) => Err("both host and context: name one".into()),
-            (Some(host), None) => {
-                let known = ["unix://", "tcp://", "ssh://"];
-                if !known.iter().any(|s| host.starts_with(s)) {
-                    return Err(format!(
-                        "host {host:?} is not a docker address: use unix:///PATH, tcp://HOST:PORT \
-                         or ssh://USER@HOST"
-                    ));
-                }
-                Ok((host.clone(), env.set("DOCKER_HOST", host)))
-            }
-            (None, Some(context)) => Ok((
-                format!("context {context}"),
-                env.set("DOCKER_CONTEXT", context),
-            )),
-            (None, None) => Ok(("local".into(), env)),
-        },
-        NodeKind::Podman => match (&spec.url, &spec.connection) {
-            (Some(_), Some(_)) => Err("both url and connection: name one".into()),
-            // One argument each (`--url=VALUE`): never split, never read as two options.
-            (Some(url), None) => Ok((
-                url.clone(),
-                env.with_global_args(vec![format!("--url={url}")]),
-            )),
-            (None, Some(c)) => Ok((
-                format!("connection {c}"),
-                env.with_global_args(vec![format!("--connection={c}")]),
-            )),
-            (None, None) => Ok(("local".into(), env)),
-        },
-        NodeKind::Buildah => {
-            if spec.host.is_some() || spec.url.is_some() || spec.connection.is_some() {
-                return Err(
-                    "buildah builds on this machine only: for another machine use kind = \
-                     \"podman\" with url or connection"
-                        .into(),
-                );
-            }
-            Ok(("local".into(), env))
-        }
+    let Some(engine) = kind.engine() else {
+        return Err("auto is not a node kind: name the node's engine".into());
+    };
+    let (address, reached) = (engine.reach)(&NodeKeys {
+        host: spec.host.as_deref(),
+        context: spec.context.as_deref(),
+        url: spec.url.as_deref(),
+        connection: spec.connection.as_deref(),
+    })?;
+    // What the engine's keys set goes over the environment the run was given.
+    let mut env = reached
+        .overrides()
+        .iter()
+        .fold(env, |env, (k, v)| env.set(k.clone(), v.clone()));
+    if let Some(args) = reached.global_args() {
+        env = env.with_global_args(args.to_vec());
     }
-}
-
-fn builder_kind(kind: NodeKind) -> BuilderKind {
-    match kind {
-        NodeKind::Docker => BuilderKind::Docker,
-        NodeKind::Podman => BuilderKind::Podman,
-        NodeKind::Buildah => BuilderKind::Buildah,
-    }
+    Ok((address, env))
 }
 
 fn unreachable(name: &str, spec: &NodeSpec, reason: String) -> FarmNode {
     let kind = spec.kind;
-    let address = address_and_env(kind, spec).map_or_else(|_| "-".into(), |(a, _)| a);
+    let address =
+        address_and_env(kind, spec, NodeEnv::default()).map_or_else(|_| "-".into(), |(a, _)| a);
     FarmNode {
         name: name.to_string(),
         kind,
@@ -253,21 +234,21 @@ fn unreachable(name: &str, spec: &NodeSpec, reason: String) -> FarmNode {
     }
 }
 
-fn probe_one(name: &str, spec: &NodeSpec) -> FarmNode {
+fn probe_one(name: &str, spec: &NodeSpec, probing: &Probing) -> FarmNode {
     let kind = spec.kind;
-    let found = address_and_env(kind, spec).and_then(|(address, env)| {
-        let backend = builders::detect_node(builder_kind(kind), env)?;
+    let found = address_and_env(kind, spec, probing.env.clone()).and_then(|(address, env)| {
+        let backend = builders::detect_node(kind, env)?;
         Ok((address, backend))
     });
     let (address, backend) = match found {
         Ok(f) => f,
         Err(reason) => return unreachable(name, spec, reason),
     };
-    let cpus = ask_cpus(backend.as_ref());
+    let cpus = ask_cpus(backend.as_ref(), probing.timeout);
     let reported = backend.native_platforms();
     let native = spec.platforms.clone().unwrap_or_else(|| reported.clone());
     let is_local = is_local(&address);
-    let emulates = is_local.then(|| emulated(&reported));
+    let emulates = is_local.then(|| emulated(&reported, &probing.binfmt_dir));
     let engine: Arc<dyn Backend> = match &spec.platforms {
         Some(declared) => Arc::new(Declared {
             inner: backend,
@@ -318,31 +299,37 @@ fn is_local(address: &str) -> bool {
     address == "local" || address.starts_with("unix://")
 }
 
-fn ask_cpus(backend: &dyn Backend) -> Option<usize> {
+fn ask_cpus(backend: &dyn Backend, timeout: Duration) -> Option<usize> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .ok()?;
     // Dropped at the timeout, the question's process group is ended.
-    rt.block_on(async { tokio::time::timeout(timeout(), backend.cpus()).await })
+    rt.block_on(async { tokio::time::timeout(timeout, backend.cpus()).await })
         .ok()?
         .ok()
         .flatten()
 }
 
 /// The platforms this machine's kernel emulates for an engine running `native`.
-fn emulated(native: &[Platform]) -> Vec<Platform> {
+fn emulated(native: &[Platform], binfmt_dir: &std::path::Path) -> Vec<Platform> {
     EMULATION_CANDIDATES
         .iter()
         .filter_map(|p| p.parse::<Platform>().ok())
         .filter(|p| !emulation::runs_natively(p, native))
-        .filter(|p| emulation::check(std::slice::from_ref(p), native).is_ok())
+        .filter(|p| emulation::check_in(binfmt_dir, std::slice::from_ref(p), native).is_ok())
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::builders::BuilderKind;
+
+    fn kind(name: &str) -> NodeKind {
+        BuilderKind::engine_named(name).unwrap()
+    }
 
     fn spec(kind: NodeKind) -> NodeSpec {
         NodeSpec {
@@ -360,40 +347,46 @@ mod tests {
 
     #[test]
     fn addresses_and_their_mistakes() {
-        let mut s = spec(NodeKind::Docker);
+        let mut s = spec(kind("docker"));
         s.host = Some("ssh://b@amd-1".into());
-        let (a, env) = address_and_env(NodeKind::Docker, &s).unwrap();
+        let (a, env) = address_and_env(kind("docker"), &s, NodeEnv::new()).unwrap();
         assert_eq!(a, "ssh://b@amd-1");
         assert_eq!(env.get("DOCKER_HOST").as_deref(), Some("ssh://b@amd-1"));
         s.host = Some("amd-1:2375".into());
-        let e = address_and_env(NodeKind::Docker, &s).unwrap_err();
+        let e = address_and_env(kind("docker"), &s, NodeEnv::new()).unwrap_err();
         assert!(e.contains("not a docker address"), "{e}");
         s.context = Some("x".into());
-        assert!(address_and_env(NodeKind::Docker, &s).is_err());
-        let mut p = spec(NodeKind::Podman);
+        assert!(address_and_env(kind("docker"), &s, NodeEnv::new()).is_err());
+        let mut p = spec(kind("podman"));
         p.url = Some("unix:///run/p.sock".into());
-        let (_, env) = address_and_env(NodeKind::Podman, &p).unwrap();
+        let (_, env) = address_and_env(kind("podman"), &p, NodeEnv::new()).unwrap();
         assert_eq!(
             env.global_args(),
             Some(&["--url=unix:///run/p.sock".to_string()][..])
         );
         p.url = Some("unix:///run/a b.sock --hooks-dir=/tmp/evil".into());
-        let (_, env) = address_and_env(NodeKind::Podman, &p).unwrap();
+        let (_, env) = address_and_env(kind("podman"), &p, NodeEnv::new()).unwrap();
         assert_eq!(env.global_args().map(<[String]>::len), Some(1));
         p.url = Some("--remote".into());
-        assert!(address_and_env(NodeKind::Podman, &p)
+        assert!(address_and_env(kind("podman"), &p, NodeEnv::new())
             .unwrap_err()
             .contains("'-'"));
-        let mut b = spec(NodeKind::Buildah);
+        let mut b = spec(kind("buildah"));
         b.url = Some("x".into());
-        assert!(address_and_env(NodeKind::Buildah, &b).is_err());
+        assert!(address_and_env(kind("buildah"), &b, NodeEnv::new()).is_err());
     }
 
     #[test]
     fn a_misdeclared_node_is_unreachable_with_the_fix() {
-        let mut s = spec(NodeKind::Buildah);
+        let mut s = spec(kind("buildah"));
         s.connection = Some("far".into());
-        let probed = probe_all(&[("n".to_string(), s)], Duration::from_secs(5));
+        let probed = probe_all(
+            &[("n".to_string(), s)],
+            &Probing {
+                timeout: Duration::from_secs(5),
+                ..Probing::default()
+            },
+        );
         assert!(!probed[0].reachable);
         assert!(probed[0]
             .reason

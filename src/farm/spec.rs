@@ -67,7 +67,7 @@ mod tests {
 
     fn specs() -> (BTreeMap<String, NodeSpec>, BTreeMap<String, FarmSpec>) {
         let node = |line| NodeSpec {
-            kind: NodeKind::Docker,
+            kind: NodeKind::engine_named("docker").unwrap(),
             host: None,
             context: None,
             url: None,

@@ -1,7 +1,7 @@
 //! The step graph: every decision a run makes, taken before it runs. Each step builds one platform
 //! of one image on one node, or assembles one image's index; it says where its output goes, which
 //! log it writes, which build arguments it passes and which steps it waits for. `cip plan --json`
-//! prints this value and the executor (`crate::execute`) runs it as it is.
+//! prints this value and the executor (`src/execute/`) runs it as it is.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -49,10 +49,71 @@ pub struct Plan {
     /// Builds no node can take (no node runs or emulates the platform): the run refuses to start.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unplaced: Vec<String>,
-    /// Why images of the plan cannot be built (see [`ImagePlan::blocked`]): the run refuses to
-    /// start.
+    /// Every reason the run refuses to start, in the order it checks them: images that cannot be
+    /// built (see [`ImagePlan::blocked`]), then what [`super::refusals`] adds (drift, unplaced
+    /// builds, `--native-only`, what a node's builder lacks).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub blocked: Vec<String>,
+    pub blocked: Vec<Blocked>,
+    /// What a node's builder warns about the Dockerfiles it builds (not refusals), shown before
+    /// the builds start.
+    #[serde(skip)]
+    pub builder_warnings: Vec<String>,
+}
+
+/// Why a run refuses to start: what the plan shows, and what the run says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    pub by: BlockedBy,
+    /// What the plan shows (text and JSON).
+    pub reason: String,
+    /// The run's error; the reason itself but for a builder's problems, shown before it.
+    pub refusal: String,
+    /// What the run prints before it refuses (the drift report, the builder's problems).
+    pub said_before: String,
+}
+
+impl Blocked {
+    /// A refusal that is its own reason, with nothing said before it.
+    pub fn new(by: BlockedBy, reason: String) -> Blocked {
+        Blocked {
+            by,
+            refusal: reason.clone(),
+            reason,
+            said_before: String::new(),
+        }
+    }
+}
+
+/// The JSON of a plan lists the reasons (see docs/json.md).
+impl Serialize for Blocked {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.reason)
+    }
+}
+
+/// What blocks a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockedBy {
+    /// An image refers to a parent version neither in the destination nor built by the run.
+    Parent,
+    /// A published version's context changed without a version bump (unless `--allow-drift`).
+    Drift,
+    /// No node of the farm builds a platform, natively or under emulation.
+    Unplaced,
+    /// `--native-only` and a build placed on a node that emulates its platform.
+    NativeOnly,
+    /// A node's builder cannot build a Dockerfile feature (heredocs).
+    Builder,
+    /// A node cannot emulate a platform placed on it.
+    Emulation,
+}
+
+impl BlockedBy {
+    /// Whether the run checks it once it knows it builds something (after the warnings of the
+    /// placement are shown), not before anything.
+    pub fn once_building(self) -> bool {
+        matches!(self, BlockedBy::Builder | BlockedBy::Emulation)
+    }
 }
 
 /// A builder the steps run on.
@@ -214,7 +275,8 @@ pub fn arch_tags(version: &str, platforms: &[Platform]) -> BTreeMap<String, Plat
         .collect()
 }
 
-/// Where a run's images go, as the plan needs to know it.
+/// Where a run's images go: the one type of it, from the command (`run::Mode` resolves into it) to
+/// the plan's steps. `plan::Target` adds what holds the images.
 #[derive(Debug, Clone)]
 pub enum Destination {
     /// A registry: `REGISTRY` for builds, and the prefix of repositories.
@@ -228,7 +290,9 @@ pub enum Destination {
 }
 
 impl Destination {
-    fn name(&self) -> &str {
+    /// `REGISTRY` of the builds: the registry, the stage's `REG/NS/<os>-<arch>`, or the name the
+    /// store's images are tagged with.
+    pub fn name(&self) -> &str {
         match self {
             Destination::Registry { name }
             | Destination::Stage { name, .. }
@@ -495,6 +559,7 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
         .iter()
         .filter(|i| i.needs_build())
         .flat_map(|i| i.blocked.iter().cloned())
+        .map(|reason| Blocked::new(BlockedBy::Parent, reason))
         .collect();
     Plan {
         images,
@@ -504,6 +569,7 @@ pub fn plan_steps(images: Vec<ImagePlan>, inputs: &Inputs) -> Plan {
         warnings,
         unplaced,
         blocked,
+        builder_warnings: Vec::new(),
     }
 }
 

@@ -4,70 +4,115 @@
 //! - `plain`: cip's lines with a timestamp, and the builders' output as it comes, each line
 //!   prefixed `[image platform] `, as BuildKit's plain progress; nothing redraws;
 //! - `quiet`: nothing; the command prints errors and its one-line result.
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+//!
+//! The [`Reporter`] is made once per command with its mode; it is the sink of the events the
+//! lower layers report ([`crate::events`]), and a run's [`Display`] draws through it.
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use console::Term;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::builders::process::LineSink;
+use crate::events::{Event, Events, Severity, Sink};
 
 pub mod mode;
 mod step_line;
 
 pub use mode::{resolve, Progress};
 
-/// The run's mode, once a command set it (0: not set, then `Progress as u8 + 1`).
-static MODE: AtomicU8 = AtomicU8::new(0);
-/// `--verbose`: the longer form of cip's notes (where credentials were looked for).
-static VERBOSE: AtomicBool = AtomicBool::new(false);
-
-/// Sets the display mode (resolved, never `auto`) and verbosity of this process's run.
-pub fn set_mode(mode: Progress, verbose: bool) {
-    MODE.store(mode as u8 + 1, Ordering::Relaxed);
-    VERBOSE.store(verbose, Ordering::Relaxed);
+/// Where a command's lines go: one value per command, made once with its mode, the sink of every
+/// event the lower layers report ([`Reporter::events`]) and the maker of a run's [`Display`].
+pub struct Reporter {
+    /// Resolved (`tty`, `plain` or `quiet`).
+    mode: Progress,
+    /// `--verbose`: the longer form of cip's notes (where credentials were looked for).
+    verbose: bool,
+    /// The live display, while one runs: lines from elsewhere (retries) go above it, so they do
+    /// not tear the progress bars.
+    live: Mutex<Option<MultiProgress>>,
+    /// Serialises plain lines so they never interleave.
+    plain: Mutex<()>,
 }
 
-/// The display mode: what a command set, else what the environment and the terminal give.
-pub fn mode() -> Progress {
-    match MODE.load(Ordering::Relaxed) {
-        1 => Progress::Auto,
-        2 => Progress::Tty,
-        3 => Progress::Plain,
-        4 => Progress::Quiet,
-        _ => {
-            let config = crate::config::get();
-            resolve(&[config.progress], Term::stderr().is_term(), config.ci)
+impl Reporter {
+    /// The reporter of a command whose display mode is `mode` (resolved, see [`resolve`]).
+    pub fn new(mode: Progress, verbose: bool) -> Arc<Reporter> {
+        Arc::new(Reporter {
+            mode,
+            verbose,
+            live: Mutex::new(None),
+            plain: Mutex::new(()),
+        })
+    }
+
+    pub fn mode(&self) -> Progress {
+        self.mode
+    }
+
+    pub fn verbose(&self) -> bool {
+        self.verbose
+    }
+
+    /// The handle lower layers report through.
+    pub fn events(self: &Arc<Self>) -> Events {
+        Events::new(self.clone())
+    }
+
+    /// Prints one of cip's informational lines (a retry, which credentials are used) to stderr,
+    /// above the live display if there is one; nothing in quiet mode.
+    pub fn eprint_line(&self, msg: &str) {
+        if self.mode != Progress::Quiet {
+            self.above_live(msg);
+        }
+    }
+
+    /// `msg` on stderr, above the live display if there is one.
+    fn above_live(&self, msg: &str) {
+        let live = lock(&self.live).clone();
+        match live {
+            Some(m) => m.suspend(|| eprintln!("{msg}")),
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    /// `msg` with the time since `since`, as plain mode shows cip's lines.
+    fn plain_line(&self, since: Instant, msg: &str) {
+        let _g = lock(&self.plain);
+        let t = since.elapsed().as_secs();
+        eprintln!("[{:02}:{:02}:{:02}] {msg}", t / 3600, t / 60 % 60, t % 60);
+    }
+
+    /// The display of a run: `builds` is the number of tasks counted in the total bar, `steps`
+    /// the number of steps that start (the queued count).
+    pub fn display(self: &Arc<Self>, builds: u64, steps: usize) -> Display {
+        Display::new(self, builds, steps)
+    }
+}
+
+impl Sink for Reporter {
+    fn report(&self, event: Event<'_>) {
+        match event {
+            Event::Retry(line) | Event::Note(line) => self.eprint_line(line),
+            Event::Detail(line) if self.verbose => self.eprint_line(line),
+            Event::Detail(_) => {}
+            Event::Problem { severity, text } => self.above_live(&crate::output::style_severity(
+                severity == Severity::Error,
+                text,
+            )),
+            // Output belongs to a task's line ([`Line::events`]); none is shown without one.
+            Event::Output(_) => {}
         }
     }
 }
 
-pub fn verbose() -> bool {
-    VERBOSE.load(Ordering::Relaxed)
-}
-
-/// The live display, if one is running: messages from elsewhere (retry lines) go through it, so
-/// they do not tear the progress bars.
-static LIVE: Mutex<Option<MultiProgress>> = Mutex::new(None);
-
-/// Prints one of cip's informational lines (a retry, which credentials are used) to stderr, above
-/// the live display if there is one; nothing in quiet mode.
-pub fn eprint_line(msg: &str) {
-    if mode() == Progress::Quiet {
-        return;
-    }
-    let live = LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    match live {
-        Some(m) => m.suspend(|| eprintln!("{msg}")),
-        None => eprintln!("{msg}"),
-    }
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The display of one run's steps.
 pub struct Display {
+    reporter: Arc<Reporter>,
     started: Instant,
-    mode: Progress,
     live: Option<Live>,
     /// Steps not started yet.
     queued: AtomicUsize,
@@ -81,6 +126,7 @@ struct Live {
 /// One running task's line. Dropped unfinished (its task was cancelled), it says so and leaves the
 /// screen.
 pub struct Line {
+    reporter: Arc<Reporter>,
     bar: Option<ProgressBar>,
     label: String,
     started: Instant,
@@ -101,9 +147,9 @@ impl Drop for Line {
         );
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
-            eprint_line(&msg);
+            self.reporter.eprint_line(&msg);
         } else if let Some(since) = self.plain_since {
-            plain_line(since, &msg);
+            self.reporter.plain_line(since, &msg);
         }
     }
 }
@@ -117,49 +163,64 @@ impl Line {
         }
     }
 
-    /// Where the builder's output lines for this task go: the live line shows the Dockerfile step
-    /// (or the last line), plain mode prints each prefixed `[prefix] `, quiet mode takes none.
-    pub fn output_sink(&self, prefix: &str) -> Option<LineSink> {
-        if let Some(bar) = &self.bar {
-            let bar = bar.clone();
-            let on_step = AtomicBool::new(false);
-            return Some(Arc::new(move |line: &str| {
-                let line = console::strip_ansi_codes(line.trim_end());
-                if line.trim().is_empty() {
-                    return;
-                }
-                if step_line::is_step_line(&line) {
-                    on_step.store(true, Ordering::Relaxed);
-                    bar.set_message(line.into_owned());
-                } else if !on_step.load(Ordering::Relaxed) {
-                    bar.set_message(line.into_owned());
-                }
-            }));
-        }
-        self.plain_since?;
-        let prefix = format!("[{prefix}] ");
-        Some(Arc::new(move |line: &str| {
-            let _g = PLAIN.lock().unwrap_or_else(|e| e.into_inner());
-            eprintln!("{prefix}{}", line.trim_end());
+    /// The events of this task: its builder's output lines show on the live line as the
+    /// Dockerfile step (or the last line), are printed prefixed `[prefix] ` in plain mode, and
+    /// are not read when quiet; every other event goes to the reporter.
+    pub fn events(&self, prefix: &str) -> Events {
+        Events::new(Arc::new(TaskSink {
+            reporter: self.reporter.clone(),
+            bar: self.bar.clone(),
+            on_step: AtomicBool::new(false),
+            plain_prefix: self.plain_since.map(|_| format!("[{prefix}] ")),
         }))
     }
 }
 
-/// Serialises plain lines so they never interleave.
-static PLAIN: Mutex<()> = Mutex::new(());
+/// The sink of one task's events ([`Line::events`]).
+struct TaskSink {
+    reporter: Arc<Reporter>,
+    bar: Option<ProgressBar>,
+    /// Whether a Dockerfile step line was seen: from then on, only step lines replace it.
+    on_step: AtomicBool,
+    plain_prefix: Option<String>,
+}
 
-fn plain_line(since: Instant, msg: &str) {
-    let _g = PLAIN.lock().unwrap_or_else(|e| e.into_inner());
-    let t = since.elapsed().as_secs();
-    eprintln!("[{:02}:{:02}:{:02}] {msg}", t / 3600, t / 60 % 60, t % 60);
+impl TaskSink {
+    fn output(&self, line: &str) {
+        if let Some(bar) = &self.bar {
+            let line = console::strip_ansi_codes(line.trim_end());
+            if line.trim().is_empty() {
+                return;
+            }
+            if step_line::is_step_line(&line) {
+                self.on_step.store(true, Ordering::Relaxed);
+                bar.set_message(line.into_owned());
+            } else if !self.on_step.load(Ordering::Relaxed) {
+                bar.set_message(line.into_owned());
+            }
+        } else if let Some(prefix) = &self.plain_prefix {
+            let _g = lock(&self.reporter.plain);
+            eprintln!("{prefix}{}", line.trim_end());
+        }
+    }
+}
+
+impl Sink for TaskSink {
+    fn report(&self, event: Event<'_>) {
+        match event {
+            Event::Output(line) => self.output(line),
+            other => self.reporter.report(other),
+        }
+    }
+
+    fn takes_output(&self) -> bool {
+        self.bar.is_some() || self.plain_prefix.is_some()
+    }
 }
 
 impl Display {
-    /// `builds` is the number of tasks counted in the total bar, `steps` the number of steps
-    /// that start (the queued count).
-    pub fn new(builds: u64, steps: usize) -> Display {
-        let mode = mode();
-        let live = (mode == Progress::Tty).then(|| {
+    fn new(reporter: &Arc<Reporter>, builds: u64, steps: usize) -> Display {
+        let live = (reporter.mode == Progress::Tty).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let total_bar = multi.add(ProgressBar::new(builds));
             total_bar.set_style(
@@ -170,15 +231,15 @@ impl Display {
             );
             total_bar.set_message(format!("{steps} queued"));
             total_bar.enable_steady_tick(Duration::from_millis(200));
-            *LIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(multi.clone());
+            *lock(&reporter.live) = Some(multi.clone());
             Live {
                 multi,
                 total: total_bar,
             }
         });
         Display {
+            reporter: reporter.clone(),
             started: Instant::now(),
-            mode,
             live,
             queued: AtomicUsize::new(steps),
         }
@@ -186,10 +247,10 @@ impl Display {
 
     /// A message that is not tied to a task (which builder is used, warnings).
     pub fn println(&self, msg: &str) {
-        match (&self.live, self.mode) {
+        match (&self.live, self.reporter.mode) {
             (Some(l), _) => l.multi.suspend(|| eprintln!("{msg}")),
             (None, Progress::Quiet) => {}
-            (None, _) => plain_line(self.started, msg),
+            (None, _) => self.reporter.plain_line(self.started, msg),
         }
     }
 
@@ -217,11 +278,13 @@ impl Display {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        let plain = bar.is_none() && self.mode != Progress::Quiet;
+        let plain = bar.is_none() && self.reporter.mode != Progress::Quiet;
         if plain {
-            plain_line(self.started, &format!("{label}: started"));
+            self.reporter
+                .plain_line(self.started, &format!("{label}: started"));
         }
         Line {
+            reporter: self.reporter.clone(),
             plain_since: plain.then_some(self.started),
             bar,
             label: label.to_string(),
@@ -249,7 +312,28 @@ impl Display {
     pub fn done(&self) {
         if let Some(l) = &self.live {
             l.total.finish_and_clear();
-            *LIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            *lock(&self.reporter.live) = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_reads_its_builders_output_unless_the_display_is_quiet() {
+        for (mode, takes) in [(Progress::Plain, true), (Progress::Quiet, false)] {
+            let reporter = Reporter::new(mode, false);
+            let display = reporter.display(1, 1);
+            let line = display.start("build a linux/amd64");
+            let events = line.events("a linux/amd64");
+            assert_eq!(events.takes_output(), takes, "{mode:?}");
+            // The reporter alone shows no output: it belongs to a task.
+            assert!(!reporter.events().takes_output());
+            events.report(Event::Output("STEP 1/2: FROM scratch"));
+            display.finish(line, "done", true);
+            display.done();
         }
     }
 }

@@ -1,25 +1,62 @@
 //! How a building run shows its progress (`--progress`, `-q`, `CIP_PROGRESS`), and how `auto`
 //! resolves.
-use clap::ValueEnum;
-
-/// The display modes of `--progress` (BuildKit's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// The display modes of `--progress` (BuildKit's names; [`Progress::ALL`] says what each shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
-    /// `tty` on a terminal when `CI` is unset, `plain` otherwise
     Auto,
-    /// A live display: a line per running step with its current Dockerfile step, the queued count
     Tty,
-    /// The builders' output as it comes, each line prefixed `[image platform]`; nothing redraws
     Plain,
-    /// Errors and the final one-line result only
     Quiet,
 }
 
 impl Progress {
+    /// Every mode with its name and what it shows, in the order `--help` lists them.
+    pub const ALL: [(Progress, &'static str, &'static str); 4] = [
+        (
+            Progress::Auto,
+            "auto",
+            "`tty` on a terminal when `CI` is unset, `plain` otherwise",
+        ),
+        (
+            Progress::Tty,
+            "tty",
+            "A live display: a line per running step with its current Dockerfile step, the queued count",
+        ),
+        (
+            Progress::Plain,
+            "plain",
+            "The builders' output as it comes, each line prefixed `[image platform]`; nothing redraws",
+        ),
+        (
+            Progress::Quiet,
+            "quiet",
+            "Errors and the final one-line result only",
+        ),
+    ];
+
+    /// The mode's name, as `--progress` and `CIP_PROGRESS` spell it.
+    pub fn name(self) -> &'static str {
+        Progress::ALL
+            .iter()
+            .find(|(p, _, _)| *p == self)
+            .map_or("auto", |(_, name, _)| name)
+    }
+
     /// Parses a `CIP_PROGRESS` value (case-insensitive).
     pub fn parse(value: &str) -> Result<Progress, String> {
-        Progress::from_str(value.trim(), true)
-            .map_err(|_| format!("{value:?} is not one of auto, tty, plain, quiet"))
+        let wanted = value.trim();
+        Progress::ALL
+            .iter()
+            .find(|(_, name, _)| name.eq_ignore_ascii_case(wanted))
+            .map(|(p, _, _)| *p)
+            .ok_or_else(|| format!("{value:?} is not one of auto, tty, plain, quiet"))
+    }
+}
+
+impl std::str::FromStr for Progress {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Progress, String> {
+        Progress::parse(s)
     }
 }
 
@@ -49,5 +86,9 @@ mod tests {
         assert_eq!(resolve(&[Some(Tty)], false, true), Tty);
         assert_eq!(Progress::parse(" PLAIN"), Ok(Plain));
         assert!(Progress::parse("fancy").unwrap_err().contains("auto, tty"));
+        for (mode, name, _) in Progress::ALL {
+            assert_eq!(mode.name(), name);
+            assert_eq!(name.parse::<Progress>(), Ok(mode));
+        }
     }
 }

@@ -1,15 +1,16 @@
-//! Manifests and image indexes as JSON: reading which platforms a tag holds, writing the index cip
-//! assembles. The index is serialised once and pushed as those exact bytes, so its digest is stable.
+//! Manifests and image indexes as JSON: reading which platforms a tag holds, and the entries of the
+//! indexes cip assembles (serialised once, by the index writer alone: `execute::index_writer`).
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context as _};
-use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::platform::Platform;
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// The index annotation that names the version an index was published as.
+pub const VERSION_ANNOTATION: &str = "org.opencontainers.image.version";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// One platform's manifest within an index.
@@ -215,23 +216,6 @@ pub fn merge(old: Option<&Published>, new: Vec<Entry>) -> Vec<Entry> {
     out
 }
 
-/// Serialises an OCI image index; returns the bytes to push and their digest.
-pub fn build_index(entries: &[Entry], annotations: &BTreeMap<String, String>) -> (Bytes, String) {
-    let mut doc = Map::new();
-    doc.insert("schemaVersion".into(), 2.into());
-    doc.insert("mediaType".into(), OCI_INDEX.into());
-    doc.insert(
-        "manifests".into(),
-        Value::Array(entries.iter().map(|e| e.descriptor.clone()).collect()),
-    );
-    if !annotations.is_empty() {
-        doc.insert("annotations".into(), json!(annotations));
-    }
-    let bytes = serde_json::to_vec_pretty(&Value::Object(doc)).expect("JSON values serialise");
-    let digest = sha256_digest(&bytes);
-    (Bytes::from(bytes), digest)
-}
-
 /// Whether a media type is an index (OCI) or a manifest list (Docker).
 pub fn is_index_type(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
@@ -278,15 +262,5 @@ mod tests {
         );
         let digests: Vec<&str> = merged.iter().map(|e| e.digest.as_str()).collect();
         assert_eq!(digests, ["sha256:a1", "sha256:b2"]);
-    }
-
-    #[test]
-    fn index_bytes_and_digest_agree() {
-        let entries = vec![new_entry(&p("linux/amd64"), "sha256:a1", 1, "m")];
-        let (bytes, digest) = build_index(&entries, &BTreeMap::new());
-        assert_eq!(sha256_digest(&bytes), digest);
-        let doc: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(doc["mediaType"], OCI_INDEX);
-        assert_eq!(doc["manifests"][0]["platform"]["architecture"], "amd64");
     }
 }

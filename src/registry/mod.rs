@@ -21,6 +21,7 @@ pub mod reference;
 pub mod retry;
 mod sniff;
 mod space;
+pub mod stage_sweep;
 pub mod timeouts;
 mod tls;
 pub mod transport;

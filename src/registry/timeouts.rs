@@ -2,7 +2,7 @@
 //!
 //! Without a bound, a hung registry stalls a run for the HTTP client's read timeout on every
 //! request, with nothing on screen. Two bounds, each overridable in the environment (read once by
-//! the run configuration, `crate::config`, like the `CIP_RETRY_*` settings):
+//! the run configuration (the `config` module), like the `CIP_RETRY_*` settings):
 //! - `CIP_REQUEST_TIMEOUT_SECONDS` (default 30): a whole request that moves no blob (manifests, blob
 //!   lookups and mounts, the connect probes). A request that runs out is reported as `no answer from
 //!   HOST in N s` and retried like a dropped connection.

@@ -20,6 +20,11 @@ fn platform(s: &str) -> Platform {
     s.parse().unwrap()
 }
 
+/// The registered engine `name`.
+fn kind(name: &str) -> BuilderKind {
+    BuilderKind::engine_named(name).expect("a registered engine")
+}
+
 /// A tag no other test uses.
 fn unique_tag(name: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -46,7 +51,7 @@ fn buildah_builder(store: &Buildah) -> std::sync::Arc<dyn Backend> {
             ),
         )
         .set("TMPDIR", tmp.display().to_string());
-    cip::builders::detect_with(BuilderKind::Buildah, env).expect("buildah is usable")
+    cip::builders::detect_with(kind("buildah"), env).expect("buildah is usable")
 }
 
 /// A context `FROM scratch` with both busybox binaries, the Dockerfile ending with `run_steps`.
@@ -77,6 +82,7 @@ fn job(ctx: &Path, platform: &Platform, tag: &str, log: PathBuf) -> BuildJob {
         log,
         registry: RegistryAccess::default(),
         options: Default::default(),
+        events: Default::default(),
     }
 }
 
@@ -497,13 +503,13 @@ async fn child_pulls_its_parent_over_tls_with_a_private_ca() {
 fn detection_errors_name_what_was_looked_for() {
     let empty = tempfile::tempdir().unwrap();
     let env = NodeEnv::new().set("PATH", empty.path().display().to_string());
-    let err = cip::builders::detect_with(BuilderKind::Auto, env.clone())
+    let err = cip::builders::detect_with(BuilderKind::AUTO, env.clone())
         .unwrap_err()
         .to_string();
     for word in ["buildah", "podman", "docker", "apt-get install -y buildah"] {
         assert!(err.contains(word), "{word} missing from: {err}");
     }
-    let err = cip::builders::detect_with(BuilderKind::Podman, env)
+    let err = cip::builders::detect_with(kind("podman"), env)
         .unwrap_err()
         .to_string();
     assert!(
@@ -513,8 +519,9 @@ fn detection_errors_name_what_was_looked_for() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// emulation: the check against a binfmt_misc directory (CIP_BINFMT_DIR, read by `emulation::check`,
-// is covered end to end by tests/publish.rs `missing_emulator_is_reported_before_any_build`).
+// emulation: the check against a binfmt_misc directory (CIP_BINFMT_DIR, which a run passes to
+// `emulation::check_in`, is covered end to end by tests/publish.rs
+// `missing_emulator_is_reported_before_any_build`).
 // ---------------------------------------------------------------------------------------------
 
 fn probe(dir: &Path) -> Result<(), String> {
@@ -578,7 +585,7 @@ async fn docker_builds_exports_and_manages_its_store() {
         "docker/dockerd not installed: run scripts/setup-env --docker"
     );
     let mut own_daemon = None;
-    let builder = match cip::builders::detect_with(BuilderKind::Docker, NodeEnv::new()) {
+    let builder = match cip::builders::detect_with(kind("docker"), NodeEnv::new()) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("no docker daemon answers ({e:#}); starting one");
@@ -587,8 +594,7 @@ async fn docker_builds_exports_and_manages_its_store() {
             eprintln!("dockerd up in {:?}", started.elapsed());
             let env = NodeEnv::new().set("DOCKER_HOST", dockerd.host());
             own_daemon = Some(dockerd);
-            cip::builders::detect_with(BuilderKind::Docker, env)
-                .expect("docker backend on our dockerd")
+            cip::builders::detect_with(kind("docker"), env).expect("docker backend on our dockerd")
         }
     };
     let describe = builder.describe();

@@ -654,6 +654,87 @@ fn sigterm_cancels_the_build_on_a_podman_service_node() {
     assert!(!common::is_tagged(&reg, "a:1.0.0"));
 }
 
+#[test]
+fn sigterm_cancels_the_build_on_a_podman_service_node_over_ssh() {
+    let reg = TestRegistry::start();
+    let service = TestPodmanService::start();
+    // The sshd's authorized key sets DOCKER_HOST, which podman does not read.
+    let sshd = TestSshd::start("unix:///nonexistent.sock");
+    let d = sshd.dir();
+    let config = fs::read_to_string(d.join("sshd_config")).unwrap();
+    let port = config
+        .lines()
+        .find_map(|l| l.strip_prefix("Port "))
+        .unwrap()
+        .to_string();
+    // podman reaches the service with its own ssh client and CONTAINER_SSHKEY; cip's `ssh` must
+    // know the host's key (it checks it, as it should): a known_hosts of the test's sshd.
+    let host_key = fs::read_to_string(d.join("host_key.pub")).unwrap();
+    let known_hosts = d.join("known_hosts");
+    fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_key}")).unwrap();
+    let fixture = tempfile::tempdir().unwrap();
+    // A duration no other test sleeps: its RUN step is found among the machine's processes.
+    slow_tree(fixture.path(), 26);
+    let ws = Workspace::new(fixture.path());
+    let bin = ws.project().parent().unwrap().join("bin");
+    common::write_executable(
+        &bin.join("ssh"),
+        &format!(
+            "#!/bin/sh\nexec /usr/bin/ssh -o UserKnownHostsFile={} \"$@\"\n",
+            known_hosts.display()
+        ),
+    );
+    let socket = service.url().strip_prefix("unix://").unwrap().to_string();
+    write_cip_toml(
+        &ws,
+        &format!(
+            "[nodes.far]\nkind = \"podman\"\nurl = \"ssh://root@127.0.0.1:{port}{socket}\"\njobs = 1\n\
+             push = \"through-cip\"\n",
+        ),
+    );
+    let log = ws.project().join("cip-stderr.log");
+    let key = d.join("client_key").display().to_string();
+    let child = ws
+        .cip_command(
+            &["publish", "--node", "far", "--remote-registry", &reg.addr()],
+            &[("CONTAINER_SSHKEY", key.as_str())],
+        )
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_line(&log, "on far: started");
+    let running = || !processes_naming("busybox sleep 26 ").is_empty();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !running() {
+        assert!(
+            Instant::now() < deadline,
+            "the RUN step never started: {}",
+            fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    common::send_signal(&child, "TERM");
+    let cancelled = Instant::now();
+    let status = child.wait_with_output().unwrap().status;
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "{}",
+        fs::read_to_string(&log).unwrap()
+    );
+    // The step ran in the service, reached over ssh: it ended well before its 26 s.
+    while running() {
+        assert!(
+            cancelled.elapsed() < Duration::from_secs(20),
+            "the build still runs on the service 20 s after SIGTERM: {:?}",
+            processes_naming("busybox sleep 26 ")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!common::is_tagged(&reg, "a:1.0.0"));
+}
+
 /// Every blob of the image `image` (`NAME:TAG`) of `reg` for architecture `arch`: its config and
 /// layers.
 fn blobs_of(reg: &TestRegistry, image: &str, arch: &str) -> Vec<String> {

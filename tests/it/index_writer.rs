@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use cip::index_writer::{
+use cip::execute::index_writer::{
     AfterIndexWritten, Annotations, Guard, IndexWrite, IndexWriter, NewImage, Written,
 };
 use cip::platform::Platform;

@@ -443,3 +443,249 @@ fn a_platform_no_image_declares_is_named_and_refused_when_nothing_matches() {
     let doc: Value = serde_json::from_slice(&matrix.stdout).unwrap();
     assert!(doc.to_string().contains("linux-arm64"), "{doc:#}");
 }
+
+/// The reasons `cip plan --json` lists in `blocked`.
+fn blocked(plan: &Value) -> Vec<String> {
+    plan["blocked"]
+        .as_array()
+        .map(|b| b.iter().map(|r| r.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// The build steps of a plan that say they are blocked, as `IMAGE PLATFORM`.
+fn blocked_builds(plan: &Value) -> Vec<String> {
+    let images = plan["images"].as_array().unwrap();
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "build" && s["blocked"].is_array())
+        .map(|s| {
+            let image = &images[s["image"].as_u64().unwrap() as usize];
+            format!(
+                "{} {}",
+                image["name"].as_str().unwrap(),
+                s["platform"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Runs `args`, which must refuse before building anything: exit 1, nothing built, the registry
+/// untouched. Returns stderr.
+fn refused(ws: &Workspace, reg: &TestRegistry, args: &[&str]) -> String {
+    let repositories = common::farm::repositories(reg);
+    let builds = ws.builds();
+    let out = ws.cip(args);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+    assert_eq!(ws.builds(), builds, "{args:?} built: {}", text(&out));
+    assert_eq!(
+        common::farm::repositories(reg),
+        repositories,
+        "{args:?} changed the registry"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every refusal of a run is in its plan: `cip plan` (exit 0, as for any blocked plan) shows the
+/// reason in `blocked`, text and JSON, and the steps it stops; the run refuses with that same
+/// reason before building. A builder lacking heredocs (buildah 1.28 here), `--native-only` on a
+/// farm whose only node emulates arm64, a reference no run can resolve, drift; `--allow-drift`
+/// waives the last in the plan as in the run.
+#[test]
+fn cip_plan_shows_every_refusal_of_the_run_and_the_run_refuses_with_it() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let addr = reg.addr();
+    let local = ["--local-registry", addr.as_str()];
+    let plan_of =
+        |extra: &[&str]| json(&ws.cip(&[&["plan", "--json"], &local[..], extra].concat()));
+
+    // A heredoc in app: buildah 1.28 cannot build it, on the node app is built on.
+    let dockerfile = ws.context("02-app").join("Dockerfile");
+    let clean = std::fs::read_to_string(&dockerfile).unwrap();
+    let line = clean.lines().count() + 1;
+    std::fs::write(
+        &dockerfile,
+        format!("{clean}RUN <<EOF\necho hi > /hi.txt\nEOF\n"),
+    )
+    .unwrap();
+    let plan = plan_of(&[]);
+    let reasons = blocked(&plan);
+    assert_eq!(reasons.len(), 1, "{plan:#}");
+    assert!(
+        reasons[0].contains("1 Dockerfile use heredocs, which buildah 1.28")
+            && reasons[0].contains(&format!("contexts/02-app/Dockerfile:{line}: `<<EOF`")),
+        "{plan:#}"
+    );
+    assert_eq!(blocked_builds(&plan), ["app linux/amd64"], "{plan:#}");
+    let shown = ws.cip(&[&["plan"], &local[..]].concat());
+    assert!(shown.status.success(), "{}", text(&shown));
+    let first_line = reasons[0].lines().next().unwrap();
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains(&format!("blocked: {first_line}")),
+        "{}",
+        text(&shown)
+    );
+    let err = refused(&ws, &reg, &[&["publish-locally"], &local[..]].concat());
+    assert!(err.contains(first_line), "{err}");
+    assert!(
+        err.contains("1 context(s) use Dockerfile features that buildah 1.28"),
+        "{err}"
+    );
+    std::fs::write(&dockerfile, &clean).unwrap();
+    assert_eq!(blocked(&plan_of(&[])), Vec::<String>::new());
+
+    // --native-only on a farm of one buildah node, native for amd64 only: arm64 is emulated.
+    std::fs::write(
+        ws.project().join("cip.toml"),
+        "[nodes.here]\nkind = \"buildah\"\njobs = 2\n",
+    )
+    .unwrap();
+    let farm = [
+        "--node",
+        "here",
+        "--native-only",
+        "--remote-registry",
+        addr.as_str(),
+    ];
+    let plan = json(&ws.cip(&[&["plan", "--json"], &farm[..]].concat()));
+    let native_only = "--native-only: no native node for linux/arm64 on node here; add a node \
+                       native for it (or declare its platforms in cip.toml), or drop \
+                       --native-only to build it under emulation";
+    assert_eq!(blocked(&plan), [native_only], "{plan:#}");
+    assert_eq!(
+        blocked_builds(&plan),
+        [
+            "busybox linux/arm64",
+            "hello linux/arm64",
+            "tools linux/arm64",
+            "app linux/arm64"
+        ],
+        "{plan:#}"
+    );
+    let err = refused(&ws, &reg, &[&["publish"], &farm[..]].concat());
+    assert!(err.contains(native_only), "{err}");
+    let without = json(&ws.cip(&[&["plan", "--json"], &farm[..2], &farm[3..]].concat()));
+    assert_eq!(blocked(&without), Vec::<String>::new(), "{without:#}");
+    std::fs::remove_file(ws.project().join("cip.toml")).unwrap();
+
+    // A parent bumped without cascading: hello and tools refer to a version nothing provides.
+    let info = std::fs::read_to_string(ws.context("00-busybox").join("info.edn")).unwrap();
+    common::workspace::set_info(&ws, "00-busybox", &info.replace("1.0.0", "1.0.1"));
+    let plan = plan_of(&[]);
+    let unresolved = |child: &str| {
+        format!(
+            "{child} refers to busybox:1.0.0, which {addr} does not have and this run cannot \
+             build: 00-busybox is at 1.0.1; run `cip cascade-version-updates` or publish busybox \
+             1.0.0 first"
+        )
+    };
+    assert_eq!(
+        blocked(&plan),
+        [unresolved("hello"), unresolved("tools")],
+        "{plan:#}"
+    );
+    let err = refused(&ws, &reg, &[&["publish-locally"], &local[..]].concat());
+    assert!(err.contains(&unresolved("hello")), "{err}");
+    common::workspace::set_info(&ws, "00-busybox", &info);
+
+    // Drift: hello's context changes after 1.0.0 is published.
+    let greeting = ws.context("01-hello").join("greeting.txt");
+    std::fs::write(&greeting, "hi\n").unwrap();
+    let first = ws.cip(&[&["publish-locally"], &local[..]].concat());
+    assert!(first.status.success(), "{}", text(&first));
+    std::fs::write(&greeting, "hello there\n").unwrap();
+    let plan = plan_of(&[]);
+    let drift = "published versions differ from their contexts: bump them, or pass --allow-drift";
+    assert_eq!(blocked(&plan), [drift], "{plan:#}");
+    let err = refused(&ws, &reg, &[&["publish-locally"], &local[..]].concat());
+    assert!(err.contains(drift), "{err}");
+    assert!(
+        err.contains("drift: hello changed since 1.0.0 was published, version not bumped"),
+        "the run says which image drifted, as the plan does: {err}"
+    );
+    let allowed = plan_of(&["--allow-drift"]);
+    assert_eq!(blocked(&allowed), Vec::<String>::new(), "{allowed:#}");
+    let run = ws.cip(&[&["publish-locally", "--allow-drift"], &local[..]].concat());
+    assert!(run.status.success(), "{}", text(&run));
+}
+
+/// The tags of registry `reg`'s repository `name`, sorted.
+fn tags_of(reg: &TestRegistry, name: &str) -> Vec<String> {
+    let doc: Value = serde_json::from_str(&common::skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{}/{name}", reg.addr()),
+    ]))
+    .unwrap();
+    let mut tags: Vec<String> = doc["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// Per image, the tags a plan's assemble steps write (index tags and arch tags), sorted.
+fn planned_tags(plan: &Value) -> HashMap<String, Vec<String>> {
+    let images = plan["images"].as_array().unwrap();
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "assemble")
+        .map(|s| {
+            let name = images[s["image"].as_u64().unwrap() as usize]["name"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let mut tags: Vec<String> = s["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_string())
+                .collect();
+            if let Some(arch) = s["arch_tags"].as_object() {
+                tags.extend(arch.keys().cloned());
+            }
+            tags.sort();
+            (name, tags)
+        })
+        .collect()
+}
+
+/// `cip plan --no-latest --arch-tags` shows the tags the run with those flags writes: read back
+/// from the registry, each image holds exactly the tags its plan lists (no `latest`, the version
+/// and its per-platform tag).
+#[test]
+fn the_tags_of_the_plan_are_the_tags_the_run_writes_with_no_latest_and_arch_tags() {
+    let reg = TestRegistry::start();
+    let ws = Workspace::demo();
+    let addr = reg.addr();
+    let flags = [
+        "--local-registry",
+        addr.as_str(),
+        "--no-latest",
+        "--arch-tags",
+    ];
+    let plain = json(&ws.cip(&["plan", "--local-registry", &addr, "--json"]));
+    assert_eq!(
+        planned_tags(&plain)["app"],
+        ["1.0.0", "latest"],
+        "without the flags, latest: {plain:#}"
+    );
+    let plan = json(&ws.cip(&[&["plan", "--json"], &flags[..]].concat()));
+    let planned = planned_tags(&plan);
+    assert_eq!(planned.len(), 4, "{plan:#}");
+    for tags in planned.values() {
+        assert_eq!(tags, &["1.0.0", "1.0.0-amd64"], "{plan:#}");
+    }
+    let run = ws.cip(&[&["publish-locally"], &flags[..]].concat());
+    assert!(run.status.success(), "{}", text(&run));
+    for (name, tags) in &planned {
+        assert_eq!(&tags_of(&reg, name), tags, "{name}");
+    }
+}

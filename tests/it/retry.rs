@@ -38,7 +38,7 @@ fn captured(attempts: u32) -> (RetryPolicy, Arc<Mutex<Vec<String>>>) {
         max_total: Duration::from_secs(20),
         base_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(200),
-        log: None,
+        events: Default::default(),
     }
     .with_log(move |line| sink.lock().unwrap().push(line.to_string()));
     (policy, lines)

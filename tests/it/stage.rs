@@ -648,21 +648,6 @@ fn merge_of_a_target_brings_its_staged_parents_that_are_not_published() {
     assert!(!is_tagged(&reg, "app:1.0.0"));
 }
 
-/// `curl -X DELETE` of a registry path; the registry answers 202.
-fn delete(reg: &TestRegistry, path: &str) {
-    let out = common::run_ok(std::process::Command::new("curl").args([
-        "-sS",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-X",
-        "DELETE",
-        &format!("{}{path}", reg.url()),
-    ]));
-    assert_eq!(out.trim(), "202", "DELETE {path}");
-}
-
 /// Removes `image:version`'s index, its platform manifests and their blobs from the final
 /// repository, so a merge writes all of it again as the first merge did.
 fn wipe_final(reg: &TestRegistry, image: &str, version: &str) {
@@ -681,14 +666,11 @@ fn wipe_final(reg: &TestRegistry, image: &str, version: &str) {
             .chain(manifest["layers"].as_array().unwrap())
             .map(|b| b["digest"].as_str().unwrap().to_string());
         for blob in blobs {
-            delete(reg, &format!("/v2/{image}/blobs/{blob}"));
+            reg.delete(&format!("/v2/{image}/blobs/{blob}"));
         }
-        delete(reg, &format!("/v2/{image}/manifests/{digest}"));
+        reg.delete(&format!("/v2/{image}/manifests/{digest}"));
     }
-    delete(
-        reg,
-        &format!("/v2/{image}/manifests/{}", index_digest.trim()),
-    );
+    reg.delete(&format!("/v2/{image}/manifests/{}", index_digest.trim()));
 }
 
 #[test]

@@ -217,6 +217,11 @@ impl TestSshd {
         }
     }
 
+    /// Where its files are: `sshd_config` (its `Port`), `host_key.pub`, `client_key`.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// The directory of the `ssh` wrapper.
     pub fn bin(&self) -> PathBuf {
         self.dir.path().join("bin")

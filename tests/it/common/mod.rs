@@ -480,6 +480,22 @@ impl TestRegistry {
         ]));
         assert_eq!(status.trim(), "201", "PUT {repo}:{tag}");
     }
+
+    /// `curl -X DELETE` of a registry path (`/v2/...`) behind cip's back, checking the registry
+    /// took it (202).
+    pub fn delete(&self, path: &str) {
+        let out = run_ok(Command::new("curl").args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "DELETE",
+            &format!("{}{path}", self.url()),
+        ]));
+        assert_eq!(out.trim(), "202", "DELETE {path}");
+    }
 }
 
 impl Drop for TestRegistry {

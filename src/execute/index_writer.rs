@@ -20,8 +20,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use serde_json::{json, Map, Value};
 
-use crate::plan::ImagePlan;
 use crate::platform::Platform;
 use crate::registry::index::{self, Entry, Published};
 use crate::registry::{merge, Registry};
@@ -66,7 +66,18 @@ pub enum Annotations {
     Fixed(BTreeMap<String, String>),
     /// Those cip publishes an image's version with: its version and its context digest (see
     /// [`image_annotations`]).
-    Image(Box<ImagePlan>),
+    Image(ImageAnnotations),
+}
+
+/// What the annotations of an image's version say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageAnnotations {
+    pub version: String,
+    /// The digest of its context now.
+    pub context_digest: String,
+    /// Keep the context digest the published index records, if it records one (a drifted
+    /// version, not forced).
+    pub keep_recorded_digest: bool,
 }
 
 /// One index to write.
@@ -348,8 +359,26 @@ fn compose(w: &IndexWrite, now: Option<&Published>) -> (Vec<Entry>, Bytes, Strin
         Annotations::Fixed(a) => a.clone(),
         Annotations::Image(image) => image_annotations(image, now),
     };
-    let (bytes, digest) = index::build_index(&entries, &annotations);
+    let (bytes, digest) = build_index(&entries, &annotations);
     (entries, bytes, digest)
+}
+
+/// Serialises an OCI image index once: the bytes to push and their digest. Only the writer
+/// serialises an index, so every index cip writes is composed the same way.
+fn build_index(entries: &[Entry], annotations: &BTreeMap<String, String>) -> (Bytes, String) {
+    let mut doc = Map::new();
+    doc.insert("schemaVersion".into(), 2.into());
+    doc.insert("mediaType".into(), index::OCI_INDEX.into());
+    doc.insert(
+        "manifests".into(),
+        Value::Array(entries.iter().map(|e| e.descriptor.clone()).collect()),
+    );
+    if !annotations.is_empty() {
+        doc.insert("annotations".into(), json!(annotations));
+    }
+    let bytes = serde_json::to_vec_pretty(&Value::Object(doc)).expect("JSON values serialise");
+    let digest = index::sha256_digest(&bytes);
+    (Bytes::from(bytes), digest)
 }
 
 /// `now`, when it is the very index `w` would write over it.
@@ -407,18 +436,15 @@ fn replaced_platforms(published: &Published, new: &[NewImage]) -> Vec<Platform> 
 /// version (published from other content, version not bumped) keeps the digest it was published
 /// with unless forced, so adding a platform under `--allow-drift` never hides the drift from
 /// later runs.
-pub fn image_annotations(
-    image: &ImagePlan,
+fn image_annotations(
+    image: &ImageAnnotations,
     published: Option<&Published>,
 ) -> BTreeMap<String, String> {
     let mut annotations = BTreeMap::new();
-    annotations.insert(
-        crate::plan::VERSION_ANNOTATION.to_string(),
-        image.version.clone(),
-    );
+    annotations.insert(index::VERSION_ANNOTATION.to_string(), image.version.clone());
     let recorded = published.and_then(|p| p.annotations.get(crate::digest::ANNOTATION));
-    let context_digest = match (&image.drift, recorded) {
-        (Some(_), Some(recorded)) if !image.forced => recorded.clone(),
+    let context_digest = match recorded {
+        Some(recorded) if image.keep_recorded_digest => recorded.clone(),
         _ => image.context_digest.clone(),
     };
     // Lets later runs tell a context changed without a version bump (see `digest`).
@@ -586,5 +612,36 @@ mod tests {
             ..theirs
         };
         assert!(identical(&w, Some(&other)).is_none());
+    }
+
+    #[test]
+    fn index_bytes_and_digest_agree() {
+        let entries = vec![index::new_entry(&p("linux/amd64"), "sha256:a1", 1, "m")];
+        let (bytes, digest) = build_index(&entries, &BTreeMap::new());
+        assert_eq!(index::sha256_digest(&bytes), digest);
+        let doc: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(doc["mediaType"], index::OCI_INDEX);
+        assert_eq!(doc["manifests"][0]["platform"]["architecture"], "amd64");
+        assert!(doc.get("annotations").is_none(), "no annotations, no key");
+    }
+
+    /// A drifted version not forced keeps the context digest it was published with; any other
+    /// takes its context's digest now.
+    #[test]
+    fn a_drifted_version_keeps_its_recorded_context_digest() {
+        let mut now = published(&[("linux/amd64", "sha256:a1")], "sha256:old");
+        now.annotations
+            .insert(crate::digest::ANNOTATION.into(), "sha256:then".into());
+        let image = |keep| ImageAnnotations {
+            version: "1.0".into(),
+            context_digest: "sha256:now".into(),
+            keep_recorded_digest: keep,
+        };
+        let of = |keep, published| image_annotations(&image(keep), published);
+        let digest = crate::digest::ANNOTATION;
+        assert_eq!(of(true, Some(&now))[digest], "sha256:then");
+        assert_eq!(of(false, Some(&now))[digest], "sha256:now");
+        assert_eq!(of(true, None)[digest], "sha256:now");
+        assert_eq!(of(false, None)[index::VERSION_ANNOTATION], "1.0");
     }
 }
