@@ -10,6 +10,7 @@ use crate::project::dockerfile::RefKind;
 use crate::project::Project;
 
 pub mod reference;
+pub mod report;
 pub mod resolve;
 
 pub use reference::BaseRef;

@@ -37,7 +37,8 @@ pub enum Resolution {
 }
 
 /// Connects to a registry by address, with the credentials cip has for that host.
-pub type Connect<'a> = dyn Fn(String) -> BoxFuture<'a, anyhow::Result<Registry>> + Send + Sync + 'a;
+pub type Connect<'a> =
+    dyn Fn(String) -> BoxFuture<'a, anyhow::Result<Arc<Registry>>> + Send + Sync + 'a;
 
 type Connection<'a> = Shared<BoxFuture<'a, Result<Arc<Registry>, String>>>;
 
@@ -68,7 +69,7 @@ pub async fn resolve<'a>(
                 .entry(address.clone())
                 .or_insert_with(|| {
                     let fut = connect(address.clone());
-                    async move { fut.await.map(Arc::new).map_err(|e| format!("{e:#}")) }
+                    async move { fut.await.map_err(|e| format!("{e:#}")) }
                         .boxed()
                         .shared()
                 })

@@ -146,8 +146,12 @@ fn bases_are_resolved_once_each_through_mirrors_and_follow_a_moved_tag() {
 
     let mirrors = Mirrors([("docker.io".to_string(), up.clone())].into());
     let connect: &Connect = &|address: String| {
-        async move { Registry::connect(Endpoint::new(&address), RegistryAuth::Anonymous).await }
-            .boxed()
+        async move {
+            Registry::connect(Endpoint::new(&address), RegistryAuth::Anonymous)
+                .await
+                .map(std::sync::Arc::new)
+        }
+        .boxed()
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -180,4 +184,79 @@ fn bases_are_resolved_once_each_through_mirrors_and_follow_a_moved_tag() {
         assert_eq!(moved[&by_address], Resolution::Digest(second.clone()));
         assert_eq!(moved[&hub], Resolution::Digest(second));
     });
+}
+
+/// `cip status --bases` on a tree whose root uses the upstream through a mirror of docker.io named
+/// in cip.toml, a child of the tree, and a pin the tag moved away from.
+#[test]
+fn status_bases_lists_each_base_with_its_digest_now_and_the_images_on_it() {
+    let upstream = TestRegistry::start();
+    let up = upstream.addr();
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("tree");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (old, new) = rt.block_on(async {
+        let registry = Registry::connect(Endpoint::new(&up), RegistryAuth::Anonymous)
+            .await
+            .unwrap();
+        let old = publish(&registry, work.path(), "library/debian", "bookworm", "old").await;
+        let new = publish(&registry, work.path(), "library/debian", "bookworm", "new").await;
+        (old, new)
+    });
+    context(&root, "00-root", "FROM debian:bookworm\n");
+    context(
+        &root,
+        "01-child",
+        "ARG REGISTRY\nFROM ${REGISTRY}/root:1.0.0\n",
+    );
+    context(
+        &root,
+        "02-pinned",
+        &format!("FROM {up}/library/debian:bookworm@{old}\n"),
+    );
+    fs::write(
+        root.join("cip.toml"),
+        format!("[registry.mirrors]\n\"docker.io\" = \"{up}\"\n"),
+    )
+    .unwrap();
+    let dir = root.to_str().unwrap();
+    let (code, out, err) = common::cip(&["status", "--bases", "--json", "--project-dir", dir]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let bases = v["bases"].as_array().unwrap();
+    assert_eq!(bases.len(), 2, "{v:#}");
+    let hub = bases
+        .iter()
+        .find(|b| b["base"] == "debian:bookworm")
+        .unwrap();
+    assert_eq!(hub["status"], "resolved");
+    assert_eq!(hub["digest"], new.as_str());
+    assert_eq!(hub["registry"], up.as_str(), "asked through the mirror");
+    assert_eq!(
+        hub["images"],
+        serde_json::json!(["root"]),
+        "the child builds on root, not on debian"
+    );
+    let pinned = bases.iter().find(|b| b["pinned"] == old.as_str()).unwrap();
+    assert_eq!(pinned["status"], "pin-moved");
+    assert_eq!(pinned["digest"], new.as_str());
+
+    let (code, text, err) = common::cip(&["status", "--bases", "--project-dir", dir]);
+    assert_eq!(code, 0, "{err}");
+    let short_new = &new["sha256:".len().."sha256:".len() + 12];
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("debian:bookworm "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(row.contains(short_new) && row.ends_with("root"), "{text}");
+    assert!(text.contains("pinned; its tag now names"), "{text}");
+
+    fs::write(
+        root.join("cip.toml"),
+        "[registry.mirrors]\n\"docker.io\" = \"--evil\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = common::cip(&["status", "--bases", "--project-dir", dir]);
+    assert_ne!(code, 0);
+    assert!(err.contains("cip.toml") && err.contains("--evil"), "{err}");
 }
