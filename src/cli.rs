@@ -238,6 +238,11 @@ pub enum Command {
         /// Print as JSON (the plan document, see docs/json.md)
         #[arg(long)]
         json: bool,
+        /// List the external bases instead (FROM debian:bookworm, COPY --from=golang:1.22, ...):
+        /// each with the digest its registry names now (through [registry.mirrors] of cip.toml)
+        /// and the images on it
+        #[arg(long)]
+        bases: bool,
         #[command(flatten)]
         targets: Targets,
     },

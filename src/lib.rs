@@ -35,6 +35,7 @@
 //! merge`), and [`ci_matrix`] tells a pipeline which platforms to start runners for.
 // `Problem` is a large value, but it only travels on cold error paths where clarity beats boxing.
 #![allow(clippy::result_large_err)]
+pub mod bases;
 pub mod builders;
 pub mod cascade;
 pub mod ci_matrix;
@@ -66,3 +67,4 @@ pub mod run;
 pub mod schedule;
 pub mod scratch;
 pub mod session;
+pub mod signing;

@@ -117,6 +117,22 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
         Command::Status {
             target,
             json,
+            bases: true,
+            ..
+        } => {
+            let r = project()?;
+            let t = r.target(&target)?;
+            commands::status::bases(
+                &r.project(),
+                &t.connect,
+                &r.mirrors(),
+                t.query_concurrency,
+                json,
+            )
+        }
+        Command::Status {
+            target,
+            json,
             targets,
             ..
         } => {

@@ -167,6 +167,18 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// `[registry.mirrors]` of cip.toml.
+    pub fn mirrors(&self) -> crate::bases::resolve::Mirrors {
+        let map = self.file().map(|f| {
+            f.registry
+                .mirrors
+                .iter()
+                .map(|(host, m)| (host.clone(), m.value.clone()))
+                .collect()
+        });
+        crate::bases::resolve::Mirrors(map.unwrap_or_default())
+    }
+
     /// What `cip plan` is told of the run it shows (jobs as the run resolves them).
     pub fn plan(&self, c: &super::PlanChoices) -> PlanOptions {
         let project = self.project();

@@ -68,6 +68,9 @@ pub struct RegistrySection {
     /// How long after it began a run of another machine may still be alive: its staging tags are
     /// swept only after that (see `builders::leftovers`).
     pub stage_lease_hours: Option<Located<u64>>,
+    /// `[registry.mirrors]`: the registry asked instead of a host for external bases
+    /// (`"docker.io" = "HOST[:PORT]"`), the mirror the builders pull through.
+    pub mirrors: BTreeMap<String, Located<String>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -274,10 +277,42 @@ fn registry_section(
             })
         })
         .transpose()?;
+    let mut mirrors = BTreeMap::new();
+    for (host, mirror) in raw.mirrors {
+        let hint = || {
+            Some(
+                "[registry.mirrors] maps a registry host to the mirror asked instead, e.g.                  \"docker.io\" = \"mirror.example:5000\""
+                    .to_string(),
+            )
+        };
+        for v in [&host, &mirror] {
+            if let Some(why) = option_like(v.get_ref()) {
+                return Err(at(v.span(), format!("{:?} {why}", v.get_ref()), hint()));
+            }
+        }
+        let host_text = host.get_ref().trim();
+        if host_text.is_empty() || host_text.contains(['/', ' ']) {
+            return Err(at(
+                host.span(),
+                format!("{host_text:?} is not a registry host"),
+                hint(),
+            ));
+        }
+        Address::parse(mirror.get_ref())
+            .map_err(|e| at(mirror.span(), format!("{e:#}"), hint()))?;
+        mirrors.insert(
+            host_text.to_string(),
+            Located {
+                line: line_of(&mirror.span()),
+                value: mirror.into_inner(),
+            },
+        );
+    }
     Ok(RegistrySection {
         remote: address(raw.remote)?,
         local: address(raw.local)?,
         stage_lease_hours,
+        mirrors,
     })
 }
 
@@ -665,7 +700,7 @@ fn explain_toml_error(message: &str) -> (String, Option<String>) {
     let message = message.trim().to_string();
     let hint = if message.starts_with("unknown field") {
         Some(
-            "the keys are: [registry] remote, local, stage_lease_hours; [build] platforms, jobs, builder, progress; \
+            "the keys are: [registry] remote, local, stage_lease_hours, mirrors; [build] platforms, jobs, builder, progress; \
              [nodes.NAME] kind, host, context, url, connection, jobs, platforms, push; [farms.NAME] nodes; \
              [ci.runners] \"OS/ARCH\" = \"LABEL\""
                 .into(),
@@ -727,6 +762,8 @@ mod raw {
         pub remote: Option<Spanned<String>>,
         pub local: Option<Spanned<String>>,
         pub stage_lease_hours: Option<Spanned<i64>>,
+        #[serde(default)]
+        pub mirrors: BTreeMap<Spanned<String>, Spanned<String>>,
     }
 
     #[derive(Deserialize, Default)]

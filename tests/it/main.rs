@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod backends;
+mod bases;
 mod bearer;
 mod cascade;
 mod cascade_props;
@@ -41,4 +42,5 @@ mod registry_faults;
 mod registry_path;
 mod release;
 mod retry;
+mod signing;
 mod stage;
