@@ -191,7 +191,12 @@ async fn run_signer(argv: &[String], payload: &[u8]) -> anyhow::Result<Vec<u8>> 
         );
     }
     // After the exit status: a signer that failed before reading its payload breaks the pipe.
-    fed.context("writing the payload to the signer")?;
+    if let Err(e) = fed {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            bail!("the signer {program} exited without reading the payload: it signed nothing");
+        }
+        return Err(e).context("writing the payload to the signer");
+    }
     read.context("reading the signer's output")?;
     if out.len() > MAX_SIGNATURE_OUTPUT {
         bail!("the signer {program} wrote more than {MAX_SIGNATURE_OUTPUT} bytes: no signature");

@@ -236,11 +236,21 @@ fn a_signer_command_signs_through_openssl_and_its_failures_are_explained() {
         .unwrap_err();
     assert!(format!("{failed:#}").contains("no key here"), "{failed:#}");
     let garbage = rt
-        .block_on(command(&["echo", "hello"]).sign(&payload))
+        .block_on(command(&["sh", "-c", "cat >/dev/null; echo hello"]).sign(&payload))
         .unwrap_err();
     assert!(
         format!("{garbage:#}").contains("neither DER nor base64"),
         "{garbage:#}"
+    );
+    let deaf = rt
+        .block_on(
+            command(&["sh", "-c", "exec 0<&-; sleep 0.2; echo MEUCIQ=="])
+                .sign(&vec![b'x'; 1 << 20]),
+        )
+        .unwrap_err();
+    assert!(
+        format!("{deaf:#}").contains("without reading the payload"),
+        "{deaf:#}"
     );
     let missing = rt
         .block_on(command(&["/nonexistent/signer"]).sign(&payload))
