@@ -24,7 +24,10 @@
 //!    the summary table, `--json` and `--metadata-file`. The lower layers (registry, builders,
 //!    farm) print nothing: they report [`events`] to a sink, the command's [`progress::Reporter`].
 //!
-//! Beside the run: [`cascade`] rewrites versions and references (staged, all or nothing),
+//! Beside the run: [`bases`] resolves the external bases of a tree (`FROM debian:bookworm`) to the
+//! digests their registries name now (`cip status --bases`), [`signing`] reads cosign and openssl
+//! keys and makes cosign's signature manifests (not yet called by a run: issue 20), [`cleanup`]
+//! sweeps what cancelled runs left, [`cascade`] rewrites versions and references (staged, all or nothing),
 //! [`registry::copy`] mirrors images between registries, [`interrupt`] turns SIGINT and SIGTERM into
 //! a stop of the run, and [`scratch`] keeps the private directories builders are handed.
 //!
