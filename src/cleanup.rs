@@ -56,7 +56,7 @@ pub async fn before_run(
     let mut lines = leftovers::sweep_all(nodes, &places.stores, &judge).await;
     if let Some(reg) = registry {
         let over = |tag: &str| {
-            leftovers::run_of_staging_tag(tag).and_then(|id| judge.over(id, Found::Registry))
+            leftovers::run_of_staging_tag(tag).and_then(|id| judge.over(id, Found::Shared))
         };
         for name in &places.staging {
             let swept = stage_sweep::sweep(reg, name, &|t| over(t).is_some()).await;

@@ -98,11 +98,13 @@ fn parse(id: &str) -> Option<RunId> {
     }
 }
 
-/// Where a tag was found: a store of this machine, or a registry that runs of any machine use.
+/// Where a tag was found: a store of this machine, or a place runs of any machine use (a
+/// registry, the store of a node on another machine), where only a run id's wall-clock start and
+/// pid space tell whether its run is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
     ThisMachine,
-    Registry,
+    Shared,
 }
 
 /// How a sweep tells a run that is over.
@@ -143,7 +145,7 @@ impl Judge {
                 .then_some("began longer ago than the lease"),
             // An older id has no space: its pid is read on this machine only.
             (None, Found::ThisMachine) => (!lives(&run)).then_some("its process is gone"),
-            (None, Found::Registry) => None,
+            (None, Found::Shared) => None,
         }
     }
 }
@@ -243,13 +245,15 @@ async fn remove_tags(node: &dyn Backend, pick: impl Fn(&str) -> bool) -> Vec<Str
     removed
 }
 
-/// Removes the run tags of runs that are over from `node`'s store; the tags removed. Nodes of
-/// other machines are left alone: their stores are theirs to sweep.
+/// Removes the run tags of runs that are over from `node`'s store; the tags removed. On a node of
+/// another machine, runs of any machine build: there a run is over by its pid only when it ran on
+/// this machine, else once older than the lease, and an older id (no wall clock) is kept.
 pub async fn sweep(node: &dyn Backend, judge: &Judge) -> Vec<String> {
-    if !on_this_machine(node) {
-        return Vec::new();
-    }
-    remove_tags(node, |id| judge.over(id, Found::ThisMachine).is_some()).await
+    let found = match on_this_machine(node) {
+        true => Found::ThisMachine,
+        false => Found::Shared,
+    };
+    remove_tags(node, |id| judge.over(id, found).is_some()).await
 }
 
 /// Removes the tags of the run `run_id` from every node's store and the run's per-platform stores
@@ -321,11 +325,7 @@ mod tests {
             .chars()
             .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || c == '-'));
         assert_ne!(me, new_run_id(), "two runs of one process have two ids");
-        assert_eq!(
-            judge().over(&me, Found::Registry),
-            None,
-            "this run is alive"
-        );
+        assert_eq!(judge().over(&me, Found::Shared), None, "this run is alive");
     }
 
     #[test]
@@ -347,7 +347,7 @@ mod tests {
         // An old id of a live pid, ids cip cannot read, and old ids in a registry are left alone.
         assert!(j.over("1-abc", local).is_none());
         assert!(j.over("x-1-1", local).is_none());
-        assert!(j.over("2147483600-1-1", Found::Registry).is_none());
+        assert!(j.over("2147483600-1-1", Found::Shared).is_none());
     }
 
     #[test]
@@ -359,27 +359,27 @@ mod tests {
         assert_ne!(elsewhere, j.space);
         // A pid that does not run here says nothing about a run of another machine.
         let young = id_at(2147483600, 1, now - hour, elsewhere);
-        assert_eq!(j.over(&young, Found::Registry), None);
+        assert_eq!(j.over(&young, Found::Shared), None);
         let old = id_at(2147483600, 1, now - 25 * hour, elsewhere);
         assert_eq!(
-            j.over(&old, Found::Registry),
+            j.over(&old, Found::Shared),
             Some("began longer ago than the lease")
         );
         // Of this pid space: gone is over at once, alive is kept even past the lease.
         let gone = id_at(2147483600, 1, now - hour, &j.space);
-        assert_eq!(j.over(&gone, Found::Registry), Some("its process is gone"));
+        assert_eq!(j.over(&gone, Found::Shared), Some("its process is gone"));
         let init = process::start_time(1).unwrap();
         let alive = id_at(1, init, now - 48 * hour, &j.space);
-        assert_eq!(j.over(&alive, Found::Registry), None);
+        assert_eq!(j.over(&alive, Found::Shared), None);
         assert_eq!(j.over(&alive, Found::ThisMachine), None);
         // A run that began in the future (a clock behind another's) is not over.
         let ahead = id_at(2147483600, 1, now + hour, elsewhere);
-        assert_eq!(j.over(&ahead, Found::Registry), None);
+        assert_eq!(j.over(&ahead, Found::Shared), None);
         let short = Judge {
             lease: hour / 2,
             ..j.clone()
         };
-        assert!(short.over(&young, Found::Registry).is_some());
+        assert!(short.over(&young, Found::Shared).is_some());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! from each engine's own records (docker and podman events, the buildah calls), not from cip.
 use std::fs;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -347,6 +347,85 @@ fn a_docker_node_over_ssh_builds_and_its_images_come_back_through_cip() {
     );
     let config = common::image_config(&reg, "app:1.0.0", "amd64");
     assert_eq!(config["architecture"], "amd64");
+}
+
+/// On a node of another machine (docker over ssh), which runs of several machines use, a run is
+/// over once it began longer ago than the lease: an old run of another pid space is swept, a young
+/// one and a tag with an older id (no wall-clock start) are kept.
+#[test]
+fn a_run_sweeps_a_docker_node_over_ssh_of_runs_older_than_the_lease_only() {
+    let reg = TestRegistry::start();
+    let dockerd = TestDockerd::start();
+    let sshd = TestSshd::start(&dockerd.host());
+    let ws = Workspace::demo();
+    write_cip_toml(
+        &ws,
+        "[nodes.far]\nkind = \"docker\"\nhost = \"ssh://farmnode\"\n",
+    );
+    let began = |ago: Duration| {
+        let at = std::time::SystemTime::now() - ago;
+        let nanos = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        format!("2147483600-1-{nanos:x}-0badc0de")
+    };
+    let old = format!(
+        "cip.local/run-{}/old:1.0.0-linux-amd64",
+        began(Duration::from_secs(48 * 3600))
+    );
+    let young = format!(
+        "cip.local/run-{}/young:1.0.0-linux-amd64",
+        began(Duration::from_secs(60))
+    );
+    let legacy = "cip.local/run-2147483600-1-1/legacy:1.0.0-linux-amd64".to_string();
+    let docker = |args: &[&str]| {
+        common::run_ok(
+            Command::new("docker")
+                .arg("-H")
+                .arg(dockerd.host())
+                .args(args),
+        )
+    };
+    let empty = tempfile::tempdir().unwrap();
+    let tar = empty.path().join("empty.tar");
+    common::run_ok(
+        Command::new("tar")
+            .arg("cf")
+            .arg(&tar)
+            .args(["--files-from", "/dev/null"]),
+    );
+    docker(&["import", tar.to_str().unwrap(), &old]);
+    for tag in [&young, &legacy] {
+        docker(&["tag", &old, tag]);
+    }
+    let path = format!(
+        "{}:{}",
+        sshd.bin().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let env = [("PATH", path.as_str()), ("CIP_FARM_PROBE_SECONDS", "90")];
+    let args = [
+        "publish",
+        "busybox",
+        "--node",
+        "far",
+        "--platform",
+        "linux/amd64",
+        "--remote-registry",
+        &reg.addr(),
+    ];
+    let (_, out) = run_cip(&ws, &args, &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("removed 1 tag left by earlier runs that are gone, from ssh://farmnode")
+            && stderr.contains(&old),
+        "{stderr}"
+    );
+    let listed = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(!listed.contains("/old:"), "{listed}");
+    assert!(
+        listed.contains("/young:") && listed.contains("/legacy:"),
+        "{listed}"
+    );
 }
 
 /// Four independent images whose builds each sleep `seconds`, for linux/amd64.
