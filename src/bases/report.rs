@@ -8,10 +8,14 @@ use super::resolve::Resolution;
 use super::{BaseRef, Bases};
 use crate::project::dockerfile::kind_label;
 
-/// What is known of one base: its own resolution, or for a pinned one that of its tag.
+/// Where `base` points now: its own resolution, or for a pinned one that of its tag.
+fn now<'r>(base: &BaseRef, resolved: &'r BTreeMap<BaseRef, Resolution>) -> Option<&'r Resolution> {
+    base.unpinned().and_then(|u| resolved.get(&u))
+}
+
+/// The status of one base (its JSON name) and the words the table shows for it.
 fn state(base: &BaseRef, resolved: &BTreeMap<BaseRef, Resolution>) -> (&'static str, String) {
-    let now = base.unpinned().and_then(|u| resolved.get(&u));
-    match (now, &base.digest) {
+    match (now(base, resolved), &base.digest) {
         (None, Some(_)) => ("pinned", "pinned by digest, no tag to follow".into()),
         (None, None) => ("unknown", "not asked".into()),
         (Some(Resolution::Digest(d)), Some(pin)) if d == pin => {
@@ -82,8 +86,7 @@ pub fn to_json(
         .iter()
         .map(|(base, uses)| {
             let (status, _) = state(base, resolved);
-            let now = base.unpinned().and_then(|u| resolved.get(&u));
-            let (digest, reason) = match now {
+            let (digest, reason) = match now(base, resolved) {
                 Some(Resolution::Digest(d)) => (Some(d.clone()), None),
                 Some(Resolution::Unreachable { reason, .. }) => (None, Some(reason.clone())),
                 _ => (None, None),

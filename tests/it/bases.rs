@@ -10,20 +10,11 @@ use std::path::Path;
 use cip::bases::resolve::{resolve, Connect, Mirrors, Resolution};
 use cip::bases::{self, BaseRef};
 use cip::platform::Platform;
-use cip::registry::index::sha256_digest;
 use cip::registry::push::push_layout;
 use cip::registry::{Endpoint, Reference, Registry, RegistryAuth};
-use common::TestRegistry;
+use common::{add_blob, TestRegistry};
 use futures_util::FutureExt;
 use serde_json::json;
-
-fn add_blob(layout: &Path, media_type: &str, bytes: &[u8]) -> serde_json::Value {
-    let digest = sha256_digest(bytes);
-    let dir = layout.join("blobs/sha256");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join(digest.trim_start_matches("sha256:")), bytes).unwrap();
-    json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
-}
 
 /// An OCI layout of a one-layer amd64 image whose layer says `what`.
 fn layout(dir: &Path, what: &str) -> std::path::PathBuf {

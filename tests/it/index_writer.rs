@@ -12,21 +12,12 @@ use cip::execute::index_writer::{
     AfterIndexWritten, Annotations, Guard, IndexWrite, IndexWriter, NewImage, Written,
 };
 use cip::platform::Platform;
-use cip::registry::index::sha256_digest;
 use cip::registry::push::push_layout;
 use cip::registry::RegistryAuth;
 use cip::registry::{Endpoint, Registry};
-use common::{is_tagged, raw_manifest, TestRegistry};
+use common::{add_blob, is_tagged, raw_manifest, TestRegistry};
 use futures_util::future::BoxFuture;
 use serde_json::json;
-
-fn add_blob(layout: &Path, media_type: &str, bytes: &[u8]) -> serde_json::Value {
-    let digest = sha256_digest(bytes);
-    let dir = layout.join("blobs/sha256");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join(digest.trim_start_matches("sha256:")), bytes).unwrap();
-    json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
-}
 
 /// An OCI layout of a one-layer image whose config names `arch`.
 fn layout_for(dir: &Path, arch: &str) -> std::path::PathBuf {

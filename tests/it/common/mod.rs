@@ -588,6 +588,15 @@ fn answers(port: u16, tls: bool) -> bool {
 }
 
 /// A loopback port that was free a moment ago.
+/// Writes `bytes` into the OCI layout at `layout` as a blob; its descriptor, of `media_type`.
+pub fn add_blob(layout: &Path, media_type: &str, bytes: &[u8]) -> serde_json::Value {
+    let digest = cip::registry::index::sha256_digest(bytes);
+    let dir = layout.join("blobs/sha256");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(digest.trim_start_matches("sha256:")), bytes).unwrap();
+    serde_json::json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
+}
+
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr").port()
